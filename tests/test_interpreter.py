@@ -1,0 +1,274 @@
+"""Interpreter and Transformer against torch.fx (the oracle) and eager execution."""
+
+from __future__ import annotations
+
+import operator
+import weakref
+
+import pytest
+import torch
+import torch.fx
+
+import fxkit as fx
+from fxkit import zoo
+from fxkit.interpreter import Interpreter, Transformer
+
+
+def _pair(fn_or_module):
+    """The same program traced by fxkit and by torch.fx."""
+    return fx.symbolic_trace(fn_or_module), torch.fx.symbolic_trace(fn_or_module)
+
+
+@pytest.mark.parametrize("name", ["mlp", "resnet", "transformer"])
+def test_run_matches_eager_and_torch_fx(name: str) -> None:
+    model = zoo.get_model(name).eval()
+    inputs = zoo.example_inputs(name)
+    ours, theirs = _pair(model)
+    with torch.no_grad():
+        expected = model(*inputs)
+        got = Interpreter(ours).run(*inputs)
+        oracle = torch.fx.Interpreter(theirs).run(*inputs)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(got, oracle)
+
+
+def _many_argument_shapes(x: torch.Tensor, y: torch.Tensor) -> tuple:
+    parts = torch.cat([x, y * 2], dim=0)
+    sliced = parts[1:3, ::2]
+    stacked = torch.stack((x, y)).sum(dim=(0, 1), keepdim=True)
+    viewed = sliced.reshape([-1]).view(-1, 1)
+    clipped = torch.clamp(viewed, min=-0.5, max=0.5)
+    pair = torch.max(x, dim=1)
+    return {"clipped": clipped, "stacked": stacked}, [pair[0], pair.indices], x.shape[0] + 1
+
+
+def test_argument_shapes_kwargs_containers_and_getitem() -> None:
+    x, y = torch.randn(4, 6), torch.randn(4, 6)
+    ours, theirs = _pair(_many_argument_shapes)
+    expected = _many_argument_shapes(x, y)
+    got = Interpreter(ours).run(x, y)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(torch.fx.Interpreter(theirs).run(x, y), got)
+
+
+def test_last_uses_match_torch_fx_and_env_is_emptied() -> None:
+    model = zoo.get_model("transformer")
+    ours, theirs = _pair(model)
+    interp = Interpreter(ours)
+    oracle = torch.fx.Interpreter(theirs)
+    by_name = {
+        user.name: [used.name for used in used_list] for user, used_list in interp.user_to_last_uses.items()
+    }
+    oracle_by_name = {
+        user.name: [used.name for used in used_list] for user, used_list in oracle.user_to_last_uses.items()
+    }
+    assert by_name == oracle_by_name
+    interp.run(*zoo.example_inputs("transformer"))
+    assert [node.op for node in interp.env] == ["output"]
+
+
+def test_values_are_freed_after_last_use() -> None:
+    def chain(x):
+        for _ in range(20):
+            x = torch.relu(x) + 1
+        return x
+
+    traced = fx.symbolic_trace(chain)
+    alive_counts = []
+
+    class Watching(Interpreter):
+        def call_function(self, target, args, kwargs):
+            alive_counts.append(len(self.env))
+            return super().call_function(target, args, kwargs)
+
+    result = Watching(traced).run(torch.randn(3))
+    torch.testing.assert_close(result, chain(torch.randn(3)) * 0 + result)
+    assert max(alive_counts) <= 2
+
+
+def test_input_tensor_can_be_freed_by_boxed_run() -> None:
+    traced = fx.symbolic_trace(lambda x: torch.relu(x) * 2)
+    big = torch.randn(10)
+    watcher = weakref.ref(big)
+    seen_alive = []
+
+    class Probe(Interpreter):
+        def call_method(self, target, args, kwargs):
+            seen_alive.append(watcher() is not None)
+            return super().call_method(target, args, kwargs)
+
+        def call_function(self, target, args, kwargs):
+            if target is operator.mul:
+                seen_alive.append(watcher() is not None)
+            return super().call_function(target, args, kwargs)
+
+    args = [big]
+    del big
+    Probe(traced).boxed_run(args)
+    assert args == []
+    assert seen_alive == [False]
+
+
+def test_garbage_collect_values_false_keeps_everything() -> None:
+    traced = fx.symbolic_trace(lambda x: torch.relu(x) * 2)
+    interp = Interpreter(traced, garbage_collect_values=False)
+    interp.run(torch.randn(3))
+    assert [node.name for node in interp.env] == [node.name for node in traced.graph.nodes]
+
+
+def test_call_function_override_matches_torch_fx() -> None:
+    def fn(x):
+        return torch.sigmoid(x).neg()
+
+    class NegSigmSwap:
+        def call_function(self, target, args, kwargs):
+            if target is torch.sigmoid:
+                return torch.neg(*args, **kwargs)
+            return super().call_function(target, args, kwargs)
+
+        def call_method(self, target, args, kwargs):
+            if target == "neg":
+                call_self, *rest = args
+                return call_self.sigmoid(*rest, **kwargs)
+            return super().call_method(target, args, kwargs)
+
+    ours_cls = type("Ours", (NegSigmSwap, Interpreter), {})
+    theirs_cls = type("Theirs", (NegSigmSwap, torch.fx.Interpreter), {})
+    ours, theirs = _pair(fn)
+    x = torch.randn(5)
+    torch.testing.assert_close(ours_cls(ours).run(x), theirs_cls(theirs).run(x))
+    torch.testing.assert_close(ours_cls(ours).run(x), torch.neg(x).sigmoid())
+
+
+def test_run_node_override_is_called_for_every_node() -> None:
+    traced = fx.symbolic_trace(zoo.get_model("mlp"))
+    visited = []
+
+    class Recording(Interpreter):
+        def run_node(self, n):
+            visited.append(n.name)
+            return super().run_node(n)
+
+    inputs = zoo.example_inputs("mlp")
+    torch.testing.assert_close(Recording(traced).run(*inputs), traced(*inputs))
+    assert visited == [node.name for node in traced.graph.nodes]
+
+
+def test_placeholder_defaults_varargs_and_initial_env() -> None:
+    def fn(x, y=3, *args):
+        return x + y, args
+
+    ours, theirs = _pair(fn)
+    one = torch.ones(1)
+    for call_args in [(one,), (one, 2, 5, 6)]:
+        assert str(Interpreter(ours).run(*call_args)) == str(torch.fx.Interpreter(theirs).run(*call_args))
+    x_node = next(iter(ours.graph.nodes))
+    result = Interpreter(ours).run(initial_env={x_node: torch.full((1,), 5.0)})
+    torch.testing.assert_close(result[0], torch.full((1,), 8.0))
+
+
+def _error_of(callable_, *args):
+    with pytest.raises(Exception) as info:
+        callable_(*args)
+    return info.value
+
+
+def test_error_in_node_keeps_type_and_names_node_and_generated_line() -> None:
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 4)
+
+        def forward(self, x, y):
+            return torch.mm(self.lin(x + 1), y)
+
+    ours, theirs = _pair(M())
+    bad = (torch.randn(2, 3), torch.randn(5, 2))
+    error = _error_of(Interpreter(ours).run, *bad)
+    oracle_error = _error_of(torch.fx.Interpreter(theirs).run, *bad)
+    assert type(error) is type(oracle_error)
+    assert str(error).startswith(str(oracle_error).split("\n")[0])
+    notes = "\n".join(error.__notes__)
+    assert "%mm" in notes and "call_function" in notes
+    line = next(text for text in ours.code.splitlines() if text.strip().startswith("mm = "))
+    assert line.strip() in notes
+
+
+def test_missing_and_extra_arguments() -> None:
+    ours, theirs = _pair(lambda x, y: x + y)
+    error = _error_of(Interpreter(ours).run, torch.ones(1))
+    oracle_error = _error_of(torch.fx.Interpreter(theirs).run, torch.ones(1))
+    assert type(error) is type(oracle_error) is RuntimeError
+    assert str(error) == str(oracle_error).split("\n")[0]
+    assert "placeholder" in "\n".join(error.__notes__)
+    extra = _error_of(Interpreter(ours).run, 1, 2, 3)
+    assert isinstance(extra, TypeError) and "(x, y)" in str(extra) and "received 3" in str(extra)
+
+
+def test_boxed_run_argument_count_errors_match_torch_fx() -> None:
+    ours, theirs = _pair(lambda x: x * 2)
+    for args in ([], [1, 2]):
+        error = _error_of(Interpreter(ours).boxed_run, list(args))
+        oracle_error = _error_of(torch.fx.Interpreter(theirs).boxed_run, list(args))
+        assert type(error) is type(oracle_error)
+        assert str(error) == str(oracle_error)
+
+
+def test_missing_attribute_error_matches_torch_fx() -> None:
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(2, 2)
+
+        def forward(self, x):
+            return x + self.lin.weight
+
+    ours, theirs = _pair(M())
+    del ours.lin.weight
+    del theirs.lin.weight
+    error = _error_of(Interpreter(ours).run, torch.ones(2, 2))
+    oracle_error = _error_of(torch.fx.Interpreter(theirs).run, torch.ones(2, 2))
+    assert type(error) is type(oracle_error)
+    assert str(error) == str(oracle_error).split("\n")[0]
+
+
+def test_key_error_from_target_stays_key_error() -> None:
+    graph = fx.Graph()
+    x = graph.placeholder("x")
+    graph.output(graph.call_function(operator.getitem, (x, "k")))
+    module = fx.GraphModule(torch.nn.Module(), graph)
+    error = _error_of(Interpreter(module).run, {})
+    assert isinstance(error, KeyError)
+    assert "%getitem" in "\n".join(error.__notes__)
+
+
+def test_transformer_identity_and_rewrite_match_torch_fx() -> None:
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 4)
+            self.scale = torch.nn.Parameter(torch.full((4,), 2.0))
+
+        def forward(self, x):
+            return (torch.relu(self.lin(x)) * self.scale).sum(dim=-1)
+
+    def rewrite(base):
+        class ReluToSigmoid(base):
+            def call_function(self, target, args, kwargs):
+                if target is torch.relu:
+                    return torch.sigmoid(args[0]) * 2
+                return super().call_function(target, args, kwargs)
+
+        return ReluToSigmoid
+
+    ours, theirs = _pair(M())
+    x = torch.randn(2, 3)
+    identity = Transformer(ours).transform()
+    assert identity.code == torch.fx.Transformer(theirs).transform().code
+    torch.testing.assert_close(identity(x), ours(x))
+    rewritten = rewrite(Transformer)(ours).transform()
+    oracle = rewrite(torch.fx.Transformer)(theirs).transform()
+    assert rewritten.code == oracle.code
+    torch.testing.assert_close(rewritten(x), oracle(x))
+    lin_node = next(node for node in rewritten.graph.nodes if node.op == "call_module")
+    assert "nn_module_stack" in lin_node.meta
