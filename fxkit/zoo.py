@@ -8,8 +8,8 @@ with fixed weights, so the same name always gives the same module and outputs.
 >>> out = model(*zoo.example_inputs("mlp"))
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: tracing keeps forward()'s annotations, and real
+# types (not strings) are what make generated code read `x : torch.Tensor`.
 import math
 from typing import Callable
 

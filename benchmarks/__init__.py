@@ -1,0 +1,1 @@
+"""fxkit's benchmarks against torch.fx: ``python3 -m benchmarks --compare torch.fx``."""
