@@ -1,0 +1,19 @@
+"""fxkit: capture PyTorch programs as graphs, transform them, and turn them back into modules.
+
+The public API mirrors torch.fx, so ``import fxkit as fx`` runs code written for torch.fx.
+"""
+from .graph import CodeGen, Graph, PythonCode
+from .graph_module import GraphModule
+from .node import Node, has_side_effect, map_aggregate, map_arg
+from .tracer import PH, Proxy, Tracer, symbolic_trace, wrap
+
+__all__ = [
+    "CodeGen",
+    "Graph",
+    "GraphModule",
+    "Node",
+    "PythonCode",
+    "has_side_effect",
+    "map_aggregate",
+    "map_arg",
+]

@@ -1,0 +1,54 @@
+"""Flattening inputs along a known ``TreeSpec``, used by pytree-flattened generated code."""
+from __future__ import annotations
+
+from typing import Any, List
+
+import torch.utils._pytree as pytree
+
+__all__ = ["tree_flatten_spec"]
+
+
+def _children(spec: pytree.TreeSpec) -> List[pytree.TreeSpec]:
+    children = getattr(spec, "children", None)
+    if callable(children):
+        return list(children())
+    return list(spec.children_specs)
+
+
+def tree_flatten_spec(value: Any, spec: pytree.TreeSpec) -> List[Any]:
+    """Leaves of ``value`` in the order ``spec`` lists them.
+
+    Unlike a plain flatten, dicts are read by the keys the spec recorded, so a caller may pass a dict
+    whose keys come in another order (or with extra keys) and still line up with the placeholders.
+    """
+    leaves: List[Any] = []
+    _walk(value, spec, leaves)
+    return leaves
+
+
+def _walk(value: Any, spec: pytree.TreeSpec, leaves: List[Any]) -> None:
+    if spec.is_leaf():
+        leaves.append(value)
+        return
+    children = _children(spec)
+    if spec.type is dict or (isinstance(value, dict) and isinstance(spec.context, list)):
+        keys = spec.context
+        if not isinstance(value, dict):
+            raise TypeError(f"expected a dict with keys {keys} for this input, got {type(value).__name__}")
+        missing = [key for key in keys if key not in value]
+        if missing:
+            raise KeyError(f"input dict is missing keys {missing}; the traced program expects {keys}")
+        for key, child in zip(keys, children):
+            _walk(value[key], child, leaves)
+        return
+    if spec.type in (list, tuple) or isinstance(value, (list, tuple)):
+        items = list(value) if isinstance(value, (list, tuple)) else pytree.tree_flatten(value)[0]
+        if len(items) != len(children):
+            raise ValueError(
+                f"expected a {spec.type.__name__} of {len(children)} items for this input, got {len(items)}"
+            )
+        for item, child in zip(items, children):
+            _walk(item, child, leaves)
+        return
+    flat, _ = pytree.tree_flatten(value)
+    leaves.extend(flat)

@@ -1,0 +1,472 @@
+"""Turning a node list into Python source: one statement per node, values freed after last use."""
+from __future__ import annotations
+
+import builtins
+import enum
+import keyword
+import math
+import operator
+import re
+import types
+import typing
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
+
+import torch
+import torch.utils._pytree as pytree
+
+from . import _pytree as fx_pytree
+from .immutable_collections import immutable_dict, immutable_list
+from .node import Node, _qualified_name
+
+__all__ = ["CodeGen", "PythonCode", "_PyTreeCodeGen", "_PyTreeInfo"]
+
+# Infix spellings of the operator module; the generated code reads like the code that was traced.
+BINARY_OPERATORS: Dict[Any, str] = {
+    operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/",
+    operator.floordiv: "//", operator.mod: "%", operator.pow: "**", operator.lshift: "<<",
+    operator.rshift: ">>", operator.and_: "&", operator.or_: "|", operator.xor: "^",
+    operator.matmul: "@", operator.eq: "==", operator.ne: "!=", operator.lt: "<",
+    operator.le: "<=", operator.gt: ">", operator.ge: ">=",
+}
+UNARY_OPERATORS: Dict[Any, str] = {operator.neg: "-", operator.pos: "+", operator.invert: "~"}
+INPLACE_OPERATORS: Dict[Any, str] = {
+    operator.iadd: "+=", operator.isub: "-=", operator.imul: "*=", operator.itruediv: "/=",
+    operator.ifloordiv: "//=", operator.imod: "%=", operator.ipow: "**=", operator.ilshift: "<<=",
+    operator.irshift: ">>=", operator.iand: "&=", operator.ior: "|=", operator.ixor: "^=",
+    operator.imatmul: "@=",
+}
+
+# Globals every generated function can rely on; node names never take these.
+BASE_GLOBALS: Dict[str, Any] = {
+    "inf": math.inf,
+    "nan": math.nan,
+    "NoneType": type(None),
+    "torch": torch,
+    "device": torch.device,
+    "fx_pytree": fx_pytree,
+    "pytree": pytree,
+}
+
+_REPR_SAFE = (bool, int, str, bytes, type(None), complex, torch.dtype, torch.memory_format, torch.layout,
+              torch.device, torch.Size)
+_IDENTIFIER = re.compile(r"[^0-9a-zA-Z_]+")
+
+
+class PythonCode:
+    """Generated source plus the globals it must be executed with."""
+
+    def __init__(
+        self,
+        src: str,
+        globals: Dict[str, Any],
+        _lineno_map: Optional[Dict[int, Optional[int]]] = None,
+        _prologue_start: int = 0,
+    ) -> None:
+        self.src = src
+        self.globals = globals
+        self._lineno_map = _lineno_map
+        self._prologue_start = _prologue_start
+
+
+def _torch_path_is_valid(path: str, obj: Any) -> bool:
+    """True when ``torch.a.b.c`` written in code evaluates to ``obj``."""
+    parts = path.split(".")
+    if parts[0] != "torch":
+        return False
+    current: Any = torch
+    for part in parts[1:]:
+        current = getattr(current, part, _ABSENT)
+        if current is _ABSENT:
+            return False
+    return current is obj
+
+
+_ABSENT = object()
+_TORCH_PATHS: Dict[Any, Optional[str]] = {}
+
+
+def _torch_path(obj: Any) -> Optional[str]:
+    """``torch.xxx`` spelling of ``obj`` when it is reachable that way (cached per object)."""
+    try:
+        return _TORCH_PATHS[obj]
+    except KeyError:
+        pass
+    except TypeError:
+        return None
+    path: Optional[str] = None
+    if not isinstance(obj, (types.MethodDescriptorType, types.WrapperDescriptorType)) and obj is not torch.device:
+        try:
+            candidate = _qualified_name(obj)
+        except Exception:
+            candidate = ""
+        if candidate.startswith("torch.") and _torch_path_is_valid(candidate, obj):
+            path = candidate
+    _TORCH_PATHS[obj] = path
+    return path
+
+
+def _global_hint(obj: Any) -> str:
+    """Name hint for binding a non-torch object as a global: its module path with dots as underscores."""
+    if isinstance(obj, type) or callable(obj):
+        name = getattr(obj, "__name__", None) or type(obj).__name__
+        if getattr(builtins, name, None) is obj:
+            return name
+        if isinstance(obj, (types.MethodDescriptorType, types.WrapperDescriptorType)):
+            return _IDENTIFIER.sub("_", _qualified_name(obj))
+        module = getattr(obj, "__module__", None) or ""
+        return _IDENTIFIER.sub("_", f"{module}.{name}" if module else name)
+    return "_" + type(obj).__name__
+
+
+class _Emitter:
+    """Per-call state of code generation: bound globals and the names already taken."""
+
+    def __init__(self, taken: Dict[str, None]) -> None:
+        self.globals: Dict[str, Any] = dict(BASE_GLOBALS)
+        self._taken = taken
+        self._bound: Dict[int, str] = {}
+
+    def bind(self, obj: Any, hint: Optional[str] = None) -> str:
+        """Make ``obj`` reachable from the generated code; return the name to write."""
+        key = id(obj)
+        known = self._bound.get(key)
+        if known is not None:
+            return known
+        path = _torch_path(obj)
+        if path is not None:
+            self._bound[key] = path
+            return path
+        if obj is torch.device:
+            self._bound[key] = "device"
+            return "device"
+        name = hint if hint is not None else _global_hint(obj)
+        if not name or name[0].isdigit():
+            name = "_" + name
+        base, number = name, 0
+        while (name in self._taken or keyword.iskeyword(name)) or (
+            name in self.globals and self.globals[name] is not obj
+        ):
+            number += 1
+            name = f"{base}_{number}"
+        self.globals[name] = obj
+        self._bound[key] = name
+        return name
+
+    # -- values --------------------------------------------------------------------------------
+    def render(self, value: Any) -> str:
+        """Python expression for an argument value (nodes by name, containers recursively)."""
+        kind = type(value)
+        if kind is Node:
+            return value.name
+        if kind is int or kind is str or kind is bool or value is None:
+            return repr(value)
+        if kind is float:
+            if math.isnan(value):
+                return "nan"
+            return repr(value)
+        if kind is tuple:
+            if len(value) == 1:
+                return "(" + self.render(value[0]) + ",)"
+            return "(" + ", ".join([self.render(item) for item in value]) + ")"
+        if kind is list or kind is immutable_list:
+            return "[" + ", ".join([self.render(item) for item in value]) + "]"
+        if kind is dict or kind is immutable_dict:
+            return "{" + ", ".join([f"{self.render(k)}: {self.render(v)}" for k, v in value.items()]) + "}"
+        if kind is slice:
+            return f"slice({self.render(value.start)}, {self.render(value.stop)}, {self.render(value.step)})"
+        if value is Ellipsis:
+            return "Ellipsis"
+        if isinstance(value, Node):
+            return value.name
+        if isinstance(value, tuple) and hasattr(value, "_fields"):
+            return self.bind(kind) + "(" + ", ".join([self.render(item) for item in value]) + ")"
+        if isinstance(value, _REPR_SAFE):
+            return repr(value)
+        if isinstance(value, float):
+            return "nan" if math.isnan(value) else repr(float(value))
+        if isinstance(value, enum.Enum):
+            return f"{self.bind(kind)}.{value.name}"
+        if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)) or callable(value):
+            return self.bind(value)
+        if isinstance(value, range):
+            return repr(value)
+        return self.bind(value, "_" + _IDENTIFIER.sub("_", kind.__name__) + "_constant")
+
+    def render_call_args(self, args: Iterable[Any], kwargs: Dict[str, Any]) -> str:
+        parts = [self.render(arg) for arg in args]
+        parts.extend([f"{key} = {self.render(value)}" for key, value in kwargs.items()])
+        return ", ".join(parts)
+
+    def annotation(self, annotation: Any) -> str:
+        """Source spelling of a type annotation, binding whatever it references."""
+        if annotation is None or annotation is type(None):
+            return "None" if annotation is None else "NoneType"
+        if annotation is ...:
+            return "..."
+        if isinstance(annotation, str):
+            return repr(annotation)
+        origin = typing.get_origin(annotation)
+        if origin is not None:
+            type_args = typing.get_args(annotation)
+            alias = _typing_alias_name(annotation, origin)
+            head = self.bind(alias[1], alias[0])
+            if not type_args:
+                return head
+            return head + "[" + ",".join(self.annotation(arg) for arg in type_args) + "]"
+        if isinstance(annotation, type):
+            if annotation.__module__ == "builtins":
+                return annotation.__qualname__
+            return self.bind(annotation, _IDENTIFIER.sub("_", f"{annotation.__module__}.{annotation.__qualname__}"))
+        return self.bind(annotation, "_annotation")
+
+
+def _typing_alias_name(annotation: Any, origin: Any) -> Tuple[str, Any]:
+    """Pick how to spell the head of a parameterised annotation: typing.List -> ``typing_List``."""
+    name = getattr(annotation, "_name", None)
+    if name and hasattr(typing, name) and getattr(annotation, "__module__", "") == "typing":
+        return "typing_" + name, getattr(typing, name)
+    if origin is typing.Union:
+        return "typing_Union", typing.Union
+    return _global_hint(origin), origin
+
+
+def _self_path(root_module: str, qualified_name: str) -> str:
+    """``self.layer1[...]`` spelling of a dotted attribute path, using getattr for non-identifiers."""
+    expression = root_module
+    for atom in qualified_name.split("."):
+        if atom.isidentifier() and not keyword.iskeyword(atom):
+            expression = f"{expression}.{atom}"
+        else:
+            expression = f'getattr({expression}, "{atom}")'
+    return expression
+
+
+class CodeGen:
+    """Writes the Python function for a graph. Subclass it to change the calling convention."""
+
+    def __init__(self) -> None:
+        self._body_transformer: Optional[Callable[[List[str]], List[str]]] = None
+        self._func_name = "forward"
+
+    def gen_fn_def(self, free_vars: List[str], maybe_return_annotation: str, *, expanded_def: bool = False) -> str:
+        """The ``def`` line; ``self`` is added as the first parameter when missing."""
+        if not free_vars or free_vars[0] != "self":
+            free_vars = ["self", *free_vars]
+        return f"def {self._func_name}({', '.join(free_vars)}){maybe_return_annotation}:"
+
+    def generate_output(
+        self, output_args: Any, *, descs: Optional[Any] = None, repr_fn: Optional[Callable[[Any], str]] = None
+    ) -> str:
+        """The ``return`` statement."""
+        return f"return {(repr_fn or repr)(output_args)}"
+
+    def process_inputs(self, *args: Any) -> Any:
+        """Transform caller arguments into the graph's placeholders (identity here)."""
+        return args
+
+    def process_outputs(self, outputs: Any) -> Any:
+        """Transform the graph's outputs into what the caller sees (identity here)."""
+        return outputs
+
+    def additional_globals(self) -> List[Tuple[str, Any]]:
+        """Extra (name, object) globals the generated code needs."""
+        return []
+
+    def _gen_python_code(
+        self,
+        nodes: Iterable[Node],
+        root_module: str,
+        namespace: Any = None,
+        *,
+        verbose: bool = False,
+        stack_comments: bool = False,
+        **_: Any,
+    ) -> PythonCode:
+        node_list = list(nodes)
+        taken: Dict[str, None] = {node.name: None for node in node_list}
+        emit = _Emitter(taken)
+        for name, value in self.additional_globals():
+            emit.globals[name] = value
+            taken[name] = None
+
+        last_use = _last_uses(node_list)
+        free_vars: List[str] = []
+        body: List[str] = []
+        wrapped: Dict[str, None] = {}
+        lineno_map: Dict[int, Optional[int]] = {}
+        return_annotation = ""
+        last_location: Optional[str] = ""
+
+        for index, node in enumerate(node_list):
+            op = node.op
+            if stack_comments and op != "placeholder":
+                location = _stack_summary(node.stack_trace)
+                if location != last_location:
+                    body.append(f"# {location}" if location else "# No stacktrace found for following nodes")
+                    last_location = location
+            if op == "placeholder":
+                free_vars.append(self._placeholder_param(node, emit))
+                bare = node.target.lstrip("*")
+                if bare != node.name:
+                    body.append(f"{node.name} = {bare}")
+                    lineno_map[len(body)] = index
+                continue
+            if op == "output":
+                if node.type is not None:
+                    return_annotation = f" -> {emit.annotation(node.type)}"
+                body.append(self.generate_output(node.args[0], repr_fn=emit.render))
+                lineno_map[len(body)] = index
+                continue
+            statement = self._statement(node, root_module, emit, wrapped)
+            freed = last_use.get(node)
+            if not node.users:
+                freed = (freed or []) + [node]
+            if freed:
+                statement += ";  " + " = ".join([n.name for n in freed]) + " = None"
+            body.append(statement)
+            lineno_map[len(body)] = index
+
+        if not node_list or node_list[-1].op != "output":
+            body.append("pass" if not body else "return None")
+
+        if self._body_transformer is not None:
+            body = self._body_transformer(body)
+
+        prologue = self.gen_fn_def(free_vars, return_annotation)
+        wrap_lines = ""
+        if wrapped:
+            wrap_fn = emit.bind(_wrap_marker(), "fxkit")
+            wrap_lines = "\n".join(f'{wrap_fn}._symbolic_trace.wrap("{name}")' for name in wrapped)
+        header = f"\n{wrap_lines}\n\n{prologue}\n"
+        source = header + "".join(["    " + line + "\n" for line in body]) + "    "
+        first_body_line = header.count("\n") + 1
+        lines = {first_body_line + offset - 1: node_index for offset, node_index in lineno_map.items()}
+        return PythonCode(source, emit.globals, lines, _prologue_start=header.count("\n") - prologue.count("\n"))
+
+    def _placeholder_param(self, node: Node, emit: _Emitter) -> str:
+        param = node.target
+        if node.type is not None:
+            param += f" : {emit.annotation(node.type)}"
+        if node.args:
+            param += f" = {emit.render(node.args[0])}"
+        return param
+
+    def _statement(self, node: Node, root_module: str, emit: _Emitter, wrapped: Dict[str, None]) -> str:
+        name, op, target, args, kwargs = node.name, node.op, node.target, node.args, node.kwargs
+        if op == "get_attr":
+            return f"{name} = {_self_path(root_module, target)}"
+        if op == "call_module":
+            return f"{name} = {_self_path(root_module, target)}({emit.render_call_args(args, kwargs)})"
+        if op == "call_method":
+            receiver = emit.render(args[0])
+            return f"{name} = {receiver}.{target}({emit.render_call_args(args[1:], kwargs)})"
+        # call_function
+        if not kwargs:
+            symbol = BINARY_OPERATORS.get(target) if len(args) == 2 else None
+            if symbol is not None:
+                return f"{name} = {emit.render(args[0])} {symbol} {emit.render(args[1])}"
+            if len(args) == 1 and target in UNARY_OPERATORS:
+                return f"{name} = {UNARY_OPERATORS[target]}{emit.render(args[0])}"
+            if target is operator.getitem and len(args) == 2:
+                return f"{name} = {emit.render(args[0])}[{emit.render(args[1])}]"
+            if target is getattr and len(args) == 2 and isinstance(args[1], str) and args[1].isidentifier() \
+                    and not keyword.iskeyword(args[1]):
+                return f"{name} = {emit.render(args[0])}.{args[1]}"
+            inplace = INPLACE_OPERATORS.get(target) if len(args) == 2 else None
+            if inplace is not None:
+                receiver = emit.render(args[0])
+                return f"{receiver} {inplace} {emit.render(args[1])};  {name} = {receiver}"
+            if target is operator.setitem and len(args) == 3:
+                receiver = emit.render(args[0])
+                return f"{receiver}[{emit.render(args[1])}] = {emit.render(args[2])};  {name} = {receiver}"
+        function = emit.bind(target)
+        if node.meta.get("is_wrapped", False):
+            wrapped[function] = None
+        return f"{name} = {function}({emit.render_call_args(args, kwargs)})"
+
+
+def _stack_summary(stack_trace: Optional[str]) -> Optional[str]:
+    """``File: path:line in fn, code: text`` for the innermost user frame of a recorded stack trace."""
+    if not stack_trace:
+        return None
+    lines = stack_trace.strip().split("\n")
+    for position in range(len(lines) - 1, -1, -1):
+        frame = lines[position].strip()
+        if frame.startswith("File "):
+            match = re.match(r'File "(.*)", line (\d+), in (.*)', frame)
+            if match is None:
+                return None
+            code = lines[position + 1].strip() if position + 1 < len(lines) else ""
+            return f"File: {match.group(1)}:{match.group(2)} in {match.group(3)}, code: {code}"
+    return None
+
+
+def _wrap_marker() -> Any:
+    import fxkit
+
+    return fxkit
+
+
+def _last_uses(nodes: List[Node]) -> Dict[Node, List[Node]]:
+    """For each node, the values whose final read happens there (placeholders included)."""
+    seen: Dict[Node, None] = {}
+    freed_at: Dict[Node, List[Node]] = {}
+    for node in reversed(nodes):
+        if node.op == "output":
+            for used in node._input_nodes:
+                seen[used] = None
+            continue
+        for used in node._input_nodes:
+            if used not in seen:
+                seen[used] = None
+                freed_at.setdefault(node, []).append(used)
+    return freed_at
+
+
+class _PyTreeInfo(NamedTuple):
+    """How the traced function's structured arguments and results map to flat placeholders/outputs."""
+
+    orig_args: List[str]
+    in_spec: Optional[pytree.TreeSpec]
+    out_spec: Optional[pytree.TreeSpec]
+
+
+class _PyTreeCodeGen(CodeGen):
+    """Calling convention for graphs whose inputs/outputs are nested structures (dicts, lists, ...)."""
+
+    def __init__(self, pytree_info: _PyTreeInfo) -> None:
+        super().__init__()
+        self.pytree_info = pytree_info
+
+    def process_inputs(self, *inputs: Any) -> Any:
+        return pytree.tree_leaves(inputs)
+
+    def process_outputs(self, out: Any) -> Any:
+        if self.pytree_info is None or self.pytree_info.out_spec is None:
+            return out
+        if not isinstance(out, (list, tuple)):
+            out = [out]
+        return pytree.tree_unflatten(out, self.pytree_info.out_spec)
+
+    def gen_fn_def(self, free_vars: List[str], maybe_return_annotation: str, *, expanded_def: bool = False) -> str:
+        if self.pytree_info is None:
+            return super().gen_fn_def(free_vars, maybe_return_annotation)
+        original = list(self.pytree_info.orig_args)
+        definition = super().gen_fn_def(original, maybe_return_annotation)
+        if free_vars and self.pytree_info.in_spec is not None:
+            callers = [arg for arg in original if arg != "self"]
+            definition += (
+                f"\n    {', '.join(free_vars)}, = fx_pytree.tree_flatten_spec([{', '.join(callers)}], "
+                "self._in_spec)"
+            )
+        return definition
+
+    def generate_output(
+        self, output_args: Any, *, descs: Optional[Any] = None, repr_fn: Optional[Callable[[Any], str]] = None
+    ) -> str:
+        render = repr_fn or repr
+        if self.pytree_info is not None and self.pytree_info.out_spec is not None:
+            flat = output_args if isinstance(output_args, (list, tuple)) else [output_args]
+            return f"return pytree.tree_unflatten({render(list(flat))}, self._out_spec)"
+        return super().generate_output(output_args, repr_fn=repr_fn)
+

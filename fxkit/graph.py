@@ -1,0 +1,600 @@
+"""``Graph``: an ordered, editable list of ``Node``s that represents one function."""
+from __future__ import annotations
+
+import builtins
+import contextlib
+import copy
+import inspect
+import keyword
+import re
+import warnings
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+import torch
+
+from .codegen import CodeGen, PythonCode, _PyTreeCodeGen, _PyTreeInfo
+from .node import Argument, Node, Target, map_aggregate, map_arg
+
+if TYPE_CHECKING:
+    from .graph_module import GraphModule
+
+__all__ = ["Graph", "CodeGen", "PythonCode", "map_arg", "map_aggregate", "_PyTreeCodeGen", "_PyTreeInfo"]
+
+# Names the generated code binds as globals, so node names must keep clear of them.
+RESERVED_NAMES = frozenset({"inf", "nan", "NoneType", "torch", "device", "fx_pytree", "pytree", "self"})
+
+_NOT_IDENTIFIER = re.compile(r"[^0-9a-zA-Z_]+")
+_NUMBERED = re.compile(r"(.*)_(\d+)$")
+
+
+def _snake_case(text: str) -> str:
+    """``myConv`` -> ``my_conv``: an underscore goes where a capital follows a lower-case letter."""
+    out = []
+    after_lower = False
+    for char in text:
+        if after_lower and char.isupper():
+            out.append("_")
+        out.append(char.lower())
+        after_lower = char.islower()
+    return "".join(out)
+
+
+class _Namespace:
+    """Hands out unique, legal Python identifiers, numbering repeats as ``base_1``, ``base_2``."""
+
+    def __init__(self) -> None:
+        self._used: Dict[str, None] = {}
+        self._last_number: Dict[str, int] = {}
+        self._owner: Dict[int, str] = {}
+
+    def _is_legal(self, name: str, obj: Any) -> bool:
+        if name in self._used or keyword.iskeyword(name) or name in RESERVED_NAMES:
+            return False
+        builtin = builtins.__dict__.get(name, _MISSING)
+        return builtin is _MISSING or builtin is obj
+
+    def create_name(self, candidate: str, obj: Any) -> str:
+        """A fresh name close to ``candidate``; the same ``obj`` always gets the same name back."""
+        if obj is not None and id(obj) in self._owner:
+            return self._owner[id(obj)]
+        name = _NOT_IDENTIFIER.sub("_", candidate)
+        if not name:
+            name = "_unnamed"
+        elif name[0].isdigit():
+            name = "_" + name
+        if not self._is_legal(name, obj):
+            numbered = _NUMBERED.match(name)
+            base, number = (numbered.group(1), int(numbered.group(2))) if numbered else (name, 0)
+            number = max(number, self._last_number.get(base, 0))
+            while True:
+                number += 1
+                name = f"{base}_{number}"
+                if self._is_legal(name, obj):
+                    break
+            self._last_number[base] = number
+        self._used[name] = None
+        if obj is not None:
+            self._owner[id(obj)] = name
+        return name
+
+    def reserve(self, name: str) -> None:
+        self._used[name] = None
+
+    def release(self, name: str) -> None:
+        self._used.pop(name, None)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._used
+
+
+_MISSING = object()
+
+
+class _NodeList:
+    """The nodes of a graph in program order (or reversed); iterating tolerates erasing the current node."""
+
+    def __init__(self, graph: "Graph", reverse: bool = False) -> None:
+        self._graph = graph
+        self._reverse = reverse
+
+    def __len__(self) -> int:
+        return self._graph._len
+
+    def __iter__(self) -> Iterator[Node]:
+        root = self._graph._root
+        if self._reverse:
+            node = root._prev
+            while node is not root:
+                if not node._erased:
+                    yield node
+                node = node._prev
+        else:
+            node = root._next
+            while node is not root:
+                if not node._erased:
+                    yield node
+                node = node._next
+
+    def __reversed__(self) -> "_NodeList":
+        return _NodeList(self._graph, not self._reverse)
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+
+class _InsertPoint:
+    """Context manager that restores the previous insertion point on exit."""
+
+    def __init__(self, graph: "Graph", new_insert: Callable[[Node], None]) -> None:
+        self._graph = graph
+        self._previous = graph._insert
+        graph._insert = new_insert
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        self._graph._insert = self._previous
+
+
+class Graph:
+    """A function as a doubly linked list of nodes: placeholders, operations, one output.
+
+    Insertion and erasure are O(1); ``nodes`` iterates in program order. Build graphs with the
+    ``placeholder`` / ``get_attr`` / ``call_*`` / ``output`` builders and turn them into Python with
+    ``python_code`` (or wrap them in a ``GraphModule``).
+    """
+
+    def __init__(
+        self,
+        owning_module: Optional["GraphModule"] = None,
+        tracer_cls: Optional[type] = None,
+        tracer_extras: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        self._root = Node(self, "", "root", "", (), {})
+        self._root._order = 0.0
+        self._len = 0
+        self._namespace = _Namespace()
+        self._insert: Callable[[Node], None] = self._root.prepend
+        self._owning_module = owning_module
+        self._tracer_cls = tracer_cls
+        self._tracer_extras = tracer_extras
+        self._codegen: CodeGen = CodeGen()
+        self._by_op_target: Dict[Tuple[str, Any], Dict[Node, None]] = {}
+        self._co_fields: Dict[str, Any] = {}
+        self.meta: Dict[str, Any] = {}
+
+    # -- ownership -----------------------------------------------------------------------------
+    @property
+    def owning_module(self) -> Optional["GraphModule"]:
+        """The GraphModule this graph belongs to, if any."""
+        return self._owning_module
+
+    @owning_module.setter
+    def owning_module(self, module: Optional["GraphModule"]) -> None:
+        self._owning_module = module
+
+    @property
+    def nodes(self) -> _NodeList:
+        """All nodes, in program order. Supports ``len``, ``reversed`` and iteration."""
+        return _NodeList(self)
+
+    def output_node(self) -> Node:
+        """The graph's output node (the last node)."""
+        last = self._root._prev
+        if last is self._root or last.op != "output":
+            raise RuntimeError("this graph has no output node; add one with graph.output(value)")
+        return last
+
+    # -- lookup table for find_nodes -------------------------------------------------------------
+    def _index(self, node: Node) -> None:
+        if node._erased or node.op == "root":
+            return
+        key = self._lookup_key(node.op, node.target)
+        self._by_op_target.setdefault(key, {})[node] = None
+        if key[1] is not None:
+            self._by_op_target.setdefault((node.op, None), {})[node] = None
+
+    def _unindex(self, node: Node) -> None:
+        if node.op == "root":
+            return
+        key = self._lookup_key(node.op, node.target)
+        for bucket_key in (key, (node.op, None)):
+            bucket = self._by_op_target.get(bucket_key)
+            if bucket is not None:
+                bucket.pop(node, None)
+
+    @staticmethod
+    def _lookup_key(op: str, target: Any) -> Tuple[str, Any]:
+        try:
+            hash(target)
+        except TypeError:
+            return (op, ("unhashable", id(target)))
+        return (op, target)
+
+    def find_nodes(self, *, op: str, target: Optional[Target] = None, sort: bool = True) -> List[Node]:
+        """Nodes with this ``op`` (and ``target`` when given), found without scanning the graph."""
+        key = (op, None) if target is None else self._lookup_key(op, target)
+        found = list(self._by_op_target.get(key, ()))
+        if sort and len(found) > 1:
+            found.sort(key=_order_of)
+        return found
+
+    def _relinked(self, node: Node) -> None:
+        """Give ``node`` an order key between its neighbours after it moved in the list."""
+        before, after = node._prev, node._next
+        if after is self._root:
+            node._order = before._order + 1.0
+            return
+        middle = (before._order + after._order) / 2
+        if before._order < middle < after._order:
+            node._order = middle
+        else:
+            self._renumber()
+
+    def _renumber(self) -> None:
+        position = 0.0
+        node = self._root._next
+        while node is not self._root:
+            position += 1.0
+            node._order = position
+            node = node._next
+
+    # -- building ------------------------------------------------------------------------------
+    def create_node(
+        self,
+        op: str,
+        target: Target,
+        args: Optional[Tuple[Argument, ...]] = None,
+        kwargs: Optional[Dict[str, Argument]] = None,
+        name: Optional[str] = None,
+        type_expr: Optional[Any] = None,
+    ) -> Node:
+        """Create a node and insert it at the current insertion point."""
+        candidate = name if name is not None else self._target_to_str(target)
+        unique = self._namespace.create_name(candidate, None)
+        try:
+            node = Node(self, unique, op, target, () if args is None else args, kwargs or {}, type_expr)
+        except Exception:
+            self._namespace.release(unique)
+            raise
+        self._insert(node)
+        self._len += 1
+        self._index(node)
+        return node
+
+    def placeholder(
+        self, name: str, type_expr: Optional[Any] = None, default_value: Any = inspect.Signature.empty
+    ) -> Node:
+        """An input of the function; ``default_value`` becomes the parameter's default."""
+        args = () if default_value is inspect.Signature.empty else (default_value,)
+        return self.create_node("placeholder", name, args=args, type_expr=type_expr)
+
+    def get_attr(self, qualified_name: str, type_expr: Optional[Any] = None) -> Node:
+        """Fetch ``qualified_name`` (e.g. ``layer.weight``) from the owning module."""
+        self._warn_if_missing(qualified_name, "get_attr")
+        return self.create_node("get_attr", qualified_name, type_expr=type_expr)
+
+    def call_module(
+        self,
+        module_name: str,
+        args: Optional[Tuple[Argument, ...]] = None,
+        kwargs: Optional[Dict[str, Argument]] = None,
+        type_expr: Optional[Any] = None,
+    ) -> Node:
+        """Call the submodule at ``module_name`` of the owning module."""
+        self._warn_if_missing(module_name, "call_module")
+        return self.create_node("call_module", module_name, args, kwargs, type_expr=type_expr)
+
+    def call_method(
+        self,
+        method_name: str,
+        args: Optional[Tuple[Argument, ...]] = None,
+        kwargs: Optional[Dict[str, Argument]] = None,
+        type_expr: Optional[Any] = None,
+    ) -> Node:
+        """Call ``args[0].method_name(*args[1:], **kwargs)``."""
+        return self.create_node("call_method", method_name, args, kwargs, type_expr=type_expr)
+
+    def call_function(
+        self,
+        the_function: Callable[..., Any],
+        args: Optional[Tuple[Argument, ...]] = None,
+        kwargs: Optional[Dict[str, Argument]] = None,
+        type_expr: Optional[Any] = None,
+        name: Optional[str] = None,
+    ) -> Node:
+        """Call a free function such as ``torch.relu`` or ``operator.add``."""
+        return self.create_node("call_function", the_function, args, kwargs, name=name, type_expr=type_expr)
+
+    def output(self, result: Argument, type_expr: Optional[Any] = None) -> Node:
+        """The function's return value."""
+        return self.create_node("output", "output", (result,), type_expr=type_expr)
+
+    def _warn_if_missing(self, qualified_name: str, op: str) -> None:
+        root = self._owning_module
+        if root is None:
+            return
+        owner: Any = root
+        for atom in qualified_name.split("."):
+            if not hasattr(owner, atom):
+                warnings.warn(
+                    f"{op} target {qualified_name!r} does not exist on the owning module "
+                    f"{type(root).__name__}; add it (e.g. with add_submodule/register_buffer) before running.",
+                    stacklevel=3,
+                )
+                return
+            owner = getattr(owner, atom)
+
+    def _target_to_str(self, target: Target) -> str:
+        if callable(target) and not isinstance(target, str):
+            text = target.__name__ if hasattr(target, "__name__") else type(target).__name__
+        else:
+            text = str(target)
+        if text.startswith("__") and text.endswith("__") and len(text) > 4:
+            text = text[2:-2]
+        return _snake_case(text)
+
+    # -- insertion points ------------------------------------------------------------------------
+    def inserting_before(self, n: Optional[Node] = None) -> _InsertPoint:
+        """New nodes go right before ``n`` (the start of the graph when ``n`` is None)."""
+        if n is None:
+            return _InsertPoint(self, self._root.append)
+        self._check_owned(n, "inserting_before")
+        return _InsertPoint(self, n.prepend)
+
+    def inserting_after(self, n: Optional[Node] = None) -> _InsertPoint:
+        """New nodes go right after ``n`` (the end of the graph when ``n`` is None)."""
+        if n is None:
+            return _InsertPoint(self, self._root.prepend)
+        self._check_owned(n, "inserting_after")
+        return _InsertPoint(self, n.append)
+
+    def _check_owned(self, node: Node, action: str) -> None:
+        if node.graph is not self:
+            raise ValueError(f"{action}: node {node.name!r} belongs to another graph")
+        if node._erased:
+            raise ValueError(f"{action}: node {node.name!r} was erased from this graph")
+
+    # -- removing --------------------------------------------------------------------------------
+    def erase_node(self, to_erase: Node) -> None:
+        """Remove a node that nobody uses any more."""
+        if to_erase.graph is not self:
+            raise RuntimeError(f"cannot erase node {to_erase.name!r}: it belongs to another graph")
+        if to_erase._erased:
+            raise RuntimeError(f"cannot erase node {to_erase.name!r}: it was already erased")
+        if to_erase.users:
+            raise RuntimeError(
+                f"Tried to erase Node {to_erase.name} but it still had {len(to_erase.users)} users in the "
+                f"graph: {dict(to_erase.users)}! Rewire them first, e.g. with "
+                f"{to_erase.name}.replace_all_uses_with(other_node)."
+            )
+        self._unindex(to_erase)
+        to_erase._unlink()
+        to_erase._erased = True
+        self._len -= 1
+        to_erase._set_args_kwargs(map_arg(to_erase._args, _to_none), map_arg(to_erase._kwargs, _to_none))
+
+    def eliminate_dead_code(self, is_impure_node: Optional[Callable[[Node], bool]] = None) -> bool:
+        """Erase every node whose value is unused and that has no side effect; True if any went."""
+        changed = False
+        for node in reversed(self.nodes):
+            if node.users:
+                continue
+            impure = is_impure_node(node) if is_impure_node is not None else node.is_impure()
+            if not impure:
+                self.erase_node(node)
+                changed = True
+        return changed
+
+    # -- copying ---------------------------------------------------------------------------------
+    def node_copy(self, node: Node, arg_transform: Callable[[Node], Argument] = lambda x: x) -> Node:
+        """Copy ``node`` (possibly from another graph) here, mapping its inputs with ``arg_transform``."""
+        args = map_arg(node.args, arg_transform)
+        kwargs = map_arg(node.kwargs, arg_transform)
+        copied = self.create_node(node.op, node.target, args, kwargs, node.name, node.type)
+        copied.meta = copy.copy(node.meta)
+        return copied
+
+    def graph_copy(
+        self, g: "Graph", val_map: Dict[Node, Node], return_output_node: bool = False
+    ) -> Optional[Argument]:
+        """Copy every node of ``g`` into this graph; return what ``g`` outputs (mapped), if anything."""
+        for node in g.nodes:
+            if node in val_map:
+                continue
+            if node.op == "output":
+                result = map_arg(node.args[0], lambda n: val_map[n])
+                return (result, node) if return_output_node else result
+            val_map[node] = self.node_copy(node, lambda n: val_map[n])
+        return None
+
+    def __deepcopy__(self, memo: Optional[Dict[int, Any]] = None) -> "Graph":
+        memo = memo if memo is not None else {}
+        copied = Graph(tracer_cls=self._tracer_cls, tracer_extras=self._tracer_extras)
+        val_map: Dict[Node, Node] = {}
+        outcome = copied.graph_copy(self, val_map, return_output_node=True)
+        copied._codegen = copy.deepcopy(self._codegen)
+        copied.meta = copy.deepcopy(self.meta, memo)
+        if outcome is not None:
+            result, old_output = outcome
+            new_output = copied.output(result, type_expr=getattr(old_output, "type", None))
+            new_output.meta = copy.copy(old_output.meta)
+        return copied
+
+    def __getstate__(self) -> Dict[str, Any]:
+        """Pickle the node list flat (index references), so deep graphs never hit the recursion limit."""
+        position: Dict[Node, int] = {}
+        records = []
+        for index, node in enumerate(self.nodes):
+            position[node] = index
+            to_ref = lambda n: _NodeRef(position[n])  # noqa: E731
+            records.append(
+                (node.op, node.name, node.target, map_arg(node.args, to_ref), map_arg(node.kwargs, to_ref),
+                 node.type, node.meta)
+            )
+        state = {key: value for key, value in self.__dict__.items() if key not in _UNPICKLED_FIELDS}
+        state["_records"] = records
+        state["_owning_module"] = None
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        records = state.pop("_records")
+        fresh = Graph()
+        self.__dict__.update(fresh.__dict__)
+        self._root.graph = self
+        self._insert = self._root.prepend
+        self.__dict__.update(state)
+        built: List[Node] = []
+        from_ref = lambda ref: built[ref.index] if isinstance(ref, _NodeRef) else ref  # noqa: E731
+        for op, name, target, args, kwargs, type_expr, meta in records:
+            args = map_aggregate(args, from_ref)
+            kwargs = map_aggregate(kwargs, from_ref)
+            node = self.create_node(op, target, args, kwargs, name, type_expr)
+            node.meta = meta
+            built.append(node)
+
+    # -- checking --------------------------------------------------------------------------------
+    def lint(self) -> None:
+        """Check the graph is well formed; raise RuntimeError naming the first offending node."""
+        seen: Dict[Node, None] = {}
+        names: Dict[str, Node] = {}
+        outputs = 0
+        count = 0
+        for node in self.nodes:
+            count += 1
+            if node.graph is not self:
+                raise RuntimeError(f"Node {node.name!r} is in the list of this graph but points at another graph")
+            if node.op not in ("placeholder", "get_attr", "call_function", "call_method", "call_module", "output"):
+                raise RuntimeError(f"Node {node.name!r} has unknown opcode {node.op!r}")
+            if node.name in names:
+                raise RuntimeError(f"Node name {node.name!r} is used by more than one node")
+            names[node.name] = node
+            if not node.name.isidentifier() or keyword.iskeyword(node.name):
+                raise RuntimeError(f"Node name {node.name!r} is not a valid Python identifier")
+            for used in node._input_nodes:
+                if used.graph is not self:
+                    raise RuntimeError(f"Argument {used.name!r} of Node {node.name!r} does not belong to this graph")
+                if used not in seen:
+                    raise RuntimeError(
+                        f"Argument '{used.name}' of Node '{node.name}' was used before it has been defined! "
+                        "Please check that Nodes in the graph are topologically ordered"
+                    )
+                if node not in used.users:
+                    raise RuntimeError(f"Node {used.name!r} does not list its user {node.name!r} in users")
+            for user in node.users:
+                if user._erased or user.graph is not self:
+                    raise RuntimeError(f"Node {node.name!r} lists {user.name!r}, which is not in this graph, as a user")
+                if node not in user._input_nodes:
+                    raise RuntimeError(f"Node {node.name!r} lists {user.name!r} as a user but it does not read it")
+            if node.op == "output":
+                outputs += 1
+                if outputs > 1:
+                    raise RuntimeError(f"Node {node.name!r}: the graph has more than one output node")
+            elif outputs:
+                raise RuntimeError(f"Node {node.name!r} comes after the output node")
+            seen[node] = None
+        if count != self._len:
+            raise RuntimeError(f"graph length bookkeeping is off: {count} nodes listed, {self._len} counted")
+        root = self._owning_module
+        if root is not None:
+            for node in self.nodes:
+                if node.op in ("get_attr", "call_module"):
+                    owner: Any = root
+                    for depth, atom in enumerate(node.target.split(".")):
+                        if not hasattr(owner, atom):
+                            missing = ".".join(node.target.split(".")[: depth + 1])
+                            raise RuntimeError(
+                                f"Node {node.name!r} ({node.op}) refers to {node.target!r}, but {missing!r} "
+                                "does not exist on the owning module"
+                            )
+                        owner = getattr(owner, atom)
+                    if node.op == "call_module" and not isinstance(owner, torch.nn.Module):
+                        raise RuntimeError(
+                            f"Node {node.name!r} calls {node.target!r} as a module but it is a {type(owner).__name__}"
+                        )
+
+    # -- code generation -------------------------------------------------------------------------
+    def set_codegen(self, codegen: CodeGen) -> None:
+        """Use ``codegen`` to turn this graph into Python (e.g. a pytree-flattening calling convention)."""
+        self._codegen = codegen
+
+    def python_code(
+        self,
+        root_module: str,
+        *,
+        verbose: bool = False,
+        include_stride: bool = False,
+        include_device: bool = False,
+        colored: bool = False,
+        expanded_def: bool = False,
+        record_func: bool = False,
+        additional_meta: Optional[List[str]] = None,
+    ) -> PythonCode:
+        """The Python source of ``forward`` for this graph and the globals it needs."""
+        return self._codegen._gen_python_code(self.nodes, root_module, verbose=verbose)
+
+    def process_inputs(self, *args: Any) -> Any:
+        return self._codegen.process_inputs(*args)
+
+    def process_outputs(self, out: Any) -> Any:
+        return self._codegen.process_outputs(out)
+
+    @contextlib.contextmanager
+    def on_generate_code(self, make_transformer: Callable[[Any], Any]) -> Iterator[None]:
+        """Temporarily post-process the generated body lines with ``make_transformer(previous)``."""
+        previous = self._codegen._body_transformer
+        self._codegen._body_transformer = make_transformer(previous)
+        try:
+            yield
+        finally:
+            self._codegen._body_transformer = previous
+
+    # -- printing --------------------------------------------------------------------------------
+    def __str__(self) -> str:
+        return_type = [""]
+        lines = []
+        for node in self.nodes:
+            text = node.format_node(None, return_type)
+            if text:
+                lines.append("\n    " + text)
+        return f"graph(){return_type[0]}:" + "".join(lines)
+
+    def print_tabular(self) -> None:
+        """Print the nodes as a table of opcode, name, target, args and kwargs."""
+        print(self._tabular())
+
+    def _tabular(self) -> str:
+        rows = [
+            (node.op, node.name, str(node.target), str(node.args), str(node.kwargs)) for node in self.nodes
+        ]
+        headers = ("opcode", "name", "target", "args", "kwargs")
+        widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+        fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+        return "\n".join([fmt(headers), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows])
+
+
+_UNPICKLED_FIELDS = frozenset(
+    {"_root", "_len", "_namespace", "_insert", "_by_op_target", "_owning_module"}
+)
+
+
+class _NodeRef:
+    """Stand-in for a node inside pickled arguments: its position in the node list."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __reduce__(self) -> Tuple[Any, Tuple[int]]:
+        return (_NodeRef, (self.index,))
+
+
+def _order_of(node: Node) -> float:
+    return node._order
+
+
+def _to_none(_node: Node) -> None:
+    return None
+

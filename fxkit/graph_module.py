@@ -1,0 +1,429 @@
+"""``GraphModule``: an ``nn.Module`` whose ``forward`` is generated from a ``Graph``."""
+from __future__ import annotations
+
+import copy
+import itertools
+import linecache
+import os
+import threading
+import weakref
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Type, Union
+
+import torch
+
+from .codegen import PythonCode, _PyTreeCodeGen
+from .graph import Graph
+
+__all__ = ["GraphModule"]
+
+_source_counter = itertools.count()
+_counter_lock = threading.Lock()
+
+
+def _register_source(source: str) -> str:
+    """Put generated source in ``linecache`` so tracebacks, ``inspect`` and pdb can show it."""
+    with _counter_lock:
+        key = f"<eval_with_key>.{next(_source_counter)}"
+    linecache.cache[key] = (len(source), None, source.splitlines(True), key)
+    return key
+
+
+def _compile_forward(python_code: PythonCode) -> Callable[..., Any]:
+    key = _register_source(python_code.src)
+    namespace = dict(python_code.globals)
+    exec(compile(python_code.src, key, "exec"), namespace)
+    function = namespace["forward"]
+    weakref.finalize(function, linecache.cache.pop, key, None)
+    return function
+
+
+def _walk_path(owner: Any, qualified_name: str) -> Any:
+    for atom in qualified_name.split("."):
+        owner = getattr(owner, atom)
+    return owner
+
+
+def _copy_attr(source: torch.nn.Module, destination: torch.nn.Module, qualified_name: str) -> None:
+    """Copy ``source.<qualified_name>`` to the same path on ``destination``, keeping its kind."""
+    *parents, leaf = qualified_name.split(".")
+    for atom in parents:
+        source = getattr(source, atom)
+        existing = getattr(destination, atom, None)
+        if existing is None:
+            existing = torch.nn.Module()
+            setattr(destination, atom, existing)
+        destination = existing
+    value = getattr(source, leaf)
+    if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter) and leaf in source._buffers:
+        persistent = leaf not in getattr(source, "_non_persistent_buffers_set", ())
+        destination.register_buffer(leaf, value, persistent=persistent)
+    else:
+        setattr(destination, leaf, value)
+
+
+def _assign_attr(value: Any, destination: torch.nn.Module, qualified_name: str) -> None:
+    *parents, leaf = qualified_name.split(".")
+    for atom in parents:
+        existing = getattr(destination, atom, None)
+        if existing is None:
+            existing = torch.nn.Module()
+            setattr(destination, atom, existing)
+        destination = existing
+    if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter):
+        destination.register_buffer(leaf, value)
+    else:
+        setattr(destination, leaf, value)
+
+
+class _LazyForward:
+    """Class attribute standing in for ``forward`` until the generated code is first needed.
+
+    Generating and compiling 10k-line functions is the dominant cost of ``recompile``; deferring it
+    means several edits + recompiles in a row pay once, at the first call (or ``inspect``/jit access).
+    """
+
+    def __init__(self, owner: "GraphModule") -> None:
+        self._owner = weakref.ref(owner)
+
+    def __get__(self, instance: Any, owner_type: Optional[type] = None) -> Any:
+        module = self._owner()
+        if module is None:
+            raise RuntimeError("the GraphModule owning this forward no longer exists")
+        function = module._materialize_forward()
+        return function if instance is None else function.__get__(instance, owner_type)
+
+
+class _LazyPythonCode:
+    """What ``recompile()`` returns: the PythonCode, produced only if someone looks at it."""
+
+    def __init__(self, module: "GraphModule") -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module._python_code(), name)
+
+
+class GraphModule(torch.nn.Module):
+    """An ``nn.Module`` built from a ``Graph``: its ``forward`` is Python generated from the graph.
+
+    ``root`` supplies the submodules, parameters and buffers the graph refers to: either a module
+    (only the referenced attributes are copied, at the same qualified paths) or a dict from qualified
+    name to object. Each instance gets its own class, so two GraphModules never share a ``forward``.
+    """
+
+    __jit_unused_properties__ = ["graph", "code", "_code", "_lineno_map"]
+    __jit_ignored_attributes__ = ["_generated", "_forward_fn", "_graph", "meta", "_tracer_cls", "_tracer_extras"]
+
+    def __new__(cls: Type["GraphModule"], *args: Any, **kwargs: Any) -> "GraphModule":
+        user_class = _user_class(cls)
+        impl = type(user_class.__name__, (user_class,), {"_fxkit_impl_class": True, "__module__": user_class.__module__})
+        return super().__new__(impl)
+
+    def __init__(
+        self,
+        root: Union[torch.nn.Module, Dict[str, Any]],
+        graph: Graph,
+        class_name: str = "GraphModule",
+    ) -> None:
+        super().__init__()
+        type(self).__name__ = class_name
+        type(self).__qualname__ = class_name
+        if isinstance(root, torch.nn.Module):
+            if hasattr(root, "training"):
+                self.training = root.training
+            for node in graph.nodes:
+                if node.op in ("get_attr", "call_module"):
+                    _check_target_exists(root, node)
+                    _copy_attr(root, self, node.target)
+        elif isinstance(root, dict):
+            wanted: List[str] = []
+            for node in graph.nodes:
+                if node.op in ("get_attr", "call_module"):
+                    if node.target not in root:
+                        raise RuntimeError(
+                            f"Node {node.name!r} ({node.op}) refers to {node.target!r}, but that target is not "
+                            f"a key of the root dict. Add root[{node.target!r}] = <module or tensor>."
+                        )
+                    wanted.append(node.target)
+            for target in sorted(dict.fromkeys(wanted), key=lambda t: t.count(".")):
+                _assign_attr(root[target], self, target)
+        else:
+            raise RuntimeError(
+                f"GraphModule root must be an nn.Module or a dict of qualified name to object, got {type(root)!r}"
+            )
+        self.meta: Dict[str, Any] = dict(getattr(root, "meta", {}) or {}) if isinstance(root, torch.nn.Module) else {}
+        self._tracer_cls = graph._tracer_cls
+        self._tracer_extras = graph._tracer_extras
+        self.graph = graph
+
+    # -- the graph and its code ------------------------------------------------------------------
+    @property
+    def graph(self) -> Graph:
+        """The graph this module runs. Assigning a new graph recompiles."""
+        return self._graph
+
+    @graph.setter
+    def graph(self, new_graph: Graph) -> None:
+        if not isinstance(new_graph, Graph):
+            raise TypeError(f"GraphModule.graph must be an fxkit Graph, got {type(new_graph).__name__}")
+        self._graph = new_graph
+        new_graph.owning_module = self
+        self.recompile()
+
+    def recompile(self) -> PythonCode:
+        """Bring ``forward`` and ``code`` in sync with ``graph`` (generation is deferred until needed)."""
+        codegen = self._graph._codegen
+        if isinstance(codegen, _PyTreeCodeGen) and codegen.pytree_info is not None:
+            self._in_spec = codegen.pytree_info.in_spec
+            self._out_spec = codegen.pytree_info.out_spec
+        self.__dict__["_generated"] = None
+        self.__dict__["_forward_fn"] = None
+        type(self).forward = _LazyForward(self)
+        return _LazyPythonCode(self)  # type: ignore[return-value]
+
+    def _python_code(self) -> PythonCode:
+        generated = self.__dict__.get("_generated")
+        if generated is None:
+            generated = self._graph.python_code(root_module="self")
+            self.__dict__["_generated"] = generated
+        return generated
+
+    def _materialize_forward(self) -> Callable[..., Any]:
+        function = self.__dict__.get("_forward_fn")
+        if function is None:
+            function = _compile_forward(self._python_code())
+            self.__dict__["_forward_fn"] = function
+            type(self).forward = function
+        return function
+
+    @property
+    def code(self) -> str:
+        """The Python source of ``forward``."""
+        return self._python_code().src
+
+    @property
+    def _code(self) -> str:
+        return self.code
+
+    @property
+    def _lineno_map(self) -> Optional[Dict[int, Optional[int]]]:
+        return self._python_code()._lineno_map
+
+    def print_readable(
+        self,
+        print_output: bool = True,
+        include_stride: bool = False,
+        include_device: bool = False,
+        colored: bool = False,
+        **_: Any,
+    ) -> str:
+        """The module as a class definition with its generated ``forward``, stack comments included."""
+        text = self._readable(self._get_name())
+        if print_output:
+            print(text)
+        return text
+
+    def _readable(self, class_name: str) -> str:
+        source = self._graph._codegen._gen_python_code(
+            self._graph.nodes, "self", stack_comments=True
+        ).src.lstrip("\n")
+        lines = [f"class {class_name}(torch.nn.Module):"]
+        lines.extend("    " + line for line in source.split("\n"))
+        for child_name, child in self.named_children():
+            if isinstance(child, GraphModule):
+                nested = child._readable(child_name)
+                lines.extend("    " + line for line in nested.split("\n"))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return (
+            f"{super().__str__()}\n{self.code}\n"
+            "# To see more debug info, please use `graph_module.print_readable()`"
+        )
+
+    # -- submodules ------------------------------------------------------------------------------
+    def add_submodule(self, target: str, m: torch.nn.Module) -> bool:
+        """Install ``m`` at dotted path ``target``, creating empty parent modules; False if blocked."""
+        *parents, leaf = target.split(".")
+        owner: torch.nn.Module = self
+        for atom in parents:
+            child = getattr(owner, atom, None)
+            if child is None:
+                child = torch.nn.Module()
+                owner.add_module(atom, child)
+            if not isinstance(child, torch.nn.Module):
+                return False
+            owner = child
+        owner.add_module(leaf, m)
+        return True
+
+    def delete_submodule(self, target: str) -> bool:
+        """Remove the submodule at ``target``; False when there is no module there."""
+        *parents, leaf = target.split(".")
+        owner: Any = self
+        for atom in parents:
+            owner = getattr(owner, atom, None)
+            if not isinstance(owner, torch.nn.Module):
+                return False
+        if not isinstance(getattr(owner, leaf, None), torch.nn.Module):
+            return False
+        delattr(owner, leaf)
+        return True
+
+    def delete_all_unused_submodules(self) -> None:
+        """Delete every submodule that no ``call_module`` or ``get_attr`` node reaches."""
+        used: Dict[str, None] = {}
+        for node in self._graph.nodes:
+            if node.op not in ("call_module", "get_attr"):
+                continue
+            atoms = node.target.split(".")
+            for depth in range(1, len(atoms) + 1):
+                used[".".join(atoms[:depth])] = None
+            if node.op == "call_module":
+                called = self.get_submodule(node.target)
+                for inner_name, _ in called.named_modules():
+                    if inner_name:
+                        used[f"{node.target}.{inner_name}"] = None
+        for name, _ in list(self.named_modules()):
+            if name and name not in used:
+                self.delete_submodule(name)
+
+    # -- copying and pickling --------------------------------------------------------------------
+    def __deepcopy__(self, memo: Dict[int, Any]) -> "GraphModule":
+        copied = GraphModule.__new__(_user_class(type(self)))
+        memo[id(self)] = copied
+        state = {k: v for k, v in self.__dict__.items() if k not in _GENERATED_FIELDS}
+        copied.__dict__.update(copy.deepcopy(state, memo))
+        copied._restore_after_copy(type(self).__name__)
+        return copied
+
+    def __copy__(self) -> "GraphModule":
+        copied = GraphModule.__new__(_user_class(type(self)))
+        copied.__dict__.update({k: v for k, v in self.__dict__.items() if k not in _GENERATED_FIELDS})
+        copied._restore_after_copy(type(self).__name__)
+        return copied
+
+    def __reduce__(self) -> Any:
+        state = {k: v for k, v in self.__dict__.items() if k not in _GENERATED_FIELDS}
+        return (_rebuild_graph_module, (_user_class(type(self)), state, type(self).__name__))
+
+    def _restore_after_copy(self, class_name: str) -> None:
+        type(self).__name__ = class_name
+        type(self).__qualname__ = class_name
+        self._graph.owning_module = self
+        self.recompile()
+
+    # -- exporting -------------------------------------------------------------------------------
+    def to_folder(self, folder: Union[str, os.PathLike], module_name: str = "FxModule") -> None:
+        """Write an importable package: ``module.py`` with the class and its code, weights beside it.
+
+        ``from <folder> import <module_name>`` then gives a class whose instances run like this module.
+        """
+        target = Path(folder)
+        target.mkdir(parents=True, exist_ok=True)
+        torch.save(self.state_dict(), target / "state_dict.pt")
+        python_code = self._python_code()
+        imports = _import_lines(python_code.globals)
+        init_lines = []
+        for child_name, child in self.named_children():
+            torch.save(child, target / f"{child_name}.pt")
+            init_lines.append(
+                f"        self.{child_name} = torch.load(_HERE / {child_name + '.pt'!r}, weights_only=False)"
+            )
+        for param_name, param in self._parameters.items():
+            if param is not None:
+                init_lines.append(
+                    f"        self.{param_name} = torch.nn.Parameter(torch.empty({list(param.shape)}, "
+                    f"dtype={param.dtype}), requires_grad={param.requires_grad})"
+                )
+        for buffer_name, buffer in self._buffers.items():
+            if buffer is not None:
+                persistent = buffer_name not in self._non_persistent_buffers_set
+                init_lines.append(
+                    f"        self.register_buffer({buffer_name!r}, torch.empty({list(buffer.shape)}, "
+                    f"dtype={buffer.dtype}), persistent={persistent})"
+                )
+        init_lines.append(
+            "        self.load_state_dict(torch.load(_HERE / 'state_dict.pt', weights_only=False), strict=False)"
+        )
+        forward_source = "\n".join("    " + line for line in python_code.src.strip("\n").split("\n"))
+        module_source = "\n".join(
+            [
+                "from pathlib import Path",
+                *imports,
+                "",
+                "_HERE = Path(__file__).resolve().parent",
+                "",
+                "",
+                f"class {module_name}(torch.nn.Module):",
+                "    def __init__(self):",
+                "        super().__init__()",
+                *init_lines,
+                "",
+                forward_source,
+                "",
+            ]
+        )
+        (target / "module.py").write_text(module_source)
+        (target / "__init__.py").write_text(f"from .module import {module_name}\n")
+
+
+_GENERATED_FIELDS = frozenset({"_generated", "_forward_fn"})
+
+
+def _user_class(cls: type) -> type:
+    """The class the user asked for, skipping the per-instance classes GraphModule makes."""
+    while cls.__dict__.get("_fxkit_impl_class", False):
+        cls = cls.__bases__[0]
+    return cls
+
+
+def _rebuild_graph_module(user_class: type, state: Dict[str, Any], class_name: str) -> GraphModule:
+    module = GraphModule.__new__(user_class)
+    module.__dict__.update(state)
+    module._restore_after_copy(class_name)
+    return module
+
+
+def _check_target_exists(root: torch.nn.Module, node: Any) -> None:
+    owner: Any = root
+    atoms = node.target.split(".")
+    for depth, atom in enumerate(atoms):
+        if not hasattr(owner, atom):
+            missing = ".".join(atoms[: depth + 1])
+            raise RuntimeError(
+                f"Node {node.name!r} ({node.op}) refers to {node.target!r}, but {missing!r} does not exist on "
+                f"the root module {type(root).__name__}. Add it to the root or fix the node's target."
+            )
+        owner = getattr(owner, atom)
+
+
+def _import_lines(globals_: Dict[str, Any]) -> List[str]:
+    """Import statements that recreate the generated code's globals in a standalone file."""
+    lines = ["import torch", "import math", "from math import inf, nan", "NoneType = type(None)",
+             "device = torch.device"]
+    for name, value in globals_.items():
+        if name in ("torch", "inf", "nan", "NoneType", "device"):
+            continue
+        if name == "fx_pytree":
+            lines.append("import fxkit._pytree as fx_pytree")
+            continue
+        if name == "pytree":
+            lines.append("import torch.utils._pytree as pytree")
+            continue
+        module = getattr(value, "__module__", None)
+        qualname = getattr(value, "__qualname__", getattr(value, "__name__", None))
+        if hasattr(value, "__path__") or type(value).__name__ == "module":
+            lines.append(f"import {value.__name__} as {name}")
+        elif module == "builtins" and qualname == name:
+            continue
+        elif module and qualname and "<" not in qualname and "." not in qualname:
+            lines.append(f"from {module} import {qualname} as {name}")
+        else:
+            raise RuntimeError(
+                f"to_folder: the generated code uses {value!r} (bound as {name!r}), which cannot be written as "
+                "an import. Make it an importable module-level object."
+            )
+    return lines
+

@@ -1,0 +1,495 @@
+"""``Node``: one operation of a ``Graph``, and the helpers that walk node arguments."""
+from __future__ import annotations
+
+import builtins
+import operator
+import types
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
+
+import torch
+
+from .immutable_collections import immutable_dict, immutable_list
+
+if TYPE_CHECKING:
+    from .graph import Graph
+
+__all__ = ["Node", "map_arg", "map_aggregate", "Argument", "Target", "has_side_effect"]
+
+BaseArgumentTypes = Union[
+    str, int, float, bool, complex, torch.dtype, torch.Tensor, torch.device, torch.memory_format,
+    torch.layout, torch._ops.OpOverload,
+]
+base_types = BaseArgumentTypes.__args__  # type: ignore[attr-defined]
+
+Target = Union[Callable[..., Any], str]
+Argument = Optional[
+    Union[
+        Tuple[Any, ...], List[Any], Dict[str, Any], slice, range, "Node", BaseArgumentTypes,
+    ]
+]
+
+OPCODES = ("placeholder", "get_attr", "call_function", "call_method", "call_module", "output", "root")
+
+
+def _side_effect_functions() -> Dict[Any, None]:
+    """Functions whose calls must survive dead code elimination even when nobody uses their result."""
+    found: Dict[Any, None] = {operator.setitem: None}
+    for owner, names in (
+        (torch, ("_assert", "_assert_async", "_assert_scalar")),
+        (torch._C, ("_set_grad_enabled",)),
+        (torch.amp.autocast_mode, ("_enter_autocast", "_exit_autocast")),
+        (torch.autograd.profiler, ("record_function",)),
+    ):
+        for name in names:
+            fn = getattr(owner, name, None)
+            if fn is not None:
+                found[fn] = None
+    return found
+
+
+_SIDE_EFFECT_FUNCTIONS: Dict[Any, None] = _side_effect_functions()
+
+_RANDOM_FUNCTIONS: Dict[Any, None] = {
+    fn: None
+    for fn in (
+        getattr(torch, name, None)
+        for name in (
+            "rand", "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like",
+            "normal", "poisson", "bernoulli", "multinomial",
+        )
+    )
+    if fn is not None
+}
+
+
+def has_side_effect(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark ``fn`` as side-effecting so dead code elimination keeps its calls. Usable as a decorator."""
+    _SIDE_EFFECT_FUNCTIONS[fn] = None
+    return fn
+
+
+# ---------------------------------------------------------------------------------------------
+# Names of callables, as printed in graphs and used by code generation
+# ---------------------------------------------------------------------------------------------
+
+_MODULE_RENAMES = {"_operator": "operator", "torch._ops": "torch.ops", "torch._tensor": "torch"}
+
+
+def _qualified_name(fn: Any) -> str:
+    """The dotted path a reader would use to reach ``fn`` (``torch.add``, ``operator.mul``, ...)."""
+    if isinstance(fn, torch._ops.OpOverload):
+        return "torch.ops." + str(fn.namespace) + "." + fn._overloadpacket.__name__ + "." + fn._overloadname
+    if isinstance(fn, torch._ops.OpOverloadPacket):
+        return "torch.ops." + fn._qualified_op_name.replace("::", ".")
+    name = fn.__name__
+    if name == "<lambda>":
+        try:
+            name = fn.__qualname__
+        except AttributeError:
+            raise RuntimeError(f"cannot give a qualified name to the anonymous function {fn!r}") from None
+    if getattr(builtins, name, None) is fn:
+        return name
+    if isinstance(fn, (types.MethodDescriptorType, types.WrapperDescriptorType)) and fn is getattr(
+        torch.Tensor, name, None
+    ):
+        return "torch.Tensor." + name
+    module = getattr(fn, "__module__", None) or ""
+    for prefix, replacement in _MODULE_RENAMES.items():
+        if module == prefix or module.startswith(prefix + "."):
+            module = replacement + module[len(prefix):]
+            break
+    return f"{module}.{name}" if module else name
+
+
+def _type_repr(annotation: Any) -> str:
+    """How a type annotation is shown in graph printouts."""
+    if isinstance(annotation, type) and not isinstance(annotation, types.GenericAlias):
+        if annotation.__module__ == "builtins":
+            return annotation.__qualname__
+        return f"{annotation.__module__}.{annotation.__qualname__}"
+    if annotation is ...:
+        return "..."
+    if isinstance(annotation, types.FunctionType):
+        return _qualified_name(annotation)
+    return repr(annotation)
+
+
+def _format_target(op: str, target: Target) -> str:
+    """Target as shown in graph printouts: builtins are spelled ``builtins.getattr``."""
+    if isinstance(target, str) or not callable(target):
+        return str(target)
+    name = _qualified_name(target)
+    if "." not in name and getattr(builtins, name, None) is target:
+        return "builtins." + name
+    return name
+
+
+def _format_arg(arg: Any) -> str:
+    """Render an argument for ``format_node``: nodes as ``%name``, containers recursively."""
+    kind = type(arg)
+    if kind is Node:
+        return "%" + arg.name
+    if isinstance(arg, tuple) and not hasattr(arg, "_fields"):
+        inner = ", ".join(_format_arg(item) for item in arg)
+        return f"({inner},)" if len(arg) == 1 else f"({inner})"
+    if isinstance(arg, list):
+        return "[" + ", ".join(_format_arg(item) for item in arg) + "]"
+    if isinstance(arg, dict):
+        return "{" + ", ".join(f"{key}: {_format_arg(value)}" for key, value in arg.items()) + "}"
+    if isinstance(arg, Node):
+        return "%" + arg.name
+    return str(arg)
+
+
+# ---------------------------------------------------------------------------------------------
+# Walking arguments
+# ---------------------------------------------------------------------------------------------
+
+_LEAF_TYPES = (int, float, str, bool, type(None))
+
+
+def map_aggregate(arg: Argument, fn: Callable[[Argument], Argument]) -> Argument:
+    """Apply ``fn`` to every leaf of a nested tuple/list/dict/slice structure, rebuilding the structure.
+
+    Lists and dicts come back as ``immutable_list`` / ``immutable_dict``; named tuples keep their type.
+    """
+    kind = type(arg)
+    if kind is tuple:
+        return tuple([map_aggregate(item, fn) for item in arg])
+    if kind is list or kind is immutable_list:
+        return immutable_list([map_aggregate(item, fn) for item in arg])
+    if kind is dict or kind is immutable_dict:
+        return immutable_dict([(key, map_aggregate(value, fn)) for key, value in arg.items()])
+    if kind is slice:
+        return slice(map_aggregate(arg.start, fn), map_aggregate(arg.stop, fn), map_aggregate(arg.step, fn))
+    if kind is Node or kind in _LEAF_TYPES:
+        return fn(arg)
+    if isinstance(arg, tuple):
+        mapped = [map_aggregate(item, fn) for item in arg]
+        return kind(*mapped) if hasattr(arg, "_fields") else kind(mapped)
+    if isinstance(arg, list):
+        return immutable_list([map_aggregate(item, fn) for item in arg])
+    if isinstance(arg, dict):
+        return immutable_dict([(key, map_aggregate(value, fn)) for key, value in arg.items()])
+    return fn(arg)
+
+
+def map_arg(arg: Argument, fn: Callable[["Node"], Argument]) -> Argument:
+    """Apply ``fn`` to every ``Node`` inside ``arg``, leaving other values as they are."""
+    if not callable(fn):
+        raise TypeError("map_arg(arg, fn): fn must be callable, got " + repr(fn))
+    return map_aggregate(arg, lambda value: fn(value) if isinstance(value, Node) else value)
+
+
+def _collect_nodes(arg: Any, found: Dict["Node", None]) -> None:
+    """Add every Node inside ``arg`` to ``found`` in first-seen order (no rebuilding, so it is cheap)."""
+    kind = type(arg)
+    if kind is Node:
+        found[arg] = None
+    elif kind is tuple or kind is list or kind is immutable_list:
+        for item in arg:
+            if type(item) is Node:
+                found[item] = None
+            elif type(item) not in _LEAF_TYPES:
+                _collect_nodes(item, found)
+    elif kind is dict or kind is immutable_dict:
+        for item in arg.values():
+            _collect_nodes(item, found)
+    elif kind is slice:
+        _collect_nodes(arg.start, found)
+        _collect_nodes(arg.stop, found)
+        _collect_nodes(arg.step, found)
+    elif kind in _LEAF_TYPES:
+        return
+    elif isinstance(arg, (tuple, list)):
+        for item in arg:
+            _collect_nodes(item, found)
+    elif isinstance(arg, dict):
+        for item in arg.values():
+            _collect_nodes(item, found)
+    elif isinstance(arg, Node):
+        found[arg] = None
+
+
+def _freeze(arg: Any) -> Any:
+    """Turn lists/dicts (at any depth) into their immutable twins; reuse ``arg`` when nothing changes."""
+    return map_aggregate(arg, _identity)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Node
+# ---------------------------------------------------------------------------------------------
+
+
+class Node:
+    """One instruction of a ``Graph``: an opcode, a target, arguments and the nodes that use it.
+
+    ``op`` is one of ``placeholder`` (a function input), ``get_attr`` (fetch a parameter, buffer or
+    attribute of the owning module), ``call_function``, ``call_method``, ``call_module`` and ``output``
+    (the return value). Nodes form a doubly linked list in program order; ``users`` lists the nodes
+    that read this node's value, in the order they started doing so.
+    """
+
+    _args: Tuple[Argument, ...]
+    _kwargs: Dict[str, Argument]
+
+    def __init__(
+        self,
+        graph: "Graph",
+        name: str,
+        op: str,
+        target: Target,
+        args: Tuple[Argument, ...],
+        kwargs: Dict[str, Argument],
+        return_type: Optional[Any] = None,
+    ) -> None:
+        if op not in OPCODES:
+            raise ValueError(f"node {name!r}: unknown opcode {op!r}; expected one of {OPCODES[:-1]}")
+        if op in ("call_method", "call_module", "get_attr", "placeholder") and not isinstance(target, str):
+            raise ValueError(f"node {name!r}: a {op} node needs a string target, got {target!r}")
+        if op == "call_function" and not callable(target):
+            raise ValueError(f"node {name!r}: a call_function node needs a callable target, got {target!r}")
+        self.graph = graph
+        self.name = name
+        self._op = op
+        self._target = target
+        self._input_nodes: Dict[Node, None] = {}
+        self._args = ()
+        self._kwargs = immutable_dict()
+        self.users: Dict[Node, None] = {}
+        self.type: Optional[Any] = return_type
+        self._prev = self
+        self._next = self
+        self._erased = False
+        self.meta: Dict[str, Any] = {}
+        if op != "root":
+            self._set_args_kwargs(args, kwargs)
+
+    # -- opcode and target keep the graph's lookup table in sync ------------------------------
+    @property
+    def op(self) -> str:
+        return self._op
+
+    @op.setter
+    def op(self, new_op: str) -> None:
+        self.graph._unindex(self)
+        self._op = new_op
+        self.graph._index(self)
+
+    @property
+    def target(self) -> Target:
+        return self._target
+
+    @target.setter
+    def target(self, new_target: Target) -> None:
+        self.graph._unindex(self)
+        self._target = new_target
+        self.graph._index(self)
+
+    # -- list neighbours ---------------------------------------------------------------------
+    @property
+    def next(self) -> "Node":
+        """The node after this one (the graph's sentinel root after the last node)."""
+        return self._next
+
+    @property
+    def prev(self) -> "Node":
+        """The node before this one (the graph's sentinel root before the first node)."""
+        return self._prev
+
+    def prepend(self, x: "Node") -> None:
+        """Move or insert ``x`` right before this node, in the same graph."""
+        if x is self:
+            raise ValueError(f"cannot prepend node {self.name!r} to itself")
+        if x.graph is not self.graph:
+            raise ValueError(
+                f"cannot move node {x.name!r} next to {self.name!r}: they belong to different graphs"
+            )
+        x._unlink()
+        before = self._prev
+        before._next = x
+        x._prev = before
+        x._next = self
+        self._prev = x
+        self.graph._relinked(x)
+
+    def append(self, x: "Node") -> None:
+        """Move or insert ``x`` right after this node, in the same graph."""
+        self._next.prepend(x)
+
+    def _unlink(self) -> None:
+        before, after = self._prev, self._next
+        before._next = after
+        after._prev = before
+
+    # -- arguments ---------------------------------------------------------------------------
+    @property
+    def args(self) -> Tuple[Argument, ...]:
+        """Positional arguments; assigning a new tuple updates ``users`` of old and new inputs."""
+        return self._args
+
+    @args.setter
+    def args(self, new_args: Tuple[Argument, ...]) -> None:
+        self._set_args_kwargs(new_args, self._kwargs)
+
+    @property
+    def kwargs(self) -> Dict[str, Argument]:
+        """Keyword arguments; assigning a new dict updates ``users`` of old and new inputs."""
+        return self._kwargs
+
+    @kwargs.setter
+    def kwargs(self, new_kwargs: Dict[str, Argument]) -> None:
+        self._set_args_kwargs(self._args, new_kwargs)
+
+    @property
+    def all_input_nodes(self) -> List["Node"]:
+        """Every distinct node read by this node, in the order they appear in args then kwargs."""
+        return list(self._input_nodes)
+
+    def _set_args_kwargs(self, new_args: Any, new_kwargs: Any) -> None:
+        found: Dict[Node, None] = {}
+        _collect_nodes(new_args, found)
+        _collect_nodes(new_kwargs, found)
+        for used in found:
+            if used.graph is not self.graph:
+                raise ValueError(
+                    f"node {self.name!r} cannot take node {used.name!r} as an argument: {used.name!r} "
+                    "belongs to another graph. Copy it into this graph first (Graph.node_copy / graph_copy)."
+                )
+            if used._erased:
+                raise ValueError(
+                    f"node {self.name!r} cannot take node {used.name!r} as an argument: it was erased "
+                    "from the graph."
+                )
+        self._args = _freeze(tuple(new_args)) if type(new_args) is not tuple else _freeze(new_args)
+        self._kwargs = _freeze(dict(new_kwargs)) if new_kwargs else immutable_dict()
+        for old in self._input_nodes:
+            if old not in found:
+                old.users.pop(self, None)
+        for used in found:
+            used.users.setdefault(self, None)
+        self._input_nodes = found
+
+    def update_arg(self, idx: int, arg: Argument) -> None:
+        """Replace positional argument ``idx`` with ``arg``."""
+        updated = list(self._args)
+        updated[idx] = arg
+        self.args = tuple(updated)
+
+    def insert_arg(self, idx: int, arg: Argument) -> None:
+        """Insert ``arg`` as positional argument ``idx``, shifting the later ones right."""
+        if not 0 <= idx <= len(self._args):
+            raise IndexError(f"node {self.name!r}: insert_arg index {idx} is outside 0..{len(self._args)}")
+        self.args = self._args[:idx] + (arg,) + self._args[idx:]
+
+    def update_kwarg(self, key: str, arg: Argument) -> None:
+        """Set keyword argument ``key`` to ``arg``."""
+        self.kwargs = {**self._kwargs, key: arg}
+
+    # -- rewiring users ----------------------------------------------------------------------
+    def replace_all_uses_with(
+        self,
+        replace_with: "Node",
+        delete_user_cb: Optional[Callable[["Node"], bool]] = None,
+        *,
+        propagate_meta: bool = False,
+    ) -> List["Node"]:
+        """Make every user of this node read ``replace_with`` instead; return the users changed.
+
+        ``delete_user_cb(user)`` may return False to leave that user alone. With ``propagate_meta``
+        the metadata of this node is copied onto ``replace_with`` (which must have none yet).
+        """
+        if propagate_meta:
+            if replace_with.meta:
+                raise ValueError(
+                    f"replace_all_uses_with(propagate_meta=True): node {replace_with.name!r} already has "
+                    "meta; propagating would overwrite it. Clear it or pass propagate_meta=False."
+                )
+            replace_with.meta.update(self.meta)
+        changed = [user for user in list(self.users) if delete_user_cb is None or delete_user_cb(user)]
+        for user in changed:
+            user._swap_input(self, replace_with)
+        return changed
+
+    def replace_input_with(self, old_input: "Node", new_input: "Node") -> None:
+        """Read ``new_input`` wherever this node read ``old_input``."""
+        self._swap_input(old_input, new_input)
+
+    def _swap_input(self, old: "Node", new: "Node") -> None:
+        def swap(node: Node) -> Node:
+            return new if node is old else node
+
+        self._set_args_kwargs(map_arg(self._args, swap), map_arg(self._kwargs, swap))
+
+    # -- misc --------------------------------------------------------------------------------
+    @property
+    def stack_trace(self) -> Optional[str]:
+        """The user's source location this node was traced from, when recorded."""
+        return self.meta.get("stack_trace", None)
+
+    @stack_trace.setter
+    def stack_trace(self, trace: Optional[str]) -> None:
+        self.meta["stack_trace"] = trace
+
+    def is_impure(self, impure_random: bool = True) -> bool:
+        """Whether removing this node could change the program even when its value is unused."""
+        op = self._op
+        if op in ("placeholder", "output"):
+            return True
+        target = self._target
+        if op == "call_function":
+            if target in _SIDE_EFFECT_FUNCTIONS:
+                return True
+            if impure_random and target in _RANDOM_FUNCTIONS:
+                return True
+            if isinstance(target, torch._ops.OpOverload):
+                schema = target._schema
+                if schema.is_mutable:
+                    return True
+                if impure_random and torch.Tag.nondeterministic_seeded in target.tags:
+                    return True
+            return False
+        if op == "call_module":
+            root = self.graph.owning_module
+            if root is None:
+                return False
+            try:
+                module = root.get_submodule(target)
+            except AttributeError:
+                return False
+            return bool(getattr(module, "_is_impure", False))
+        return False
+
+    def format_node(
+        self,
+        placeholder_names: Optional[List[str]] = None,
+        maybe_return_typename: Optional[List[str]] = None,
+    ) -> Optional[str]:
+        """One line describing this node, as printed by ``str(graph)``."""
+        if self._op == "output":
+            if self.type is not None and maybe_return_typename is not None:
+                maybe_return_typename[0] = f" -> {_type_repr(self.type)}"
+            return f"return {self._args[0] if self._args else None}"
+        type_part = f"{_type_repr(self.type)} " if self.type is not None else ""
+        head = f"%{self.name} : {type_part}[num_users={len(self.users)}] = "
+        if self._op == "placeholder":
+            default = f"(default={self._args[0]})" if self._args else ""
+            return f"{head}placeholder[target={self._target}]{default}"
+        if self._op == "get_attr":
+            return f"{head}get_attr[target={self._target}]"
+        target = _format_target(self._op, self._target)
+        return f"{head}{self._op}[target={target}](args = {_format_arg(self._args)}, kwargs = {_format_arg(self._kwargs)})"
+
+    def _rename(self, candidate: str) -> None:
+        if candidate == self.name:
+            return
+        self.graph._namespace.release(self.name)
+        self.name = self.graph._namespace.create_name(candidate, None)
+
+    def __repr__(self) -> str:
+        return self.name
+
