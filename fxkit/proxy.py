@@ -1,0 +1,453 @@
+"""Proxy values: the symbols that flow through a program while it is traced.
+
+Every operation done on a :class:`Proxy` (an operator, a method call, an attribute
+read, a ``torch`` function) is recorded as a :class:`~fxkit.node.Node` in the graph
+of the proxy's tracer, and answered with a new proxy standing for the result.
+"""
+from __future__ import annotations
+
+import collections
+import dis
+import linecache
+import operator
+import os
+import sys
+import types
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+
+import torch
+
+from .graph import Graph
+from .node import Node
+
+__all__ = [
+    "Attribute",
+    "GraphAppendingTracer",
+    "ParameterProxy",
+    "Proxy",
+    "Scope",
+    "ScopeContextManager",
+    "TraceError",
+    "TracerBase",
+]
+
+_FXKIT_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_TORCH_MODULE_FILE = os.path.join("torch", "nn", "modules", "module.py")
+
+
+class TraceError(ValueError):
+    """Raised when traced code needs a concrete value that a Proxy cannot give."""
+
+
+def _is_internal_frame(filename: str) -> bool:
+    return filename.startswith(_FXKIT_DIR) or filename.endswith(_TORCH_MODULE_FILE)
+
+
+def _user_frame(start: Optional[types.FrameType]) -> Optional[types.FrameType]:
+    """The innermost frame that belongs to the traced program, not to fxkit."""
+    frame = start
+    while frame is not None and _is_internal_frame(frame.f_code.co_filename):
+        frame = frame.f_back
+    return frame
+
+
+def _where(start: Optional[types.FrameType]) -> str:
+    """`` at FILE:LINE in FUNC: SOURCE`` for the user's frame, or '' if none is found."""
+    frame = _user_frame(start)
+    if frame is None:
+        return ""
+    filename, lineno = frame.f_code.co_filename, frame.f_lineno
+    source = linecache.getline(filename, lineno).strip()
+    where = f"\n  at {filename}:{lineno} in {frame.f_code.co_name}"
+    return f"{where}: {source}" if source else where
+
+
+class Scope:
+    """The module whose ``forward`` is being traced: its qualified path and type."""
+
+    def __init__(self, module_path: str, module_type: Any):
+        self.module_path = module_path
+        self.module_type = module_type
+
+
+class ScopeContextManager:
+    """Swaps the fields of ``scope`` for those of ``current_scope`` inside a ``with``."""
+
+    def __init__(self, scope: Scope, current_scope: Scope):
+        self._scope = scope
+        self._saved = (scope.module_path, scope.module_type)
+        scope.module_path = current_scope.module_path
+        scope.module_type = current_scope.module_type
+
+    def __enter__(self) -> Scope:
+        return self._scope
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._scope.module_path, self._scope.module_type = self._saved
+
+
+# Types that are stored in a graph as they are.
+_ATOMIC_ARG_TYPES = frozenset(
+    {
+        str, int, float, bool, complex, type(None), type(Ellipsis),
+        torch.dtype, torch.device, torch.memory_format, torch.layout,
+        torch.SymInt, torch.SymFloat, torch.SymBool,
+    }
+)
+_OPERATOR_ARG_TYPES: Tuple[type, ...] = tuple(
+    cls for cls in (getattr(torch._ops, "OpOverload", None), getattr(torch._ops, "HigherOrderOperator", None))
+    if cls is not None
+)
+
+
+class TracerBase:
+    """The part of a tracer that a Proxy needs: it turns operations into nodes."""
+
+    graph: Graph
+    record_stack_traces: bool = False
+    check_mutable_operations: bool = False
+    trace_asserts: bool = False
+    proxy_buffer_attributes: bool = False
+    traced_func_name: str = "forward"
+    scope: Scope
+    module_stack: "collections.OrderedDict[str, Tuple[str, Any]]"
+    node_name_to_scope: Dict[str, Tuple[str, type]]
+
+    def create_node(
+        self,
+        kind: str,
+        target: Any,
+        args: Tuple[Any, ...],
+        kwargs: Dict[str, Any],
+        name: Optional[str] = None,
+        type_expr: Optional[Any] = None,
+    ) -> Node:
+        """Add one node to ``self.graph``; override to see or change every node made."""
+        node = self.graph.create_node(kind, target, args, kwargs, name, type_expr)
+        self.node_name_to_scope[node.name] = (self.scope.module_path, self.scope.module_type)
+        if self.record_stack_traces:
+            if self.module_stack:
+                node.meta["nn_module_stack"] = collections.OrderedDict(self.module_stack)
+            stack_trace = self._user_stack_trace()
+            if stack_trace:
+                node.meta["stack_trace"] = stack_trace
+                node.stack_trace = stack_trace
+        return node
+
+    def _user_stack_trace(self) -> str:
+        """The user's frames (outermost first) from the traced root down to here."""
+        from .tracer import _ROOT_CALL_CODES  # the codes of the frames that start a trace
+
+        entries = []
+        frame: Optional[types.FrameType] = sys._getframe(1)
+        while frame is not None and frame.f_code not in _ROOT_CALL_CODES:
+            filename = frame.f_code.co_filename
+            if not _is_internal_frame(filename):
+                lineno = frame.f_lineno
+                source = linecache.getline(filename, lineno).strip()
+                entries.append(f'File "{filename}", line {lineno}, in {frame.f_code.co_name}\n    {source}')
+            frame = frame.f_back
+        return "\n  ".join(reversed(entries))
+
+    def proxy(self, node: Node) -> "Proxy":
+        """Wrap a node in a Proxy; override to use a Proxy subclass."""
+        return Proxy(node, self)
+
+    def create_proxy(
+        self,
+        kind: str,
+        target: Any,
+        args: Tuple[Any, ...],
+        kwargs: Dict[str, Any],
+        name: Optional[str] = None,
+        type_expr: Optional[Any] = None,
+        proxy_factory_fn: Optional[Callable[[Node], "Proxy"]] = None,
+    ) -> "Proxy":
+        """Record ``kind``/``target`` applied to ``args``/``kwargs`` and return its Proxy."""
+        node = self.create_node(kind, target, self.create_arg(args), self.create_arg(kwargs), name, type_expr)
+        return self.proxy(node) if proxy_factory_fn is None else proxy_factory_fn(node)
+
+    def create_arg(self, a: Any) -> Any:
+        """Turn a Python value that appears as an argument into a graph argument."""
+        cls = type(a)
+        if cls in _ATOMIC_ARG_TYPES:
+            return a
+        if isinstance(a, Proxy):
+            return a.node
+        if isinstance(a, Node):
+            return a
+        if hasattr(a, "__fx_create_arg__"):
+            return a.__fx_create_arg__(self)
+        if isinstance(a, tuple):
+            if hasattr(a, "_fields"):  # a NamedTuple is rebuilt field by field
+                return cls(*[self.create_arg(elem) for elem in a])
+            return tuple(self.create_arg(elem) for elem in a)
+        if isinstance(a, list):
+            return [self.create_arg(elem) for elem in a]
+        if isinstance(a, dict):
+            converted = {}
+            for key, value in a.items():
+                key = self.create_arg(key)
+                if isinstance(key, Node):
+                    raise RuntimeError(
+                        f"Keys of a dict argument cannot be traced values (got the proxy {key.name!r} as a key)"
+                    )
+                converted[key] = self.create_arg(value)
+            return converted
+        if isinstance(a, slice):
+            return slice(self.create_arg(a.start), self.create_arg(a.stop), self.create_arg(a.step))
+        if isinstance(a, range):
+            return range(self.create_arg(a.start), self.create_arg(a.stop), self.create_arg(a.step))
+        if isinstance(a, torch.Tensor) or isinstance(a, _OPERATOR_ARG_TYPES):
+            return a
+        if isinstance(a, (str, int, float, bool, complex, torch.dtype, torch.device)):
+            return a  # subclasses of the atomic types, e.g. an IntEnum
+        raise NotImplementedError(f"argument of type: {type(a)}")
+
+    def to_bool(self, obj: "Proxy") -> bool:
+        """Called by ``bool(proxy)``; a plain trace cannot know the value."""
+        raise TraceError(
+            "symbolically traced variables cannot be used as inputs to control flow"
+            + _where(sys._getframe(1))
+        )
+
+    def iter(self, obj: "Proxy") -> Iterator:
+        """Called by ``iter(proxy)`` where the number of items is not fixed by the code."""
+        raise TraceError(
+            "Proxy object cannot be iterated. This can be attempted when the Proxy is used in a loop or"
+            " as a *args or **kwargs function argument. See the torch.fx docs on pytorch.org for a more"
+            " detailed explanation of what types of control flow can be traced, and check out the Proxy"
+            " docstring for help troubleshooting Proxy iteration errors" + _where(sys._getframe(1))
+        )
+
+    def keys(self, obj: "Proxy") -> Any:
+        """Called for ``**proxy``; records a ``keys()`` call. Override to return real keys."""
+        return Attribute(obj, "keys")()
+
+
+class GraphAppendingTracer(TracerBase):
+    """A tracer that appends what proxies record to an existing graph."""
+
+    def __init__(self, graph: Graph):
+        super().__init__()
+        self.graph = graph
+        self.scope = Scope("", None)
+        self.module_stack = collections.OrderedDict()
+        self.node_name_to_scope = {}
+
+
+# code object -> {instruction offset: item count} for its UNPACK_SEQUENCE instructions
+_UNPACK_SITES: Dict[types.CodeType, Dict[int, int]] = {}
+
+
+def _unpack_count(frame: types.FrameType) -> Optional[int]:
+    """How many items the instruction now running in ``frame`` unpacks, if it unpacks."""
+    code = frame.f_code
+    sites = _UNPACK_SITES.get(code)
+    if sites is None:
+        sites = {
+            instr.offset: instr.arg
+            for instr in dis.get_instructions(code)
+            if instr.opname == "UNPACK_SEQUENCE"
+        }
+        _UNPACK_SITES[code] = sites
+    return sites.get(frame.f_lasti)
+
+
+def _collect_tracers(value: Any, found: Dict[int, TracerBase]) -> None:
+    if isinstance(value, Proxy):
+        found.setdefault(id(value.tracer), value.tracer)
+    elif isinstance(value, (tuple, list)):
+        for elem in value:
+            _collect_tracers(elem, found)
+    elif isinstance(value, dict):
+        for elem in value.values():
+            _collect_tracers(elem, found)
+    elif isinstance(value, slice):
+        _collect_tracers((value.start, value.stop, value.step), found)
+
+
+class Proxy:
+    """A stand-in for a value during tracing; operations on it become graph nodes.
+
+    ``Proxy(node)`` can also be used outside tracing to append to ``node.graph``::
+
+        x = fxkit.Proxy(some_node)           # appends through a GraphAppendingTracer
+        y = torch.relu(x) + 1                # adds a relu and an add node
+    """
+
+    def __init__(self, node: Node, tracer: Optional[TracerBase] = None):
+        if tracer is None:
+            tracer = GraphAppendingTracer(node.graph)
+        self.tracer = tracer
+        self.node = node
+
+    def __repr__(self) -> str:
+        return f"Proxy({self.node.name})"
+
+    def __getattr__(self, name: str) -> "Attribute":
+        # Only reached for names the class lacks: treat them as tensor attributes/methods.
+        return Attribute(self, name)
+
+    def __getstate__(self) -> Dict[str, Any]:
+        return self.__dict__
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__ = state
+
+    def __copy__(self) -> "Proxy":
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
+
+    def __deepcopy__(self, memo: Dict[int, Any]) -> "Proxy":
+        # The node and tracer are shared: a copy stands for the same traced value.
+        return self.__copy__()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> "Proxy":
+        return self.tracer.create_proxy("call_method", "__call__", (self,) + args, kwargs)
+
+    def __iter__(self) -> Iterator["Proxy"]:
+        caller = sys._getframe(1)
+        count = _unpack_count(caller)
+        if count is not None:
+            return iter([self[index] for index in range(count)])
+        return self.tracer.iter(self)
+
+    def __bool__(self) -> bool:
+        return self.tracer.to_bool(self)
+
+    def keys(self) -> Any:
+        return self.tracer.keys(self)
+
+    def __len__(self) -> int:
+        raise RuntimeError(
+            "'len' is not supported in symbolic tracing by default. If you want this call to be"
+            " recorded, please call torch.fx.wrap('len') at module scope" + _where(sys._getframe(1))
+        )
+
+    def __int__(self) -> int:
+        raise TypeError(
+            "int() argument must be a string, a bytes-like object or a real number, not 'Proxy'"
+            + _where(sys._getframe(1))
+        )
+
+    def __float__(self) -> float:
+        raise TypeError("float() argument must be a string or a real number, not 'Proxy'" + _where(sys._getframe(1)))
+
+    @classmethod
+    def __torch_function__(
+        cls,
+        orig_method: Callable[..., Any],
+        types: Tuple[type, ...],
+        args: Tuple[Any, ...] = (),
+        kwargs: Optional[Dict[str, Any]] = None,
+    ) -> "Proxy":
+        args = args if args else ()
+        kwargs = kwargs if kwargs else {}
+        tracers: Dict[int, TracerBase] = {}
+        _collect_tracers(args, tracers)
+        _collect_tracers(kwargs, tracers)
+        if len(tracers) > 1:
+            raise RuntimeError(
+                f"Found multiple different tracers {list(tracers.values())} while trying to trace operations"
+                f" {orig_method}"
+            )
+        tracer = next(iter(tracers.values()))
+        if isinstance(orig_method, torch._C.ScriptMethod):
+            args = (orig_method.owner,) + args
+            return tracer.create_proxy("call_method", orig_method.name, args, kwargs)
+        if torch.overrides.is_tensor_method_or_property(orig_method):
+            return tracer.create_proxy("call_method", orig_method.__name__, args, kwargs)
+        return tracer.create_proxy("call_function", orig_method, args, kwargs)
+
+
+class Attribute(Proxy):
+    """``proxy.name``: becomes a ``getattr`` node only when used as a value, or a
+    ``call_method`` node when called (``proxy.name(...)``)."""
+
+    def __init__(self, root: Proxy, attr: str):
+        self.root = root
+        self.attr = attr
+        self.tracer = root.tracer
+        self._node: Optional[Node] = None
+
+    @property
+    def node(self) -> Node:  # type: ignore[override]
+        if self._node is None:
+            self._node = self.tracer.create_proxy("call_function", getattr, (self.root, self.attr), {}).node
+        return self._node
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Proxy:
+        return self.tracer.create_proxy("call_method", self.attr, (self.root,) + args, kwargs)
+
+
+class ParameterProxy(Proxy):
+    """The proxy of a parameter when ``param_shapes_constant`` is set: its shape,
+    size, dimension count and element count are the real ones, not new nodes."""
+
+    def __init__(self, tracer: TracerBase, node: Node, name: str, param: torch.Tensor):
+        super().__init__(node, tracer)
+        self.param = param
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"ParameterProxy({self.name})"
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.param.shape
+
+    def size(self, dim: Optional[int] = None) -> Any:
+        return self.param.size() if dim is None else self.param.size(dim)
+
+    def dim(self) -> int:
+        return self.param.dim()
+
+    @property
+    def ndim(self) -> int:
+        return self.param.ndim
+
+    def numel(self) -> int:
+        return self.param.numel()
+
+    def nelement(self) -> int:
+        return self.param.nelement()
+
+
+# Operators recorded as call_function nodes of the `operator` function of the same name.
+_BINARY_OPERATORS = {
+    "add": operator.add, "sub": operator.sub, "mul": operator.mul, "floordiv": operator.floordiv,
+    "truediv": operator.truediv, "div": operator.truediv, "mod": operator.mod, "pow": operator.pow,
+    "lshift": operator.lshift, "rshift": operator.rshift, "and": operator.and_, "or": operator.or_,
+    "xor": operator.xor, "getitem": operator.getitem, "matmul": operator.matmul,
+}
+_COMPARISONS = {
+    "eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "gt": operator.gt,
+    "le": operator.le, "ge": operator.ge,
+}
+_UNARY_OPERATORS = {"neg": operator.neg, "pos": operator.pos, "invert": operator.invert, "abs": operator.abs}
+
+
+def _forward_operator(op_name: str, target: Callable[..., Any]) -> Callable[..., Proxy]:
+    def method(self: Proxy, *rest: Any) -> Proxy:
+        return self.tracer.create_proxy("call_function", target, (self,) + rest, {})
+
+    method.__name__ = method.__qualname__ = f"__{op_name}__"
+    return method
+
+
+def _reflected_operator(op_name: str, target: Callable[..., Any]) -> Callable[..., Proxy]:
+    def method(self: Proxy, lhs: Any) -> Proxy:
+        return self.tracer.create_proxy("call_function", target, (lhs, self), {})
+
+    method.__name__ = method.__qualname__ = f"__r{op_name}__"
+    return method
+
+
+# Installed after the class body so that Proxy keeps object's __hash__ despite defining __eq__.
+for _op_name, _target in {**_BINARY_OPERATORS, **_COMPARISONS, **_UNARY_OPERATORS}.items():
+    setattr(Proxy, f"__{_op_name}__", _forward_operator(_op_name, _target))
+for _op_name, _target in _BINARY_OPERATORS.items():
+    setattr(Proxy, f"__r{_op_name}__", _reflected_operator(_op_name, _target))
+del _op_name, _target

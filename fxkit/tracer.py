@@ -1,0 +1,665 @@
+"""Symbolic tracing: run a module or function on Proxies and record what it does.
+
+``Tracer.trace`` calls the program with one Proxy per argument. Calls of submodules
+go through ``Tracer.call_module`` (leaf modules stay one ``call_module`` node),
+parameter reads through ``Tracer.getattr``, and functions registered with
+:func:`wrap` (and those of ``autowrap_modules``) become single ``call_function``
+nodes.
+
+To see module calls and parameter reads, ``nn.Module.__call__`` and
+``nn.Module.__getattr__`` are replaced while any trace runs. The replacements
+look up the tracer of the *current thread*, so other threads keep the normal
+behaviour, and every replaced global is counted per user and put back by the
+last trace that needs it, also when the traced code raises.
+"""
+from __future__ import annotations
+
+import builtins
+import collections
+import functools
+import inspect
+import sys
+import threading
+import types
+import warnings
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.utils._pytree as pytree
+from torch import nn
+
+from .graph import Graph, _PyTreeCodeGen, _PyTreeInfo
+from .node import Node
+from .proxy import (
+    Attribute,
+    ParameterProxy,
+    Proxy,
+    Scope,
+    ScopeContextManager,
+    TraceError,
+    TracerBase,
+)
+
+__all__ = ["PH", "PHBase", "Tracer", "symbolic_trace", "wrap"]
+
+_HAS_VARSTUFF = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
+
+
+class PHBase:
+    """Marks an input in ``concrete_args`` that stays a placeholder (a traced input)."""
+
+    def __repr__(self) -> str:
+        return "PH"
+
+
+PH = PHBase()
+
+
+def _assert_is_none(value: Any, msg: str) -> None:
+    """The runtime check of an argument specialised to ``None`` through ``concrete_args``."""
+    assert value is None, msg
+
+
+# The generated code names this function by its module; make that the public alias module.
+_assert_is_none.__module__ = "fxkit._symbolic_trace"
+
+
+# --------------------------------------------------------------------------- patching
+
+
+class _Patch:
+    __slots__ = ("container", "name", "original", "had_value", "users")
+
+    def __init__(self, container: Any, name: str, original: Any, had_value: bool):
+        self.container = container
+        self.name = name
+        self.original = original
+        self.had_value = had_value
+        self.users = 0
+
+
+class _PatchRegistry:
+    """Replaced globals and class attributes, shared by all traces of the process.
+
+    A replacement is installed by the first trace that asks for it and removed by the
+    last one that released it, so concurrent traces never undo each other's patches.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._patches: Dict[Tuple[int, str], _Patch] = {}
+
+    def acquire(self, container: Any, name: str, make_replacement: Callable[[Any], Any]) -> Tuple[int, str]:
+        """Make sure ``container.name`` (or ``container[name]`` for a dict) is replaced."""
+        key = (id(container), name)
+        with self._lock:
+            patch = self._patches.get(key)
+            if patch is None:
+                if isinstance(container, dict):
+                    had_value = name in container
+                    original = container[name] if had_value else getattr(builtins, name)
+                    container[name] = make_replacement(original)
+                else:
+                    had_value = name in vars(container)
+                    original = getattr(container, name)
+                    setattr(container, name, make_replacement(original))
+                patch = self._patches[key] = _Patch(container, name, original, had_value)
+            patch.users += 1
+        return key
+
+    def is_patched(self, container: Any, name: str) -> bool:
+        return (id(container), name) in self._patches
+
+    def original(self, key: Tuple[int, str]) -> Any:
+        return self._patches[key].original
+
+    def release(self, key: Tuple[int, str]) -> None:
+        with self._lock:
+            patch = self._patches[key]
+            patch.users -= 1
+            if patch.users:
+                return
+            del self._patches[key]
+            container, name = patch.container, patch.name
+            if isinstance(container, dict):
+                if patch.had_value:
+                    container[name] = patch.original
+                else:
+                    container.pop(name, None)
+            elif patch.had_value:
+                setattr(container, name, patch.original)
+            else:
+                delattr(container, name)
+
+
+_PATCHES = _PatchRegistry()
+_thread_state = threading.local()
+
+
+def _active_tracer() -> Optional["Tracer"]:
+    stack = getattr(_thread_state, "tracers", None)
+    return stack[-1] if stack else None
+
+
+def _find_proxy(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Optional[Proxy]:
+    """The first Proxy found in ``args``/``kwargs`` (looking inside containers)."""
+    pending: List[Any] = [args, kwargs]
+    while pending:
+        value = pending.pop(0)
+        if isinstance(value, Proxy):
+            return value
+        if isinstance(value, (tuple, list)):
+            pending[0:0] = value
+        elif isinstance(value, dict):
+            pending[0:0] = value.values()
+    return None
+
+
+def _recording_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
+    """A stand-in for ``original`` that records a call_function node when given a Proxy."""
+
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        proxy = _find_proxy(args, kwargs)
+        if proxy is None:
+            return original(*args, **kwargs)
+        result = proxy.tracer.create_proxy("call_function", original, args, kwargs)
+        result.node.meta["is_wrapped"] = True
+        return result
+
+    wrapper.__fxkit_original__ = original  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _traced_module_call(original_call: Callable[..., Any]) -> Callable[..., Any]:
+    def module_call(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        tracer = _active_tracer()
+        if tracer is None:
+            return original_call(module, *args, **kwargs)
+        return tracer._on_module_call(module, original_call, args, kwargs)
+
+    return module_call
+
+
+def _traced_module_getattr(original_getattr: Callable[..., Any]) -> Callable[..., Any]:
+    def module_getattr(module: nn.Module, name: str) -> Any:
+        value = original_getattr(module, name)
+        tracer = _active_tracer()
+        if tracer is None:
+            return value
+        return tracer.getattr(name, value, tracer._parameter_proxy_cache)
+
+    return module_getattr
+
+
+# Module-level functions registered with wrap(): (id(globals), name) -> globals dict.
+_wrapped_functions: Dict[Tuple[int, str], Dict[str, Any]] = {}
+
+# Codes of the frames that start a trace; stack traces stop there.
+_ROOT_CALL_CODES: set = set()
+
+
+def wrap(fn_or_name: Union[str, Callable[..., Any]]) -> Any:
+    """Record calls of a module-level function as one ``call_function`` node.
+
+    Call it at module scope, with the function's name or as a decorator::
+
+        fxkit.wrap("len")
+
+        @fxkit.wrap
+        def clamp_rows(x, n):
+            ...
+
+    While a trace runs, the global of that name in the calling module is replaced by a
+    recorder; calls with no Proxy argument still run the real function.
+    """
+    if isinstance(fn_or_name, str):
+        name = fn_or_name
+    elif callable(fn_or_name):
+        name = getattr(fn_or_name, "__name__", None)
+        if not name or name == "<lambda>":
+            raise RuntimeError(
+                f"wrap() needs a function with a name it is known by at module level, got {fn_or_name!r}"
+            )
+    else:
+        raise RuntimeError("Unsupported type for global function! Must be either a callable or string name")
+    caller = sys._getframe(1)
+    if caller.f_code.co_name != "<module>":
+        raise NotImplementedError("wrap must be called at the top level of a module")
+    globals_dict = caller.f_globals
+    _wrapped_functions[(id(globals_dict), name)] = globals_dict
+    return fn_or_name
+
+
+# --------------------------------------------------------------------------- the tracer
+
+
+def _is_standard_module(module: nn.Module) -> bool:
+    module_name = type(module).__module__
+    return (module_name.startswith("torch.nn") or module_name.startswith("torch.ao.nn")) and not isinstance(
+        module, nn.Sequential
+    )
+
+
+def _with_flat_signature(fn: Callable[..., Any], nargs: int) -> Callable[..., Any]:
+    """A copy of ``fn`` whose keyword-only, ``*args`` and ``**kwargs`` parameters are plain
+    positional ones, so that one Proxy can be passed for each."""
+    code = fn.__code__
+    flat_code = code.replace(co_flags=code.co_flags & ~_HAS_VARSTUFF, co_argcount=nargs, co_kwonlyargcount=0)
+    flat_fn = types.FunctionType(flat_code, fn.__globals__, fn.__name__, None, fn.__closure__)
+    flat_fn.__qualname__ = fn.__qualname__
+    return flat_fn
+
+
+class Tracer(TracerBase):
+    """Turns an ``nn.Module`` or a function into a :class:`~fxkit.graph.Graph`.
+
+    Subclass it to change what is traced: ``is_leaf_module`` decides which modules stay
+    calls, ``create_proxy``/``create_node``/``create_arg`` see every recorded value,
+    ``getattr`` every parameter read and ``to_bool``/``iter``/``keys`` answer control flow.
+    """
+
+    def __init__(
+        self,
+        autowrap_modules: Tuple[types.ModuleType, ...] = (__import__("math"),),
+        autowrap_functions: Tuple[Callable[..., Any], ...] = (),
+        param_shapes_constant: bool = False,
+    ) -> None:
+        super().__init__()
+        self._autowrap_function_ids = {
+            id(value)
+            for module in autowrap_modules
+            for name, value in module.__dict__.items()
+            if not name.startswith("_") and callable(value)
+        }
+        self._autowrap_function_ids.update(id(fn) for fn in autowrap_functions)
+        self._autowrap_search: List[types.ModuleType] = list(autowrap_modules)
+        self.param_shapes_constant = param_shapes_constant
+        self.submodule_paths: Optional[Dict[nn.Module, str]] = None
+        self.scope = Scope("", None)
+        self.module_stack: "collections.OrderedDict[str, Tuple[str, Any]]" = collections.OrderedDict()
+        self.node_name_to_scope: Dict[str, Tuple[str, type]] = {}
+        self._qualname_counter: Dict[str, int] = collections.defaultdict(int)
+        self._parameter_proxy_cache: Dict[str, Proxy] = {}
+        self._parameter_paths: Optional[Dict[int, str]] = None
+        self._buffer_paths: Optional[Dict[int, str]] = None
+        self._patch_keys: List[Tuple[int, str]] = []
+        self._checked_globals: set = set()
+
+    # ---------------------------------------------------------------- hooks for subclasses
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        """Whether ``m`` stays one ``call_module`` node. Default: the ``torch.nn`` modules
+        (but not ``nn.Sequential``)."""
+        return _is_standard_module(m)
+
+    def path_of_module(self, mod: nn.Module) -> str:
+        """The qualified name of ``mod`` in the traced root (``layer1.0.conv1``)."""
+        if self.submodule_paths is not None:
+            path = self.submodule_paths.get(mod)
+            if path is not None:
+                return path
+        else:
+            for name, candidate in self.root.named_modules():
+                if candidate is mod:
+                    return name
+        raise NameError(
+            f"module {type(mod).__name__} is not installed as a submodule of the traced root; "
+            "assign it as an attribute of the root module (or of one of its submodules) before tracing"
+        )
+
+    def call_module(
+        self, m: nn.Module, forward: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]
+    ) -> Any:
+        """Called for every module call: record a leaf as ``call_module``, else trace ``forward``."""
+        qualified_name = self.path_of_module(m)
+        with ScopeContextManager(self.scope, Scope(qualified_name, type(m))) as scope:
+            self.module_stack[scope.module_path] = (qualified_name, scope.module_type)
+            try:
+                if self.is_leaf_module(m, qualified_name):
+                    return self.create_proxy("call_module", qualified_name, args, kwargs)
+                return forward(*args, **kwargs)
+            finally:
+                self.module_stack.popitem(last=True)
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: Dict[str, Proxy]) -> Any:
+        """Called when a module attribute is read through ``nn.Module.__getattr__``:
+        parameters (and buffers if ``proxy_buffer_attributes``) become ``get_attr`` proxies."""
+        if isinstance(attr_val, nn.Parameter):
+            path = self._parameter_path_map().get(id(attr_val))
+        elif self.proxy_buffer_attributes and isinstance(attr_val, torch.Tensor):
+            path = self._buffer_path_map().get(id(attr_val))
+        else:
+            return attr_val
+        if path is None:
+            return attr_val
+        proxy = parameter_proxy_cache.get(path)
+        if proxy is None:
+            factory = None
+            if self.param_shapes_constant and isinstance(attr_val, nn.Parameter):
+                factory = functools.partial(_make_parameter_proxy, self, path, attr_val)
+            proxy = self.create_proxy("get_attr", path, (), {}, proxy_factory_fn=factory)
+            parameter_proxy_cache[path] = proxy
+        return proxy
+
+    def create_arg(self, a: Any) -> Any:
+        """Also turns parameters, buffers and other tensors into ``get_attr`` nodes."""
+        if isinstance(a, torch.Tensor) and not isinstance(a, Proxy):
+            if isinstance(a, nn.Parameter):
+                path = self._parameter_path_map().get(id(a))
+                if path is None:
+                    raise NameError(
+                        "a parameter used in the traced code is not a member of the traced root module;"
+                        " register it on the root (or a submodule) before tracing"
+                    )
+                return self.create_node("get_attr", path, (), {})
+            path = self._buffer_path_map().get(id(a)) or self._tensor_attr_path(a)
+            if path is None:
+                path = self.get_fresh_qualname("_tensor_constant")
+                setattr(self.root, path, a)
+                self.tensor_attrs[a] = path
+            return self.create_node("get_attr", path, (), {})
+        if isinstance(a, tuple) and hasattr(a, "_fields"):
+            # A NamedTuple built in traced code is rebuilt by a call of its class.
+            fields = tuple(self.create_arg(elem) for elem in a)
+            return self.create_node("call_function", type(a), fields, {})
+        if isinstance(a, torch.ScriptObject):
+            path = self._tensor_attr_path(a)
+            if path is None:
+                path = self.get_fresh_qualname("_torchbind_obj")
+                setattr(self.root, path, a)
+                self.tensor_attrs[a] = path
+            return self.create_node("get_attr", path, (), {})
+        return super().create_arg(a)
+
+    def get_fresh_qualname(self, prefix: str) -> str:
+        """An attribute name ``prefix<N>`` that the root does not have yet."""
+        index = self._qualname_counter[prefix]
+        while hasattr(self.root, f"{prefix}{index}"):
+            index += 1
+        self._qualname_counter[prefix] = index + 1
+        return f"{prefix}{index}"
+
+    # ---------------------------------------------------------------- tracing
+
+    def trace(
+        self,
+        root: Union[nn.Module, Callable[..., Any]],
+        concrete_args: Optional[Union[Dict[str, Any], Tuple[Any, ...]]] = None,
+    ) -> Graph:
+        """Trace ``root`` (a module's ``forward`` or a function) and return its Graph.
+
+        ``concrete_args`` fixes some inputs to values (checked at run time) or, with
+        ``PH`` inside a dict/list/tuple, says which parts of an input are traced.
+        """
+        if isinstance(root, nn.Module):
+            self.root = root
+            fn = getattr(type(root), self.traced_func_name)
+            if not callable(fn):
+                raise TypeError(f"{type(root).__name__}.{self.traced_func_name} is not callable; nothing to trace")
+            self.root_module_name = root._get_name()
+            self.submodule_paths = {module: name for name, module in root.named_modules()}
+        else:
+            self.root = nn.Module()
+            fn = root
+            self.submodule_paths = None
+        self.graph = Graph(tracer_cls=getattr(self, "__class__", None))
+        code = getattr(inspect.unwrap(fn), "__code__", None)
+        if code is not None:
+            self.graph._co_fields = {
+                "co_name": code.co_name,
+                "co_filename": code.co_filename,
+                "co_firstlineno": code.co_firstlineno,
+            }
+        self.tensor_attrs: Dict[Any, str] = {}
+        self._collect_tensor_attrs(self.root, [])
+        self._parameter_proxy_cache = {}
+        self._parameter_paths = None
+        self._buffer_paths = None
+        self._checked_globals = set()
+        self._patch_keys = []
+
+        stack = getattr(_thread_state, "tracers", None)
+        if stack is None:
+            stack = _thread_state.tracers = []
+        stack.append(self)
+        try:
+            self._install_patches(fn)
+            traced_fn, args = self.create_args_for_root(fn, isinstance(root, nn.Module), concrete_args)
+            return_annotation = getattr(inspect.unwrap(fn), "__annotations__", {}).get("return", None)
+            result = _call_traced_root(traced_fn, args)
+            self.create_node("output", "output", (self.create_arg(result),), {}, type_expr=return_annotation)
+        finally:
+            stack.pop()
+            self._release_patches()
+            self.submodule_paths = None
+            self._parameter_paths = self._buffer_paths = None
+        return self.graph
+
+    def create_args_for_root(
+        self,
+        root_fn: Callable[..., Any],
+        is_module: bool,
+        concrete_args: Optional[Union[Dict[str, Any], Tuple[Any, ...]]] = None,
+    ) -> Tuple[Callable[..., Any], List[Any]]:
+        """Make the placeholders of ``root_fn`` and return the function to call with them."""
+        inner_fn = inspect.unwrap(root_fn)
+        is_decorated = inner_fn is not root_fn
+        code = inner_fn.__code__
+        positional_count = code.co_argcount + code.co_kwonlyargcount
+        param_names = list(code.co_varnames[:positional_count])
+        args: List[Any] = []
+        if is_module:
+            if positional_count == 0:
+                raise RuntimeError("``self`` argument cannot be part of *args expansion!")
+            param_names = param_names[1:]
+            args.append(self.root)
+        signature = inspect.signature(inner_fn)
+
+        if isinstance(concrete_args, tuple):
+            if len(concrete_args) != len(param_names):
+                raise RuntimeError(
+                    f"Tracing expected {len(param_names)} arguments but got {len(concrete_args)} concrete arguments"
+                )
+            concrete_args = dict(zip(param_names, concrete_args))
+        if concrete_args:
+            unknown = [name for name in concrete_args if name not in signature.parameters]
+            if unknown:
+                raise TraceError(
+                    f"concrete_args names {unknown} that are not parameters of {inner_fn.__qualname__}"
+                    f"{signature}"
+                )
+
+        keyword_only = set(code.co_varnames[code.co_argcount:positional_count])
+        keyword_args: Dict[str, Any] = {}
+        for name in param_names:
+            value = self._proxy_placeholder(name, concrete_args, signature, inner_fn)
+            if is_decorated and name in keyword_only:
+                keyword_args[name] = value
+            else:
+                args.append(value)
+
+        has_varstuff = bool(code.co_flags & _HAS_VARSTUFF)
+        if is_decorated:
+            # The wrapper forwards *args/**kwargs itself; pass what the user sees by name
+            # and leave the inner function's own * and ** parameters empty.
+            call_fn: Callable[..., Any] = functools.partial(root_fn, **keyword_args) if keyword_args else root_fn
+        elif code.co_kwonlyargcount or has_varstuff:
+            extra_names = iter(code.co_varnames[positional_count:])
+            if code.co_flags & inspect.CO_VARARGS:
+                args.append(self._proxy_placeholder("*" + next(extra_names), concrete_args, signature, inner_fn))
+            if code.co_flags & inspect.CO_VARKEYWORDS:
+                args.append(self._proxy_placeholder("**" + next(extra_names), concrete_args, signature, inner_fn))
+            call_fn = _with_flat_signature(root_fn, len(args))
+        else:
+            call_fn = root_fn
+
+        flat_args, in_spec = pytree.tree_flatten(tuple(args))
+        if any(not child.is_leaf() for child in _spec_children(in_spec)):
+            all_names = list(code.co_varnames[:positional_count])
+            self.graph._codegen = _PyTreeCodeGen(_PyTreeInfo(all_names, in_spec, None))
+
+            def flatten_fn(*flat: Any) -> List[Any]:
+                tree_args = pytree.tree_unflatten(list(flat), in_spec)
+                out_flat, out_spec = pytree.tree_flatten(call_fn(*tree_args))
+                codegen = self.graph._codegen
+                codegen.pytree_info = codegen.pytree_info._replace(out_spec=out_spec)
+                return out_flat
+
+            return flatten_fn, flat_args
+        return call_fn, args
+
+    def _proxy_placeholder(
+        self,
+        name: str,
+        concrete_args: Optional[Dict[str, Any]],
+        sig: inspect.Signature,
+        fn_for_analysis: Callable[..., Any],
+    ) -> Any:
+        """The traced value of parameter ``name``: a placeholder Proxy, or the concrete value
+        (with placeholders and runtime checks for each of its parts)."""
+        if concrete_args is not None and name in concrete_args:
+            parameter = sig.parameters[name]
+            default = () if parameter.default is inspect.Parameter.empty else (parameter.default,)
+            leaf_count = 0
+
+            def placeholder_for(leaf: Any) -> Any:
+                nonlocal leaf_count
+                leaf_count += 1
+                proxy = self.create_proxy("placeholder", f"{name}_{leaf_count}", default, {})
+                if isinstance(leaf, PHBase):
+                    if leaf is not PH:
+                        # A PH subclass instance carries attributes for the user's tracer.
+                        for attr, value in vars(leaf).items():
+                            setattr(proxy, attr, value)
+                    return proxy
+                message = f"{name} has been specialized to have value {leaf} but got another value"
+                if leaf is None:
+                    self.create_proxy("call_function", _assert_is_none, (proxy, message), {})
+                elif type(leaf) in (bool, int, float, complex, str) or isinstance(leaf, (torch.dtype, torch.device)):
+                    torch._assert(proxy == leaf, message)
+                else:
+                    warnings.warn(
+                        f"Was not able to add assertion to guarantee correct input {name} to specialized"
+                        " function. It is up to the user to make sure that your inputs match the inputs you"
+                        " specialized the function with."
+                    )
+                return leaf
+
+            return pytree.tree_map(placeholder_for, concrete_args[name])
+        if name.startswith("*"):
+            default: Tuple[Any, ...] = ()
+        else:
+            parameter = sig.parameters[name]
+            default = () if parameter.default is inspect.Parameter.empty else (parameter.default,)
+        annotation = getattr(fn_for_analysis, "__annotations__", {}).get(name.lstrip("*"), None)
+        return self.create_proxy("placeholder", name, default, {}, type_expr=annotation)
+
+    # ---------------------------------------------------------------- internals
+
+    def _collect_tensor_attrs(self, module: nn.Module, prefix: List[str]) -> None:
+        for attr_name, value in module.__dict__.items():
+            if isinstance(value, (torch.Tensor, torch.ScriptObject)):
+                self.tensor_attrs[value] = ".".join(prefix + [attr_name])
+        for child_name, child in module.named_children():
+            self._collect_tensor_attrs(child, prefix + [child_name])
+
+    def _tensor_attr_path(self, value: Any) -> Optional[str]:
+        try:
+            return self.tensor_attrs.get(value)
+        except TypeError:  # unhashable tensor subclass
+            return None
+
+    def _parameter_path_map(self) -> Dict[int, str]:
+        if self._parameter_paths is None:
+            paths: Dict[int, str] = {}
+            for name, param in self.root.named_parameters():
+                paths.setdefault(id(param), name)
+            self._parameter_paths = paths
+        return self._parameter_paths
+
+    def _buffer_path_map(self) -> Dict[int, str]:
+        if self._buffer_paths is None:
+            paths: Dict[int, str] = {}
+            for name, buffer in self.root.named_buffers():
+                paths.setdefault(id(buffer), name)
+            self._buffer_paths = paths
+        return self._buffer_paths
+
+    def _on_module_call(
+        self, module: nn.Module, original_call: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]
+    ) -> Any:
+        forward_globals = getattr(getattr(module, "forward", None), "__globals__", None)
+        if forward_globals is not None:
+            self._autowrap_globals(forward_globals)
+
+        def forward(*call_args: Any, **call_kwargs: Any) -> Any:
+            return original_call(module, *call_args, **call_kwargs)
+
+        return self.call_module(module, forward, args, kwargs)
+
+    def _install_patches(self, fn: Callable[..., Any]) -> None:
+        acquire = self._patch_keys.append
+        acquire(_PATCHES.acquire(nn.Module, "__call__", _traced_module_call))
+        acquire(_PATCHES.acquire(nn.Module, "__getattr__", _traced_module_getattr))
+        for globals_dict, name in list(((g, n) for (_, n), g in _wrapped_functions.items())):
+            acquire(_PATCHES.acquire(globals_dict, name, _recording_wrapper))
+        fn_globals = getattr(inspect.unwrap(fn), "__globals__", None)
+        if fn_globals is not None:
+            self._autowrap_globals(fn_globals)
+        for module in self._autowrap_search:
+            self._autowrap_globals(module.__dict__)
+
+    def _autowrap_globals(self, globals_dict: Dict[str, Any]) -> None:
+        """Patch the names in ``globals_dict`` bound to an autowrapped function (once per trace)."""
+        if id(globals_dict) in self._checked_globals or not self._autowrap_function_ids:
+            return
+        self._checked_globals.add(id(globals_dict))
+        wanted = self._autowrap_function_ids
+        for name, value in list(globals_dict.items()):
+            if name.startswith("_") or not callable(value):
+                continue
+            original = getattr(value, "__fxkit_original__", value) if _PATCHES.is_patched(globals_dict, name) else value
+            if id(original) in wanted:
+                self._patch_keys.append(_PATCHES.acquire(globals_dict, name, _recording_wrapper))
+
+    def _release_patches(self) -> None:
+        while self._patch_keys:
+            _PATCHES.release(self._patch_keys.pop())
+
+
+def _spec_children(spec: pytree.TreeSpec) -> List[pytree.TreeSpec]:
+    children = getattr(spec, "children", None)
+    return list(children()) if callable(children) else list(spec.children_specs)
+
+
+def _make_parameter_proxy(tracer: Tracer, path: str, param: torch.Tensor, node: Node) -> Proxy:
+    return ParameterProxy(tracer, node, path, param)
+
+
+def _call_traced_root(fn: Callable[..., Any], args: Sequence[Any]) -> Any:
+    """Calls the traced function; its frame marks where recorded stack traces start."""
+    return fn(*args)
+
+
+_ROOT_CALL_CODES.add(_call_traced_root.__code__)
+
+
+def symbolic_trace(
+    root: Union[nn.Module, Callable[..., Any]],
+    concrete_args: Optional[Dict[str, Any]] = None,
+) -> "GraphModule":
+    """Trace ``root`` (a module or a function) into a :class:`GraphModule`.
+
+    >>> gm = symbolic_trace(lambda x: torch.relu(x) + 1)   # doctest: +SKIP
+    """
+    from .graph_module import GraphModule  # graph_module needs the tracer module loaded first
+
+    tracer = Tracer()
+    graph = tracer.trace(root, concrete_args)
+    name = root.__class__.__name__ if isinstance(root, nn.Module) else root.__name__
+    return GraphModule(tracer.root, graph, name)
+
+
+# Generated code refers to `fxkit._symbolic_trace.wrap` and friends: make sure the alias is loaded.
+from . import _symbolic_trace  # noqa: E402,F401

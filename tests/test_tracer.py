@@ -1,0 +1,413 @@
+"""Tracer behaviour beyond graph equality: hooks for subclasses, wrap, patch hygiene,
+threads, stack traces, concrete_args checks and decorated forwards."""
+from __future__ import annotations
+
+import functools
+import math
+import threading
+
+import pytest
+import torch
+import torch.fx
+import torch.nn.functional as F
+from torch import nn
+
+import fxkit
+from fxkit import zoo
+from fxkit.proxy import ParameterProxy, TraceError
+from fxkit.tracer import PH, Tracer, symbolic_trace, wrap
+
+THIS_FILE = __file__
+
+
+def scaled_by_three(x):
+    return x * 3
+
+
+wrap("scaled_by_three")
+
+
+@wrap
+def decorated_wrapped(x, n):
+    return torch.randn(n) + x
+
+
+def _globals_snapshot():
+    return (nn.Module.__call__, nn.Module.__getattr__, math.sqrt, math.floor, globals().get("scaled_by_three"),
+            globals().get("decorated_wrapped"), "len" in globals())
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(2, 2, 1)
+        self.inner = nn.Sequential(nn.Linear(2, 2))
+
+    def forward(self, x):
+        return self.conv1(x)
+
+
+def test_leaf_modules_keep_full_qualified_paths():
+    gm = symbolic_trace(zoo.get_model("resnet"))
+    targets = [n.target for n in gm.graph.nodes if n.op == "call_module"]
+    assert "layer1.0.conv1" in targets and "layer2.0.downsample.0" in targets
+    assert all(isinstance(gm.get_submodule(t), nn.Module) for t in targets)
+
+
+def test_is_leaf_module_override():
+    class Outer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block = Block()
+
+        def forward(self, x):
+            return self.block(x) + 1
+
+    class BlockLeafTracer(Tracer):
+        def is_leaf_module(self, m, qualified_name):
+            return isinstance(m, Block) or super().is_leaf_module(m, qualified_name)
+
+    class EverythingTracer(Tracer):
+        def is_leaf_module(self, m, qualified_name):
+            return False
+
+    graph = BlockLeafTracer().trace(Outer())
+    assert [(n.op, n.target) for n in graph.nodes if n.op == "call_module"] == [("call_module", "block")]
+    graph = EverythingTracer().trace(Outer())
+    assert [n.target for n in graph.nodes if n.op in ("call_function", "get_attr")][:3] == [
+        "block.conv1.weight", "block.conv1.bias", torch.conv2d
+    ]
+
+
+def test_custom_create_node_sees_every_node_and_call_module_hook():
+    seen = []
+    calls = []
+
+    class Recording(Tracer):
+        def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
+            node = super().create_node(kind, target, args, kwargs, name, type_expr)
+            seen.append(node.op)
+            return node
+
+        def call_module(self, m, forward, args, kwargs):
+            calls.append(self.path_of_module(m))
+            return super().call_module(m, forward, args, kwargs)
+
+    Recording().trace(zoo.get_model("mlp"))
+    assert seen[0] == "placeholder" and seen[-1] == "output"
+    assert calls == ["layers.0", "layers.1", "layers.2"]
+
+
+def test_wrap_by_name_and_decorator_record_one_node():
+    def f(x):
+        return scaled_by_three(x) + decorated_wrapped(x, 3)
+
+    gm = symbolic_trace(f)
+    calls = [n for n in gm.graph.nodes if n.op == "call_function" and n.target is not operator_add()]
+    assert [n.target for n in calls] == [scaled_by_three, decorated_wrapped.__wrapped__ if hasattr(decorated_wrapped, "__wrapped__") else decorated_wrapped]
+    assert all(n.meta.get("is_wrapped") for n in calls)
+    x = torch.zeros(3)
+    torch.manual_seed(1)
+    expected = f(x)
+    torch.manual_seed(1)
+    torch.testing.assert_close(gm(x), expected)
+
+
+def operator_add():
+    import operator
+
+    return operator.add
+
+
+def test_wrap_must_be_at_module_scope_and_checks_its_argument():
+    with pytest.raises(NotImplementedError, match="top level of a module"):
+        wrap("len")
+    with pytest.raises(RuntimeError, match="callable or string"):
+        exec("import fxkit\nfxkit.wrap(3)", {})
+
+
+def test_nothing_stays_patched_even_when_tracing_fails():
+    before = _globals_snapshot()
+
+    def bad(x):
+        y = scaled_by_three(x) + math.sqrt(2)
+        if y.sum() > 0:
+            return y
+        return -y
+
+    with pytest.raises(TraceError):
+        symbolic_trace(bad)
+    assert _globals_snapshot() == before
+    symbolic_trace(zoo.get_model("transformer"))
+    assert _globals_snapshot() == before
+
+
+def test_module_calls_outside_a_trace_are_untouched_while_another_thread_traces():
+    model = zoo.get_model("mlp")
+    inputs = zoo.example_inputs("mlp")
+    expected = model(*inputs)
+    started, release = threading.Event(), threading.Event()
+
+    class SlowTracer(Tracer):
+        def call_module(self, m, forward, args, kwargs):
+            started.set()
+            release.wait(10)
+            return super().call_module(m, forward, args, kwargs)
+
+    results = {}
+    worker = threading.Thread(target=lambda: results.setdefault("graph", SlowTracer().trace(zoo.get_model("mlp"))))
+    worker.start()
+    assert started.wait(10)
+    try:
+        assert nn.Module.__call__ is not before_call  # a trace is running: the patch is in place
+        torch.testing.assert_close(model(*inputs), expected)  # and this thread is not traced
+    finally:
+        release.set()
+        worker.join(10)
+    assert nn.Module.__call__ is before_call
+    assert [n.op for n in results["graph"].nodes].count("call_module") == 3
+
+
+before_call = nn.Module.__call__
+
+
+def test_two_threads_trace_at_once_and_get_their_own_graphs():
+    names = ["mlp", "resnet", "transformer"] * 2
+    expected = {name: str(symbolic_trace(zoo.get_model(name)).graph) for name in set(names)}
+    barrier = threading.Barrier(len(names))
+    results, errors = {}, []
+
+    def work(index, name):
+        try:
+            barrier.wait(10)
+            results[index] = str(symbolic_trace(zoo.get_model(name)).graph)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i, n)) for i, n in enumerate(names)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors
+    assert all(results[i] == expected[name] for i, name in enumerate(names))
+    assert nn.Module.__call__ is before_call and math.sqrt.__module__ == "math"
+
+
+def test_parameters_are_found_by_path_and_cached():
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return x + self.lin.weight + self.lin.weight
+
+    gm = symbolic_trace(M())
+    assert [n.target for n in gm.graph.nodes if n.op == "get_attr"] == ["lin.weight"]
+
+
+def test_foreign_module_or_parameter_is_a_clear_error():
+    stranger = nn.Linear(2, 2)
+
+    class M(nn.Module):
+        def forward(self, x):
+            return stranger(x)
+
+    with pytest.raises(NameError, match="not installed as a submodule"):
+        symbolic_trace(M())
+
+    class P(nn.Module):
+        def forward(self, x):
+            return x + stranger.weight
+
+    with pytest.raises(NameError, match="not a member"):
+        symbolic_trace(P())
+
+
+def test_param_shapes_constant_gives_concrete_shapes():
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(3, 4))
+
+        def forward(self, x):
+            return x.reshape(self.weight.shape[0], -1) + self.weight.size()[1] + self.weight.dim()
+
+    graph = Tracer(param_shapes_constant=True).trace(M())
+    assert str(graph) == str(torch.fx.Tracer(param_shapes_constant=True).trace(M()))
+    reshape = next(n for n in graph.nodes if n.op == "call_method")
+    assert reshape.args[1:] == (3, -1)  # the shape is a constant, not a getattr node
+    assert len(graph.find_nodes(op="get_attr")[0].users) == 0
+    proxies = []
+
+    class Capture(Tracer):
+        def getattr(self, attr, attr_val, cache):
+            value = super().getattr(attr, attr_val, cache)
+            proxies.append(value)
+            return value
+
+    Capture(param_shapes_constant=True).trace(M())
+    assert isinstance(proxies[0], ParameterProxy) and proxies[0].shape == torch.Size([3, 4])
+
+
+def test_autowrap_functions_and_modules():
+    def f(x):
+        return torch.sigmoid(x) + my_helper(x)
+
+    tracer = Tracer(autowrap_functions=(my_helper,))
+    graph = tracer.trace(f)
+    assert my_helper in [n.target for n in graph.nodes]
+    plain = Tracer(autowrap_modules=()).trace(lambda x: x / math.sqrt(4))
+    assert math.sqrt not in [n.target for n in plain.nodes]
+
+
+def my_helper(x):
+    return x.flip(0) if x.dim() else x
+
+
+def test_record_stack_traces_names_user_lines_and_module_stack():
+    class Sub(nn.Module):
+        def forward(self, x):
+            return x * 2  # sub line
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.sub = Sub()
+
+        def forward(self, x):
+            return self.sub(x).relu()  # outer line
+
+    tracer = Tracer()
+    tracer.record_stack_traces = True
+    graph = tracer.trace(M())
+    mul = next(n for n in graph.nodes if n.name == "mul")
+    relu = next(n for n in graph.nodes if n.name == "relu")
+    assert "x * 2  # sub line" in mul.stack_trace and "self.sub(x).relu()" in mul.stack_trace
+    assert mul.stack_trace.startswith(f'File "{THIS_FILE}"')
+    assert "fxkit" not in mul.stack_trace.replace(THIS_FILE, "")
+    assert list(mul.meta["nn_module_stack"]) == ["sub"] and "nn_module_stack" not in relu.meta
+    assert relu.meta["stack_trace"] == relu.stack_trace
+    plain = Tracer().trace(M())
+    assert all(n.stack_trace is None for n in plain.nodes)
+
+
+def test_concrete_args_check_at_run_time():
+    def f(x, flag, bias=None):
+        return x * 2 if flag else x
+
+    gm = symbolic_trace(f, concrete_args={"flag": True, "bias": None})
+    x = torch.randn(3)
+    torch.testing.assert_close(gm(x, True), x * 2)
+    with pytest.raises(AssertionError, match="flag has been specialized to have value True"):
+        gm(x, False)
+    with pytest.raises(AssertionError, match="bias has been specialized to have value None"):
+        gm(x, True, 1.0)
+    with pytest.raises(TraceError, match="not parameters"):
+        symbolic_trace(f, concrete_args={"nope": 1})
+
+
+def test_concrete_args_as_tuple_and_ph_in_containers():
+    def f(x, parts):
+        return x + parts["a"] * parts["b"][0]
+
+    gm = symbolic_trace(f, concrete_args={"parts": {"a": PH, "b": [PH]}})
+    x, a, b = torch.randn(2), torch.randn(2), torch.randn(2)
+    torch.testing.assert_close(gm(x, {"a": a, "b": [b]}), f(x, {"a": a, "b": [b]}))
+    graph = Tracer().trace(lambda x, y: x + y, concrete_args=(PH, 2))
+    assert [n.name for n in graph.nodes if n.op == "placeholder"] == ["x_1", "y_1"]
+
+
+def test_dynamic_control_flow_error_points_at_user_code():
+    def func_to_trace(x):
+        if x.sum() > 0:  # dynamic
+            return torch.relu(x)
+        return torch.neg(x)
+
+    with pytest.raises(TraceError) as info:
+        symbolic_trace(func_to_trace)
+    assert f"{THIS_FILE}:" in str(info.value) and "if x.sum() > 0:  # dynamic" in str(info.value)
+    with pytest.raises(torch.fx.proxy.TraceError):
+        torch.fx.symbolic_trace(func_to_trace)
+
+
+def _passthrough(forward):
+    @functools.wraps(forward)
+    def wrapper(self, *args, **kwargs):
+        kwargs.setdefault("scale", 2.0)  # what HF-style decorators do with kwargs
+        return forward(self, *args, **kwargs)
+
+    return wrapper
+
+
+class Decorated(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 3)
+
+    @_passthrough
+    def forward(self, x: torch.Tensor, mask=None, *, scale: float = 1.0, **kwargs) -> torch.Tensor:
+        out = self.lin(x) * scale
+        return out if mask is None else out * mask
+
+
+def test_decorated_forward_traces_with_the_visible_signature():
+    model = Decorated()
+    with pytest.raises(Exception):
+        torch.fx.symbolic_trace(Decorated())  # torch.fx patches the wrapper's code and fails
+    gm = symbolic_trace(model, concrete_args={"mask": None})
+    placeholders = [n.target for n in gm.graph.nodes if n.op == "placeholder"]
+    assert placeholders == ["x", "mask_1", "scale"]
+    x = torch.randn(2, 3)
+    torch.testing.assert_close(gm(x, None, 2.0), model(x))
+
+
+def test_decorated_forward_with_real_data_dependence_still_raises():
+    class Branchy(nn.Module):
+        @_passthrough
+        def forward(self, x, **kwargs):
+            if x.max() > 0:
+                return x
+            return -x
+
+    with pytest.raises(TraceError, match="control flow"):
+        symbolic_trace(Branchy())
+
+
+def test_dropout_training_gotcha_both_variants():
+    class DropoutRepro(nn.Module):
+        def forward(self, x):
+            return F.dropout(x, training=self.training)
+
+    class DropoutRepro2(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.drop = nn.Dropout()
+
+        def forward(self, x):
+            return self.drop(x)
+
+    traced = symbolic_trace(DropoutRepro())
+    assert "training = True" in traced.code
+    traced.eval()
+    x = torch.randn(5, 3)
+    with pytest.raises(AssertionError):
+        torch.testing.assert_close(traced(x), x)
+    traced2 = symbolic_trace(DropoutRepro2())
+    traced2.eval()
+    torch.testing.assert_close(traced2(x), x)
+
+
+def test_trace_of_a_large_model_scales_and_keeps_names_unique():
+    gm = symbolic_trace(zoo.deep_mlp(300))
+    names = [n.name for n in gm.graph.nodes]
+    assert len(names) == len(set(names)) == 2 + 2 * 300
+    x = torch.randn(2, 4)
+    torch.testing.assert_close(gm(x), zoo.deep_mlp(300)(x))
+
+
+def test_alias_module_reexports_the_tracer():
+    from fxkit import _symbolic_trace
+
+    assert _symbolic_trace.Tracer is Tracer and _symbolic_trace.wrap is wrap and _symbolic_trace.PH is PH
