@@ -202,7 +202,8 @@ class _Emitter:
         if annotation is None or annotation is type(None):
             return "None" if annotation is None else "NoneType"
         if annotation is ...:
-            return "..."
+            # torch.fx binds Ellipsis as the global ``_`` (``Tuple[int, _]``); same text, same meaning.
+            return self.bind(Ellipsis, "_")
         if isinstance(annotation, str):
             return repr(annotation)
         origin = typing.get_origin(annotation)
@@ -222,11 +223,11 @@ class _Emitter:
 
 def _typing_alias_name(annotation: Any, origin: Any) -> Tuple[str, Any]:
     """Pick how to spell the head of a parameterised annotation: typing.List -> ``typing_List``."""
+    if origin is typing.Union:  # Optional[X] is spelled as the Union it is
+        return "typing_Union", typing.Union
     name = getattr(annotation, "_name", None)
     if name and hasattr(typing, name) and getattr(annotation, "__module__", "") == "typing":
         return "typing_" + name, getattr(typing, name)
-    if origin is typing.Union:
-        return "typing_Union", typing.Union
     return _global_hint(origin), origin
 
 
@@ -299,9 +300,11 @@ class CodeGen:
 
         for index, node in enumerate(node_list):
             op = node.op
-            if stack_comments and op != "placeholder":
+            if stack_comments and op != "placeholder" and op != "output":
                 location = _stack_summary(node.stack_trace)
                 if location != last_location:
+                    if body:
+                        body.append("")
                     body.append(f"# {location}" if location else "# No stacktrace found for following nodes")
                     last_location = location
             if op == "placeholder":

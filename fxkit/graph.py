@@ -558,20 +558,34 @@ class Graph:
             text = node.format_node(None, return_type)
             if text:
                 lines.append("\n    " + text)
-        return f"graph(){return_type[0]}:" + "".join(lines)
+        # torch.fx computes the return annotation here but does not print it; neither do we.
+        return "graph():" + "".join(lines)
 
     def print_tabular(self) -> None:
         """Print the nodes as a table of opcode, name, target, args and kwargs."""
         print(self._tabular())
 
     def _tabular(self) -> str:
-        rows = [
-            (node.op, node.name, str(node.target), str(node.args), str(node.kwargs)) for node in self.nodes
-        ]
+        # Laid out like tabulate's "simple" format: columns at least two wider than their header,
+        # multi-line cells spread over several lines, no trailing spaces.
         headers = ("opcode", "name", "target", "args", "kwargs")
-        widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-        fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
-        return "\n".join([fmt(headers), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows])
+        rows = [
+            [str(cell).strip().split("\n") for cell in (node.op, node.name, node.target, node.args, node.kwargs)]
+            for node in self.nodes
+        ]
+        widths = [
+            max([len(header) + 2] + [len(line) for row in rows for line in row[column]])
+            for column, header in enumerate(headers)
+        ]
+
+        def layout(cells: List[str]) -> str:
+            return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()
+
+        lines = [layout(list(headers)), layout(["-" * width for width in widths])]
+        for row in rows:
+            for depth in range(max(len(cell) for cell in row)):
+                lines.append(layout([cell[depth] if depth < len(cell) else "" for cell in row]))
+        return "\n".join(lines)
 
 
 _UNPICKLED_FIELDS = frozenset(

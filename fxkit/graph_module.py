@@ -225,16 +225,14 @@ class GraphModule(torch.nn.Module):
         return text
 
     def _readable(self, class_name: str) -> str:
-        source = self._graph._codegen._gen_python_code(
-            self._graph.nodes, "self", stack_comments=True
-        ).src.lstrip("\n")
+        source = self._graph._codegen._gen_python_code(self._graph.nodes, "self", stack_comments=True).src
         lines = [f"class {class_name}(torch.nn.Module):"]
-        lines.extend("    " + line for line in source.split("\n"))
+        lines.extend(_indented(source))
         for child_name, child in self.named_children():
             if isinstance(child, GraphModule):
-                nested = child._readable(child_name)
-                lines.extend("    " + line for line in nested.split("\n"))
-        return "\n".join(lines)
+                lines.append("")
+                lines.extend(_indented(child._readable(child_name)))
+        return "\n".join(lines) + "\n"
 
     def __str__(self) -> str:
         return (
@@ -370,6 +368,16 @@ class GraphModule(torch.nn.Module):
 
 
 _GENERATED_FIELDS = frozenset({"_generated", "_forward_fn"})
+
+
+def _indented(text: str) -> List[str]:
+    """The lines of ``text`` indented one level, blank lines left empty and blank ends dropped."""
+    lines = [line if line.strip() else "" for line in text.split("\n")]
+    while lines and not lines[0]:
+        lines.pop(0)
+    while lines and not lines[-1]:
+        lines.pop()
+    return ["    " + line if line else "" for line in lines]
 
 
 def _user_class(cls: type) -> type:
