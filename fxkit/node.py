@@ -303,8 +303,8 @@ class Node:
 
     def prepend(self, x: "Node") -> None:
         """Move or insert ``x`` right before this node, in the same graph."""
-        if x is self:
-            raise ValueError(f"cannot prepend node {self.name!r} to itself")
+        if x is self:  # as in torch.fx, moving a node next to itself leaves it where it is
+            return
         if x.graph is not self.graph:
             raise ValueError(
                 f"cannot move node {x.name!r} next to {self.name!r}: they belong to different graphs"
@@ -319,6 +319,8 @@ class Node:
 
     def append(self, x: "Node") -> None:
         """Move or insert ``x`` right after this node, in the same graph."""
+        if x is self:
+            return
         self._next.prepend(x)
 
     def _unlink(self) -> None:
@@ -367,9 +369,10 @@ class Node:
                 )
         self._args = _freeze(tuple(new_args)) if type(new_args) is not tuple else _freeze(new_args)
         self._kwargs = _freeze(dict(new_kwargs)) if new_kwargs else immutable_dict()
+        # Like torch.fx, every assignment re-registers this node as the newest user of each input,
+        # so `users` order (and what replace_all_uses_with returns) matches it edit for edit.
         for old in self._input_nodes:
-            if old not in found:
-                old.users.pop(self, None)
+            old.users.pop(self, None)
         for used in found:
             used.users.setdefault(self, None)
         self._input_nodes = found
