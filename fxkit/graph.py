@@ -4,6 +4,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import copy
+import gc
 import inspect
 import keyword
 import re
@@ -88,6 +89,22 @@ class _Namespace:
 
 
 _MISSING = object()
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector during a bulk operation, restoring its previous state.
+
+    Building or serialising thousands of nodes allocates many acyclic objects; letting the collector
+    rescan the growing heap meanwhile costs more than the work itself (2-4x on 10k-node graphs).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class _NodeList:
@@ -410,7 +427,10 @@ class Graph:
         return None
 
     def __deepcopy__(self, memo: Optional[Dict[int, Any]] = None) -> "Graph":
-        memo = memo if memo is not None else {}
+        with _collector_paused():
+            return self._deepcopy(memo if memo is not None else {})
+
+    def _deepcopy(self, memo: Dict[int, Any]) -> "Graph":
         copied = Graph(tracer_cls=self._tracer_cls, tracer_extras=self._tracer_extras)
         val_map: Dict[Node, Node] = {}
         outcome = copied.graph_copy(self, val_map, return_output_node=True)
@@ -424,13 +444,16 @@ class Graph:
 
     def __getstate__(self) -> Dict[str, Any]:
         """Pickle the node list flat (index references), so deep graphs never hit the recursion limit."""
+        with _collector_paused():
+            return self._flat_state()
+
+    def _flat_state(self) -> Dict[str, Any]:
         position: Dict[Node, int] = {}
         records = []
         for index, node in enumerate(self.nodes):
             position[node] = index
-            to_ref = lambda n: _NodeRef(position[n])  # noqa: E731
             records.append(
-                (node.op, node.name, node.target, map_arg(node.args, to_ref), map_arg(node.kwargs, to_ref),
+                (node.op, node.name, node.target, _encode(node.args, position), _encode(node.kwargs, position),
                  node.type, node.meta)
             )
         state = {key: value for key, value in self.__dict__.items() if key not in _UNPICKLED_FIELDS}
@@ -439,6 +462,10 @@ class Graph:
         return state
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
+        with _collector_paused():
+            self._restore_flat_state(state)
+
+    def _restore_flat_state(self, state: Dict[str, Any]) -> None:
         records = state.pop("_records")
         fresh = Graph()
         self.__dict__.update(fresh.__dict__)
@@ -446,12 +473,16 @@ class Graph:
         self._insert = self._root.prepend
         self.__dict__.update(state)
         built: List[Node] = []
-        from_ref = lambda ref: built[ref.index] if isinstance(ref, _NodeRef) else ref  # noqa: E731
+        namespace = self._namespace
+        append_at_end = self._root.prepend
         for op, name, target, args, kwargs, type_expr, meta in records:
-            args = map_aggregate(args, from_ref)
-            kwargs = map_aggregate(kwargs, from_ref)
-            node = self.create_node(op, target, args, kwargs, name, type_expr)
+            # Names were unique when pickled, so they are reserved as they are instead of re-derived.
+            namespace.reserve(name)
+            node = Node(self, name, op, target, _decode(args, built), _decode(kwargs, built), type_expr)
             node.meta = meta
+            append_at_end(node)
+            self._len += 1
+            self._index(node)
             built.append(node)
 
     # -- checking --------------------------------------------------------------------------------
@@ -532,7 +563,8 @@ class Graph:
         additional_meta: Optional[List[str]] = None,
     ) -> PythonCode:
         """The Python source of ``forward`` for this graph and the globals it needs."""
-        return self._codegen._gen_python_code(self.nodes, root_module, verbose=verbose)
+        with _collector_paused():
+            return self._codegen._gen_python_code(self.nodes, root_module, verbose=verbose)
 
     def process_inputs(self, *args: Any) -> Any:
         return self._codegen.process_inputs(*args)
@@ -603,6 +635,41 @@ class _NodeRef:
 
     def __reduce__(self) -> Tuple[Any, Tuple[int]]:
         return (_NodeRef, (self.index,))
+
+
+def _encode(arg: Any, position: Dict[Node, int]) -> Any:
+    """Arguments with nodes replaced by their positions and read-only containers made plain."""
+    kind = type(arg)
+    if kind is Node:
+        return _NodeRef(position[arg])
+    if kind is tuple:
+        return tuple([_encode(item, position) for item in arg])
+    if isinstance(arg, list):
+        return [_encode(item, position) for item in arg]
+    if isinstance(arg, dict):
+        return {key: _encode(value, position) for key, value in arg.items()}
+    if kind is slice:
+        return slice(_encode(arg.start, position), _encode(arg.stop, position), _encode(arg.step, position))
+    if isinstance(arg, tuple) and hasattr(arg, "_fields"):
+        return kind(*[_encode(item, position) for item in arg])
+    return arg
+
+
+def _decode(arg: Any, built: List[Node]) -> Any:
+    kind = type(arg)
+    if kind is _NodeRef:
+        return built[arg.index]
+    if kind is tuple:
+        return tuple([_decode(item, built) for item in arg])
+    if kind is list:
+        return [_decode(item, built) for item in arg]
+    if kind is dict:
+        return {key: _decode(value, built) for key, value in arg.items()}
+    if kind is slice:
+        return slice(_decode(arg.start, built), _decode(arg.stop, built), _decode(arg.step, built))
+    if isinstance(arg, tuple) and hasattr(arg, "_fields"):
+        return kind(*[_decode(item, built) for item in arg])
+    return arg
 
 
 def _order_of(node: Node) -> float:
