@@ -270,5 +270,24 @@ def test_transformer_identity_and_rewrite_match_torch_fx() -> None:
     oracle = rewrite(torch.fx.Transformer)(theirs).transform()
     assert rewritten.code == oracle.code
     torch.testing.assert_close(rewritten(x), oracle(x))
-    lin_node = next(node for node in rewritten.graph.nodes if node.op == "call_module")
-    assert "nn_module_stack" in lin_node.meta
+
+
+
+def test_transformer_copies_provenance_meta_to_new_nodes() -> None:
+    traced = fx.symbolic_trace(lambda x: torch.relu(x) + 1)
+    relu = next(node for node in traced.graph.nodes if node.target is torch.relu)
+    relu.meta["nn_module_stack"] = {"block": ("block", torch.nn.Module)}
+    relu.meta["unrelated"] = 1
+
+    class Decompose(Transformer):
+        def call_function(self, target, args, kwargs):
+            if target is torch.relu:
+                return (args[0] > 0) * args[0]
+            return super().call_function(target, args, kwargs)
+
+    result = Decompose(traced).transform()
+    created = [node for node in result.graph.nodes if node.op in ("call_function", "call_method")]
+    assert [node.meta.get("nn_module_stack") is not None for node in created] == [True, True, False]
+    assert all("unrelated" not in node.meta for node in created)
+    x = torch.randn(6)
+    torch.testing.assert_close(result(x), torch.relu(x) + 1)

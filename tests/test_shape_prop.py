@@ -23,7 +23,7 @@ def _same_meta(ours, theirs) -> None:
         assert isinstance(ours, TensorMetadata)
         assert tuple(ours) == tuple(theirs)
     elif isinstance(theirs, (tuple, list)):
-        assert type(ours) is type(theirs) and len(ours) == len(theirs)
+        assert type(ours).__name__ == type(theirs).__name__ and len(ours) == len(theirs)
         for mine, oracle in zip(ours, theirs):
             _same_meta(mine, oracle)
     elif isinstance(theirs, dict):

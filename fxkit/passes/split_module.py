@@ -1,0 +1,279 @@
+"""Split a GraphModule into submodules ``submod_<partition>`` chosen by a callback (torch.fx semantics).
+
+Every ``call_*`` node is put in the partition ``split_callback(node)`` returns. Each partition
+becomes a GraphModule whose inputs are the values it reads from outside (in order of first use)
+and whose outputs are the values read outside it (in order of first outside use). Placeholders
+and ``get_attr`` nodes stay in the parent, which calls the partitions in a dependency order.
+"""
+
+from __future__ import annotations
+
+import inspect
+import operator
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+
+from fxkit.graph import Graph
+from fxkit.graph_module import GraphModule
+from fxkit.node import Node, map_arg
+
+__all__ = ["Partition", "split_module"]
+
+
+class Partition:
+    """One partition while splitting: its nodes, cross-partition inputs/outputs and edges."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.submod_name = f"submod_{name}"
+        self.node_names: List[str] = []
+        self.inputs: Dict[str, None] = {}
+        self.outputs: Dict[str, None] = {}
+        self.dependencies: Dict[str, None] = {}
+        self.dependents: Dict[str, None] = {}
+        self.graph = Graph()
+        self.environment: Dict[Node, Node] = {}
+        self.targets: Dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"name: {self.name},\n nodes: {self.node_names},\n inputs: {list(self.inputs)},\n "
+            f"outputs: {list(self.outputs)},\n partitions depended on: {list(self.dependencies)},\n "
+            f"partition dependents: {list(self.dependents)}"
+        )
+
+
+def _partition_name(node: Node, returned: Any) -> str:
+    """The partition name for a callback result; only ints and identifier-like strs make
+    valid submodule names (``submod_<name>``)."""
+    if isinstance(returned, bool) or not isinstance(returned, (int, str)):
+        raise TypeError(
+            f"split_callback returned {returned!r} ({type(returned).__name__}) for node "
+            f"{node.format_node()}; it must return an int partition id (a str also works when "
+            f"'submod_<str>' is a valid Python identifier)"
+        )
+    name = str(returned)
+    if not f"submod_{name}".isidentifier():
+        raise ValueError(
+            f"split_callback returned {returned!r} for node {node.name}: 'submod_{name}' is not a "
+            "valid Python identifier, so it cannot name a submodule; return an int partition id"
+        )
+    return name
+
+
+def _fetch(root: torch.nn.Module, qualified_name: str) -> Any:
+    owner: Any = root
+    for atom in qualified_name.split("."):
+        if not hasattr(owner, atom):
+            raise AttributeError(f"split_module: root module has no attribute {qualified_name!r} (missing {atom!r})")
+        owner = getattr(owner, atom)
+    return owner
+
+
+def _dependency_order(partitions: Dict[str, Partition], keep_original_order: bool) -> List[str]:
+    """Partition names so that each comes after the partitions it reads from.
+
+    Default: a depth-first style order (a stack of ready partitions), as torch.fx produces.
+    ``keep_original_order``: creation order, moving a partition later only when it must wait.
+    """
+    waiting = {name: len(partition.dependencies) for name, partition in partitions.items()}
+    ordered: List[str] = []
+    if keep_original_order:
+        ready = [name for name in partitions if waiting[name] == 0]
+        position = {name: index for index, name in enumerate(partitions)}
+        while ready:
+            ready.sort(key=position.__getitem__)
+            current = ready.pop(0)
+            ordered.append(current)
+            for dependent in partitions[current].dependents:
+                waiting[dependent] -= 1
+                if waiting[dependent] == 0:
+                    ready.append(dependent)
+    else:
+        ready = [name for name in partitions if waiting[name] == 0]
+        while ready:
+            current = ready.pop()
+            ordered.append(current)
+            for dependent in partitions[current].dependents:
+                waiting[dependent] -= 1
+                if waiting[dependent] == 0:
+                    ready.append(dependent)
+    if len(ordered) != len(partitions):
+        stuck = [name for name in partitions if name not in ordered]
+        raise RuntimeError(
+            "cycle exists between partitions! Partitions "
+            f"{stuck} read values from each other; give the nodes involved the same partition id"
+        )
+    return ordered
+
+
+def split_module(
+    m: GraphModule,
+    root_m: torch.nn.Module,
+    split_callback: Callable[[Node], Any],
+    qualname_map: Optional[Dict[str, str]] = None,
+    keep_original_order: Optional[bool] = False,
+    keep_original_node_name: Optional[bool] = False,
+    keep_original_input_name: bool = True,
+    *,
+    tuple_return: bool = False,
+) -> GraphModule:
+    """Split ``m`` into partitions chosen by ``split_callback`` (which maps each ``call_*`` node to
+    an int partition id) and return a parent GraphModule that calls ``submod_<id>`` in turn.
+
+    ``root_m`` is the module the call_module targets are fetched from. ``qualname_map``, if given,
+    is filled with ``{"submod_<id>.<new name>": "<original qualified name>"}``.
+    ``keep_original_order`` keeps the partitions in order of their first node where possible.
+    ``keep_original_node_name`` keeps node names inside the partitions. ``tuple_return`` makes
+    every partition return a tuple, even of one value.
+    """
+    partitions: Dict[str, Partition] = {}
+    node_partition: Dict[Node, str] = {}
+    parent_graph = Graph()
+    parent_env: Dict[Node, Node] = {}
+    parent_attributes: List[Node] = []
+    parent_root = torch.nn.Module()
+
+    def copy_attribute_node(node: Node) -> Node:
+        copied = parent_graph.get_attr(node.target, type_expr=node.type)
+        copied.meta = node.meta.copy()
+        parent_env[node] = copied
+        return copied
+
+    def parent_value(node: Node) -> Node:
+        # With keep_original_order, get_attr nodes are copied right before their first reader.
+        found = parent_env.get(node)
+        return found if found is not None else copy_attribute_node(node)
+
+    # Pass 1: assign partitions; copy placeholders and get_attr nodes into the parent.
+    for node in m.graph.nodes:
+        if node.op == "placeholder":
+            default = node.args[0] if node.args else inspect.Signature.empty
+            copied = parent_graph.placeholder(node.target, type_expr=node.type, default_value=default)
+            copied.meta = node.meta.copy()
+            parent_env[node] = copied
+        elif node.op == "get_attr":
+            parent_attributes.append(node)
+            if not keep_original_order:
+                copy_attribute_node(node)
+        elif node.op != "output":
+            name = _partition_name(node, split_callback(node))
+            partition = partitions.get(name)
+            if partition is None:
+                partition = partitions[name] = Partition(name)
+            partition.node_names.append(node.name)
+            node_partition[node] = name
+
+    # Pass 2: record which values cross partition boundaries, in order of first use.
+    for node in m.graph.nodes:
+        user_partition = node_partition.get(node)
+        for used in _inputs_in_order(node):
+            defined_in = node_partition.get(used)
+            if defined_in == user_partition:
+                continue
+            if defined_in is not None:
+                partitions[defined_in].outputs.setdefault(used.name)
+            if user_partition is not None:
+                partitions[user_partition].inputs.setdefault(used.name)
+            if defined_in is not None and user_partition is not None:
+                partitions[user_partition].dependencies.setdefault(defined_in)
+                partitions[defined_in].dependents.setdefault(user_partition)
+
+    order = _dependency_order(partitions, bool(keep_original_order))
+
+    # Pass 3: build each partition's graph: placeholders for its inputs, then its nodes.
+    nodes_by_name = {node.name: node for node in m.graph.nodes}
+    for name in order:
+        partition = partitions[name]
+        for index, input_name in enumerate(partition.inputs):
+            original = nodes_by_name[input_name]
+            placeholder = partition.graph.placeholder(
+                input_name if keep_original_input_name else f"arg_{index}", type_expr=original.type
+            )
+            placeholder.meta = original.meta.copy()
+            partition.environment[original] = placeholder
+    for node in m.graph.nodes:
+        name = node_partition.get(node)
+        if name is None:
+            continue
+        partition = partitions[name]
+        args = map_arg(node.args, partition.environment.__getitem__)
+        kwargs = map_arg(node.kwargs, partition.environment.__getitem__)
+        target = node.target
+        if node.op == "call_module":
+            local_name = target.replace(".", "_")
+            partition.targets[local_name] = _fetch(root_m, target)
+            if qualname_map is not None:
+                qualname_map[f"{partition.submod_name}.{local_name}"] = target
+            target = local_name
+        copied = partition.graph.create_node(
+            node.op,
+            target,
+            args,
+            kwargs,
+            name=node.name if keep_original_node_name else None,
+            type_expr=node.type,
+        )
+        copied.meta = node.meta.copy()
+        partition.environment[node] = copied
+
+    # Pass 4: finish each partition and call it from the parent, in dependency order.
+    for name in order:
+        partition = partitions[name]
+        results = [partition.environment[nodes_by_name[output_name]] for output_name in partition.outputs]
+        if len(results) == 1 and not tuple_return:
+            partition.graph.output(results[0])
+        else:
+            partition.graph.output(tuple(results))
+        holder = torch.nn.Module()
+        for local_name, value in partition.targets.items():
+            setattr(holder, local_name, value)
+        submodule = GraphModule(holder, partition.graph)
+        inputs = tuple(parent_value(nodes_by_name[input_name]) for input_name in partition.inputs)
+        call = parent_graph.call_module(partition.submod_name, inputs)
+        setattr(parent_root, partition.submod_name, submodule)
+        if len(results) == 1 and not tuple_return:
+            parent_env[nodes_by_name[next(iter(partition.outputs))]] = call
+        else:
+            for index, output_name in enumerate(partition.outputs):
+                parent_env[nodes_by_name[output_name]] = parent_graph.call_function(
+                    operator.getitem, (call, index)
+                )
+
+    for node in m.graph.nodes:
+        if node.op == "output":
+            parent_graph.output(map_arg(node.args[0], parent_value))
+
+    for attribute_node in parent_attributes:
+        if attribute_node in parent_env:
+            _copy_attribute(m, parent_root, attribute_node.target)
+    return GraphModule(parent_root, parent_graph)
+
+
+def _inputs_in_order(node: Node) -> List[Node]:
+    """The nodes ``node`` reads, args before kwargs, each once, in order of appearance."""
+    found: Dict[Node, None] = {}
+    map_arg(node.args, lambda used: found.setdefault(used))
+    map_arg(node.kwargs, lambda used: found.setdefault(used))
+    return list(found)
+
+
+def _copy_attribute(source: torch.nn.Module, destination: torch.nn.Module, qualified_name: str) -> None:
+    """Make ``destination.<qualified_name>`` the object at ``source.<qualified_name>``, creating
+    empty intermediate modules and keeping buffers registered as buffers."""
+    *path, leaf = qualified_name.split(".")
+    source_owner: Any = source
+    destination_owner: torch.nn.Module = destination
+    for atom in path:
+        source_owner = getattr(source_owner, atom)
+        child = getattr(destination_owner, atom, None)
+        if not isinstance(child, torch.nn.Module):
+            child = torch.nn.Module()
+            setattr(destination_owner, atom, child)
+        destination_owner = child
+    value = getattr(source_owner, leaf)
+    if isinstance(source_owner, torch.nn.Module) and leaf in source_owner._buffers:
+        destination_owner.register_buffer(leaf, value, persistent=leaf not in source_owner._non_persistent_buffers_set)
+    else:
+        setattr(destination_owner, leaf, value)

@@ -1,0 +1,147 @@
+"""split_module against torch.fx's split_module: same partitions, names, code and outputs."""
+
+from __future__ import annotations
+
+import operator
+
+import pytest
+import torch
+import torch.fx
+from torch.fx.passes.split_module import split_module as oracle_split_module
+
+import fxkit as fx
+from fxkit import zoo
+from fxkit.passes.split_module import split_module
+
+
+class Branchy(torch.nn.Module):
+    """Partitions that are not created in dependency order, a nested submodule target, a
+    parameter read by a partition, a buffer, a placeholder default and a dead value."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.param = torch.nn.Parameter(torch.rand(3, 4))
+        self.linear = torch.nn.Linear(4, 5)
+        self.seq = torch.nn.Sequential(torch.nn.Linear(5, 5), torch.nn.ReLU())
+        self.register_buffer("shift", torch.ones(5))
+
+    def forward(self, x, y, scale=2.0):
+        z = self.linear(x + self.param).clamp(min=0.0, max=1.0)
+        w = self.seq(z)
+        dead = z.mean()
+        return w + y * scale + self.shift, z.sum(), x
+
+
+BRANCHY_PARTITIONS = {"add": 0, "linear": 1, "clamp": 1, "seq_0": 2, "seq_1": 2, "mul": 4, "add_1": 4,
+                      "add_2": 4, "mean": 5, "sum_1": 3}
+
+
+def _by_position(step: int):
+    def callback(node) -> int:
+        return list(node.graph.nodes).index(node) // step
+
+    return callback
+
+
+CASES = {
+    "branchy": (Branchy, lambda: (torch.randn(3, 4), torch.randn(3, 5)), lambda n: BRANCHY_PARTITIONS[n.name]),
+    "mlp_by_3": (lambda: zoo.get_model("mlp"), lambda: zoo.example_inputs("mlp"), _by_position(3)),
+    "resnet_by_7": (lambda: zoo.get_model("resnet"), lambda: zoo.example_inputs("resnet"), _by_position(7)),
+    "transformer_by_11": (
+        lambda: zoo.get_model("transformer"), lambda: zoo.example_inputs("transformer"), _by_position(11)
+    ),
+}
+
+
+def _describe(split) -> dict:
+    return {
+        "code": split.code,
+        "children": {name: child.code for name, child in split.named_children() if hasattr(child, "code")},
+        "parameters": [name for name, _ in split.named_parameters()],
+        "buffers": [name for name, _ in split.named_buffers()],
+    }
+
+
+def _fxkit_numbers_names_like_torch_fx() -> bool:
+    """torch.fx continues ``getitem_<n>`` numbering after a node named ``getitem_7`` exists."""
+    graph = fx.Graph()
+    source = graph.placeholder("getitem_7")
+    graph.call_function(operator.getitem, (source, 0))
+    return graph.call_function(operator.getitem, (source, 1)).name == "getitem_8"
+
+
+NAMESPACE_GAP = pytest.mark.xfail(
+    not _fxkit_numbers_names_like_torch_fx(),
+    reason="core Graph namespace: numbering after existing suffixed names differs from torch.fx",
+    strict=True,
+)
+
+
+@pytest.mark.parametrize("keep_original_order", [False, True])
+@pytest.mark.parametrize(
+    "case", [pytest.param(name, marks=NAMESPACE_GAP) if name == "transformer_by_11" else name for name in sorted(CASES)]
+)
+def test_same_split_as_torch_fx(case: str, keep_original_order: bool) -> None:
+    build, make_inputs, callback = CASES[case]
+    model = build().eval()
+    ours, theirs = fx.symbolic_trace(model), torch.fx.symbolic_trace(model)
+    our_map: dict = {}
+    their_map: dict = {}
+    split = split_module(ours, model, callback, our_map, keep_original_order=keep_original_order)
+    oracle = oracle_split_module(theirs, model, callback, their_map, keep_original_order=keep_original_order)
+    assert _describe(split) == _describe(oracle)
+    assert our_map == their_map
+    inputs = make_inputs()
+    with torch.no_grad():
+        torch.testing.assert_close(split(*inputs), model(*inputs))
+
+
+@pytest.mark.parametrize("options", [
+    {"keep_original_node_name": True},
+    {"keep_original_input_name": False},
+    {"tuple_return": True},
+])
+def test_options_match_torch_fx(options: dict) -> None:
+    model = Branchy()
+    callback = CASES["branchy"][2]
+    split = split_module(fx.symbolic_trace(model), model, callback, **options)
+    oracle = oracle_split_module(torch.fx.symbolic_trace(model), model, callback, **options)
+    assert _describe(split) == _describe(oracle)
+    inputs = CASES["branchy"][1]()
+    torch.testing.assert_close(split(*inputs), model(*inputs))
+
+
+def test_partition_needed_before_its_creation_order() -> None:
+    def fn(x):
+        a1 = x * 2
+        b1 = torch.relu(x)
+        return torch.clamp(a1, min=b1) + 1
+
+    traced = fx.symbolic_trace(fn)
+    parts = {"mul": 0, "relu": 1, "clamp": 0, "add": 0}
+    split = split_module(traced, traced, lambda n: parts[n.name], keep_original_order=True)
+    calls = [node.target for node in split.graph.nodes if node.op == "call_module"]
+    assert calls == ["submod_1", "submod_0"]
+    x = torch.randn(5)
+    torch.testing.assert_close(split(x), fn(x))
+
+
+def test_cycle_between_partitions_is_reported() -> None:
+    traced = fx.symbolic_trace(lambda x: (x * 2 + 1) * 3)
+    parts = {"mul": 0, "add": 1, "mul_1": 0}
+    with pytest.raises(RuntimeError, match="cycle exists between partitions"):
+        split_module(traced, traced, lambda n: parts[n.name])
+
+
+@pytest.mark.parametrize("bad", [1.5, None, True, "not valid"])
+def test_callback_returning_non_int_says_why(bad) -> None:
+    traced = fx.symbolic_trace(lambda x: x + 1)
+    with pytest.raises((TypeError, ValueError)) as info:
+        split_module(traced, traced, lambda n: bad)
+    assert "split_callback returned" in str(info.value) and "add" in str(info.value)
+
+
+def test_identifier_strings_are_accepted_like_torch_fx() -> None:
+    traced = fx.symbolic_trace(lambda x: x + 1)
+    split = split_module(traced, traced, lambda n: "first")
+    assert [name for name, _ in split.named_children()] == ["submod_first"]
