@@ -1,0 +1,1 @@
+"""Helpers shared by the graph passes; ``matcher_utils`` finds pattern subgraphs in a graph."""

@@ -1,0 +1,364 @@
+"""Find-and-replace on graphs: ``replace_pattern`` swaps every occurrence of a pattern for a replacement.
+
+Same interface and results as torch.fx's subgraph rewriter (same matches, same rewritten code, same
+node names), but each replacement costs time in proportion to the pattern, not to the graph: the
+insertion point is found with order keys kept alongside the node list instead of walking the graph.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Union
+
+import torch
+
+from fxkit.graph import Graph
+from fxkit.graph_module import GraphModule
+from fxkit.node import Node
+from fxkit.passes.utils.matcher_utils import InternalMatch, SubgraphMatcher
+
+__all__ = ["Match", "replace_pattern", "replace_pattern_with_filters", "ReplacedPatterns"]
+
+PatternLike = Union[Callable[..., Any], Graph, GraphModule]
+MatchFilter = Callable[[InternalMatch, Graph, Graph], bool]
+ReplacementCallback = Callable[[InternalMatch, Graph, Graph], Graph]
+
+
+class Match(NamedTuple):
+    """One replaced occurrence: the pattern's first anchor and the pattern node -> graph node map."""
+
+    anchor: Node
+    nodes_map: Dict[Node, Node]
+
+
+@dataclass
+class ReplacedPatterns:
+    """One replaced occurrence, with the nodes the replacement added to the graph."""
+
+    anchor: Node
+    nodes_map: Dict[Node, Node]
+    replacements: List[Node]
+
+
+class _ProgramOrder:
+    """Order keys for the nodes of a graph that is being edited, so "which comes first" is O(1).
+
+    Keys are floats; nodes inserted between two neighbours get keys spread between theirs. When the
+    gap gets too small to split (or a node has no key because someone else inserted it), the whole
+    graph is renumbered, which happens rarely enough to cost O(1) per insertion on average.
+    """
+
+    def __init__(self, graph: Graph) -> None:
+        self._graph = graph
+        self._key: Dict[Node, float] = {}
+        self.renumber()
+
+    def renumber(self) -> None:
+        self._key = {node: float(index) for index, node in enumerate(self._graph.nodes)}
+
+    def key(self, node: Node) -> float:
+        if node not in self._key:
+            self.renumber()
+        return self._key[node]
+
+    def first(self, nodes: List[Node]) -> Node:
+        return min(nodes, key=self.key)
+
+    def last(self, nodes: List[Node]) -> Node:
+        return max(nodes, key=self.key)
+
+    def inserted_before(self, new_nodes: List[Node], successor: Node) -> None:
+        """Record that ``new_nodes`` now sit, in this order, right before ``successor``."""
+        if not new_nodes:
+            return
+        upper = self.key(successor)
+        predecessor = new_nodes[0].prev
+        if predecessor.op == "root":  # the list's sentinel: nothing comes before
+            lower = upper - 1.0
+        elif predecessor in self._key:
+            lower = self._key[predecessor]
+        else:
+            self.renumber()
+            return
+        step = (upper - lower) / (len(new_nodes) + 1)
+        keys = [lower + step * (i + 1) for i in range(len(new_nodes))]
+        if not all(a < b for a, b in zip([lower, *keys], [*keys, upper])):
+            self.renumber()
+            return
+        self._key.update(zip(new_nodes, keys))
+
+    def forget(self, node: Node) -> None:
+        self._key.pop(node, None)
+
+
+def _graph_of(pattern: PatternLike) -> Graph:
+    if isinstance(pattern, GraphModule):
+        return pattern.graph
+    if isinstance(pattern, Graph):
+        return pattern
+    from fxkit.tracer import symbolic_trace
+
+    return symbolic_trace(pattern).graph
+
+
+def _get_attribute(module: torch.nn.Module, qualified_name: str) -> Optional[Any]:
+    value: Any = module
+    for part in qualified_name.split("."):
+        if not hasattr(value, part):
+            return None
+        value = getattr(value, part)
+    return value
+
+
+def _set_attribute(module: torch.nn.Module, qualified_name: str, value: Any) -> None:
+    """Set ``a.b.c`` on ``module``, creating empty intermediate modules as needed."""
+    *path, name = qualified_name.split(".")
+    owner = module
+    for part in path:
+        if not hasattr(owner, part):
+            owner.add_module(part, torch.nn.Module())
+        owner = getattr(owner, part)
+    setattr(owner, name, value)
+
+
+def _copy_missing_attributes(gm: GraphModule, source: torch.nn.Module, source_name: str) -> None:
+    """Give ``gm`` a copy of every attribute its graph reads that it lacks and ``source`` has."""
+    for node in gm.graph.nodes:
+        if node.op not in ("call_module", "get_attr"):
+            continue
+        if _get_attribute(gm, node.target) is not None:
+            continue
+        source_value = _get_attribute(source, node.target)
+        if source_value is None:
+            raise RuntimeError(
+                f'Attempted to create a "{node.op}" node during subgraph rewriting with target '
+                f"{node.target}, but the referenced attribute does not exist in the {source_name}; "
+                f"add '{node.target}' to the {source_name}"
+            )
+        copied = copy.deepcopy(source_value)
+        if isinstance(copied, torch.nn.Module):
+            gm.add_submodule(node.target, copied)
+        else:
+            _set_attribute(gm, node.target, copied)
+
+
+def replace_pattern(gm: GraphModule, pattern: PatternLike, replacement: PatternLike) -> List[Match]:
+    """Replace every occurrence of ``pattern`` in ``gm``'s graph with ``replacement``; recompile ``gm``.
+
+    ``pattern`` and ``replacement`` are functions or modules (traced with ``symbolic_trace``), Graphs
+    or GraphModules, and take the same number of inputs. An occurrence must compute exactly what the
+    pattern computes, with arguments in the same order (``a + b`` does not match ``b + a``), and none
+    of its intermediate values may be used outside it. Occurrences never overlap: the earlier one in
+    program order wins. Returns one ``Match`` per replaced occurrence, in program order.
+
+    Example::
+
+        def pattern(x, w):
+            return torch.relu(torch.add(x, w))
+
+        def replacement(x, w):
+            return torch.clamp(x + w, min=0.0)
+
+        matches = replace_pattern(traced_module, pattern, replacement)
+    """
+    replaced = _replace_pattern(gm, pattern, replacement)
+    return [Match(anchor=r.anchor, nodes_map=r.nodes_map) for r in replaced]
+
+
+def replace_pattern_with_filters(
+    gm: GraphModule,
+    pattern: PatternLike,
+    replacement: Optional[PatternLike] = None,
+    match_filters: Optional[List[MatchFilter]] = None,
+    ignore_literals: bool = False,
+    replacement_callback: Optional[ReplacementCallback] = None,
+    node_name_match: str = "",
+) -> List[ReplacedPatterns]:
+    """``replace_pattern`` with more control.
+
+    Args:
+        match_filters: functions ``(match, original_graph, pattern_graph) -> bool``; an occurrence is
+            replaced only if every filter returns True.
+        ignore_literals: literal arguments of the pattern (``x + 1``) match any value.
+        replacement_callback: ``(match, original_graph, pattern_graph) -> Graph`` builds the
+            replacement for each occurrence; it takes precedence over ``replacement``.
+        node_name_match: a graph node whose name contains this text may stand for a pattern anchor.
+
+    Returns one ``ReplacedPatterns`` per replaced occurrence, including the nodes that were added.
+    """
+    return _replace_pattern(
+        gm, pattern, replacement, match_filters, ignore_literals, replacement_callback, node_name_match
+    )
+
+
+def _replace_pattern(
+    gm: GraphModule,
+    pattern: PatternLike,
+    replacement: Optional[PatternLike] = None,
+    match_filters: Optional[List[MatchFilter]] = None,
+    ignore_literals: bool = False,
+    replacement_callback: Optional[ReplacementCallback] = None,
+    node_name_match: str = "",
+) -> List[ReplacedPatterns]:
+    original_graph = gm.graph
+    pattern_graph = _graph_of(pattern)
+    matcher = SubgraphMatcher(
+        pattern_graph,
+        match_output=False,
+        match_placeholder=False,
+        remove_overlapping_matches=True,
+        ignore_literals=ignore_literals,
+    )
+    matches = [
+        m
+        for m in matcher.match(original_graph, node_name_match=node_name_match)
+        if all(keep(m, original_graph, pattern_graph) for keep in match_filters or [])
+    ]
+
+    traced_replacement: Optional[GraphModule] = None
+    replacement_graph: Optional[Graph] = None
+    if isinstance(replacement, (GraphModule, Graph)):
+        replacement_graph = _graph_of(replacement)
+    elif replacement is not None:
+        from fxkit.tracer import symbolic_trace
+
+        traced_replacement = symbolic_trace(replacement)
+        replacement_graph = traced_replacement.graph
+
+    if replacement_graph is None and replacement_callback is None:
+        raise AssertionError(
+            "Must provide either a replacement GraphModule or a replacement callback: "
+            "replace_pattern_with_filters got replacement=None and no replacement_callback"
+        )
+    order = _ProgramOrder(original_graph)
+    # An earlier replacement may have swapped out a node that a later match takes as an input.
+    replaced_by: Dict[Node, Node] = {}
+    results: List[ReplacedPatterns] = []
+    for match in matches:
+        if replacement_callback is not None:
+            replacement_graph = replacement_callback(match, original_graph, pattern_graph)
+        assert replacement_graph is not None
+        results.append(_replace_one(match, original_graph, pattern_graph, replacement_graph, order, replaced_by))
+
+    gm.recompile()
+    if isinstance(replacement, torch.nn.Module):
+        if isinstance(replacement, GraphModule):
+            replacement.graph.lint()
+        # Copied before pruning (torch.fx prunes first): the same end state, and pruning can then
+        # look up every module the graph calls.
+        _copy_missing_attributes(gm, replacement, "replacement GraphModule")
+        gm.delete_all_unused_submodules()
+    elif traced_replacement is not None and results:
+        # torch.fx leaves these out (its result then fails lint); copying them keeps gm runnable.
+        _copy_missing_attributes(gm, traced_replacement, "traced replacement")
+    return results
+
+
+def _replace_one(
+    match: InternalMatch,
+    original_graph: Graph,
+    pattern_graph: Graph,
+    replacement_graph: Graph,
+    order: _ProgramOrder,
+    replaced_by: Dict[Node, Node],
+) -> ReplacedPatterns:
+    replacement_placeholders = [n for n in replacement_graph.nodes if n.op == "placeholder"]
+    if len(match.placeholder_nodes) != len(replacement_placeholders):
+        raise AssertionError(
+            f"Placeholder count mismatch: {len(match.placeholder_nodes)} vs {len(replacement_placeholders)}: "
+            "the pattern and the replacement must take the same inputs"
+        )
+
+    value_map: Dict[Node, Any] = {}
+    for replacement_input, graph_value in zip(replacement_placeholders, match.placeholder_nodes):
+        if isinstance(graph_value, Node) and graph_value in replaced_by:
+            _point_match_at(match, graph_value, replaced_by[graph_value])
+            value_map[replacement_input] = replaced_by[graph_value]
+        else:
+            value_map[replacement_input] = graph_value
+
+    insert_point = _insertion_point(match, order)
+    mapped_before = len(value_map)
+    with original_graph.inserting_before(insert_point):
+        copied_outputs = original_graph.graph_copy(replacement_graph, value_map)
+    copied_nodes = [v for v in list(value_map.values())[mapped_before:] if isinstance(v, Node)]
+    order.inserted_before(copied_nodes, insert_point)
+    _move_after_late_inputs(copied_nodes, order)
+    if isinstance(copied_outputs, Node):
+        copied_outputs = (copied_outputs,)
+
+    added_nodes = [v for v in value_map.values() if v not in match.placeholder_nodes]
+
+    if len(match.returning_nodes) != len(copied_outputs):
+        raise AssertionError(
+            f"the pattern returns {len(match.returning_nodes)} values but the replacement returns "
+            f"{len(copied_outputs)}; make them return the same number of values"
+        )
+    for old, new in zip(match.returning_nodes, copied_outputs):
+        old.replace_all_uses_with(new)
+        replaced_by[old] = new
+    for pattern_node in reversed(list(pattern_graph.nodes)):
+        if pattern_node.op not in ("placeholder", "output"):
+            erased = match.nodes_map[pattern_node]
+            original_graph.erase_node(erased)
+            order.forget(erased)
+    return ReplacedPatterns(anchor=match.anchors[0], nodes_map=match.nodes_map, replacements=added_nodes)
+
+
+def _point_match_at(match: InternalMatch, old: Node, new: Node) -> None:
+    """Make ``match`` refer to ``new`` where it referred to the input ``old``, which was replaced."""
+    for index, value in enumerate(match.placeholder_nodes):
+        if value is old:
+            match.placeholder_nodes[index] = new
+            break
+    for pattern_node, value in match.nodes_map.items():
+        if value is old:
+            match.nodes_map[pattern_node] = new
+            break
+
+
+def _insertion_point(match: InternalMatch, order: _ProgramOrder) -> Node:
+    """Replacement nodes go right before the first user of the match's results (or, if they have no
+    users, right after the last of them)."""
+    returned_nodes = [n for n in match.returning_nodes if isinstance(n, Node)]
+    users: Dict[Node, None] = {}
+    for returned in returned_nodes:
+        users.update(returned.users)
+    if users:
+        return order.first(list(users))
+    last_returned = order.last(returned_nodes) if returned_nodes else None
+    if last_returned is None or last_returned.op == "output" or last_returned.next.op == "root":
+        raise AssertionError(
+            "The insert point can't be None: the values this match returns have no users and nothing "
+            "follows them; the pattern must compute something (it cannot just return an input)"
+        )
+    return last_returned.next
+
+
+def _move_after_late_inputs(copied_nodes: List[Node], order: _ProgramOrder) -> None:
+    """Keep every use after its definition when the insertion point came too early.
+
+    The replacement goes before the first user of what the match returns; when a replacement input
+    is defined only after that point (possible when a pattern's outputs do not depend on all its
+    inputs), torch.fx leaves a graph that uses a value before defining it. Here each such copied
+    node moves to just after its latest input instead; in every other case nothing moves.
+    """
+    for node in copied_nodes:
+        inputs = node.all_input_nodes
+        if not inputs:
+            continue
+        latest_input = order.last(inputs)
+        if order.key(latest_input) < order.key(node):
+            continue
+        successor = latest_input.next
+        successor.prepend(node)
+        order.inserted_before([node], successor)
+        for user in node.users:
+            if order.key(user) < order.key(node):
+                raise RuntimeError(
+                    f"replace_pattern: replacement node '{node.name}' needs '{latest_input.name}', which is "
+                    f"defined after '{user.name}', a user of the replaced values; no placement of the "
+                    "replacement keeps the graph in order. Make each replacement output depend only on "
+                    "the inputs the corresponding pattern output depends on"
+                )
