@@ -509,7 +509,7 @@ class Graph:
                 if used not in seen:
                     raise RuntimeError(
                         f"Argument '{used.name}' of Node '{node.name}' was used before it has been defined! "
-                        "Please check that Nodes in the graph are topologically ordered"
+                        f"Please check that Nodes in the graph are topologically ordered\n{self}"
                     )
                 if node not in used.users:
                     raise RuntimeError(f"Node {used.name!r} does not list its user {node.name!r} in users")
@@ -550,19 +550,12 @@ class Graph:
         """Use ``codegen`` to turn this graph into Python (e.g. a pytree-flattening calling convention)."""
         self._codegen = codegen
 
-    def python_code(
-        self,
-        root_module: str,
-        *,
-        verbose: bool = False,
-        include_stride: bool = False,
-        include_device: bool = False,
-        colored: bool = False,
-        expanded_def: bool = False,
-        record_func: bool = False,
-        additional_meta: Optional[List[str]] = None,
-    ) -> PythonCode:
-        """The Python source of ``forward`` for this graph and the globals it needs."""
+    def python_code(self, root_module: str, *, verbose: bool = False, **display_options: Any) -> PythonCode:
+        """The Python source of ``forward`` for this graph and the globals it needs.
+
+        ``display_options`` (include_stride, include_device, colored, ...) are accepted for torch.fx
+        compatibility; they only affect annotations torch.fx adds in verbose mode.
+        """
         with _collector_paused():
             return self._codegen._gen_python_code(self.nodes, root_module, verbose=verbose)
 

@@ -1,0 +1,469 @@
+"""Graph: the node list, builders, insertion points, erasure, copying, lint, dead code, find_nodes.
+
+torch.fx is the oracle wherever both libraries define the behaviour.
+"""
+
+from __future__ import annotations
+
+import copy
+import operator
+import pickle
+import warnings
+from typing import Any, Dict, List
+
+import pytest
+import torch
+import torch.fx
+
+import fxkit
+
+
+def names(graph: Any) -> List[str]:
+    return [node.name for node in graph.nodes]
+
+
+def _chain(fx: Any, length: int = 5) -> Any:
+    g = fx.Graph()
+    value = g.placeholder("x")
+    for _ in range(length):
+        value = g.call_function(torch.relu, (value,))
+    g.output(value)
+    return g
+
+
+def _by_name(graph: Any) -> Dict[str, Any]:
+    return {node.name: node for node in graph.nodes}
+
+
+def _state(graph: Any) -> tuple:
+    """Everything a failed operation must leave untouched."""
+    return (
+        str(graph),
+        names(graph),
+        len(graph.nodes),
+        {node.name: [user.name for user in node.users] for node in graph.nodes},
+        graph.python_code("self").src,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The node list
+# ---------------------------------------------------------------------------------------------
+
+
+def test_nodes_len_iter_and_reversed_match_torch_fx() -> None:
+    theirs, ours = _chain(torch.fx), _chain(fxkit)
+    assert len(ours.nodes) == len(theirs.nodes) == 7
+    assert names(ours) == names(theirs)
+    assert [n.name for n in reversed(ours.nodes)] == [n.name for n in reversed(theirs.nodes)]
+    assert [n.name for n in reversed(reversed(ours.nodes))] == names(ours)
+    assert ours.output_node().op == "output"
+
+
+def test_erasing_the_current_node_while_iterating() -> None:
+    for fx in (torch.fx, fxkit):
+        g = _chain(fx, 6)
+        seen = []
+        for node in g.nodes:
+            seen.append(node.name)
+            if node.op == "call_function":
+                node.replace_all_uses_with(node.args[0])
+                g.erase_node(node)
+        assert seen == ["x", "relu", "relu_1", "relu_2", "relu_3", "relu_4", "relu_5", "output"]
+        assert names(g) == ["x", "output"]
+        assert len(g.nodes) == 2
+
+
+def test_erasing_while_iterating_in_reverse_and_erasing_ahead() -> None:
+    g = _chain(fxkit, 6)
+    visited = []
+    for node in reversed(g.nodes):
+        visited.append(node.name)
+        if node.name == "relu_4":
+            g.erase_node(node.next) if False else None
+            node.replace_all_uses_with(node.args[0])
+            g.erase_node(node)
+    assert visited == ["output", "relu_5", "relu_4", "relu_3", "relu_2", "relu_1", "relu", "x"]
+    visited = []
+    for node in g.nodes:
+        visited.append(node.name)
+        if node.name == "relu_1":
+            ahead = node.next
+            ahead.replace_all_uses_with(node)
+            g.erase_node(ahead)
+    assert "relu_2" not in visited
+    g.lint()
+
+
+def test_erase_is_constant_time() -> None:
+    g = _chain(fxkit, 10000)
+    nodes = [n for n in g.nodes if n.op == "call_function"]
+    for node in reversed(nodes[1:]):
+        node.replace_all_uses_with(node.args[0])
+        g.erase_node(node)
+    assert len(g.nodes) == 3
+    g.lint()
+
+
+# ---------------------------------------------------------------------------------------------
+# Insertion points
+# ---------------------------------------------------------------------------------------------
+
+
+def test_insertion_point_restored_after_an_exception() -> None:
+    for fx in (torch.fx, fxkit):
+        g = _chain(fx, 2)
+        first = _by_name(g)["relu"]
+        with pytest.raises(KeyError):
+            with g.inserting_after(first):
+                g.call_function(torch.neg, (first,))
+                raise KeyError("boom")
+        tail = g.call_function(torch.abs, (first,))
+        assert tail.next.op == "root"
+
+
+def test_inserting_after_puts_successive_nodes_in_reverse_like_torch_fx() -> None:
+    orders = []
+    for fx in (torch.fx, fxkit):
+        g = _chain(fx, 2)
+        anchor = _by_name(g)["relu"]
+        with g.inserting_after(anchor):
+            for fn in (torch.sin, torch.cos, torch.tan):
+                g.call_function(fn, (anchor,))
+        with g.inserting_before(anchor):
+            for fn in (torch.exp, torch.log):
+                g.call_function(fn, (_by_name(g)["x"],))
+        orders.append(names(g))
+    assert orders[0] == orders[1]
+
+
+def test_inserting_before_a_node_of_another_graph_is_refused() -> None:
+    g, other = _chain(fxkit), _chain(fxkit)
+    with pytest.raises(ValueError, match="another graph"):
+        g.inserting_before(_by_name(other)["relu"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input leaves the graph as it was
+# ---------------------------------------------------------------------------------------------
+
+
+def test_foreign_node_argument_raises_and_changes_nothing() -> None:
+    g, other = _chain(fxkit), _chain(fxkit)
+    stranger = _by_name(other)["relu_1"]
+    before = _state(g)
+    with pytest.raises(ValueError, match="relu_1.*another graph"):
+        g.call_function(torch.neg, (stranger,))
+    with pytest.raises(ValueError, match="another graph"):
+        g.call_function(torch.neg, ([1, {"a": stranger}],))
+    relu = _by_name(g)["relu"]
+    with pytest.raises(ValueError, match="another graph"):
+        relu.args = (stranger,)
+    with pytest.raises(ValueError, match="another graph"):
+        relu.update_kwarg("other", stranger)
+    assert _state(g) == before
+    assert not stranger.users or all(user.graph is other for user in stranger.users)
+    g.lint()
+    # the name tried for the rejected node was not burnt
+    assert g.call_function(torch.neg, (relu,)).name == "neg"
+
+
+def test_erasing_a_node_with_users_raises_and_changes_nothing() -> None:
+    g = _chain(fxkit)
+    before = _state(g)
+    with pytest.raises(RuntimeError, match="Tried to erase Node relu_1 but it still had 1 users"):
+        g.erase_node(_by_name(g)["relu_1"])
+    assert _state(g) == before
+    other = _chain(fxkit)
+    with pytest.raises(RuntimeError, match="another graph"):
+        g.erase_node(_by_name(other)["output"])
+    assert _state(g) == before
+
+
+def test_erasing_twice_raises() -> None:
+    g = _chain(fxkit, 1)
+    out = g.output_node()
+    g.erase_node(out)
+    with pytest.raises(RuntimeError, match="already erased"):
+        g.erase_node(out)
+    assert names(g) == ["x", "relu"]
+
+
+def test_erased_node_cannot_be_used() -> None:
+    g = _chain(fxkit, 1)
+    out = g.output_node()
+    relu = _by_name(g)["relu"]
+    g.erase_node(out)
+    g.erase_node(relu)
+    assert out.args == (None,)
+    with pytest.raises(ValueError, match="erased"):
+        g.call_function(torch.neg, (relu,))
+    with pytest.raises(ValueError, match="erased"):
+        g.inserting_after(relu)
+    assert names(g) == ["x"]
+
+
+# ---------------------------------------------------------------------------------------------
+# lint
+# ---------------------------------------------------------------------------------------------
+
+
+def test_lint_reports_use_before_definition_like_torch_fx() -> None:
+    messages = []
+    for fx in (torch.fx, fxkit):
+        g = _chain(fx, 2)
+        nodes = _by_name(g)
+        nodes["x"].append(nodes["relu_1"])
+        with pytest.raises(RuntimeError) as error:
+            g.lint()
+        messages.append(str(error.value))
+    assert messages[1] == messages[0]
+    assert "relu_1" in messages[1] and "relu" in messages[1]
+
+
+def test_lint_reports_a_second_output() -> None:
+    g = _chain(fxkit, 1)
+    g.output(_by_name(g)["relu"])
+    with pytest.raises(RuntimeError, match="'output_1'.*more than one output"):
+        g.lint()
+
+
+def test_lint_reports_a_node_after_the_output() -> None:
+    g = _chain(fxkit, 1)
+    with g.inserting_after(g.output_node()):
+        g.call_function(torch.neg, (_by_name(g)["relu"],))
+    with pytest.raises(RuntimeError, match="'neg' comes after the output"):
+        g.lint()
+
+
+def test_lint_reports_missing_attribute_on_owning_module() -> None:
+    module = fxkit.GraphModule(torch.nn.Module(), _chain(fxkit, 1))
+    relu = _by_name(module.graph)["relu"]
+    with module.graph.inserting_after(relu):
+        with pytest.warns(UserWarning, match="does_not_exist"):
+            attr = module.graph.get_attr("does_not_exist.weight")
+    with module.graph.inserting_after(attr):
+        with pytest.warns(UserWarning, match="nowhere"):
+            module.graph.call_module("nowhere", (attr,))
+    with pytest.raises(RuntimeError, match="'does_not_exist_weight'.*does_not_exist"):
+        module.graph.lint()
+    theirs = torch.fx.GraphModule(torch.nn.Module(), _chain(torch.fx, 1))
+    with theirs.graph.inserting_after(_by_name(theirs.graph)["relu"]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs.graph.get_attr("does_not_exist.weight")
+    with pytest.raises(RuntimeError):
+        theirs.graph.lint()
+
+
+def test_lint_passes_on_well_formed_graphs() -> None:
+    g = _chain(fxkit)
+    g.lint()
+    module = fxkit.GraphModule(torch.nn.Linear(2, 2), _chain(fxkit))
+    module.graph.lint()
+
+
+# ---------------------------------------------------------------------------------------------
+# find_nodes
+# ---------------------------------------------------------------------------------------------
+
+
+def test_find_nodes_follows_edits() -> None:
+    g = fxkit.Graph()
+    x = g.placeholder("x")
+    a = g.call_function(torch.relu, (x,))
+    b = g.call_function(torch.neg, (a,))
+    c = g.call_function(torch.relu, (b,))
+    d = g.call_method("relu", (c,))
+    g.output(d)
+    assert g.find_nodes(op="call_function", target=torch.relu) == [a, c]
+    assert g.find_nodes(op="call_function") == [a, b, c]
+    assert g.find_nodes(op="placeholder") == [x]
+    b.target = torch.relu
+    assert g.find_nodes(op="call_function", target=torch.relu) == [a, b, c]
+    assert g.find_nodes(op="call_function", target=torch.neg) == []
+    a.target = torch.sigmoid
+    assert g.find_nodes(op="call_function", target=torch.relu) == [b, c]
+    d.op = "call_function"
+    d.target = torch.relu
+    assert g.find_nodes(op="call_function", target=torch.relu) == [b, c, d]
+    assert g.find_nodes(op="call_method") == []
+    c.replace_all_uses_with(b)
+    g.erase_node(c)
+    assert g.find_nodes(op="call_function", target=torch.relu) == [b, d]
+    b.prepend(d) if False else None
+    x.append(d)
+    d.args = (x,)
+    assert g.find_nodes(op="call_function", target=torch.relu) == [d, b]
+    assert g.find_nodes(op="call_function", target=torch.relu, sort=False) in ([d, b], [b, d])
+    g.lint()
+
+
+def test_find_nodes_matches_torch_fx_on_a_chain() -> None:
+    theirs, ours = _chain(torch.fx, 4), _chain(fxkit, 4)
+    assert [n.name for n in ours.find_nodes(op="call_function", target=torch.relu)] == [
+        n.name for n in theirs.find_nodes(op="call_function", target=torch.relu)
+    ]
+
+
+def test_find_nodes_with_unhashable_target() -> None:
+    class Unhashable:
+        __hash__ = None  # type: ignore[assignment]
+
+        def __call__(self, value: Any) -> Any:
+            return value
+
+    fn = Unhashable()
+    g = fxkit.Graph()
+    x = g.placeholder("x")
+    node = g.call_function(fn, (x,))
+    g.output(node)
+    assert g.find_nodes(op="call_function", target=fn) == [node]
+
+
+# ---------------------------------------------------------------------------------------------
+# Dead code, copying
+# ---------------------------------------------------------------------------------------------
+
+
+def test_eliminate_dead_code_like_torch_fx() -> None:
+    def build(fx: Any) -> Any:
+        g = fx.Graph()
+        x = g.placeholder("x")
+        dead = g.call_function(torch.relu, (x,))
+        g.call_function(torch.neg, (dead,))
+        g.call_function(operator.setitem, (x, 0, 1.0))
+        g.call_function(torch._assert, (True, "ok"))
+        g.call_function(torch.rand, ((2,),))
+        g.call_function(torch.ops.aten.add_.Tensor, (x, 1.0))
+        g.call_function(torch.ops.aten.add.Tensor, (x, 1.0))
+        g.output(x)
+        return g
+
+    theirs, ours = build(torch.fx), build(fxkit)
+    assert ours.eliminate_dead_code() == theirs.eliminate_dead_code() is True
+    assert names(ours) == names(theirs)
+    assert ours.eliminate_dead_code() is theirs.eliminate_dead_code() is False
+
+
+def test_eliminate_dead_code_with_custom_purity_like_torch_fx() -> None:
+    results = []
+    for fx in (torch.fx, fxkit):
+        g = fx.Graph()
+        x = g.placeholder("x")
+        g.call_function(torch.relu, (x,))
+        g.call_function(operator.setitem, (x, 0, 1.0))
+        g.output(x)
+        results.append((g.eliminate_dead_code(is_impure_node=lambda node: node.op == "placeholder"), str(g)))
+    assert results[0] == results[1]
+
+
+def test_graph_copy_and_node_copy_like_torch_fx() -> None:
+    results = []
+    for fx in (torch.fx, fxkit):
+        source = _chain(fx, 3)
+        _by_name(source)["relu_1"].meta["tag"] = "middle"
+        target = fx.Graph()
+        y = target.placeholder("y")
+        value_map = {next(iter(source.nodes)): y}
+        result, out_node = target.graph_copy(source, value_map, return_output_node=True)
+        assert out_node.op == "output" and out_node.graph is source
+        copied_middle = value_map[_by_name(source)["relu_1"]]
+        assert copied_middle.meta == {"tag": "middle"}
+        assert copied_middle.meta is not _by_name(source)["relu_1"].meta
+        extra = target.node_copy(_by_name(source)["relu_2"], lambda n: value_map[n])
+        target.output((result, extra))
+        results.append(str(target))
+    assert results[0] == results[1]
+
+
+def test_graph_deepcopy_and_pickle_keep_everything() -> None:
+    g = _chain(fxkit, 3)
+    g.output_node().meta["kept"] = [1]
+    for copied in (copy.deepcopy(g), pickle.loads(pickle.dumps(g))):
+        assert str(copied) == str(g)
+        assert copied.python_code("self").src == g.python_code("self").src
+        assert copied.output_node().meta == {"kept": [1]}
+        assert all(node.graph is copied for node in copied.nodes)
+        copied.lint()
+        # the namespace survived: a new relu does not clash
+        with copied.inserting_before(copied.output_node()):
+            assert copied.call_function(torch.relu, ()).name == "relu_3"
+
+
+def test_pickle_of_a_deep_graph_does_not_recurse() -> None:
+    g = _chain(fxkit, 10000)
+    restored = pickle.loads(pickle.dumps(g))
+    assert len(restored.nodes) == len(g.nodes)
+    assert names(restored)[-2:] == names(g)[-2:]
+
+
+# ---------------------------------------------------------------------------------------------
+# Code, owning module, naming
+# ---------------------------------------------------------------------------------------------
+
+
+def test_python_code_uses_the_root_module_name() -> None:
+    def build(fx: Any) -> Any:
+        g = fx.Graph()
+        x = g.placeholder("x")
+        g.output(g.call_module("sub.lin", (g.get_attr("sub.weight"),)))
+        del x
+        return g
+
+    for root_name in ("self", "module", "m_1"):
+        assert build(fxkit).python_code(root_name).src == build(torch.fx).python_code(root_name).src
+
+
+def test_owning_module_is_set_by_graph_module() -> None:
+    g = _chain(fxkit)
+    assert g.owning_module is None
+    module = fxkit.GraphModule(torch.nn.Module(), g)
+    assert module.graph.owning_module is module
+
+
+def test_on_generate_code_transforms_body_temporarily() -> None:
+    g = _chain(fxkit, 1)
+
+    def make_transformer(previous: Any) -> Any:
+        def transform(body: List[str]) -> List[str]:
+            return ["# transformed\n", *body]
+
+        return transform
+
+    plain = g.python_code("self").src
+    with g.on_generate_code(make_transformer):
+        assert "# transformed" in g.python_code("self").src
+    assert g.python_code("self").src == plain
+
+
+def test_names_never_shadow_builtins_or_globals() -> None:
+    g = fxkit.Graph()
+    x = g.placeholder("x")
+    made = [g.create_node("call_function", torch.relu, (x,), name=name)
+            for name in ("len", "torch", "fx_pytree", "pytree", "NoneType", "for", "self", "None", "9lives")]
+    for node in made:
+        assert node.name.isidentifier()
+        assert node.name not in ("len", "torch", "fx_pytree", "pytree", "NoneType", "for", "self", "None")
+    assert len({node.name for node in made}) == len(made)
+
+
+def test_self_and_none_names_are_renamed_in_fxkit() -> None:
+    """Intended divergence: fxkit renames nodes called ``self``/``None`` (torch.fx keeps them)."""
+    g = fxkit.Graph()
+    x = g.placeholder("x")
+    node = g.create_node("call_function", torch.relu, (x,), name="self")
+    other = g.create_node("call_function", torch.relu, (node,), name="None")
+    g.output(other)
+    assert (node.name, other.name) == ("self_1", "None_1")
+    module = fxkit.GraphModule(torch.nn.Module(), g)
+    torch.testing.assert_close(module(torch.tensor([-1.0, 2.0])), torch.tensor([0.0, 2.0]))
+
+
+def test_torch_fx_self_placeholder_naming() -> None:
+    for fx in (torch.fx, fxkit):
+        g = fx.Graph()
+        x = g.placeholder("x")
+        a = g.create_node("call_function", torch.relu, (x,), name="relu")
+        b = g.create_node("call_function", torch.relu, (a,), name="relu")
+        assert b.name == "relu_1"
