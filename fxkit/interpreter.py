@@ -10,6 +10,7 @@ overrides one of them gets its override called for every node of that op.
 
 from __future__ import annotations
 
+import gc
 import inspect
 import keyword
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -41,10 +42,13 @@ class _Renderer:
         return f"s{len(self.slots) - 1}"
 
     def value(self, arg: Any) -> str:
-        if isinstance(arg, Node):
-            return f"env[{self.slot(arg)}]"
-        if _is_frozen(arg):
-            return self.slot(arg)
+        kind = arg.__class__
+        if kind is Node or isinstance(arg, Node):
+            self.slots.append(arg)
+            return f"env[s{len(self.slots) - 1}]"
+        if kind in _FROZEN_LEAVES or _is_frozen(arg):
+            self.slots.append(arg)
+            return f"s{len(self.slots) - 1}"
         if isinstance(arg, tuple) and not hasattr(arg, "_fields"):
             return "(" + "".join(self.value(item) + ", " for item in arg) + ")"
         if isinstance(arg, list):
@@ -397,26 +401,44 @@ class Interpreter:
         key = self._handler_key()
         if key == self._plan_key:
             return self._plan
-        self._plan_key = key
-        self._runners = {}
-        frees = _frees_after(self.graph) if self.garbage_collect_values else {}
+        overridden = self._overridden_handlers()
+        frees = _frees_after(self.graph, self.user_to_last_uses) if self.garbage_collect_values else {}
         plan = []
-        for node in self.graph.nodes:
-            runner = self._build_runner(node)
-            self._runners[node] = runner
-            plan.append((node, runner, frees.get(node, ())))
+        runners: Dict[Node, _Runner] = {}
+        # Building allocates many small objects and no cycles; a full collection triggered
+        # half-way through a big graph would cost more than the build itself.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for node in self.graph.nodes:
+                runner = self._build_runner(node, overridden)
+                runners[node] = runner
+                plan.append((node, runner, frees.get(node, ())))
+        finally:
+            if collecting:
+                gc.enable()
+        self._runners = runners
         self._plan = plan
+        self._plan_key = key
         return plan
 
-    def _build_runner(self, node: Node) -> _Runner:
+    def _overridden_handlers(self) -> Dict[str, Any]:
+        """Bound per-op methods that must be called (placeholder always is: it reads args_iter)."""
+        overridden = {op: getattr(self, op) for op in _OPCODES if not _default_method(self, op)}
+        overridden.setdefault("placeholder", self.placeholder)
+        return overridden
+
+    def _build_runner(self, node: Node, overridden: Optional[Dict[str, Any]] = None) -> _Runner:
+        if overridden is None:
+            overridden = self._overridden_handlers()
         op = node.op
         if op not in _OPCODES:
             raise RuntimeError(f"Node {node.name} has unknown op {op!r}; expected one of {_OPCODES}")
         render = _Renderer()
         target = node.target
-        if not _default_method(self, op) or op == "placeholder":
-            handler = render.slot(getattr(self, op))
-            expression = f"{handler}({render.slot(target)}, {render.packed(node.args, node.kwargs)})"
+        handler = overridden.get(op)
+        if handler is not None:
+            expression = f"{render.slot(handler)}({render.slot(target)}, {render.packed(node.args, node.kwargs)})"
         elif op == "call_function":
             expression = f"{render.slot(target)}({render.call_args(node.args, node.kwargs)})"
         elif op == "call_method":
@@ -450,10 +472,10 @@ def _last_uses(graph: Any) -> Dict[Node, List[Node]]:
     return last_uses
 
 
-def _frees_after(graph: Any) -> Dict[Node, Tuple[Node, ...]]:
+def _frees_after(graph: Any, last_uses: Dict[Node, List[Node]]) -> Dict[Node, Tuple[Node, ...]]:
     """Nodes to drop from the environment after each node runs: inputs it used last, and its
     own value if nothing reads it (dead code still runs, but its value is not kept)."""
-    frees = {node: list(used) for node, used in _last_uses(graph).items()}
+    frees = {node: list(used) for node, used in last_uses.items()}
     for node in graph.nodes:
         if not node.users and node.op != "output":
             frees.setdefault(node, []).append(node)
