@@ -7,6 +7,7 @@ import keyword
 import math
 import operator
 import re
+import sys
 import types
 import typing
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
@@ -68,27 +69,26 @@ class PythonCode:
         self._prologue_start = _prologue_start
 
 
-def _torch_path_is_valid(path: str, obj: Any) -> bool:
-    """True when ``torch.a.b.c`` written in code evaluates to ``obj``."""
-    parts = path.split(".")
-    if parts[0] != "torch":
-        return False
-    current: Any = torch
-    for part in parts[1:]:
-        current = getattr(current, part, _ABSENT)
+def _reachable_by_path(path: str, obj: Any) -> bool:
+    """True when the dotted ``path`` (rooted at ``torch`` or ``fxkit``) written in code evaluates to ``obj``."""
+    root_name, *atoms = path.split(".")
+    current: Any = sys.modules.get(root_name)
+    for atom in atoms:
+        current = getattr(current, atom, _ABSENT)
         if current is _ABSENT:
             return False
     return current is obj
 
 
 _ABSENT = object()
-_TORCH_PATHS: Dict[Any, Optional[str]] = {}
+_PATH_ROOTS = ("torch.", "fxkit.")
+_DOTTED_PATHS: Dict[Any, Optional[str]] = {}
 
 
-def _torch_path(obj: Any) -> Optional[str]:
-    """``torch.xxx`` spelling of ``obj`` when it is reachable that way (cached per object)."""
+def _dotted_path(obj: Any) -> Optional[str]:
+    """``torch.xxx`` / ``fxkit.xxx`` spelling of ``obj`` when it is reachable that way (cached per object)."""
     try:
-        return _TORCH_PATHS[obj]
+        return _DOTTED_PATHS[obj]
     except KeyError:
         pass
     except TypeError:
@@ -99,9 +99,9 @@ def _torch_path(obj: Any) -> Optional[str]:
             candidate = _qualified_name(obj)
         except Exception:
             candidate = ""
-        if candidate.startswith("torch.") and _torch_path_is_valid(candidate, obj):
+        if candidate.startswith(_PATH_ROOTS) and _reachable_by_path(candidate, obj):
             path = candidate
-    _TORCH_PATHS[obj] = path
+    _DOTTED_PATHS[obj] = path
     return path
 
 
@@ -132,8 +132,10 @@ class _Emitter:
         known = self._bound.get(key)
         if known is not None:
             return known
-        path = _torch_path(obj)
+        path = _dotted_path(obj)
         if path is not None:
+            if path.startswith("fxkit."):
+                self.globals["fxkit"] = sys.modules["fxkit"]
             self._bound[key] = path
             return path
         if obj is torch.device:
@@ -205,7 +207,8 @@ class _Emitter:
             # torch.fx binds Ellipsis as the global ``_`` (``Tuple[int, _]``); same text, same meaning.
             return self.bind(Ellipsis, "_")
         if isinstance(annotation, str):
-            return repr(annotation)
+            # A postponed annotation stays a string; it is bound as a global so the def line evaluates.
+            return self.bind(annotation, _IDENTIFIER.sub("_", repr(annotation)))
         origin = typing.get_origin(annotation)
         if origin is not None:
             type_args = typing.get_args(annotation)
@@ -338,8 +341,8 @@ class CodeGen:
         prologue = self.gen_fn_def(free_vars, return_annotation)
         wrap_lines = ""
         if wrapped:
-            wrap_fn = emit.bind(_wrap_marker(), "fxkit")
-            wrap_lines = "\n".join(f'{wrap_fn}._symbolic_trace.wrap("{name}")' for name in wrapped)
+            emit.globals["fxkit"] = sys.modules["fxkit"]
+            wrap_lines = "\n".join(f'fxkit._symbolic_trace.wrap("{name}")' for name in wrapped)
         header = f"\n{wrap_lines}\n\n{prologue}\n"
         source = header + "".join(["    " + line + "\n" for line in body]) + "    "
         first_body_line = header.count("\n") + 1
@@ -402,12 +405,6 @@ def _stack_summary(stack_trace: Optional[str]) -> Optional[str]:
             code = lines[position + 1].strip() if position + 1 < len(lines) else ""
             return f"File: {match.group(1)}:{match.group(2)} in {match.group(3)}, code: {code}"
     return None
-
-
-def _wrap_marker() -> Any:
-    import fxkit
-
-    return fxkit
 
 
 def _last_uses(nodes: List[Node]) -> Dict[Node, List[Node]]:

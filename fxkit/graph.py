@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["Graph", "CodeGen", "PythonCode", "map_arg", "map_aggregate", "_PyTreeCodeGen", "_PyTreeInfo"]
 
 # Names the generated code binds as globals, so node names must keep clear of them.
-RESERVED_NAMES = frozenset({"inf", "nan", "NoneType", "torch", "device", "fx_pytree", "pytree", "self"})
+RESERVED_NAMES = frozenset({"inf", "nan", "NoneType", "torch", "device", "fx_pytree", "pytree", "self", "fxkit"})
 
 _NOT_IDENTIFIER = re.compile(r"[^0-9a-zA-Z_]+")
 _NUMBERED = re.compile(r"(.*)_(\d+)$")

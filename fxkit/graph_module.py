@@ -8,7 +8,7 @@ import os
 import threading
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Type, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type, Union
 
 import torch
 
@@ -107,6 +107,9 @@ class _Container(torch.nn.Module):
         super().__setstate__(state)
         _install_mirror(self)
 
+    def _get_name(self) -> str:
+        return "Module"
+
 
 def _walk_path(owner: Any, qualified_name: str) -> Any:
     for atom in qualified_name.split("."):
@@ -114,36 +117,35 @@ def _walk_path(owner: Any, qualified_name: str) -> Any:
     return owner
 
 
+def _parent_of(destination: torch.nn.Module, qualified_name: str) -> Tuple[torch.nn.Module, str]:
+    """The module that should hold the last atom of ``qualified_name``, creating empty holders on the way."""
+    *parents, leaf = qualified_name.split(".")
+    for atom in parents:
+        holder = getattr(destination, atom, None)
+        if holder is None:
+            holder = _Container()
+            setattr(destination, atom, holder)
+        destination = holder
+    return destination, leaf
+
+
+def _install_attr(destination: torch.nn.Module, qualified_name: str, value: Any, as_buffer: bool,
+                  persistent: bool = True) -> None:
+    holder, leaf = _parent_of(destination, qualified_name)
+    if as_buffer:
+        holder.register_buffer(leaf, value, persistent=persistent)
+    else:
+        setattr(holder, leaf, value)
+
+
 def _copy_attr(source: torch.nn.Module, destination: torch.nn.Module, qualified_name: str) -> None:
-    """Copy ``source.<qualified_name>`` to the same path on ``destination``, keeping its kind."""
-    *parents, leaf = qualified_name.split(".")
-    for atom in parents:
-        source = getattr(source, atom)
-        existing = getattr(destination, atom, None)
-        if existing is None:
-            existing = _Container()
-            setattr(destination, atom, existing)
-        destination = existing
-    value = getattr(source, leaf)
-    if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter) and leaf in source._buffers:
-        persistent = leaf not in getattr(source, "_non_persistent_buffers_set", ())
-        destination.register_buffer(leaf, value, persistent=persistent)
-    else:
-        setattr(destination, leaf, value)
-
-
-def _assign_attr(value: Any, destination: torch.nn.Module, qualified_name: str) -> None:
-    *parents, leaf = qualified_name.split(".")
-    for atom in parents:
-        existing = getattr(destination, atom, None)
-        if existing is None:
-            existing = _Container()
-            setattr(destination, atom, existing)
-        destination = existing
-    if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter):
-        destination.register_buffer(leaf, value)
-    else:
-        setattr(destination, leaf, value)
+    """Copy ``source.<qualified_name>`` to the same path on ``destination``; buffers stay buffers."""
+    owner_path, _, leaf = qualified_name.rpartition(".")
+    owner = _walk_path(source, owner_path) if owner_path else source
+    value = getattr(owner, leaf)
+    is_buffer = leaf in getattr(owner, "_buffers", {}) and not isinstance(value, torch.nn.Parameter)
+    persistent = leaf not in getattr(owner, "_non_persistent_buffers_set", ())
+    _install_attr(destination, qualified_name, value, is_buffer and value is not None, persistent)
 
 
 class _LazyForward:
@@ -218,7 +220,9 @@ class GraphModule(torch.nn.Module):
                         )
                     wanted.append(node.target)
             for target in sorted(dict.fromkeys(wanted), key=lambda t: t.count(".")):
-                _assign_attr(root[target], self, target)
+                value = root[target]
+                plain_tensor = isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter)
+                _install_attr(self, target, value, as_buffer=plain_tensor)
         else:
             raise RuntimeError(
                 f"GraphModule root must be an nn.Module or a dict of qualified name to object, got {type(root)!r}"
@@ -314,17 +318,15 @@ class GraphModule(torch.nn.Module):
     # -- submodules ------------------------------------------------------------------------------
     def add_submodule(self, target: str, m: torch.nn.Module) -> bool:
         """Install ``m`` at dotted path ``target``, creating empty parent modules; False if blocked."""
-        *parents, leaf = target.split(".")
-        owner: torch.nn.Module = self
-        for atom in parents:
-            child = getattr(owner, atom, None)
-            if child is None:
-                child = _Container()
-                owner.add_module(atom, child)
-            if not isinstance(child, torch.nn.Module):
+        owner: Any = self
+        atoms = target.split(".")
+        for atom in atoms[:-1]:
+            if getattr(owner, atom, None) is None:
+                owner.add_module(atom, _Container())
+            owner = getattr(owner, atom)
+            if not isinstance(owner, torch.nn.Module):
                 return False
-            owner = child
-        owner.add_module(leaf, m)
+        owner.add_module(atoms[-1], m)
         return True
 
     def delete_submodule(self, target: str) -> bool:

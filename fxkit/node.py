@@ -102,16 +102,12 @@ def _qualified_name(fn: Any) -> str:
 
 
 def _type_repr(annotation: Any) -> str:
-    """How a type annotation is shown in graph printouts."""
-    if isinstance(annotation, type) and not isinstance(annotation, types.GenericAlias):
-        if annotation.__module__ == "builtins":
-            return annotation.__qualname__
-        return f"{annotation.__module__}.{annotation.__qualname__}"
-    if annotation is ...:
-        return "..."
-    if isinstance(annotation, types.FunctionType):
-        return _qualified_name(annotation)
-    return repr(annotation)
+    """How a type annotation is shown in graph printouts (``int``, ``torch.Tensor``, ``typing.List[int]``)."""
+    is_plain_class = isinstance(annotation, type) and not isinstance(annotation, types.GenericAlias)
+    if not is_plain_class:
+        return "..." if annotation is ... else repr(annotation)
+    prefix = "" if annotation.__module__ == "builtins" else annotation.__module__ + "."
+    return prefix + annotation.__qualname__
 
 
 def _format_target(op: str, target: Target) -> str:
