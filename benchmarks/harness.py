@@ -53,6 +53,8 @@ class Workload:
     target: float | None = None
     #: calls per timed sample, for workloads too short to time one call at a time.
     number: int = 1
+    #: at least this many samples per side (unless --quick): short, noise-prone workloads interleave more.
+    min_repeats: int = 1
     #: also measure the peak Python heap of one call per side (tracemalloc; a separate untimed run).
     track_memory: bool = False
     description: str = ""
@@ -203,7 +205,8 @@ def run_workload(workload: Workload, settings: Settings = Settings()) -> Result:
     if settings.warmup:
         for side in list(sides):
             attempt(lambda: _time_one_sample(workload, side, 1))
-    for repeat in range(settings.repeats):
+    repeats = settings.repeats if settings.quick else max(settings.repeats, workload.min_repeats)
+    for repeat in range(repeats):
         for side in list(sides if repeat % 2 == 0 else reversed(sides)):
             seconds = attempt(lambda: _time_one_sample(workload, side, number))
             if seconds is not None:
