@@ -1,0 +1,171 @@
+"""Constant folding: compute once what depends only on parameters, buffers and constants.
+
+``split_const_subgraphs(module)`` finds every node whose inputs are all constant (``get_attr``
+nodes and nodes computed from them only), moves those into a separate ``const_subgraph_module``
+and returns a ``FoldedGraphModule`` whose graph reads the results from the attribute
+``_FX_CONST_FOLDED_ATTRS`` instead. The constant subgraph runs once, on the first call (or on
+``run_folding()``). Impure nodes (random ops, side effects) and nodes for which
+``skip_folding_node_fn`` returns True are never folded.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any, Callable, Dict, List, Optional, Union
+
+import torch
+
+from fxkit.graph import Graph
+from fxkit.graph_module import GraphModule
+from fxkit.node import Node
+from fxkit.passes.split_module import _copy_attribute
+from fxkit.tracer import symbolic_trace
+
+__all__ = ["FoldedGraphModule", "split_const_subgraphs"]
+
+_FOLDED_ATTRS_NAME = "_FX_CONST_FOLDED_ATTRS"
+
+
+class FoldedGraphModule(GraphModule):
+    """A GraphModule whose constant part lives in ``const_subgraph_module`` and is computed once
+    into the attribute named ``fx_const_folded_attrs_name`` (a Parameter, or a ParameterList
+    when several values are folded)."""
+
+    def __init__(
+        self,
+        root: torch.nn.Module,
+        graph: Graph,
+        const_subgraph: Optional[Graph] = None,
+        fx_const_folded_attrs_name: Optional[str] = None,
+        device_for_folded_attrs: str = "cuda",
+    ) -> None:
+        super().__init__(root, graph)
+        self.const_subgraph_module = (
+            None if const_subgraph is None else GraphModule(root, const_subgraph)
+        )
+        self.has_folding_been_run = False
+        self.fx_const_folded_attrs_name = fx_const_folded_attrs_name
+        self.device_for_folded_attrs = device_for_folded_attrs
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.has_folding_been_run:
+            self.run_folding()
+        return super().__call__(*args, **kwargs)
+
+    def run_folding(self) -> None:
+        """Run the constant subgraph and store its results as parameters (once)."""
+        if self.const_subgraph_module is None or self.fx_const_folded_attrs_name is None:
+            return
+        if self.has_folding_been_run:
+            raise RuntimeError("run_folding: the constant subgraph has already been folded into this module")
+        self.has_folding_been_run = True
+        folded = self.const_subgraph_module()
+        device = self.device_for_folded_attrs
+
+        def as_parameter(value: Any) -> torch.nn.Parameter:
+            if isinstance(value, torch.Tensor):
+                return torch.nn.Parameter(value.detach().clone().to(device), requires_grad=value.requires_grad)
+            return torch.nn.Parameter(torch.tensor([value], device=device), requires_grad=False)
+
+        if isinstance(folded, tuple):
+            stored: Any = torch.nn.ParameterList([as_parameter(value) for value in folded])
+        else:
+            stored = as_parameter(folded)
+        if hasattr(self, self.fx_const_folded_attrs_name):
+            delattr(self, self.fx_const_folded_attrs_name)  # the stand-in (a Parameter slot)
+        setattr(self, self.fx_const_folded_attrs_name, stored)
+
+
+def _constant_nodes(graph: Graph, skip_folding_node_fn: Optional[Callable[[Node], bool]]) -> Dict[Node, None]:
+    """get_attr nodes, and pure call nodes whose inputs are all constant (in graph order)."""
+    constant: Dict[Node, None] = {}
+    for node in graph.nodes:
+        if node.op == "get_attr":
+            constant[node] = None
+        elif node.op in ("call_function", "call_method", "call_module"):
+            inputs = node.all_input_nodes
+            if not inputs or any(used not in constant for used in inputs):
+                continue
+            if node.is_impure():
+                continue
+            if skip_folding_node_fn is not None and skip_folding_node_fn(node):
+                continue
+            constant[node] = None
+    return constant
+
+
+def split_const_subgraphs(
+    module: Union[torch.nn.Module, GraphModule],
+    skip_folding_node_fn: Optional[Callable[[Node], bool]] = None,
+    device_for_folded_attrs: str = "cpu",
+) -> FoldedGraphModule:
+    """Split ``module`` (traced first if it is not a GraphModule) into a constant subgraph and
+    the rest, returning a FoldedGraphModule that folds the constants on its first call."""
+    traced = module if isinstance(module, GraphModule) else symbolic_trace(module)
+    graph = traced.graph
+    constant = _constant_nodes(graph, skip_folding_node_fn)
+    # Values to fold: computed (not plain get_attr) constants that something non-constant reads.
+    folded = [
+        node for node in constant if node.op != "get_attr" and any(user not in constant for user in node.users)
+    ]
+    if not folded:
+        return FoldedGraphModule(traced, _copy_graph(graph))
+
+    # The constant subgraph: every constant node the folded values need, in graph order.
+    needed: Dict[Node, None] = {}
+    pending = list(folded)
+    while pending:
+        node = pending.pop()
+        if node not in needed:
+            needed[node] = None
+            pending.extend(node.all_input_nodes)
+    const_graph = Graph()
+    const_env: Dict[Node, Node] = {}
+    for node in graph.nodes:
+        if node in needed:
+            const_env[node] = const_graph.node_copy(node, const_env.__getitem__)
+    results = [const_env[node] for node in folded]
+    const_graph.output(results[0] if len(results) == 1 else tuple(results))
+
+    # The main graph: folded values come from the folded attribute; other constants vanish
+    # unless non-constant nodes read them directly (plain get_attr nodes).
+    main_graph = Graph()
+    main_graph.set_codegen(graph._codegen)
+    main_env: Dict[Node, Node] = {}
+    folded_attr: Optional[Node] = None
+    folded_index = {node: index for index, node in enumerate(folded)}
+    for node in graph.nodes:
+        if node.op != "placeholder" and folded_attr is None:
+            folded_attr = main_graph.get_attr(_FOLDED_ATTRS_NAME)
+            if len(folded) > 1:
+                for value_node in folded:
+                    main_env[value_node] = main_graph.call_function(
+                        operator.getitem, (folded_attr, folded_index[value_node])
+                    )
+            else:
+                main_env[folded[0]] = folded_attr
+        if node in folded_index:
+            continue
+        if node in constant and not (node.op == "get_attr" and any(u not in constant for u in node.users)):
+            continue
+        main_env[node] = main_graph.node_copy(node, main_env.__getitem__)
+
+    holder = torch.nn.Module()
+    holder.training = traced.training
+    targets: List[str] = [
+        node.target for source in (main_graph, const_graph) for node in source.nodes
+        if node.op in ("get_attr", "call_module") and node.target != _FOLDED_ATTRS_NAME
+    ]
+    for target in dict.fromkeys(targets):
+        _copy_attribute(traced, holder, target)
+    # Stand-in until run_folding() stores the real values.
+    setattr(holder, _FOLDED_ATTRS_NAME, torch.nn.Parameter(torch.empty(0), requires_grad=False))
+    return FoldedGraphModule(holder, main_graph, const_graph, _FOLDED_ATTRS_NAME, device_for_folded_attrs)
+
+
+def _copy_graph(graph: Graph) -> Graph:
+    copied = Graph()
+    copied.set_codegen(graph._codegen)
+    output = copied.graph_copy(graph, {})
+    copied.output(output)
+    return copied
