@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = harness.Settings.for_quick_run(args.memory) if args.quick else harness.Settings(memory=args.memory)
     if args.repeats is not None:
-        settings = harness.Settings(args.repeats, settings.warmup, settings.quick, settings.memory)
+        settings = dataclasses.replace(settings, repeats=args.repeats)
 
     import torch
 
