@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     selected = harness.select(workloads, args.only)
     if args.list:
         for workload in selected:
-            target = "" if workload.target is None else f"  (target >= {workload.target:g}x vs {workload.baseline_name})"
+            target = "" if workload.target is None else f"  (target >= {workload.target:.3g}x vs {workload.baseline_name})"
             print(f"{workload.name}{target}")
         return 0
     if not selected and not broken_modules:
