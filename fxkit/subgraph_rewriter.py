@@ -7,15 +7,17 @@ insertion point is found with order keys kept alongside the node list instead of
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import gc
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Union
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 
 from fxkit.graph import Graph
 from fxkit.graph_module import GraphModule
-from fxkit.node import Node
+from fxkit.node import Node, map_arg
 from fxkit.passes.utils.matcher_utils import InternalMatch, SubgraphMatcher
 
 __all__ = ["Match", "replace_pattern", "replace_pattern_with_filters", "ReplacedPatterns"]
@@ -90,6 +92,22 @@ class _ProgramOrder:
 
     def forget(self, node: Node) -> None:
         self._key.pop(node, None)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while nodes are created and erased in bulk.
+
+    The collector otherwise keeps re-walking the whole (large, long-lived) graph as allocations
+    pile up; the loop creates no garbage cycles worth collecting early. Restored even on error.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _graph_of(pattern: PatternLike) -> Graph:
@@ -203,19 +221,6 @@ def _replace_pattern(
 ) -> List[ReplacedPatterns]:
     original_graph = gm.graph
     pattern_graph = _graph_of(pattern)
-    matcher = SubgraphMatcher(
-        pattern_graph,
-        match_output=False,
-        match_placeholder=False,
-        remove_overlapping_matches=True,
-        ignore_literals=ignore_literals,
-    )
-    matches = [
-        m
-        for m in matcher.match(original_graph, node_name_match=node_name_match)
-        if all(keep(m, original_graph, pattern_graph) for keep in match_filters or [])
-    ]
-
     traced_replacement: Optional[GraphModule] = None
     replacement_graph: Optional[Graph] = None
     if isinstance(replacement, (GraphModule, Graph)):
@@ -225,21 +230,39 @@ def _replace_pattern(
 
         traced_replacement = symbolic_trace(replacement)
         replacement_graph = traced_replacement.graph
-
     if replacement_graph is None and replacement_callback is None:
         raise AssertionError(
             "Must provide either a replacement GraphModule or a replacement callback: "
             "replace_pattern_with_filters got replacement=None and no replacement_callback"
         )
-    order = _ProgramOrder(original_graph)
+
+    matcher = SubgraphMatcher(
+        pattern_graph,
+        match_output=False,
+        match_placeholder=False,
+        remove_overlapping_matches=True,
+        ignore_literals=ignore_literals,
+    )
+    # Erased last-to-first, so that every node is unused when it goes.
+    pattern_compute_nodes = [n for n in reversed(list(pattern_graph.nodes)) if n.op not in ("placeholder", "output")]
+    plan = _ReplacementPlan(replacement_graph) if replacement_graph is not None else None
     # An earlier replacement may have swapped out a node that a later match takes as an input.
     replaced_by: Dict[Node, Node] = {}
     results: List[ReplacedPatterns] = []
-    for match in matches:
-        if replacement_callback is not None:
-            replacement_graph = replacement_callback(match, original_graph, pattern_graph)
-        assert replacement_graph is not None
-        results.append(_replace_one(match, original_graph, pattern_graph, replacement_graph, order, replaced_by))
+    with _collector_paused():
+        matches = [
+            m
+            for m in matcher.match(original_graph, node_name_match=node_name_match)
+            if all(keep(m, original_graph, pattern_graph) for keep in match_filters or [])
+        ]
+        order = _ProgramOrder(original_graph)
+        for match in matches:
+            if replacement_callback is not None:
+                replacement_graph = replacement_callback(match, original_graph, pattern_graph)
+            assert replacement_graph is not None
+            if plan is None or plan.graph is not replacement_graph:
+                plan = _ReplacementPlan(replacement_graph)
+            results.append(_replace_one(match, original_graph, pattern_compute_nodes, plan, order, replaced_by))
 
     gm.recompile()
     if isinstance(replacement, torch.nn.Module):
@@ -255,15 +278,51 @@ def _replace_pattern(
     return results
 
 
+class _ReplacementPlan:
+    """What copying a replacement graph needs, worked out once instead of once per match."""
+
+    def __init__(self, replacement_graph: Graph) -> None:
+        nodes = list(replacement_graph.nodes)
+        self.graph = replacement_graph
+        self.placeholders = [n for n in nodes if n.op == "placeholder"]
+        self.body = [n for n in nodes if n.op not in ("placeholder", "output")]
+        self.output = next((n for n in nodes if n.op == "output"), None)
+        # Flat argument tuples (no lists or dicts) are mapped with a comprehension, not map_arg.
+        self.flat = {n: _is_flat(n.args) and _is_flat(tuple(n.kwargs.values())) for n in self.body}
+
+    def copy_into(self, graph: Graph, value_map: Dict[Node, Any]) -> Any:
+        """Copy the body into ``graph`` at its insertion point (like ``graph.graph_copy``); return
+        what the replacement outputs, mapped."""
+        lookup = value_map.__getitem__
+        for node in self.body:
+            if node in value_map:
+                continue
+            if self.flat[node]:
+                args = tuple(lookup(a) if isinstance(a, Node) else a for a in node.args)
+                kwargs = {k: lookup(v) if isinstance(v, Node) else v for k, v in node.kwargs.items()}
+            else:
+                args, kwargs = map_arg(node.args, lookup), map_arg(node.kwargs, lookup)
+            copied = graph.create_node(node.op, node.target, args, kwargs, node.name, node.type)
+            copied.meta = copy.copy(node.meta)
+            value_map[node] = copied
+        if self.output is None:
+            return None
+        return map_arg(self.output.args[0], lookup)
+
+
+def _is_flat(values: Tuple[Any, ...]) -> bool:
+    return not any(isinstance(v, (list, tuple, dict, slice)) for v in values)
+
+
 def _replace_one(
     match: InternalMatch,
     original_graph: Graph,
-    pattern_graph: Graph,
-    replacement_graph: Graph,
+    pattern_compute_nodes: List[Node],
+    plan: _ReplacementPlan,
     order: _ProgramOrder,
     replaced_by: Dict[Node, Node],
 ) -> ReplacedPatterns:
-    replacement_placeholders = [n for n in replacement_graph.nodes if n.op == "placeholder"]
+    replacement_placeholders = plan.placeholders
     if len(match.placeholder_nodes) != len(replacement_placeholders):
         raise AssertionError(
             f"Placeholder count mismatch: {len(match.placeholder_nodes)} vs {len(replacement_placeholders)}: "
@@ -281,10 +340,12 @@ def _replace_one(
     insert_point = _insertion_point(match, order)
     mapped_before = len(value_map)
     with original_graph.inserting_before(insert_point):
-        copied_outputs = original_graph.graph_copy(replacement_graph, value_map)
+        copied_outputs = plan.copy_into(original_graph, value_map)
     copied_nodes = [v for v in list(value_map.values())[mapped_before:] if isinstance(v, Node)]
     order.inserted_before(copied_nodes, insert_point)
-    _move_after_late_inputs(copied_nodes, order)
+    external_inputs = [v for v in list(value_map.values())[:mapped_before] if isinstance(v, Node)]
+    if external_inputs and order.key(order.last(external_inputs)) > order.key(copied_nodes[0] if copied_nodes else insert_point):
+        _move_after_late_inputs(copied_nodes, order)
     if isinstance(copied_outputs, Node):
         copied_outputs = (copied_outputs,)
 
@@ -298,11 +359,10 @@ def _replace_one(
     for old, new in zip(match.returning_nodes, copied_outputs):
         old.replace_all_uses_with(new)
         replaced_by[old] = new
-    for pattern_node in reversed(list(pattern_graph.nodes)):
-        if pattern_node.op not in ("placeholder", "output"):
-            erased = match.nodes_map[pattern_node]
-            original_graph.erase_node(erased)
-            order.forget(erased)
+    for pattern_node in pattern_compute_nodes:
+        erased = match.nodes_map[pattern_node]
+        original_graph.erase_node(erased)
+        order.forget(erased)
     return ReplacedPatterns(anchor=match.anchors[0], nodes_map=match.nodes_map, replacements=added_nodes)
 
 

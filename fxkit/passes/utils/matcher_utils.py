@@ -207,9 +207,12 @@ class SubgraphMatcher:
                 arguments.append(schema_arg.default_value)
         return arguments
 
-    def _paired_arguments(self, pn: Node, gn: Node) -> Optional[Tuple[List[Any], List[Any]]]:
+    def _paired_arguments(self, pn: Node, gn: Node) -> Optional[Tuple[Sequence[Any], Sequence[Any]]]:
         """The arguments of ``pn`` and ``gn`` lined up for comparison, or None if they cannot match."""
-        same_shape = len(pn.args) == len(gn.args) and list(pn.kwargs) == list(gn.kwargs)
+        pn_args, gn_args, pn_kwargs, gn_kwargs = pn.args, gn.args, pn.kwargs, gn.kwargs
+        if not pn_kwargs and not gn_kwargs and len(pn_args) == len(gn_args):
+            return pn_args, gn_args  # the common case, without building lists
+        same_shape = len(pn_args) == len(gn_args) and list(pn_kwargs) == list(gn_kwargs)
         if not same_shape and pn.op == "call_function" and isinstance(pn.target, torch._ops.OpOverload):
             return (
                 self._arguments_by_schema(pn.target, pn.args, pn.kwargs),
@@ -217,7 +220,7 @@ class SubgraphMatcher:
             )
         if not same_shape:
             return None
-        return [*pn.args, *pn.kwargs.values()], [*gn.args, *gn.kwargs.values()]
+        return [*pn_args, *pn_kwargs.values()], [*gn_args, *gn_kwargs.values()]
 
     def _match_nodes(self, pn: Node, gn: Node, match: InternalMatch) -> bool:
         """Extend ``match`` so that ``pn`` matches ``gn``; False (``match`` is then partial) if it cannot."""
