@@ -1,0 +1,30 @@
+"""Dead code elimination as a pass: drop nodes whose values nobody uses (impure nodes stay)."""
+
+from __future__ import annotations
+
+from fxkit.graph_module import GraphModule
+from fxkit.passes.cse import PassResult
+
+__all__ = ["dead_code_elimination", "DCEPass"]
+
+
+def dead_code_elimination(gm: GraphModule, remove_unused_submodules: bool = False) -> bool:
+    """Remove unused pure nodes from ``gm.graph`` in place (see ``Graph.eliminate_dead_code``),
+    recompile, and return True if anything was removed. With ``remove_unused_submodules``, also
+    delete submodules no remaining node calls."""
+    changed = gm.graph.eliminate_dead_code()
+    if remove_unused_submodules:
+        gm.delete_all_unused_submodules()
+    if changed:
+        gm.recompile()
+    return changed
+
+
+class DCEPass:
+    """Callable pass object: ``DCEPass()(gm)`` edits ``gm`` in place and returns a PassResult."""
+
+    def __init__(self, remove_unused_submodules: bool = False) -> None:
+        self.remove_unused_submodules = remove_unused_submodules
+
+    def __call__(self, graph_module: GraphModule) -> PassResult:
+        return PassResult(graph_module, dead_code_elimination(graph_module, self.remove_unused_submodules))
