@@ -6,6 +6,7 @@ from .graph import CodeGen, Graph, PythonCode
 from .graph_module import GraphModule
 from .node import Node, has_side_effect, map_aggregate, map_arg
 from .tracer import PH, Proxy, Tracer, symbolic_trace, wrap
+from .capture import capture
 from .interpreter import Interpreter, Transformer
 from .subgraph_rewriter import replace_pattern
 

@@ -1,0 +1,974 @@
+"""Capture: trace a program with example inputs running beside the symbols.
+
+``symbolic_trace`` stops at the first place where a program needs a concrete value (``if`` on a
+tensor, ``len()`` of a proxy, a size used as a Python ``int``). :func:`capture` traces the same
+program with every recorded operation also run on example values, so such a decision is taken
+from the example, and recorded as a *guard*: a node of the graph that re-checks the condition at
+run time and raises :class:`GuardError` naming the guard and the user's ``file:line`` when an input
+takes another path. Submodules that still cannot be traced become ``call_module`` leaves.
+
+    result = fxkit.capture(model, (input_ids,))
+    result.graph_module(input_ids)       # runs the captured graph, guards included
+    print(result.explain())              # what was assumed, where, and what to do about it
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import inspect
+import linecache
+import os
+import sys
+import traceback
+import types
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+
+from .graph_module import GraphModule
+from .node import Node, has_side_effect
+from .proxy import Attribute, Proxy, TraceError, _unpack_count
+from .tracer import _PATCHES, Tracer, _recording_wrapper, _thread_state
+
+__all__ = [
+    "CaptureError",
+    "CaptureResult",
+    "Guard",
+    "GuardError",
+    "Leaf",
+    "SourceLocation",
+    "Specialization",
+    "capture",
+]
+
+_FXKIT_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
+
+
+class GuardError(RuntimeError):
+    """Raised by a captured graph when an input takes a path the example input did not take."""
+
+
+class CaptureError(RuntimeError):
+    """Raised when a program cannot be captured, even with automatic leaves."""
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceLocation:
+    """A line of the user's program: where a decision or a failure happened."""
+
+    filename: str
+    lineno: int
+    function: str
+    source: str
+
+    def __str__(self) -> str:
+        return f"{self.filename}:{self.lineno}"
+
+    def describe(self) -> str:
+        """``file:line in function (`source`)`` on one line."""
+        text = f"{self} in {self.function}"
+        return f"{text} (`{self.source}`)" if self.source else text
+
+
+@dataclasses.dataclass(frozen=True)
+class Guard:
+    """A condition the example input satisfied and that the captured graph re-checks at run time.
+
+    ``kind`` says what Python needed (``bool``, ``len``, ``int``, ``float``, ``dtype``, ``ndim``,
+    ``argument``), ``condition`` the check in words, ``example_value`` the value that decided it.
+    """
+
+    name: str
+    kind: str
+    condition: str
+    example_value: Any
+    location: Optional[SourceLocation]
+    node: str
+    data_dependent: bool
+
+    def __str__(self) -> str:
+        where = f" at {self.location}" if self.location is not None else ""
+        return f"{self.name}: {self.condition}{where}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Specialization:
+    """A value that the graph fixed to what the example had (checked by ``guard``)."""
+
+    what: str
+    value: Any
+    reason: str
+    location: Optional[SourceLocation]
+    guard: Optional[str]
+
+    def __str__(self) -> str:
+        where = f" at {self.location}" if self.location is not None else ""
+        return f"{self.what} fixed to {self.value!r}{where}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Leaf:
+    """A submodule or function kept as one call in the graph instead of being traced through."""
+
+    name: str
+    kind: str  # "module" or "function"
+    type_name: str
+    automatic: bool
+    reason: str
+    location: Optional[SourceLocation]
+
+    def __str__(self) -> str:
+        how = "automatic" if self.automatic else "requested"
+        return f"{self.name} ({self.type_name}, {how} leaf)"
+
+
+@dataclasses.dataclass
+class CaptureResult:
+    """What :func:`capture` returns: the graph module and the assumptions it rests on."""
+
+    graph_module: GraphModule
+    guards: List[Guard]
+    leaves: List[Leaf]
+    specializations: List[Specialization]
+    model_name: str = "model"
+
+    @property
+    def graph(self) -> Any:
+        return self.graph_module.graph
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.graph_module(*args, **kwargs)
+
+    def explain(self) -> "Any":
+        """The report of every guard, leaf and specialization, with suggestions (see :mod:`fxkit.explain`)."""
+        from .explain import explain_capture
+
+        return explain_capture(self)
+
+
+# --------------------------------------------------------------------------- run-time guards
+
+
+def _guard_failure(message: str, actual: Any) -> GuardError:
+    return GuardError(f"{message}; this input gave {actual!r}. Capture again with an input that takes this path.")
+
+
+@has_side_effect
+def _guard_bool(value: Any, expected: bool, message: str) -> None:
+    """Run-time check of a branch decided during capture: ``bool(value)`` must be ``expected``."""
+    actual = bool(value)
+    if actual is not expected:
+        raise _guard_failure(message, actual)
+
+
+@has_side_effect
+def _guard_equal(value: Any, expected: Any, message: str) -> None:
+    """Run-time check of a value fixed during capture (a size, a length, a dtype)."""
+    if value != expected:
+        raise _guard_failure(message, value)
+
+
+@has_side_effect
+def _guard_len(value: Any, expected: int, message: str) -> None:
+    """Run-time check of a length fixed during capture (unpacking, iteration, ``len``)."""
+    actual = len(value)
+    if actual != expected:
+        raise _guard_failure(message, actual)
+
+
+@has_side_effect
+def _guard_int(value: Any, expected: int, message: str) -> None:
+    """Run-time check of ``int(value)`` or ``operator.index(value)`` fixed during capture."""
+    actual = int(value)
+    if actual != expected:
+        raise _guard_failure(message, actual)
+
+
+@has_side_effect
+def _guard_float(value: Any, expected: float, message: str) -> None:
+    """Run-time check of ``float(value)`` fixed during capture."""
+    actual = float(value)
+    if actual != expected:
+        raise _guard_failure(message, actual)
+
+
+@has_side_effect
+def _guard_is_none(value: Any, message: str) -> None:
+    """Run-time check of an argument that was left out (``None``) during capture."""
+    if value is not None:
+        raise _guard_failure(message, type(value).__name__)
+
+
+for _guard_fn in (_guard_bool, _guard_equal, _guard_len, _guard_int, _guard_float, _guard_is_none):
+    _guard_fn.__module__ = "fxkit.capture"
+del _guard_fn
+
+GUARD_FUNCTIONS = (_guard_bool, _guard_equal, _guard_len, _guard_int, _guard_float, _guard_is_none)
+
+
+# --------------------------------------------------------------------------- locations
+
+
+def _is_library_frame(filename: str) -> bool:
+    return filename.startswith(_FXKIT_DIR) or filename.startswith(_TORCH_DIR) or filename.startswith("<frozen")
+
+
+def _location_of_frame(frame: Optional[types.FrameType]) -> Optional[SourceLocation]:
+    while frame is not None and _is_library_frame(frame.f_code.co_filename):
+        frame = frame.f_back
+    if frame is None:
+        return None
+    filename, lineno = frame.f_code.co_filename, frame.f_lineno
+    return SourceLocation(filename, lineno, frame.f_code.co_name, linecache.getline(filename, lineno).strip())
+
+
+def _location_of_exception(error: BaseException) -> Optional[SourceLocation]:
+    """The innermost user frame of ``error``'s traceback."""
+    found: Optional[SourceLocation] = None
+    for summary in traceback.extract_tb(error.__traceback__):
+        if not _is_library_frame(summary.filename):
+            found = SourceLocation(summary.filename, summary.lineno or 0, summary.name, (summary.line or "").strip())
+    return found
+
+
+# --------------------------------------------------------------------------- example values
+
+_MISSING = object()
+_PLAIN_TYPES = frozenset({int, float, bool, str, type(None), torch.dtype, torch.device, type(Ellipsis)})
+
+
+def _example_of(value: Any) -> Any:
+    """``value`` with every proxy replaced by its example value."""
+    cls = type(value)
+    if cls in _PLAIN_TYPES:
+        return value
+    if isinstance(value, Proxy):
+        return _proxy_example(value)
+    if cls is tuple or cls is list:
+        return cls(_example_of(item) for item in value)
+    if cls is dict:
+        return {key: _example_of(item) for key, item in value.items()}
+    if cls is slice:
+        return slice(_example_of(value.start), _example_of(value.stop), _example_of(value.step))
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return cls(*(_example_of(item) for item in value))
+    return value
+
+
+def _proxy_example(proxy: Proxy) -> Any:
+    example = proxy.__dict__.get("example", _MISSING)
+    if example is not _MISSING:
+        return example
+    if isinstance(proxy, Attribute):
+        example = getattr(_proxy_example(proxy.root), proxy.attr)
+        proxy.__dict__["example"] = example
+        return example
+    raise CaptureError(
+        f"the value {proxy!r} has no example value: it was made by another tracer than the capture"
+    )
+
+
+def _describe_value(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        if value.numel() == 1 and value.device.type != "meta":
+            return f"tensor({value.item()!r})"
+        return f"tensor(shape={tuple(value.shape)}, dtype={value.dtype})"
+    return repr(value)
+
+
+# --------------------------------------------------------------------------- proxies
+
+
+# Tensor attributes that code uses as Python values: they are fixed to the example's value.
+_FIXED_ATTRIBUTES = frozenset({"dtype", "ndim", "layout", "is_sparse", "is_quantized", "is_complex_dtype"})
+_FIXED_METHODS = frozenset({"dim", "ndimension", "is_floating_point", "is_complex", "element_size", "is_contiguous"})
+
+
+class _ExampleOps:
+    """What a capture proxy does where Python needs a concrete value: ask the example."""
+
+    tracer: "CaptureTracer"
+
+    @property
+    def example(self) -> Any:
+        return _proxy_example(self)  # type: ignore[arg-type]
+
+    def __bool__(self) -> bool:
+        return self.tracer.decide_bool(self)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return self.tracer.decide_len(self, "len")  # type: ignore[arg-type]
+
+    def __index__(self) -> int:
+        return self.tracer.decide_int(self, "index")  # type: ignore[arg-type]
+
+    def __int__(self) -> int:
+        return self.tracer.decide_int(self, "int")  # type: ignore[arg-type]
+
+    def __float__(self) -> float:
+        return self.tracer.decide_float(self)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[Any]:
+        count = _unpack_count(sys._getframe(1))
+        if count is None:
+            count = self.tracer.decide_len(self, "iter")  # type: ignore[arg-type]
+        else:
+            example = self.example
+            actual = len(example) if not isinstance(example, torch.Tensor) or example.dim() else None
+            if actual is not None and actual != count:
+                # The same error that running the program on the example raises.
+                raise ValueError(f"cannot unpack {actual} values into {count} names")
+        return iter([self[index] for index in range(count)])  # type: ignore[index]
+
+    def keys(self) -> Any:
+        return self.example.keys()
+
+    def __getattr__(self, name: str) -> Any:
+        example = self.example
+        if isinstance(example, torch.Tensor):
+            if name in _FIXED_ATTRIBUTES:
+                return self.tracer.decide_attribute(self, name)  # type: ignore[arg-type]
+            if name in _FIXED_METHODS:
+                return functools.partial(self.tracer.decide_method, self, name)
+        return CaptureAttribute(self, name)  # type: ignore[arg-type]
+
+
+class CaptureProxy(_ExampleOps, Proxy):
+    """A Proxy that carries the example value of the node it stands for (``.example``)."""
+
+    def __repr__(self) -> str:
+        return f"CaptureProxy({self.node.name})"
+
+
+class CaptureAttribute(_ExampleOps, Attribute):
+    """``proxy.name`` during a capture; its example is the attribute of the root's example."""
+
+
+# --------------------------------------------------------------------------- the tracer
+
+
+def _matches_any(module: nn.Module, qualified_name: str, leaf_modules: Sequence[Any]) -> bool:
+    for spec in leaf_modules:
+        if isinstance(spec, str):
+            if qualified_name == spec:
+                return True
+        elif isinstance(spec, type):
+            if isinstance(module, spec):
+                return True
+        elif callable(spec) and spec(module, qualified_name):
+            return True
+    return False
+
+
+def _fetch(root: Any, path: str) -> Any:
+    value = root
+    for atom in path.split("."):
+        value = getattr(value, atom)
+    return value
+
+
+def _definition_location(fn: Any) -> Optional[SourceLocation]:
+    """The ``def`` line of ``fn`` (past its decorators)."""
+    code = getattr(inspect.unwrap(fn), "__code__", None) if fn is not None else None
+    if code is None:
+        return None
+    lineno = code.co_firstlineno
+    for offset in range(50):
+        line = linecache.getline(code.co_filename, lineno + offset).strip()
+        if line.startswith(("def ", "async def ")):
+            return SourceLocation(code.co_filename, lineno + offset, code.co_name, line)
+    return SourceLocation(code.co_filename, lineno, code.co_name, linecache.getline(code.co_filename, lineno).strip())
+
+
+def _leaf_location(module: nn.Module) -> Optional[SourceLocation]:
+    return _definition_location(getattr(type(module), "forward", None))
+
+
+class _Checkpoint:
+    __slots__ = ("node_count", "guards", "specializations", "leaves", "decided", "parameter_cache")
+
+    def __init__(self, tracer: "CaptureTracer") -> None:
+        self.node_count = len(tracer.graph.nodes)
+        self.guards = len(tracer.guards)
+        self.specializations = len(tracer.specializations)
+        self.leaves = len(tracer.leaves)
+        self.decided = len(tracer._decided)
+        self.parameter_cache = len(tracer._parameter_proxy_cache)
+
+
+def _truncate(mapping: Dict[Any, Any], length: int) -> None:
+    for key in list(mapping)[length:]:
+        del mapping[key]
+
+
+class CaptureTracer(Tracer):
+    proxy_buffer_attributes = True
+
+    """A :class:`~fxkit.tracer.Tracer` whose proxies carry example values.
+
+    Decisions that need a concrete value are taken from the example and recorded as guards;
+    submodules whose tracing fails are retried as ``call_module`` leaves when ``auto_leaves``.
+    """
+
+    def __init__(
+        self,
+        leaf_modules: Sequence[Any] = (),
+        auto_leaves: bool = True,
+        autowrap_functions: Tuple[Callable[..., Any], ...] = (),
+    ) -> None:
+        super().__init__(autowrap_functions=autowrap_functions)
+        self.leaf_modules = list(leaf_modules)
+        self.auto_leaves = auto_leaves
+        self.guards: List[Guard] = []
+        self.specializations: List[Specialization] = []
+        self.leaves: List[Leaf] = []
+        self._decided: Dict[Any, Any] = {}
+        self._forced_leaves: Dict[int, str] = {}
+        self._reported_leaves: Dict[str, None] = {}
+        self._examples: Dict[str, Any] = {}
+        self._call: Optional[Tuple[Tuple[Any, ...], Dict[str, Any]]] = None
+
+    # ---------------------------------------------------------------- example values
+
+    def proxy(self, node: Node) -> CaptureProxy:
+        return CaptureProxy(node, self)
+
+    def create_proxy(
+        self,
+        kind: str,
+        target: Any,
+        args: Tuple[Any, ...],
+        kwargs: Dict[str, Any],
+        name: Optional[str] = None,
+        type_expr: Optional[Any] = None,
+        proxy_factory_fn: Optional[Callable[[Node], Proxy]] = None,
+    ) -> Proxy:
+        if kind == "placeholder":
+            example = self._examples[target]
+        elif kind == "get_attr":
+            with self.running_eagerly():
+                example = _fetch(self.root, target)
+        else:
+            example = self._run_example(kind, target, _example_of(args), _example_of(kwargs))
+        proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
+        proxy.__dict__["example"] = example
+        return proxy
+
+    def _run_example(self, kind: str, target: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        with self.running_eagerly():
+            if kind == "call_function":
+                return target(*args, **kwargs)
+            if kind == "call_method":
+                return getattr(args[0], target)(*args[1:], **kwargs)
+            if kind == "call_module":
+                return self.root.get_submodule(target)(*args, **kwargs)
+        raise CaptureError(f"cannot compute an example value for a {kind!r} node")
+
+    def running_eagerly(self) -> "_EagerScope":
+        """A ``with`` block in which modules and wrapped functions run normally, not traced."""
+        return _EagerScope()
+
+    # ---------------------------------------------------------------- decisions
+
+    def _record_guard(
+        self,
+        kind: str,
+        subject: Proxy,
+        guard_fn: Callable[..., None],
+        expected: Any,
+        condition: str,
+        example_value: Any,
+        data_dependent: bool,
+        location: Optional[SourceLocation],
+    ) -> Guard:
+        name = f"guard_{len(self.guards)}"
+        where = f" at {location.describe()}" if location is not None else ""
+        message = f"Guard {name} failed{where}: the graph was captured where {condition}"
+        args = (subject, message) if guard_fn is _guard_is_none else (subject, expected, message)
+        node = Tracer.create_proxy(self, "call_function", guard_fn, args, {}).node
+        node.meta["guard"] = name
+        guard = Guard(name, kind, condition, example_value, location, node.name, data_dependent)
+        self.guards.append(guard)
+        return guard
+
+    def _cached(self, key: Any) -> Any:
+        return self._decided.get(key, _MISSING)
+
+    def decide_bool(self, proxy: Proxy) -> bool:
+        example = _proxy_example(proxy)
+        key = ("bool", proxy.node)
+        cached = self._cached(key)
+        if cached is not _MISSING:
+            return cached
+        location = _location_of_frame(sys._getframe(2))
+        value = self._concrete(lambda: bool(example), proxy, "bool()", location)
+        data_dependent = isinstance(example, torch.Tensor)
+        condition = f"bool({proxy.node.name}) is {value}"
+        self._record_guard("bool", proxy, _guard_bool, value, condition, _describe_value(example), data_dependent, location)
+        self._decided[key] = value
+        return value
+
+    def decide_len(self, proxy: Proxy, kind: str) -> int:
+        example = _proxy_example(proxy)
+        key = ("len", proxy.node)
+        cached = self._cached(key)
+        if cached is not _MISSING:
+            return cached
+        location = _location_of_frame(sys._getframe(2))
+        try:
+            value = len(example)
+        except TypeError as error:
+            raise TraceError(f"{kind}() of {proxy.node.name}: {error}") from None
+        condition = f"len({proxy.node.name}) == {value}"
+        guard = self._record_guard(kind, proxy, _guard_len, value, condition, value, False, location)
+        self.specializations.append(
+            Specialization(f"length of {proxy.node.name}", value, f"{kind}() needs a Python number", location, guard.name)
+        )
+        self._decided[key] = value
+        return value
+
+    def decide_int(self, proxy: Proxy, kind: str) -> int:
+        example = _proxy_example(proxy)
+        key = ("int", proxy.node)
+        cached = self._cached(key)
+        if cached is not _MISSING:
+            return cached
+        location = _location_of_frame(sys._getframe(2))
+        convert = int if kind == "int" else (lambda v: v.__index__())
+        value = self._concrete(lambda: convert(example), proxy, f"{kind}()", location)
+        data_dependent = isinstance(example, torch.Tensor)
+        condition = f"int({proxy.node.name}) == {value}"
+        guard = self._record_guard("int", proxy, _guard_int, value, condition, value, data_dependent, location)
+        reason = "used as a Python int (a size, an index or a range bound)"
+        self.specializations.append(Specialization(proxy.node.name, value, reason, location, guard.name))
+        self._decided[key] = value
+        return value
+
+    def decide_float(self, proxy: Proxy) -> float:
+        example = _proxy_example(proxy)
+        key = ("float", proxy.node)
+        cached = self._cached(key)
+        if cached is not _MISSING:
+            return cached
+        location = _location_of_frame(sys._getframe(2))
+        value = self._concrete(lambda: float(example), proxy, "float()", location)
+        condition = f"float({proxy.node.name}) == {value}"
+        guard = self._record_guard(
+            "float", proxy, _guard_float, value, condition, value, isinstance(example, torch.Tensor), location
+        )
+        self.specializations.append(Specialization(proxy.node.name, value, "used as a Python float", location, guard.name))
+        self._decided[key] = value
+        return value
+
+    def decide_attribute(self, proxy: Proxy, name: str) -> Any:
+        key = (name, proxy.node)
+        cached = self._cached(key)
+        if cached is not _MISSING:
+            return cached
+        location = _location_of_frame(sys._getframe(2))
+        attribute = self.create_proxy("call_function", getattr, (proxy, name), {})
+        value = _proxy_example(attribute)
+        condition = f"{proxy.node.name}.{name} == {value!r}"
+        guard = self._record_guard(name, attribute, _guard_equal, value, condition, value, False, location)
+        self.specializations.append(
+            Specialization(f"{proxy.node.name}.{name}", value, f"tensor.{name} is used as a Python value", location, guard.name)
+        )
+        self._decided[key] = value
+        return value
+
+    def decide_method(self, proxy: Proxy, name: str, *args: Any, **kwargs: Any) -> Any:
+        key = (name, proxy.node, args, tuple(sorted(kwargs.items())))
+        cached = self._cached(key)
+        if cached is not _MISSING:
+            return cached
+        location = _location_of_frame(sys._getframe(1))
+        result = self.create_proxy("call_method", name, (proxy,) + args, kwargs)
+        value = _proxy_example(result)
+        condition = f"{proxy.node.name}.{name}() == {value!r}"
+        guard = self._record_guard(name, result, _guard_equal, value, condition, value, False, location)
+        self.specializations.append(
+            Specialization(f"{proxy.node.name}.{name}()", value, f"tensor.{name}() is used as a Python value", location, guard.name)
+        )
+        self._decided[key] = value
+        return value
+
+    def _concrete(self, compute: Callable[[], Any], proxy: Proxy, what: str, location: Optional[SourceLocation]) -> Any:
+        try:
+            return compute()
+        except (RuntimeError, NotImplementedError) as error:
+            where = f" at {location.describe()}" if location is not None else ""
+            raise TraceError(
+                f"{what} of {proxy.node.name} needs the data of the example value, which it cannot give"
+                f" ({error}){where}. Capture with real (not meta) example inputs, or make the module a leaf."
+            ) from None
+
+    # ---------------------------------------------------------------- modules
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        if id(m) in self._forced_leaves:
+            return True
+        if self.leaf_modules and _matches_any(m, module_qualified_name, self.leaf_modules):
+            if module_qualified_name not in self._reported_leaves:
+                self._reported_leaves[module_qualified_name] = None
+                self.leaves.append(
+                    Leaf(module_qualified_name, "module", type(m).__name__, False, "named in leaf_modules", _leaf_location(m))
+                )
+            return True
+        return super().is_leaf_module(m, module_qualified_name)
+
+    def call_module(
+        self, m: nn.Module, forward: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]
+    ) -> Any:
+        if not self.auto_leaves:
+            return super().call_module(m, forward, args, kwargs)
+        qualified_name = self.path_of_module(m)
+        if self.is_leaf_module(m, qualified_name):
+            return super().call_module(m, forward, args, kwargs)
+        checkpoint = _Checkpoint(self)
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        except Exception as error:
+            self._rollback(checkpoint)
+            self._forced_leaves[id(m)] = qualified_name
+            try:
+                result = super().call_module(m, forward, args, kwargs)
+            except Exception:
+                del self._forced_leaves[id(m)]
+                raise error from None
+            reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
+            self.leaves.append(
+                Leaf(qualified_name, "module", type(m).__name__, True, reason, _location_of_exception(error))
+            )
+            return result
+
+    def _rollback(self, checkpoint: _Checkpoint) -> None:
+        graph = self.graph
+        for node in list(reversed(graph.nodes))[: len(graph.nodes) - checkpoint.node_count]:
+            graph.erase_node(node)
+        del self.guards[checkpoint.guards:]
+        del self.specializations[checkpoint.specializations:]
+        del self.leaves[checkpoint.leaves:]
+        _truncate(self._decided, checkpoint.decided)
+        _truncate(self._parameter_proxy_cache, checkpoint.parameter_cache)
+        self._reported_leaves = {leaf.name: None for leaf in self.leaves if not leaf.automatic}
+
+    # ---------------------------------------------------------------- inputs and outputs
+
+    def bind_examples(self, fn: Callable[..., Any], is_module: bool, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
+        """Remember the example inputs of the traced function, matched to its parameters."""
+        signature = inspect.signature(inspect.unwrap(fn))
+        parameters = list(signature.parameters.values())
+        if is_module:
+            parameters = parameters[1:]
+        signature = signature.replace(parameters=parameters)
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as error:
+            raise CaptureError(f"the example inputs do not match the signature {signature}: {error}") from None
+        self._signature = signature
+        self._bound = bound.arguments
+
+    def create_args_for_root(
+        self, root_fn: Callable[..., Any], is_module: bool, concrete_args: Any = None
+    ) -> Tuple[Callable[..., Any], List[Any]]:
+        positional: List[Any] = [self.root] if is_module else []
+        keywords: Dict[str, Any] = {}
+        for parameter in self._signature.parameters.values():
+            name = parameter.name
+            if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+                if self._bound.get(name):
+                    raise CaptureError(
+                        f"example inputs passed through *{name} are not supported: wrap the model in a module"
+                        " whose forward names each input"
+                    )
+                continue
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                if self._bound.get(name):
+                    raise CaptureError(
+                        f"example inputs {sorted(self._bound[name])} go through **{name}, which capture does not"
+                        " support: wrap the model in a module whose forward names each input"
+                    )
+                continue
+            value = self._input_value(parameter)
+            if parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
+                positional.append(value)
+            else:
+                keywords[name] = value
+
+        def call_root(*_: Any) -> Any:
+            return root_fn(*positional, **keywords)
+
+        return call_root, []
+
+    def _input_value(self, parameter: inspect.Parameter) -> Any:
+        name = parameter.name
+        default = () if parameter.default is inspect.Parameter.empty else (parameter.default,)
+        annotation = getattr(parameter, "annotation", inspect.Parameter.empty)
+        type_expr = None if annotation is inspect.Parameter.empty or isinstance(annotation, str) else annotation
+        given = name in self._bound
+        value = self._bound[name] if given else parameter.default
+        self._examples[name] = value
+        proxy = self.create_proxy("placeholder", name, default, {}, type_expr=type_expr)
+        if isinstance(value, torch.Tensor):
+            return proxy
+        if isinstance(value, (tuple, list)) and any(isinstance(item, torch.Tensor) for item in value):
+            # A sequence of tensors: each item is traced, the length is fixed.
+            return type(value)(proxy[index] for index in range(self.decide_len_at_input(proxy, name)))
+        reason = "given as a non-tensor example input" if given else "not given, so its default is used"
+        location = _leaf_location(self.root) if isinstance(self.root, nn.Module) else None
+        if value is None:
+            guard = self._record_guard(
+                "argument", proxy, _guard_is_none, None, f"{name} is None", None, False, location
+            )
+        elif type(value) in (bool, int, float, str) or isinstance(value, (torch.dtype, torch.device)):
+            guard = self._record_guard(
+                "argument", proxy, _guard_equal, value, f"{name} == {value!r}", value, False, location
+            )
+        else:
+            self.specializations.append(
+                Specialization(f"argument {name}", value, reason + " (not checked at run time)", location, None)
+            )
+            return value
+        self.specializations.append(Specialization(f"argument {name}", value, reason, location, guard.name))
+        return value
+
+    def decide_len_at_input(self, proxy: Proxy, name: str) -> int:
+        value = len(_proxy_example(proxy))
+        guard = self._record_guard("len", proxy, _guard_len, value, f"len({name}) == {value}", value, False, None)
+        self.specializations.append(Specialization(f"length of argument {name}", value, "a sequence input", None, guard.name))
+        return value
+
+    def create_arg(self, a: Any) -> Any:
+        cls = type(a)
+        if isinstance(a, dict) and cls is not dict and not isinstance(a, Proxy) and _rebuildable_mapping(a):
+            # A dict subclass (a ModelOutput) returned by the program is rebuilt with its own class.
+            items = {key: self.create_arg(value) for key, value in a.items()}
+            return self.create_node("call_function", cls, (), items)
+        return super().create_arg(a)
+
+
+def _rebuildable_mapping(value: Dict[Any, Any]) -> bool:
+    if not all(isinstance(key, str) and key.isidentifier() for key in value):
+        return False
+    try:
+        rebuilt = type(value)(**{key: None for key in value})
+    except Exception:
+        return False
+    return isinstance(rebuilt, dict)
+
+
+class _EagerScope:
+    """Makes the current thread's trace invisible, so that modules and wrapped functions run as usual."""
+
+    def __enter__(self) -> None:
+        stack = getattr(_thread_state, "tracers", None)
+        if stack is None:
+            stack = _thread_state.tracers = []
+        stack.append(None)
+
+    def __exit__(self, *exc_info: Any) -> None:
+        _thread_state.tracers.pop()
+
+
+# --------------------------------------------------------------------------- leaf functions
+
+
+def _function_owner(fn: Callable[..., Any]) -> Tuple[Any, str]:
+    """Where ``fn`` is defined: its module (or class, for a static method) and its name there."""
+    module = sys.modules.get(getattr(fn, "__module__", None) or "")
+    qualname = getattr(fn, "__qualname__", "") or ""
+    if module is None or "<locals>" in qualname:
+        raise CaptureError(
+            f"leaf function {fn!r} is not reachable from its module; pass a function defined at module"
+            " or class level"
+        )
+    owner: Any = module
+    parts = qualname.split(".")
+    for part in parts[:-1]:
+        owner = getattr(owner, part)
+    return owner, parts[-1]
+
+
+def _resolve_function(spec: Union[str, Callable[..., Any]]) -> Callable[..., Any]:
+    if callable(spec):
+        return spec
+    module_name, _, attr_path = spec.partition(":") if ":" in spec else spec.rpartition(".")
+    try:
+        value: Any = importlib.import_module(module_name)
+        for part in attr_path.split("."):
+            value = getattr(value, part)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise CaptureError(f"leaf function {spec!r} cannot be found: {error}") from None
+    return value
+
+
+def _places_holding(fn: Callable[..., Any], modules: Iterable[types.ModuleType]) -> List[Tuple[Any, str]]:
+    """Every (module globals / class, name) that refers to ``fn``: the places its callers read it from."""
+    owner, name = _function_owner(fn)
+    places: List[Tuple[Any, str]] = []
+    if isinstance(owner, type):
+        raw = owner.__dict__.get(name)
+        if not isinstance(raw, staticmethod):
+            raise CaptureError(
+                f"leaf function {owner.__name__}.{name} is a method; methods of modules are made leaves by"
+                " naming their module in leaf_modules"
+            )
+        places.append((owner, name))
+    seen = {id(owner)} if isinstance(owner, type) else set()
+    for module in modules:
+        namespace = vars(module)
+        if id(namespace) in seen:
+            continue
+        seen.add(id(namespace))
+        for attr, value in list(namespace.items()):
+            if value is fn:
+                places.append((namespace, attr))
+    return places
+
+
+def _static_recording_wrapper(original: staticmethod) -> staticmethod:
+    return staticmethod(_recording_wrapper(original.__func__))
+
+
+class _LeafFunctionPatches:
+    """Replaces leaf functions where their callers find them, and always puts them back."""
+
+    def __init__(self, functions: Sequence[Callable[..., Any]], root: Any) -> None:
+        self._functions = functions
+        self._root = root
+        self._keys: List[Tuple[int, str]] = []
+
+    def __enter__(self) -> "_LeafFunctionPatches":
+        try:
+            modules = self._modules_to_search()
+            for fn in self._functions:
+                for place, name in _places_holding(fn, modules):
+                    if isinstance(place, type):
+                        self._keys.append(_PATCHES.acquire(place, name, lambda _: _static_recording_wrapper(place.__dict__[name])))
+                    else:
+                        self._keys.append(_PATCHES.acquire(place, name, _recording_wrapper))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _modules_to_search(self) -> List[types.ModuleType]:
+        names: Dict[str, None] = {}
+        for fn in self._functions:
+            names[fn.__module__] = None
+        if isinstance(self._root, nn.Module):
+            for module in self._root.modules():
+                names[type(module).__module__] = None
+        else:
+            names[getattr(self._root, "__module__", "") or ""] = None
+        return [sys.modules[name] for name in names if name in sys.modules]
+
+    def __exit__(self, *exc_info: Any) -> None:
+        while self._keys:
+            _PATCHES.release(self._keys.pop())
+
+
+# --------------------------------------------------------------------------- factory functions
+
+# torch functions whose argument parser rejects a Proxy among sizes or as ``device=`` instead of
+# handing it to ``__torch_function__``; during a capture they record a node when given one.
+_FACTORY_FUNCTIONS = ("ones", "zeros", "empty", "full", "rand", "randn", "randint", "arange", "eye", "linspace")
+
+
+def _factory_recorder(original: Callable[..., Any]) -> Callable[..., Any]:
+    from .tracer import _find_proxy
+
+    @functools.wraps(original)
+    def factory(*args: Any, **kwargs: Any) -> Any:
+        proxy = _find_proxy(args, kwargs)
+        if proxy is None or not isinstance(proxy.tracer, CaptureTracer):
+            return original(*args, **kwargs)
+        return proxy.tracer.create_proxy("call_function", original, args, kwargs)
+
+    factory.__fxkit_original__ = original  # type: ignore[attr-defined]
+    return factory
+
+
+class _FactoryPatches:
+    """Installs the factory recorders on ``torch`` for the duration of a capture."""
+
+    def __init__(self) -> None:
+        self._keys: List[Tuple[int, str]] = []
+
+    def __enter__(self) -> "_FactoryPatches":
+        try:
+            for name in _FACTORY_FUNCTIONS:
+                self._keys.append(_PATCHES.acquire(torch, name, _factory_recorder))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        while self._keys:
+            _PATCHES.release(self._keys.pop())
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def capture(
+    model: Union[nn.Module, Callable[..., Any]],
+    example_inputs: Union[Tuple[Any, ...], List[Any], torch.Tensor, Dict[str, Any]] = (),
+    example_kwargs: Optional[Dict[str, Any]] = None,
+    *,
+    leaf_modules: Sequence[Any] = (),
+    leaf_functions: Sequence[Union[str, Callable[..., Any]]] = (),
+    auto_leaves: bool = True,
+) -> CaptureResult:
+    """Trace ``model`` with ``example_inputs`` flowing beside the symbols.
+
+    ``example_inputs`` is a tuple of positional inputs (a single tensor is accepted as well, and a
+    dict is taken as keyword inputs); ``example_kwargs`` adds keyword inputs. Parameters not given
+    keep their default and are checked at run time. Tensors may be on the ``meta`` device.
+
+    ``leaf_modules`` lists modules kept as single ``call_module`` nodes: classes, qualified names
+    (``"encoder.layer.0"``) or predicates ``(module, qualified_name) -> bool``. ``leaf_functions``
+    lists functions (objects or ``"package.module.function"``) kept as single ``call_function``
+    nodes wherever they are called from. With ``auto_leaves`` (the default) a submodule whose
+    tracing fails becomes a leaf instead of failing the capture.
+
+    Returns a :class:`CaptureResult` with the ``graph_module``, its ``guards``, ``leaves`` and
+    ``specializations``, and ``explain()``.
+    """
+    if isinstance(example_inputs, dict):
+        example_args: Tuple[Any, ...] = ()
+        keyword_inputs = dict(example_inputs)
+    else:
+        example_args = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
+        keyword_inputs = {}
+    keyword_inputs.update(example_kwargs or {})
+    functions = [_resolve_function(spec) for spec in leaf_functions]
+    tracer = CaptureTracer(leaf_modules=leaf_modules, auto_leaves=auto_leaves)
+    is_module = isinstance(model, nn.Module)
+    forward = getattr(type(model), "forward") if is_module else model
+    tracer.bind_examples(forward, is_module, example_args, keyword_inputs)
+    with torch.no_grad(), _FactoryPatches(), _LeafFunctionPatches(functions, model):
+        try:
+            graph = tracer.trace(model)
+        except TraceError as error:
+            raise CaptureError(f"cannot capture {_model_name(model)}: {error}") from error
+    for fn in functions:
+        calls = [node for node in graph.nodes if node.op == "call_function" and node.target is fn]
+        if calls:
+            tracer.leaves.append(
+                Leaf(f"{fn.__module__}.{fn.__qualname__}", "function", "function", False, "named in leaf_functions", None)
+            )
+    name = _model_name(model)
+    graph_module = GraphModule(tracer.root, graph, name)
+    return CaptureResult(graph_module, tracer.guards, tracer.leaves, tracer.specializations, name)
+
+
+def _model_name(model: Any) -> str:
+    return type(model).__name__ if isinstance(model, nn.Module) else getattr(model, "__name__", "function")

@@ -1,0 +1,122 @@
+"""Small models of our own whose control flow depends on the values or sizes of their inputs."""
+from __future__ import annotations
+
+import json
+from typing import List
+
+import torch
+from torch import nn
+
+from .zoo_entry import ZooEntry
+
+
+def _floats(seed: int, *shape: int) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+class SignBranch(nn.Module):
+    """Takes one of two branches on the sign of the input's sum."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.sum() > 0:
+            return torch.relu(self.linear(x))
+        return -self.linear(x)
+
+
+class RowLoop(nn.Module):
+    """A Python loop over the rows of its input: the row count is fixed by the example."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.linspace(0.5, 1.5, 8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = []
+        for index in range(x.shape[0]):
+            rows.append(x[index] * self.scale * (index + 1))
+        return torch.stack(rows)
+
+
+class ShapeUnpacking(nn.Module):
+    """``len()``, star-unpacking and ``int()`` of sizes, as attention code does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        *batch_shape, width = x.shape
+        heads = int(width // 4)
+        if len(batch_shape) != 2:
+            raise ValueError("expected (batch, sequence, width)")
+        y = self.proj(x).view(*batch_shape, heads, 4)
+        return y.transpose(1, 2).reshape(*batch_shape, width)
+
+
+class TopKWidth(nn.Module):
+    """Keeps a number of columns computed from the data (``int()`` of a tensor)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        keep = int((x[0] > 0).sum()) + 1
+        return x[:, :keep].cumsum(dim=1)
+
+
+class ItemThreshold(nn.Module):
+    """Compares a Python float from ``.item()`` against a threshold."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        peak = x.abs().max().item()
+        if peak > 2.0:
+            return x / peak
+        return x * 2.0
+
+
+class JsonLogger(nn.Module):
+    """Keeps statistics as JSON text: nothing of it can be traced, so it must become a leaf."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: List[str] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.records.append(json.dumps(x.mean(dim=0).tolist()))
+        return x * 1.0
+
+
+class LoggedSignBranch(nn.Module):
+    """A data-dependent branch around a submodule that cannot be traced at all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(8, 8)
+        self.logger = JsonLogger()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.logger(self.linear(x))
+        if x.mean() > 0:
+            return y.sigmoid()
+        return y.tanh()
+
+
+def control_flow_entries() -> List[ZooEntry]:
+    """Our own models with data-dependent control flow."""
+    positive = lambda seed: {"x": _floats(seed, 4, 8).abs() + 0.1}  # noqa: E731
+    return [
+        ZooEntry("sign-branch", "control-flow", SignBranch, lambda: positive(1), lambda: positive(2),
+                 lambda: [{"x": -positive(3)["x"] * 10}]),
+        ZooEntry("row-loop", "control-flow", RowLoop, lambda: {"x": _floats(1, 3, 8)}, lambda: {"x": _floats(2, 3, 8)},
+                 lambda: [{"x": _floats(3, 5, 8)}]),
+        ZooEntry("shape-unpacking", "control-flow", ShapeUnpacking, lambda: {"x": _floats(1, 2, 5, 8)},
+                 lambda: {"x": _floats(2, 2, 5, 8)}, lambda: [{"x": _floats(3, 6, 5, 8)}, {"x": _floats(3, 5, 8)}]),
+        ZooEntry("topk-width", "control-flow", TopKWidth, lambda: {"x": torch.tensor([[1.0, -1.0, 2.0, -3.0]] * 3)},
+                 lambda: {"x": torch.tensor([[4.0, -2.0, 1.0, -1.0]] * 3)},
+                 lambda: [{"x": torch.tensor([[1.0, 1.0, 1.0, 1.0]] * 3)}]),
+        ZooEntry("item-threshold", "control-flow", ItemThreshold, lambda: {"x": _floats(1, 4, 8) * 10},
+                 lambda: {"x": _floats(2, 4, 8) * 10}, lambda: [{"x": _floats(3, 4, 8) * 0.01}]),
+        ZooEntry("logged-sign-branch", "control-flow", LoggedSignBranch, lambda: positive(1), lambda: positive(2),
+                 lambda: [{"x": -positive(3)["x"] * 10}]),
+    ]

@@ -1,0 +1,372 @@
+"""Hugging Face ``transformers`` models built from tiny configs with random weights.
+
+Nothing is downloaded: every model is built from a config object. Each entry gives the model, an
+example input, a second input of the same shapes, and inputs that take another path through the
+program (used to check that a guard fires). Configs are tiny (hidden 32, 2 layers, vocab 99) so the
+whole zoo builds and runs in seconds.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Dict, List, Tuple
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch
+from torch import nn
+
+from .zoo_entry import ZooEntry
+
+VOCAB = 99
+BATCH, SEQ = 2, 7
+
+_TEXT = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+_DECODER = dict(_TEXT, num_key_value_heads=2, max_position_embeddings=64, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+
+
+def _transformers() -> Any:
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    return transformers
+
+
+def _ids(seed: int, batch: int = BATCH, seq: int = SEQ) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(3, VOCAB, (batch, seq), generator=generator)
+
+
+def _floats(seed: int, *shape: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=generator)
+
+
+def _text(seed: int, **extra: Any) -> Dict[str, Any]:
+    return {"input_ids": _ids(seed), **extra}
+
+
+def _padded_mask() -> torch.Tensor:
+    mask = torch.ones(BATCH, SEQ, dtype=torch.long)
+    mask[0, -2:] = 0
+    return mask
+
+
+def _text_entry(name: str, category: str, make: Callable[[], nn.Module], **extra: Any) -> ZooEntry:
+    """A model taking ``input_ids``; the other path is an explicit padding ``attention_mask``."""
+    return ZooEntry(
+        name=name,
+        category=category,
+        build=make,
+        example=lambda: _text(1, **extra),
+        second=lambda: _text(2, **extra),
+        other_paths=lambda: [_text(3, attention_mask=_padded_mask(), **extra), {**_text(4, **extra), "input_ids": _ids(4, seq=SEQ + 3)}],
+    )
+
+
+# --------------------------------------------------------------------------- text encoders
+
+
+def _bert() -> nn.Module:
+    t = _transformers()
+    return t.BertModel(t.BertConfig(**_TEXT))
+
+
+def _roberta() -> nn.Module:
+    t = _transformers()
+    return t.RobertaModel(t.RobertaConfig(**_TEXT, pad_token_id=1))
+
+
+def _distilbert() -> nn.Module:
+    t = _transformers()
+    return t.DistilBertModel(t.DistilBertConfig(vocab_size=VOCAB, dim=32, n_layers=2, n_heads=4, hidden_dim=64))
+
+
+def _albert() -> nn.Module:
+    t = _transformers()
+    return t.AlbertModel(t.AlbertConfig(**_TEXT, embedding_size=16))
+
+
+def _electra() -> nn.Module:
+    t = _transformers()
+    return t.ElectraModel(t.ElectraConfig(**_TEXT, embedding_size=16))
+
+
+def _xlm_roberta() -> nn.Module:
+    t = _transformers()
+    return t.XLMRobertaModel(t.XLMRobertaConfig(**_TEXT, pad_token_id=1))
+
+
+def _bert_classifier() -> nn.Module:
+    t = _transformers()
+    return t.BertForSequenceClassification(t.BertConfig(**_TEXT, num_labels=3))
+
+
+# --------------------------------------------------------------------------- decoders
+
+
+def _gpt2() -> nn.Module:
+    t = _transformers()
+    return t.GPT2LMHeadModel(t.GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=64, bos_token_id=1, eos_token_id=2))
+
+
+def _llama() -> nn.Module:
+    t = _transformers()
+    return t.LlamaForCausalLM(t.LlamaConfig(**_DECODER))
+
+
+def _mistral() -> nn.Module:
+    t = _transformers()
+    return t.MistralForCausalLM(t.MistralConfig(**_DECODER, sliding_window=4))
+
+
+def _qwen2() -> nn.Module:
+    t = _transformers()
+    return t.Qwen2ForCausalLM(t.Qwen2Config(**_DECODER))
+
+
+def _phi() -> nn.Module:
+    t = _transformers()
+    return t.PhiForCausalLM(t.PhiConfig(**_DECODER))
+
+
+def _gpt_neox() -> nn.Module:
+    t = _transformers()
+    return t.GPTNeoXForCausalLM(t.GPTNeoXConfig(**{k: v for k, v in _DECODER.items() if k != "num_key_value_heads"}))
+
+
+def _opt() -> nn.Module:
+    t = _transformers()
+    return t.OPTForCausalLM(
+        t.OPTConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, ffn_dim=64,
+                    max_position_embeddings=64, word_embed_proj_dim=32, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    )
+
+
+def _gemma() -> nn.Module:
+    t = _transformers()
+    return t.GemmaForCausalLM(t.GemmaConfig(**_DECODER, head_dim=8))
+
+
+class DecoderWithCache(nn.Module):
+    """A causal LM stepping one token past a cache given as flat key/value tensors.
+
+    The cache object of transformers is built inside ``forward`` from plain tensors, and the new
+    keys/values come back as plain tensors, so the captured graph has tensor inputs and outputs.
+    """
+
+    def __init__(self, lm: nn.Module) -> None:
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, input_ids: torch.Tensor, past_keys: torch.Tensor, past_values: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.lm.config)
+        for layer in range(past_keys.shape[0]):
+            cache.update(past_keys[layer], past_values[layer], layer)
+        out = self.lm(input_ids=input_ids, past_key_values=cache, use_cache=True)
+        keys = torch.stack([layer.keys for layer in out.past_key_values.layers])
+        values = torch.stack([layer.values for layer in out.past_key_values.layers])
+        return out.logits, keys, values
+
+
+def _cache_inputs(seed: int, past: int = 5, step: int = 1) -> Dict[str, Any]:
+    # 2 layers, 2 key/value heads of width 8.
+    return {
+        "input_ids": _ids(seed, seq=step),
+        "past_keys": _floats(seed + 100, 2, BATCH, 2, past, 8),
+        "past_values": _floats(seed + 200, 2, BATCH, 2, past, 8),
+    }
+
+
+def _cached_entry(name: str, make: Callable[[], nn.Module]) -> ZooEntry:
+    return ZooEntry(
+        name=name,
+        category="decoder+cache",
+        build=lambda: DecoderWithCache(make()),
+        example=lambda: _cache_inputs(1),
+        second=lambda: _cache_inputs(2),
+        other_paths=lambda: [_cache_inputs(3, past=5, step=3), _cache_inputs(4, past=9)],
+    )
+
+
+# --------------------------------------------------------------------------- encoder-decoders
+
+
+def _t5() -> nn.Module:
+    t = _transformers()
+    return t.T5ForConditionalGeneration(
+        t.T5Config(vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, decoder_start_token_id=0)
+    )
+
+
+def _bart() -> nn.Module:
+    t = _transformers()
+    return t.BartForConditionalGeneration(
+        t.BartConfig(vocab_size=VOCAB, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                     decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=64)
+    )
+
+
+def _seq2seq(seed: int, seq: int = SEQ, **extra: Any) -> Dict[str, Any]:
+    return {"input_ids": _ids(seed), "decoder_input_ids": _ids(seed + 50, seq=seq - 2), **extra}
+
+
+def _seq2seq_entry(name: str, make: Callable[[], nn.Module], **extra: Any) -> ZooEntry:
+    return ZooEntry(
+        name=name,
+        category="encoder-decoder",
+        build=make,
+        example=lambda: _seq2seq(1, **extra),
+        second=lambda: _seq2seq(2, **extra),
+        other_paths=lambda: [_seq2seq(3, attention_mask=_padded_mask(), **extra), _seq2seq(4, seq=SEQ + 4, **extra)],
+    )
+
+
+# --------------------------------------------------------------------------- vision
+
+
+def _vit() -> nn.Module:
+    t = _transformers()
+    return t.ViTModel(t.ViTConfig(**{k: v for k, v in _TEXT.items() if k != "vocab_size"}, image_size=16, patch_size=4))
+
+
+def _deit() -> nn.Module:
+    t = _transformers()
+    return t.DeiTModel(t.DeiTConfig(**{k: v for k, v in _TEXT.items() if k != "vocab_size"}, image_size=16, patch_size=4))
+
+
+def _resnet() -> nn.Module:
+    t = _transformers()
+    return t.ResNetModel(t.ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic"))
+
+
+def _convnext() -> nn.Module:
+    t = _transformers()
+    return t.ConvNextModel(t.ConvNextConfig(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, patch_size=2))
+
+
+def _swin() -> nn.Module:
+    t = _transformers()
+    return t.SwinModel(t.SwinConfig(image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2], window_size=4))
+
+
+def _mobilenet_v2() -> nn.Module:
+    t = _transformers()
+    return t.MobileNetV2Model(t.MobileNetV2Config(image_size=32, depth_multiplier=0.25))
+
+
+def _pixels(seed: int, size: int, channels: int = 3) -> Dict[str, Any]:
+    return {"pixel_values": _floats(seed, BATCH, channels, size, size)}
+
+
+def _vision_entry(name: str, make: Callable[[], nn.Module], size: int) -> ZooEntry:
+    return ZooEntry(
+        name=name,
+        category="vision",
+        build=make,
+        example=lambda: _pixels(1, size),
+        second=lambda: _pixels(2, size),
+        other_paths=lambda: [_pixels(3, size, channels=4), _pixels(4, size * 2)],
+    )
+
+
+# --------------------------------------------------------------------------- audio
+
+
+def _whisper() -> nn.Module:
+    t = _transformers()
+    return t.WhisperForConditionalGeneration(
+        t.WhisperConfig(vocab_size=VOCAB, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                        decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=8,
+                        max_source_positions=16, max_target_positions=32, pad_token_id=0, bos_token_id=1,
+                        eos_token_id=2, decoder_start_token_id=1, suppress_tokens=None, begin_suppress_tokens=None)
+    )
+
+
+def _whisper_inputs(seed: int, frames: int = 32, seq: int = 5) -> Dict[str, Any]:
+    return {"input_features": _floats(seed, BATCH, 8, frames), "decoder_input_ids": _ids(seed + 50, seq=seq), "use_cache": False}
+
+
+def _wav2vec2() -> nn.Module:
+    t = _transformers()
+    return t.Wav2Vec2Model(
+        t.Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                         conv_dim=(16, 16), conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=16,
+                         num_conv_pos_embedding_groups=4, do_stable_layer_norm=False)
+    )
+
+
+def _hubert() -> nn.Module:
+    t = _transformers()
+    return t.HubertModel(
+        t.HubertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                       conv_dim=(16, 16), conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=16,
+                       num_conv_pos_embedding_groups=4)
+    )
+
+
+def _waveform(seed: int, samples: int = 400) -> Dict[str, Any]:
+    return {"input_values": _floats(seed, BATCH, samples)}
+
+
+def _audio_entry(name: str, make: Callable[[], nn.Module]) -> ZooEntry:
+    return ZooEntry(
+        name=name,
+        category="audio",
+        build=make,
+        example=lambda: _waveform(1),
+        second=lambda: _waveform(2),
+        other_paths=lambda: [{**_waveform(3), "attention_mask": _padded_mask_audio()}, _waveform(4, samples=1000)],
+    )
+
+
+def _padded_mask_audio() -> torch.Tensor:
+    mask = torch.ones(BATCH, 400, dtype=torch.long)
+    mask[0, -100:] = 0
+    return mask
+
+
+# --------------------------------------------------------------------------- the list
+
+
+def hf_entries() -> List[ZooEntry]:
+    """Every transformers architecture of the zoo, in a fixed order."""
+    return [
+        _text_entry("bert", "text-encoder", _bert),
+        _text_entry("bert-classifier", "text-encoder", _bert_classifier),
+        _text_entry("roberta", "text-encoder", _roberta),
+        _text_entry("xlm-roberta", "text-encoder", _xlm_roberta),
+        _text_entry("distilbert", "text-encoder", _distilbert),
+        _text_entry("albert", "text-encoder", _albert),
+        _text_entry("electra", "text-encoder", _electra),
+        _text_entry("gpt2", "decoder", _gpt2, use_cache=False),
+        _text_entry("llama", "decoder", _llama, use_cache=False),
+        _text_entry("mistral", "decoder", _mistral, use_cache=False),
+        _text_entry("qwen2", "decoder", _qwen2, use_cache=False),
+        _text_entry("phi", "decoder", _phi, use_cache=False),
+        _text_entry("gpt-neox", "decoder", _gpt_neox, use_cache=False),
+        _text_entry("opt", "decoder", _opt, use_cache=False),
+        _text_entry("gemma", "decoder", _gemma, use_cache=False),
+        _cached_entry("llama+cache", _llama),
+        _cached_entry("qwen2+cache", _qwen2),
+        _seq2seq_entry("t5", _t5, use_cache=False),
+        _seq2seq_entry("bart", _bart, use_cache=False),
+        _vision_entry("vit", _vit, 16),
+        _vision_entry("deit", _deit, 16),
+        _vision_entry("resnet", _resnet, 32),
+        _vision_entry("convnext", _convnext, 32),
+        _vision_entry("swin", _swin, 32),
+        _vision_entry("mobilenet-v2", _mobilenet_v2, 32),
+        ZooEntry(
+            name="whisper",
+            category="audio",
+            build=_whisper,
+            example=lambda: _whisper_inputs(1),
+            second=lambda: _whisper_inputs(2),
+            other_paths=lambda: [_whisper_inputs(3, frames=30), _whisper_inputs(4, seq=9)],
+        ),
+        _audio_entry("wav2vec2", _wav2vec2),
+        _audio_entry("hubert", _hubert),
+    ]
