@@ -182,6 +182,8 @@ class _Emitter:
             return value.name
         if isinstance(value, tuple) and hasattr(value, "_fields"):
             return self.bind(kind) + "(" + ", ".join([self.render(item) for item in value]) + ")"
+        if kind is torch.Size:  # written as the plain tuple it equals, as torch.fx does
+            return self.render(tuple(value))
         if isinstance(value, _REPR_SAFE):
             return repr(value)
         if isinstance(value, float):

@@ -348,8 +348,9 @@ class Graph:
             text = target.__name__ if hasattr(target, "__name__") else type(target).__name__
         else:
             text = str(target)
-        if text.startswith("__") and text.endswith("__") and len(text) > 4:
-            text = text[2:-2]
+            # only string targets (methods) lose their dunders, as in torch.fx: `x.__add__(y)` -> add
+            if text.startswith("__") and text.endswith("__") and len(text) > 4:
+                text = text[2:-2]
         return _snake_case(text)
 
     # -- insertion points ------------------------------------------------------------------------

@@ -125,7 +125,7 @@ def _format_arg(arg: Any) -> str:
     kind = type(arg)
     if kind is Node:
         return "%" + arg.name
-    if isinstance(arg, tuple) and not hasattr(arg, "_fields"):
+    if isinstance(arg, tuple):  # named tuples print as plain tuples, as in torch.fx
         inner = ", ".join(_format_arg(item) for item in arg)
         return f"({inner},)" if len(arg) == 1 else f"({inner})"
     if isinstance(arg, list):
@@ -162,7 +162,8 @@ def map_aggregate(arg: Argument, fn: Callable[[Argument], Argument]) -> Argument
         return fn(arg)
     if isinstance(arg, tuple):
         mapped = [map_aggregate(item, fn) for item in arg]
-        return kind(*mapped) if hasattr(arg, "_fields") else kind(mapped)
+        # named tuples keep their type; other tuple subclasses (torch.Size) become plain tuples, as in torch.fx
+        return kind(*mapped) if hasattr(arg, "_fields") else tuple(mapped)
     if isinstance(arg, list):
         return immutable_list([map_aggregate(item, fn) for item in arg])
     if isinstance(arg, dict):

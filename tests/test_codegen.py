@@ -7,6 +7,7 @@ Every ``build_*`` function takes the module (``torch.fx`` or ``fxkit``) and retu
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
 import linecache
@@ -407,6 +408,69 @@ def test_graph_module_matches_torch_fx(case_name: str, root: Root) -> None:
         torch.manual_seed(3)
         got = ours(*inputs)
     assert_same_values(got, expected)
+
+
+def camelCaseHelper(value: Any) -> Any:  # noqa: N802 - the name is what is tested
+    return value
+
+
+def conv2d(value: Any) -> Any:
+    return value
+
+
+Pair = collections.namedtuple("Pair", "first second")
+
+
+def build_names_and_constants(fx: Any) -> Any:
+    """Node names derived from many kinds of targets, and constants of many types (printed, not run)."""
+    g = fx.Graph()
+    x = g.placeholder("x")
+    for target in (camelCaseHelper, camelCaseHelper, conv2d, conv2d, torch.nn.functional.relu, torch.Tensor.add,
+                   torch.Tensor.__add__, torch.ops.aten.add_.Tensor, torch.ops.aten.add,
+                   torch.ops.aten.convolution.default, math.floor, abs, torch._C._nn.linear,
+                   torch.nn.functional.linear, torch.conv2d, torch.Tensor.size):
+        g.call_function(target, (x,))
+    g.call_function(operator.__getitem__, (x, 0))
+    for path in ("layers.0.lin", "seq.10", "Conv2D", "a.B"):
+        g.call_module(path, (x,))
+        g.get_attr(path)
+    for method in ("__getitem__", "size", "add_", "__add__"):
+        g.call_method(method, (x, 1))
+    for explicit in ("x_01", "add_0", "foo_1", "foo_1", "foo", "foo", "foo_2", "a__1", "_", "__x__", "FooBar",
+                     "fooBar", "x_1", "relu_", "a b", ""):
+        g.create_node("call_function", torch.relu, (x,), name=explicit)
+    for constant in (1e-5, 1e20, -0.0, 1 + 2j, b"ab", torch.Size([2, 3]), [torch.float16, torch.int64],
+                     torch.channels_last, torch.strided, torch.device("cuda:0"), None, Pair(1, 2), "it's \"q\"",
+                     -7, 2**70, True, math.nan, (), [], {}, {"a b": 1, 3: 2}, range(3), slice(None), ...,
+                     float("-inf")):
+        g.call_function(operator.add, (x, constant))
+    g.call_function(getattr, (x, "1"))
+    g.output(x)
+    return g
+
+
+def test_names_and_constants_match_torch_fx() -> None:
+    theirs, ours = build_names_and_constants(torch.fx), build_names_and_constants(fxkit)
+    assert [n.name for n in ours.nodes] == [n.name for n in theirs.nodes]
+    assert str(ours) == str(theirs)
+    assert ours.python_code("self").src == theirs.python_code("self").src
+    assert _captured(ours.print_tabular) == _captured(theirs.print_tabular)
+
+
+def test_getattr_with_a_keyword_attribute_generates_valid_code() -> None:
+    """Intended divergence: torch.fx writes ``x.class`` (a SyntaxError); fxkit keeps ``getattr``."""
+    g = fxkit.Graph()
+    x = g.placeholder("x")
+    g.output(g.call_function(getattr, (x, "class")))
+    module = fxkit.GraphModule(torch.nn.Module(), g)
+    assert "getattr(x, 'class')" in module.code
+
+    class WithKeyword:
+        pass
+
+    holder = WithKeyword()
+    setattr(holder, "class", 5)
+    assert module(holder) == 5
 
 
 def test_class_name_in_code_and_printouts(root: Root) -> None:

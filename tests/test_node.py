@@ -5,6 +5,7 @@ Where torch.fx defines the behaviour, the same operations run on both and the re
 
 from __future__ import annotations
 
+import collections
 import operator
 from typing import Any, Dict, List
 
@@ -380,8 +381,12 @@ def test_map_arg_is_importable_from_graph_and_needs_callable() -> None:
         map_arg((1,), 5)  # type: ignore[arg-type]
 
 
-def test_map_aggregate_keeps_named_tuples() -> None:
-    result = map_aggregate(torch.return_types.max((1, 2)), lambda v: v + 1)
-    assert isinstance(result, torch.return_types.max)
-    assert tuple(result) == (2, 3)
-    assert isinstance(Node, type)
+Pair = collections.namedtuple("Pair", "first second")
+
+
+@pytest.mark.parametrize("value", [Pair(1, 2), torch.return_types.max((1, 2)), torch.Size([1, 2]), (1, 2)])
+def test_map_aggregate_tuple_subclasses_like_torch_fx(value: Any) -> None:
+    ours = map_aggregate(value, lambda v: v + 1)
+    theirs = torch.fx.node.map_aggregate(value, lambda v: v + 1)
+    assert type(ours) is type(theirs)
+    assert tuple(ours) == tuple(theirs) == (value[0] + 1, value[1] + 1)
