@@ -143,7 +143,8 @@ def _copy_attr(source: torch.nn.Module, destination: torch.nn.Module, qualified_
     owner_path, _, leaf = qualified_name.rpartition(".")
     owner = _walk_path(source, owner_path) if owner_path else source
     value = getattr(owner, leaf)
-    is_buffer = leaf in getattr(owner, "_buffers", {}) and not isinstance(value, torch.nn.Parameter)
+    # A plain tensor attribute becomes a buffer too (as in torch.fx), so .to() and state_dict() see it.
+    is_buffer = isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter)
     persistent = leaf not in getattr(owner, "_non_persistent_buffers_set", ())
     _install_attr(destination, qualified_name, value, is_buffer and value is not None, persistent)
 

@@ -129,6 +129,31 @@ def test_missing_target_is_a_clear_error_naming_the_node(root_kind: str) -> None
     assert g.owning_module is None
 
 
+def test_plain_tensor_and_non_tensor_attributes_like_torch_fx() -> None:
+    root = torch.nn.Module()
+    root.const = torch.ones(2)
+    root.count = 3
+    root.seq = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())
+    root.seq[0].register_buffer("extra", torch.zeros(2))
+
+    def build(fx: Any) -> Any:
+        g = fx.Graph()
+        x = g.placeholder("x")
+        total = g.call_function(operator.add, (g.call_module("seq.0", (x,)), g.get_attr("const")))
+        total = g.call_function(operator.mul, (total, g.get_attr("count")))
+        g.output(g.call_function(operator.add, (total, g.get_attr("seq.0.extra"))))
+        return g
+
+    ours, theirs = fxkit.GraphModule(root, build(fxkit)), torch.fx.GraphModule(root, build(torch.fx))
+    assert [n for n, _ in ours.named_buffers()] == [n for n, _ in theirs.named_buffers()]
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert ours.count == theirs.count == 3
+    assert str(ours) == str(theirs)
+    torch.testing.assert_close(ours(torch.ones(2)), theirs(torch.ones(2)))
+    ours.to(torch.float64)
+    assert ours.const.dtype == torch.float64
+
+
 def test_root_of_wrong_type_raises() -> None:
     with pytest.raises(RuntimeError, match="nn.Module or a dict"):
         fxkit.GraphModule(42, build_net_graph(fxkit))  # type: ignore[arg-type]
