@@ -334,8 +334,8 @@ class CodeGen:
             body.append(statement)
             lineno_map[len(body)] = index
 
-        if not node_list or node_list[-1].op != "output":
-            body.append("pass" if not body else "return None")
+        if not body:  # a function needs a statement; without an output node it falls off the end (None)
+            body.append("pass")
 
         if self._body_transformer is not None:
             body = self._body_transformer(body)

@@ -315,6 +315,17 @@ def build_empty(fx: Any) -> Any:
     return g
 
 
+def build_no_output(fx: Any) -> Any:
+    g = fx.Graph()
+    x = g.placeholder("x")
+    g.call_function(torch.relu, (x,))
+    return g
+
+
+def build_nothing(fx: Any) -> Any:
+    return fx.Graph()
+
+
 def build_non_identifier_targets(fx: Any) -> Any:
     g = fx.Graph()
     x = g.placeholder("x")
@@ -349,6 +360,8 @@ CASES: Dict[str, Case] = {
     "dead_code": Case(build_dead_code, lambda: (torch.randn(4), 1)),
     "multiple_outputs_swap": Case(build_multiple_outputs_swap, lambda: (torch.randn(4, 2),)),
     "empty": Case(build_empty, lambda: (torch.randn(1),)),
+    "no_output": Case(build_no_output, lambda: (torch.randn(2),)),
+    "nothing": Case(build_nothing, lambda: ()),
     "non_identifier_targets": Case(build_non_identifier_targets, lambda: (torch.randn(2, 4),)),
 }
 
