@@ -179,8 +179,8 @@ def test_long_pattern_does_not_hit_the_recursion_limit() -> None:
         return x
 
     graph = fxkit.symbolic_trace(long_chain).graph
-    matches = SubgraphMatcher(graph).match(graph)
-    assert len(matches) == 1 and len(matches[0].nodes_map) == 1501
+    matches = SubgraphMatcher(graph, match_output=True).match(graph)  # one candidate: the output
+    assert len(matches) == 1 and len(matches[0].nodes_map) == 1502
 
 
 def random_program(rng: random.Random, size: int) -> Callable[..., Any]:
@@ -209,10 +209,10 @@ RANDOM_PATTERNS: List[Callable[..., Any]] = [
 ]
 
 
-@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("seed", range(5))
 def test_random_graphs_agree_with_torch_fx(seed: int) -> None:
     rng = random.Random(1000 + seed)
-    for _ in range(4):
+    for _ in range(3):
         program = random_program(rng, rng.randint(4, 18))
         for pattern in RANDOM_PATTERNS:
             for options in ({}, {"remove_overlapping_matches": False}, {"ignore_literals": True}):

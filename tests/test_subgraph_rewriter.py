@@ -389,10 +389,10 @@ RANDOM_PATTERNS: List[Tuple[str, Callable[..., Any], Callable[..., Any]]] = [
 ]
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(6))
 def test_random_programs_agree_with_torch_fx(seed: int) -> None:
     rng = random.Random(seed)
-    for _ in range(4):
+    for _ in range(3):
         program = random_program(rng, rng.randint(4, 18))
         for _, pattern, replacement in RANDOM_PATTERNS:
             rewrite_both(program, pattern, replacement, (X, Y))

@@ -140,6 +140,7 @@ class SubgraphMatcher:
             # A value that only the output uses is a sink of the pattern: matching starts there.
             self.pattern_anchors = [n for n in self.pattern_returning_nodes if len(n.users) == 1]
         self._returning_set = dict.fromkeys(self.pattern_returning_nodes)
+        self._pattern_op = {n: n.op for n in pattern_nodes}
         self._anchor_paths = self._paths_to_earlier_anchors()
 
     # ----------------------------------------------------------------------------------------------
@@ -236,8 +237,10 @@ class SubgraphMatcher:
         ``node_name_match`` applies to the anchor only.
         """
         nodes_map = binding.nodes_map
+        bound = binding.bound_graph_nodes
         # Items are ("node", pattern node, graph node), ("seq", pattern list, graph list) or
-        # ("leaf", pattern value, graph value); popped in order, so pushed in reverse.
+        # ("leaf", pattern node, graph literal); popped in order, so pushed in reverse. Leaves with a
+        # literal on the pattern side change nothing, so they are compared as soon as they are seen.
         work: List[Tuple[str, Any, Any]] = [("node", anchor, anchor_graph_node)]
         while work:
             kind, pv, gv = work.pop()
@@ -246,28 +249,34 @@ class SubgraphMatcher:
                     if nodes_map[pv] is not gv:
                         return False
                     continue
-                if gv in binding.bound_graph_nodes:
+                if gv in bound:
                     return False
                 if not self._nodes_are_equal(pv, gv, node_name_match if pv is anchor else ""):
                     return False
-                binding.bind(pv, gv)
-                if pv.op == "placeholder":
+                nodes_map[pv] = gv
+                bound[gv] = None
+                if self._pattern_op[pv] == "placeholder":
                     continue
                 paired = self._paired_arguments(pv, gv)
-                if paired is None:
+                if paired is None or not self._push_arguments(paired[0], paired[1], work):
                     return False
-                work.append(("seq", paired[0], paired[1]))
             elif kind == "seq":
-                if len(pv) != len(gv):
+                if not self._push_arguments(pv, gv, work):
                     return False
-                for pa, ga in zip(reversed(pv), reversed(gv)):
-                    if isinstance(pa, Node) and isinstance(ga, Node):
-                        work.append(("node", pa, ga))
-                    elif isinstance(pa, (list, tuple)) and isinstance(ga, (list, tuple)):
-                        work.append(("seq", pa, ga))
-                    else:
-                        work.append(("leaf", pa, ga))
             elif not self._leaves_match(pv, gv, binding) and not self.ignore_literals:
+                return False
+        return True
+
+    def _push_arguments(self, pattern_args: Sequence[Any], graph_args: Sequence[Any], work: List[Tuple[str, Any, Any]]) -> bool:
+        """Queue the argument pairs for ``_extend``; False if they visibly cannot match."""
+        if len(pattern_args) != len(graph_args):
+            return False
+        for pa, ga in zip(reversed(pattern_args), reversed(graph_args)):
+            if isinstance(pa, Node):
+                work.append(("node" if isinstance(ga, Node) else "leaf", pa, ga))
+            elif isinstance(pa, (list, tuple)) and isinstance(ga, (list, tuple)):
+                work.append(("seq", pa, ga))
+            elif not self.ignore_literals and (isinstance(ga, Node) or type(ga) != type(pa) or not bool(ga == pa)):
                 return False
         return True
 
@@ -276,7 +285,8 @@ class SubgraphMatcher:
 
     def _is_contained(self, nodes_map: Dict[Node, Any]) -> bool:
         """True if no value computed inside the match, other than what it returns, is used outside it."""
-        inside = {gn: pn for pn, gn in nodes_map.items() if pn.op != "placeholder"}
+        pattern_op = self._pattern_op
+        inside = {gn: pn for pn, gn in nodes_map.items() if pattern_op.get(pn, pn.op) != "placeholder"}
         for gn, pn in inside.items():
             if pn in self._returning_set:
                 continue
@@ -309,8 +319,9 @@ class SubgraphMatcher:
         """Keep each match whose compute nodes are not claimed by a match kept before it."""
         claimed: Dict[Node, None] = {}
         kept: List[InternalMatch] = []
+        pattern_op = self._pattern_op
         for match in matches:
-            compute = [gn for pn, gn in match.nodes_map.items() if pn.op not in _NOT_COMPUTE_OPS]
+            compute = [gn for pn, gn in match.nodes_map.items() if pattern_op.get(pn, pn.op) not in _NOT_COMPUTE_OPS]
             if any(gn in claimed for gn in compute):
                 continue
             kept.append(match)
@@ -368,16 +379,27 @@ class SubgraphMatcher:
         self, graph_nodes: List[Node], node_name_match: str
     ) -> List[List[Node]]:
         """Per anchor, the graph nodes it could match at, in program order."""
+        # Only the (op, target) pairs of indexable anchors are collected, in one walk.
         by_key: Dict[Tuple[str, Hashable], List[Node]] = {}
-        for node in graph_nodes:
-            key = _hashable_key(node)
-            if key is not None:
-                by_key.setdefault(key, []).append(node)
-        candidates: List[List[Node]] = []
         for anchor in self.pattern_anchors:
             key = _hashable_key(anchor)
             if anchor.op in _INDEXABLE_OPS and key is not None and not node_name_match:
-                candidates.append(list(by_key.get(key, [])))
+                by_key[key] = []
+        if by_key:
+            for node in graph_nodes:
+                op = node.op
+                if op in _INDEXABLE_OPS:
+                    try:
+                        bucket = by_key.get((op, node.target))
+                    except TypeError:  # an unhashable target equals no hashable one
+                        continue
+                    if bucket is not None:
+                        bucket.append(node)
+        candidates: List[List[Node]] = []
+        for anchor in self.pattern_anchors:
+            key = _hashable_key(anchor)
+            if key is not None and key in by_key:
+                candidates.append(list(by_key[key]))
             else:
                 candidates.append([n for n in graph_nodes if self._nodes_are_equal(anchor, n, node_name_match)])
         return candidates
@@ -446,7 +468,7 @@ class SubgraphMatcher:
                 m
                 for m in found
                 if not self._fusing_makes_cycle(
-                    [gn for pn, gn in m.nodes_map.items() if pn.op not in _NOT_COMPUTE_OPS], position
+                    [gn for pn, gn in m.nodes_map.items() if self._pattern_op[pn] not in _NOT_COMPUTE_OPS], position
                 )
             ]
             found = self._remove_overlapping_matches(found)
