@@ -8,7 +8,10 @@ import shlex
 import stat
 from pathlib import Path
 
-from fxkit import zoo
+import pytest
+import torch.fx
+
+from fxkit import cli, zoo
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 README = REPO_ROOT / "README.md"
@@ -72,3 +75,11 @@ def test_test_command_installs_the_dev_extra() -> None:
     steps = [shlex.split(step) for step in readme_test_command().split("&&")]
     assert ["python3", "-m", "pip", "install", "-e", ".[dev]"] in steps
     assert steps[-1][:3] == ["python3", "-m", "pytest"]
+
+
+def test_first_command_prints_the_code_torch_fx_generates(capsys: pytest.CaptureFixture[str]) -> None:
+    # The main job, run in-process: what the README promises a fresh machine prints.
+    trace_step = shlex.split(readme_shell_commands()[0].split("&&")[-1])
+    assert cli.main(trace_step[1:]) == 0
+    model = zoo.get_model(trace_step[2])
+    assert capsys.readouterr().out.strip() == torch.fx.symbolic_trace(model).code.strip()
