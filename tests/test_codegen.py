@@ -58,6 +58,19 @@ def _pick(values: Any, index: int) -> Any:
     return values[index]
 
 
+def wrapped_helper(value: torch.Tensor, factor: int) -> torch.Tensor:
+    """Kept as a call (not traced through) by both tracers."""
+    return value * factor
+
+
+torch.fx.wrap("wrapped_helper")
+fxkit.wrap("wrapped_helper")
+
+
+def calls_wrapped_helper(x: torch.Tensor) -> torch.Tensor:
+    return wrapped_helper(x, 2) + 1
+
+
 # ---------------------------------------------------------------------------------------------
 # Builders: each uses only the public Graph API shared by torch.fx and fxkit
 # ---------------------------------------------------------------------------------------------
@@ -640,3 +653,11 @@ def test_annotations_of_typing_generics_run() -> None:
     module = fxkit.GraphModule(torch.nn.Module(), g)
     tensors = [torch.ones(1)]
     assert module({"a": tensors}) is tensors
+
+
+def test_wrapped_function_line_differs_only_by_package() -> None:
+    """Intended divergence: the generated ``wrap`` line names fxkit instead of torch.fx."""
+    ours, theirs = fxkit.symbolic_trace(calls_wrapped_helper), torch.fx.symbolic_trace(calls_wrapped_helper)
+    assert "fxkit._symbolic_trace.wrap(" in ours.code
+    assert ours.code == theirs.code.replace("torch.fx._symbolic_trace.wrap(", "fxkit._symbolic_trace.wrap(")
+    torch.testing.assert_close(ours(torch.ones(2)), theirs(torch.ones(2)))
