@@ -45,6 +45,7 @@ __all__ = [
 
 _FXKIT_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
+_STDLIB_DIR = os.path.dirname(os.path.abspath(os.__file__)) + os.sep
 
 
 class GuardError(RuntimeError):
@@ -91,6 +92,7 @@ class Guard:
     location: Optional[SourceLocation]
     node: str
     data_dependent: bool
+    module: str = ""  # qualified name of the module whose code decided it ("" for the root)
 
     def __str__(self) -> str:
         where = f" at {self.location}" if self.location is not None else ""
@@ -216,7 +218,10 @@ GUARD_FUNCTIONS = (_guard_bool, _guard_equal, _guard_len, _guard_int, _guard_flo
 
 
 def _is_library_frame(filename: str) -> bool:
-    return filename.startswith(_FXKIT_DIR) or filename.startswith(_TORCH_DIR) or filename.startswith("<frozen")
+    """Frames of fxkit, torch and the standard library: never where the user's decision is."""
+    if filename.startswith((_FXKIT_DIR, _TORCH_DIR, "<frozen")):
+        return True
+    return filename.startswith(_STDLIB_DIR) and "site-packages" not in filename[len(_STDLIB_DIR):]
 
 
 def _location_of_frame(frame: Optional[types.FrameType]) -> Optional[SourceLocation]:
@@ -331,6 +336,9 @@ class _ExampleOps:
 
     def __getattr__(self, name: str) -> Any:
         example = self.example
+        if not hasattr(example, name):
+            # Probes such as hasattr(x, "__array__") get the answer eager execution gives.
+            raise AttributeError(f"{type(example).__name__!r} object has no attribute {name!r}")
         if isinstance(example, torch.Tensor):
             if name in _FIXED_ATTRIBUTES:
                 return self.tracer.decide_attribute(self, name)  # type: ignore[arg-type]
@@ -351,6 +359,29 @@ class CaptureAttribute(_ExampleOps, Attribute):
 
 
 # --------------------------------------------------------------------------- the tracer
+
+# Methods that turn a tensor's data (not its metadata) into Python values.
+_DATA_READERS = frozenset({"item", "tolist", "numpy", "__bool__", "__int__", "__float__"})
+
+
+def _reads_data(args: Any, kwargs: Dict[str, Any]) -> bool:
+    """Whether a non-tensor Python value among the arguments came from tensor data."""
+    pending: List[Any] = [args, kwargs]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, Proxy):
+            if value.node.meta.get("data_dependent") and not isinstance(_proxy_example(value), torch.Tensor):
+                return True
+        elif isinstance(value, (tuple, list)):
+            pending.extend(value)
+        elif isinstance(value, dict):
+            pending.extend(value.values())
+    return False
+
+
+def _is_data_dependent(proxy: Proxy, example: Any) -> bool:
+    return isinstance(example, torch.Tensor) or bool(proxy.node.meta.get("data_dependent"))
+
 
 
 def _matches_any(module: nn.Module, qualified_name: str, leaf_modules: Sequence[Any]) -> bool:
@@ -458,6 +489,8 @@ class CaptureTracer(Tracer):
             example = self._run_example(kind, target, _example_of(args), _example_of(kwargs))
         proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
         proxy.__dict__["example"] = example
+        if not isinstance(example, torch.Tensor) and (target in _DATA_READERS or _reads_data(args, kwargs)):
+            proxy.node.meta["data_dependent"] = True
         return proxy
 
     def _run_example(self, kind: str, target: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
@@ -493,7 +526,7 @@ class CaptureTracer(Tracer):
         args = (subject, message) if guard_fn is _guard_is_none else (subject, expected, message)
         node = Tracer.create_proxy(self, "call_function", guard_fn, args, {}).node
         node.meta["guard"] = name
-        guard = Guard(name, kind, condition, example_value, location, node.name, data_dependent)
+        guard = Guard(name, kind, condition, example_value, location, node.name, data_dependent, self.scope.module_path)
         self.guards.append(guard)
         return guard
 
@@ -508,7 +541,7 @@ class CaptureTracer(Tracer):
             return cached
         location = _location_of_frame(sys._getframe(2))
         value = self._concrete(lambda: bool(example), proxy, "bool()", location)
-        data_dependent = isinstance(example, torch.Tensor)
+        data_dependent = _is_data_dependent(proxy, example)
         condition = f"bool({proxy.node.name}) is {value}"
         self._record_guard("bool", proxy, _guard_bool, value, condition, _describe_value(example), data_dependent, location)
         self._decided[key] = value
@@ -542,7 +575,7 @@ class CaptureTracer(Tracer):
         location = _location_of_frame(sys._getframe(2))
         convert = int if kind == "int" else (lambda v: v.__index__())
         value = self._concrete(lambda: convert(example), proxy, f"{kind}()", location)
-        data_dependent = isinstance(example, torch.Tensor)
+        data_dependent = _is_data_dependent(proxy, example)
         condition = f"int({proxy.node.name}) == {value}"
         guard = self._record_guard("int", proxy, _guard_int, value, condition, value, data_dependent, location)
         reason = "used as a Python int (a size, an index or a range bound)"
@@ -560,7 +593,7 @@ class CaptureTracer(Tracer):
         value = self._concrete(lambda: float(example), proxy, "float()", location)
         condition = f"float({proxy.node.name}) == {value}"
         guard = self._record_guard(
-            "float", proxy, _guard_float, value, condition, value, isinstance(example, torch.Tensor), location
+            "float", proxy, _guard_float, value, condition, value, _is_data_dependent(proxy, example), location
         )
         self.specializations.append(Specialization(proxy.node.name, value, "used as a Python float", location, guard.name))
         self._decided[key] = value
@@ -843,6 +876,7 @@ class _LeafFunctionPatches:
         self._functions = functions
         self._root = root
         self._keys: List[Tuple[int, str]] = []
+        self._class_restores: List[Tuple[type, str, Any]] = []
 
     def __enter__(self) -> "_LeafFunctionPatches":
         try:
@@ -850,7 +884,10 @@ class _LeafFunctionPatches:
             for fn in self._functions:
                 for place, name in _places_holding(fn, modules):
                     if isinstance(place, type):
-                        self._keys.append(_PATCHES.acquire(place, name, lambda _: _static_recording_wrapper(place.__dict__[name])))
+                        # Kept here, not in the shared registry, which would restore the bare function.
+                        raw = place.__dict__[name]
+                        self._class_restores.append((place, name, raw))
+                        setattr(place, name, _static_recording_wrapper(raw))
                     else:
                         self._keys.append(_PATCHES.acquire(place, name, _recording_wrapper))
         except BaseException:
@@ -870,6 +907,9 @@ class _LeafFunctionPatches:
         return [sys.modules[name] for name in names if name in sys.modules]
 
     def __exit__(self, *exc_info: Any) -> None:
+        while self._class_restores:
+            owner, name, raw = self._class_restores.pop()
+            setattr(owner, name, raw)
         while self._keys:
             _PATCHES.release(self._keys.pop())
 

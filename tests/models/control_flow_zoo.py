@@ -120,3 +120,16 @@ def control_flow_entries() -> List[ZooEntry]:
         ZooEntry("logged-sign-branch", "control-flow", LoggedSignBranch, lambda: positive(1), lambda: positive(2),
                  lambda: [{"x": -positive(3)["x"] * 10}]),
     ]
+
+
+def count_positive(x: torch.Tensor) -> torch.Tensor:
+    """Counts with Python numbers, which cannot be traced: tests name it in ``leaf_functions``."""
+    return torch.full_like(x, float(sum(1 for value in x.flatten().tolist() if value > 0)))
+
+
+class Helpers:
+    """A static method, for ``leaf_functions`` given as a class attribute."""
+
+    @staticmethod
+    def halve(x: torch.Tensor) -> torch.Tensor:
+        return x / 2

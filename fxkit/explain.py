@@ -1,0 +1,280 @@
+"""``explain``: what a capture assumed, where in the user's code, and what to do about it.
+
+:func:`explain` captures a model and reports every guard, every leaf and every specialization of
+the result, each with the reason, the user's source line and a suggestion. ``fxkit explain MODEL``
+prints the same report on the command line.
+
+    report = fxkit.explain.explain(model, (x,))
+    print(report)                       # the text report
+    report.entries                      # the same, as records
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import os
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from .capture import CaptureResult, Guard, Leaf, SourceLocation, Specialization, capture
+
+__all__ = ["Explanation", "ExplanationEntry", "explain", "explain_capture"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ExplanationEntry:
+    """One line of the report: a guard, a leaf or a specialization."""
+
+    section: str  # "guard", "leaf" or "specialization"
+    name: str
+    summary: str
+    reason: str
+    location: Optional[SourceLocation]
+    suggestion: str
+
+
+@dataclasses.dataclass
+class Explanation:
+    """The report of one capture; ``str()`` gives the text rendering."""
+
+    model_name: str
+    guards: List[ExplanationEntry]
+    leaves: List[ExplanationEntry]
+    specializations: List[ExplanationEntry]
+    node_count: int
+
+    @property
+    def entries(self) -> List[ExplanationEntry]:
+        return self.guards + self.leaves + self.specializations
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def render(self) -> str:
+        """The report as plain text, one block per entry, grouped by section."""
+        automatic = sum(entry.summary.endswith("(automatic leaf)") for entry in self.leaves)
+        lines = [
+            f"Capture of {self.model_name}: {self.node_count} nodes, {len(self.guards)} guards,"
+            f" {len(self.leaves)} leaves ({automatic} automatic), {len(self.specializations)} specializations"
+        ]
+        sections = (
+            ("Guards (checked each time the graph runs)", self.guards),
+            ("Leaves (kept as one call, not traced through)", self.leaves),
+            ("Specializations (values fixed to the example's)", self.specializations),
+        )
+        for title, entries in sections:
+            lines.append("")
+            lines.append(f"{title}: {len(entries)}")
+            if not entries:
+                lines.append("  (none)")
+            for entry in entries:
+                lines.append(f"  {entry.name}: {entry.summary}")
+                if entry.location is not None:
+                    lines.append(f"      at {entry.location.describe()}")
+                lines.append(f"      why: {entry.reason}")
+                lines.append(f"      suggestion: {entry.suggestion}")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- suggestions
+
+
+def _module_hint(module_path: str) -> str:
+    if module_path:
+        return f"leaf_modules=[{module_path!r}]"
+    return "it is in the root's own forward, so rather capture once per path"
+
+
+def _guard_entry(guard: Guard, specialized: Dict[str, Specialization]) -> ExplanationEntry:
+    spec = specialized.get(guard.name)
+    module = guard.module
+    if guard.kind == "argument":
+        reason = f"the argument was {spec.reason if spec else 'fixed during capture'}"
+        name_of_argument = guard.condition.split(" ")[0]
+        suggestion = (
+            f"to trace {name_of_argument} as an input, pass a tensor for it in the example inputs"
+            if guard.condition.endswith("is None")
+            else f"capture once per value of {name_of_argument} you use, or pass it as a tensor"
+        )
+    elif guard.data_dependent:
+        reason = f"Python needed a {guard.kind} of a tensor's data; the example had {guard.example_value}"
+        suggestion = (
+            f"the other path is not in the graph: make the enclosing module a leaf ({_module_hint(module)}),"
+            " or write the choice as tensor code (torch.where, masking) so that both paths are traced"
+        )
+    elif guard.kind in ("bool",):
+        reason = "a condition on sizes, dtypes or other non-data values; it holds for inputs like the example"
+        suggestion = (
+            "nothing to do for inputs of the example's shapes and dtypes; capture again for inputs that"
+            " take the other branch"
+        )
+    elif guard.kind in ("int", "index", "float"):
+        reason = "a size (or a value computed from sizes) was used as a Python number, so the graph uses the example's"
+        suggestion = (
+            "inputs of other sizes fail this guard: capture with the sizes you run, or keep the size symbolic"
+            " (pass x.size(d) to torch functions instead of int()/range())"
+        )
+    elif guard.kind in ("len", "iter"):
+        reason = "a length (often a tensor's rank or its first size) was needed to unpack, iterate or len()"
+        suggestion = (
+            "the graph only handles this many items; index the items explicitly, or make the enclosing module"
+            f" a leaf ({_module_hint(module)}) if the count varies"
+        )
+    else:
+        reason = f"tensor.{guard.kind} was used as a Python value"
+        suggestion = "inputs with another dtype or rank fail this guard: capture once per dtype/rank you use"
+    where_module = f" in module {module!r}" if module else ""
+    summary = f"{guard.condition} [{guard.kind}{', data-dependent' if guard.data_dependent else ''}]{where_module}"
+    return ExplanationEntry("guard", guard.name, summary, reason, guard.location, suggestion)
+
+
+def _leaf_entry(leaf: Leaf) -> ExplanationEntry:
+    how = "automatic leaf" if leaf.automatic else "requested leaf"
+    summary = f"{leaf.type_name} ({how})"
+    if leaf.automatic:
+        suggestion = (
+            f"the rest of the model was traced around it; name it in leaf_modules=[{leaf.name!r}] to make this"
+            " explicit, or change the code at the line shown so that it can be traced (use leaf_functions for"
+            " a helper function that cannot be traced)"
+        )
+        reason = f"tracing it failed with {leaf.reason}"
+    else:
+        suggestion = "none needed: its inside is not in the graph, so passes do not see it"
+        reason = leaf.reason
+    return ExplanationEntry("leaf", leaf.name, summary, reason, leaf.location, suggestion)
+
+
+def _specialization_entry(spec: Specialization) -> ExplanationEntry:
+    checked = f"checked by {spec.guard}" if spec.guard else "NOT checked at run time"
+    summary = f"{spec.what} = {spec.value!r} ({checked})"
+    if spec.what.startswith("argument "):
+        suggestion = (
+            "pass the value you will run with in the example inputs; a tensor input stays an input of the graph"
+        )
+    elif spec.what.startswith("length"):
+        suggestion = "the number of items is part of the graph; capture again for another count"
+    else:
+        suggestion = "the graph is specialized to this value; capture again for other values"
+    return ExplanationEntry("specialization", spec.what, summary, spec.reason, spec.location, suggestion)
+
+
+def explain_capture(result: CaptureResult) -> Explanation:
+    """The report of an existing :class:`~fxkit.capture.CaptureResult`."""
+    by_guard = {spec.guard: spec for spec in result.specializations if spec.guard}
+    return Explanation(
+        model_name=result.model_name,
+        guards=[_guard_entry(guard, by_guard) for guard in result.guards],
+        leaves=[_leaf_entry(leaf) for leaf in result.leaves],
+        specializations=[_specialization_entry(spec) for spec in result.specializations],
+        node_count=len(result.graph_module.graph.nodes),
+    )
+
+
+def explain(model: Any, example_inputs: Any = (), example_kwargs: Optional[Dict[str, Any]] = None, **options: Any) -> Explanation:
+    """Capture ``model`` (same arguments as :func:`fxkit.capture`) and return the report."""
+    return explain_capture(capture(model, example_inputs, example_kwargs, **options))
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``fxkit explain``."""
+    parser.add_argument("model", metavar="MODEL", help="bundled name, package.module:attr or path/to/file.py:attr")
+    parser.add_argument(
+        "--inputs", metavar="REF",
+        help="example inputs: package.module:attr or path/to/file.py:attr naming a tuple, a dict of keyword"
+        " inputs, or a function returning one (default for bundled models: their example inputs)",
+    )
+    parser.add_argument(
+        "--shape", metavar="DIMS", action="append", default=[],
+        help="a random example input of this shape, e.g. 2,3,32,32 (repeat for several inputs)",
+    )
+    parser.add_argument("--dtype", default="float32", help="dtype of the --shape inputs (default float32; e.g. int64)")
+    parser.add_argument("--meta", action="store_true", help="capture on the meta device (no weights allocated)")
+    parser.add_argument("--leaf", metavar="NAME", action="append", default=[], help="a submodule to keep as a leaf")
+
+
+def _load_reference(ref: str) -> Any:
+    from .cli import CliError, _load_python_file
+
+    location, _, attr_path = ref.rpartition(":")
+    if not location or not attr_path:
+        raise CliError(f"--inputs {ref!r}: expected package.module:attr or path/to/file.py:attr")
+    if location.endswith(".py") or os.sep in location:
+        value: Any = _load_python_file(location, ref)
+    else:
+        try:
+            value = importlib.import_module(location)
+        except ImportError as error:
+            raise CliError(f"--inputs {ref}: cannot import {location!r} ({error})") from None
+    for part in attr_path.split("."):
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            raise CliError(f"--inputs {ref}: {location!r} has no attribute {attr_path!r}") from None
+    return value() if callable(value) and not isinstance(value, torch.Tensor) else value
+
+
+def _example_inputs(args: argparse.Namespace) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
+    from . import zoo
+    from .cli import CliError
+
+    if args.inputs:
+        value = _load_reference(args.inputs)
+    elif args.shape:
+        dtype = getattr(torch, args.dtype, None)
+        if not isinstance(dtype, torch.dtype):
+            raise CliError(f"--dtype {args.dtype!r} is not a torch dtype")
+        generator = torch.Generator().manual_seed(0)
+        value = []
+        for text in args.shape:
+            try:
+                shape = [int(dim) for dim in text.replace("x", ",").split(",") if dim]
+            except ValueError:
+                raise CliError(f"--shape {text!r}: expected sizes separated by commas, e.g. 2,3,32,32") from None
+            if dtype.is_floating_point:
+                value.append(torch.randn(shape, generator=generator).to(dtype))
+            else:
+                value.append(torch.randint(0, 10, shape, generator=generator).to(dtype))
+    elif args.model in zoo.MODELS:
+        value = zoo.example_inputs(args.model)
+    else:
+        raise CliError(f"{args.model}: capture needs example inputs; pass --inputs REF or --shape DIMS")
+    if isinstance(value, dict):
+        return (), dict(value)
+    if isinstance(value, torch.Tensor):
+        return (value,), {}
+    if isinstance(value, (tuple, list)):
+        return tuple(value), {}
+    raise CliError(f"the example inputs are a {type(value).__name__}; expected a tensor, a tuple or a dict")
+
+
+def _to_meta(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to("meta")
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to_meta(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _to_meta(item) for key, item in value.items()}
+    return value
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """``fxkit explain MODEL``: capture the model and print the report."""
+    from .capture import CaptureError
+    from .cli import CliError, load_model
+
+    model = load_model(args.model)
+    positional, keywords = _example_inputs(args)
+    if args.meta:
+        model = model.to("meta")
+        positional, keywords = _to_meta(positional), _to_meta(keywords)
+    try:
+        report = explain(model, positional, keywords, leaf_modules=list(args.leaf))
+    except CaptureError as error:
+        raise CliError(" ".join(str(error).split())) from None
+    print(report.render())
+    return 0

@@ -1,0 +1,404 @@
+"""fxkit.capture: example values beside proxies, guards in the graph, leaves, meta inputs.
+
+Every captured graph is checked against eager execution of the same model; where torch.fx can
+trace a model, the captured graph is also compared with torch.fx's.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import subprocess
+import sys
+import textwrap
+from collections import OrderedDict
+
+import pytest
+import torch
+import torch.fx
+from torch import nn
+
+import fxkit
+from fxkit import zoo
+from fxkit.capture import CaptureError, CaptureResult, GuardError, _guard_bool, _guard_int, _guard_len
+from tests.models import control_flow_zoo
+
+THIS_FILE = os.path.abspath(__file__)
+
+
+def _line_of(marker: str) -> int:
+    """The line of this file that contains ``marker`` (so tests do not hard-code line numbers)."""
+    with open(THIS_FILE, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if marker in line and "_line_of" not in line:
+                return number
+    raise AssertionError(marker)
+
+
+def _guard_nodes(result: CaptureResult) -> list:
+    return [node for node in result.graph.nodes if node.op == "call_function" and "guard" in node.meta]
+
+
+# --------------------------------------------------------------------------- models
+
+
+class Branchy(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 4)
+
+    def forward(self, x):
+        if x.sum() > 0:  # MARK-branch
+            return self.linear(x).relu()
+        return -x
+
+
+class SizeAsInt(nn.Module):
+    def forward(self, x):
+        chunks = []
+        for index in range(x.shape[0]):  # MARK-range
+            chunks.append(x[index] * index)
+        return torch.stack(chunks)
+
+
+class SymbolicSizes(nn.Module):
+    def forward(self, x):
+        batch, width = x.shape
+        return x.reshape(batch, width // 2, 2).sum(-1) + torch.ones(batch, 1, device=x.device)
+
+
+class FinfoOfDtype(nn.Module):
+    def forward(self, x):
+        return x.clamp(min=torch.finfo(x.dtype).min / 2)
+
+
+class OptionalMask(nn.Module):
+    def forward(self, x, mask=None, scale: float = 2.0):
+        if mask is not None:
+            x = x * mask
+        return x * scale
+
+
+class Failing(nn.Module):
+    def forward(self, x):
+        self.log = json.dumps(x.tolist())  # Python code with no tensor semantics: not traceable
+        return x * 2
+
+
+class Inner(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing = Failing()
+        self.linear = nn.Linear(3, 3)
+
+    def forward(self, x):
+        return self.linear(self.failing(x))
+
+
+class Outer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = Inner()
+
+    def forward(self, x):
+        return self.inner(x).sigmoid()
+
+
+class Output(OrderedDict):
+    """A ModelOutput-like dict subclass built with keywords."""
+
+    def __init__(self, **items):
+        super().__init__(**items)
+
+
+class ReturnsMapping(nn.Module):
+    def forward(self, x):
+        return Output(doubled=x * 2, total=x.sum())
+
+
+def helper_counts_positive(x):
+    # Not traceable: builds a Python int from data.
+    return torch.full_like(x, float(sum(1 for value in x.flatten().tolist() if value > 0)))
+
+
+class UsesHelper(nn.Module):
+    def forward(self, x):
+        return helper_counts_positive(x) + x
+
+
+class UsesZooHelper(nn.Module):
+    def forward(self, x):
+        return control_flow_zoo.count_positive(x) + control_flow_zoo.Helpers.halve(x)
+
+
+# --------------------------------------------------------------------------- guards
+
+
+def test_branch_is_decided_by_the_example_and_guarded():
+    model = Branchy()
+    x = torch.rand(3, 4) + 0.1
+    result = fxkit.capture(model, (x,))
+    torch.testing.assert_close(result.graph_module(x), model(x))
+    torch.testing.assert_close(result(x * 3), model(x * 3))
+    [guard] = result.guards
+    assert guard.kind == "bool" and guard.data_dependent
+    assert guard.location.filename == THIS_FILE and guard.location.lineno == _line_of("MARK-branch")
+    assert guard.location.source == "if x.sum() > 0:  # MARK-branch"
+    [node] = _guard_nodes(result)
+    assert node.target is _guard_bool and node.name == guard.node
+    with pytest.raises(GuardError) as raised:
+        result.graph_module(-x)
+    message = str(raised.value)
+    assert "guard_0" in message and f"{THIS_FILE}:{_line_of('MARK-branch')}" in message
+    assert "if x.sum() > 0:" in message
+
+
+def test_symbolic_trace_keeps_torch_fx_behaviour_on_the_same_model():
+    for library in (torch.fx, fxkit):
+        with pytest.raises(library.proxy.TraceError if library is fxkit else torch.fx.proxy.TraceError):
+            library.symbolic_trace(Branchy())
+
+
+def test_guards_survive_dead_code_elimination():
+    result = fxkit.capture(Branchy(), (torch.rand(2, 4),))
+    graph_module = result.graph_module
+    graph_module.graph.eliminate_dead_code()
+    graph_module.recompile()
+    with pytest.raises(GuardError):
+        graph_module(-torch.rand(2, 4))
+
+
+def test_size_used_as_python_int_is_specialized_with_a_guard():
+    model = SizeAsInt()
+    x = torch.randn(3, 5)
+    result = fxkit.capture(model, (x,))
+    torch.testing.assert_close(result(x + 1), model(x + 1))
+    [spec] = result.specializations
+    assert spec.value == 3 and spec.guard == "guard_0" and spec.location.lineno == _line_of("MARK-range")
+    assert [node.target for node in _guard_nodes(result)] == [_guard_int]
+    with pytest.raises(GuardError, match=r"guard_0 failed at .*test_capture.py:\d+"):
+        result(torch.randn(4, 5))
+
+
+def test_sizes_stay_symbolic_when_only_torch_uses_them():
+    model = SymbolicSizes()
+    result = fxkit.capture(model, (torch.randn(2, 6),))
+    # Star-unpacking of a 2-d shape does not fix the sizes, only the count of names.
+    assert result.specializations == []
+    for shape in ((2, 6), (5, 8)):
+        x = torch.randn(shape)
+        torch.testing.assert_close(result(x), model(x))
+
+
+def test_len_and_iteration_fix_the_count():
+    model = control_flow_zoo.ShapeUnpacking()
+    x = torch.randn(2, 3, 8)
+    result = fxkit.capture(model, (x,))
+    other_sizes = torch.randn(4, 5, 8)
+    torch.testing.assert_close(result(other_sizes), model(other_sizes))
+    assert _guard_len in [node.target for node in _guard_nodes(result)]
+    with pytest.raises(GuardError, match="len"):
+        result(torch.randn(5, 8))
+
+
+def test_item_and_int_of_tensor_data():
+    for model, x, other in (
+        (control_flow_zoo.ItemThreshold(), torch.randn(3, 4) * 10, torch.randn(3, 4) * 0.01),
+        (control_flow_zoo.TopKWidth(), torch.tensor([[1.0, -1.0, 2.0]] * 2), torch.tensor([[1.0, 1.0, 1.0]] * 2)),
+    ):
+        result = fxkit.capture(model, (x,))
+        torch.testing.assert_close(result(x), model(x))
+        assert result.guards[0].data_dependent
+        with pytest.raises(GuardError):
+            result(other)
+
+
+def test_dtype_is_fixed_with_a_guard():
+    model = FinfoOfDtype()
+    x = torch.randn(4)
+    result = fxkit.capture(model, (x,))
+    torch.testing.assert_close(result(x * 1e38), model(x * 1e38))
+    [guard] = result.guards
+    assert guard.kind == "dtype" and guard.example_value == torch.float32
+    with pytest.raises(GuardError, match="dtype"):
+        result(x.double())
+
+
+def test_arguments_not_given_are_fixed_and_checked():
+    model = OptionalMask()
+    x = torch.randn(3)
+    result = fxkit.capture(model, (x,))
+    torch.testing.assert_close(result(x), model(x))
+    kinds = {spec.what: spec.value for spec in result.specializations}
+    assert kinds == {"argument mask": None, "argument scale": 2.0}
+    with pytest.raises(GuardError, match="mask is None"):
+        result(x, torch.ones(3))
+    with pytest.raises(GuardError, match="scale == 2.0"):
+        result(x, None, 3.0)
+    with_mask = fxkit.capture(model, (x, torch.ones(3)))
+    torch.testing.assert_close(with_mask(x, torch.zeros(3)), model(x, torch.zeros(3)))
+
+
+def test_keyword_example_inputs_and_a_single_tensor():
+    model = OptionalMask()
+    x, mask = torch.randn(3), torch.rand(3)
+    by_keyword = fxkit.capture(model, {"x": x, "mask": mask})
+    torch.testing.assert_close(by_keyword(x=x, mask=mask), model(x, mask))
+    single = fxkit.capture(Branchy(), torch.rand(2, 4))
+    assert [node.op for node in single.graph.nodes][0] == "placeholder"
+
+
+def test_example_inputs_that_do_not_fit_the_signature():
+    with pytest.raises(CaptureError, match="do not match the signature"):
+        fxkit.capture(Branchy(), (torch.rand(2, 4), torch.rand(2, 4)))
+
+
+# --------------------------------------------------------------------------- leaves
+
+
+def test_smallest_failing_submodule_becomes_a_leaf():
+    model = Outer()
+    x = torch.randn(2, 3)
+    result = fxkit.capture(model, (x,))
+    [leaf] = result.leaves
+    assert leaf.name == "inner.failing" and leaf.automatic and leaf.type_name == "Failing"
+    assert leaf.location.filename == THIS_FILE and "json.dumps(x.tolist())" in leaf.location.source
+    ops = [(node.op, node.target) for node in result.graph.nodes]
+    assert ("call_module", "inner.failing") in ops and ("call_module", "inner.linear") in ops
+    torch.testing.assert_close(result(x), model(x))
+    torch.testing.assert_close(result(x * 2), model(x * 2))
+
+
+def test_without_auto_leaves_the_failure_is_raised():
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        fxkit.capture(Outer(), (torch.randn(2, 3),), auto_leaves=False)
+
+
+@pytest.mark.parametrize("spec", [Inner, "inner", lambda module, name: name == "inner"])
+def test_named_leaf_modules(spec):
+    model = Outer()
+    x = torch.randn(2, 3)
+    result = fxkit.capture(model, (x,), leaf_modules=[spec])
+    [leaf] = result.leaves
+    assert (leaf.name, leaf.automatic) == ("inner", False)
+    assert [node.target for node in result.graph.nodes if node.op == "call_module"] == ["inner"]
+    torch.testing.assert_close(result(x), model(x))
+
+
+def test_leaf_functions_from_this_and_other_modules_are_restored():
+    x = torch.randn(3, 4)
+    before = (helper_counts_positive, control_flow_zoo.count_positive, control_flow_zoo.Helpers.__dict__["halve"])
+    result = fxkit.capture(UsesHelper(), (x,), leaf_functions=[helper_counts_positive])
+    assert [node.target for node in result.graph.nodes if node.op == "call_function"][0] is helper_counts_positive
+    torch.testing.assert_close(result(x), UsesHelper()(x))
+    other = fxkit.capture(
+        UsesZooHelper(), (x,),
+        leaf_functions=["tests.models.control_flow_zoo.count_positive", control_flow_zoo.Helpers.halve],
+    )
+    targets = [node.target for node in other.graph.nodes if node.op == "call_function"]
+    assert control_flow_zoo.count_positive in targets and control_flow_zoo.Helpers.halve in targets
+    torch.testing.assert_close(other(x), UsesZooHelper()(x))
+    assert [leaf.kind for leaf in other.leaves] == ["function", "function"]
+    after = (helper_counts_positive, control_flow_zoo.count_positive, control_flow_zoo.Helpers.__dict__["halve"])
+    assert before == after
+
+
+def test_nothing_stays_patched_when_capture_raises():
+    saved = (nn.Module.__call__, nn.Module.__getattr__, torch.ones, torch.arange, helper_counts_positive)
+
+    class Broken(nn.Module):
+        def forward(self, x):
+            raise KeyError("broken on purpose")
+
+    with pytest.raises(KeyError):
+        fxkit.capture(Broken(), (torch.ones(1),), leaf_functions=[helper_counts_positive])
+    assert saved == (nn.Module.__call__, nn.Module.__getattr__, torch.ones, torch.arange, helper_counts_positive)
+    with pytest.raises(TypeError):
+        # torch.fx's own behaviour for a proxy among the sizes is untouched after a capture.
+        fxkit.symbolic_trace(lambda x: torch.ones(x.shape[0], 2))
+
+
+# --------------------------------------------------------------------------- outputs, equality with torch.fx
+
+
+def test_mapping_outputs_keep_their_class():
+    result = fxkit.capture(ReturnsMapping(), (torch.randn(3),))
+    out = result(torch.ones(3))
+    assert type(out) is Output and list(out) == ["doubled", "total"]
+    torch.testing.assert_close(out["total"], torch.tensor(3.0))
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_models_without_decisions_give_torch_fx_code(name):
+    model = zoo.get_model(name)
+    result = fxkit.capture(model, zoo.example_inputs(name))
+    assert result.graph_module.code == torch.fx.symbolic_trace(model).code
+    assert result.guards == [] and result.leaves == [] and result.specializations == []
+
+
+def test_captured_module_pickles_with_its_guards():
+    result = fxkit.capture(Branchy(), (torch.rand(2, 4),))
+    loaded = pickle.loads(pickle.dumps(result.graph_module))
+    with pytest.raises(GuardError):
+        loaded(-torch.rand(2, 4))
+
+
+# --------------------------------------------------------------------------- meta tensors
+
+
+def test_meta_example_inputs_give_the_same_graph_as_real_ones():
+    real_model = zoo.get_model("transformer")
+    with torch.device("meta"):
+        meta_model = zoo.Transformer()
+    real = fxkit.capture(real_model, zoo.example_inputs("transformer"))
+    meta = fxkit.capture(meta_model, (torch.empty(2, 8, 32, device="meta"),))
+    assert meta.graph_module.code == real.graph_module.code
+
+
+def test_meta_inputs_cannot_decide_on_data():
+    with pytest.raises(CaptureError, match="meta"):
+        fxkit.capture(Branchy().to("meta"), (torch.empty(2, 4, device="meta"),), auto_leaves=False)
+
+
+_LLAMA_7B_SCRIPT = textwrap.dedent(
+    """
+    import os, resource, sys, time
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    import torch, transformers, fxkit
+    transformers.logging.set_verbosity_error()
+    config = transformers.LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+        num_attention_heads=32, num_key_value_heads=32, vocab_size=32000, max_position_embeddings=2048)
+    with torch.device("meta"):
+        lm = transformers.LlamaForCausalLM(config).eval()
+
+    class Prefill(torch.nn.Module):
+        def __init__(self, lm):
+            super().__init__()
+            self.lm = lm
+
+        def forward(self, input_ids):
+            return self.lm(input_ids=input_ids, use_cache=True).logits
+
+    start = time.perf_counter()
+    result = fxkit.capture(Prefill(lm), (torch.zeros(1, 128, dtype=torch.long, device="meta"),))
+    seconds = time.perf_counter() - start
+    params = sum(p.numel() for p in lm.parameters())
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(seconds, rss_mb, params, len(result.graph.nodes), len(result.leaves))
+    """
+)
+
+
+@pytest.mark.slow
+def test_llama_7b_on_meta_captures_fast_and_small():
+    pytest.importorskip("transformers")
+    root = os.path.dirname(os.path.dirname(THIS_FILE))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-c", _LLAMA_7B_SCRIPT], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    seconds, rss_mb, params, nodes, leaves = done.stdout.split()[-5:]
+    assert int(params) > 6_000_000_000
+    assert float(seconds) < 30.0
+    assert float(rss_mb) < 2048.0
+    assert int(leaves) == 0 and int(nodes) > 1000
