@@ -165,9 +165,9 @@ class DecoderWithCache(nn.Module):
         cache = DynamicCache(config=self.lm.config)
         for layer in range(past_keys.shape[0]):
             cache.update(past_keys[layer], past_values[layer], layer)
-        out = self.lm(input_ids=input_ids, past_key_values=cache, use_cache=True)
-        keys = torch.stack([layer.keys for layer in out.past_key_values.layers])
-        values = torch.stack([layer.values for layer in out.past_key_values.layers])
+        out = self.lm(input_ids=input_ids, cache=cache, use_cache=True)
+        keys = torch.stack([layer.keys for layer in out.cache.layers])
+        values = torch.stack([layer.values for layer in out.cache.layers])
         return out.logits, keys, values
 
 
