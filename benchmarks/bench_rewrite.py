@@ -2,9 +2,10 @@
 in a traced transformer.
 
 torch.fx's matcher searches the graph again for every match, so its cost grows about
-quadratically; fxkit's should grow about linearly. torch.fx needs ~25 s per call at N = 5000, so
-the harness run of ``rewrite-blocks-5000`` is long; ``python3 -m benchmarks.bench_rewrite`` times
-that size with a single torch.fx sample instead (and five fxkit samples) and prints the growth.
+quadratically; fxkit's should grow about linearly. torch.fx needs ~20-25 s per call at N = 5000,
+so the harness run of ``rewrite/blocks-5000`` is long (consider ``--repeats 1``).
+``python3 -m benchmarks.bench_rewrite`` times that size with a single torch.fx sample instead
+(five fxkit samples), in CPU seconds, and prints how each side's time grows with N.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def rewrite_transformer(fx: ModuleType, gm: Any) -> Any:
 def workloads() -> list[Workload]:
     found = [
         mirrored(
-            f"rewrite-blocks-{n}",
+            f"blocks-{n}",
             run=rewrite_blocks,
             setup=lambda fx, n=n: blocks_module(fx, n),
             target=TARGET_AT_5000 if n == 5000 else None,
@@ -82,7 +83,7 @@ def workloads() -> list[Workload]:
     ]
     found.append(
         mirrored(
-            "rewrite-transformer",
+            "transformer",
             run=rewrite_transformer,
             setup=traced_transformer,
             description="replace_pattern of the attention-score matmul in the traced zoo transformer",

@@ -11,7 +11,7 @@ import contextlib
 import copy
 import gc
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 
@@ -64,10 +64,10 @@ class _ProgramOrder:
             self.renumber()
         return self._key[node]
 
-    def first(self, nodes: List[Node]) -> Node:
+    def first(self, nodes: Iterable[Node]) -> Node:
         return min(nodes, key=self.key)
 
-    def last(self, nodes: List[Node]) -> Node:
+    def last(self, nodes: Iterable[Node]) -> Node:
         return max(nodes, key=self.key)
 
     def inserted_before(self, new_nodes: List[Node], successor: Node) -> None:
@@ -294,16 +294,19 @@ class _ReplacementPlan:
         """Copy the body into ``graph`` at its insertion point (like ``graph.graph_copy``); return
         what the replacement outputs, mapped."""
         lookup = value_map.__getitem__
+        create_node = graph.create_node
         for node in self.body:
             if node in value_map:
                 continue
+            node_args, node_kwargs = node.args, node.kwargs
             if self.flat[node]:
-                args = tuple(lookup(a) if isinstance(a, Node) else a for a in node.args)
-                kwargs = {k: lookup(v) if isinstance(v, Node) else v for k, v in node.kwargs.items()}
+                args = tuple([lookup(a) if isinstance(a, Node) else a for a in node_args])
+                kwargs = {k: lookup(v) if isinstance(v, Node) else v for k, v in node_kwargs.items()} if node_kwargs else {}
             else:
-                args, kwargs = map_arg(node.args, lookup), map_arg(node.kwargs, lookup)
-            copied = graph.create_node(node.op, node.target, args, kwargs, node.name, node.type)
-            copied.meta = copy.copy(node.meta)
+                args, kwargs = map_arg(node_args, lookup), map_arg(node_kwargs, lookup)
+            copied = create_node(node.op, node.target, args, kwargs, node.name, node.type)
+            meta = node.meta
+            copied.meta = meta.copy() if type(meta) is dict else copy.copy(meta)
             value_map[node] = copied
         if self.output is None:
             return None
@@ -341,9 +344,10 @@ def _replace_one(
     mapped_before = len(value_map)
     with original_graph.inserting_before(insert_point):
         copied_outputs = plan.copy_into(original_graph, value_map)
-    copied_nodes = [v for v in list(value_map.values())[mapped_before:] if isinstance(v, Node)]
+    mapped_values = list(value_map.values())
+    copied_nodes = [v for v in mapped_values[mapped_before:] if isinstance(v, Node)]
     order.inserted_before(copied_nodes, insert_point)
-    external_inputs = [v for v in list(value_map.values())[:mapped_before] if isinstance(v, Node)]
+    external_inputs = [v for v in mapped_values[:mapped_before] if isinstance(v, Node)]
     if external_inputs and order.key(order.last(external_inputs)) > order.key(copied_nodes[0] if copied_nodes else insert_point):
         _move_after_late_inputs(copied_nodes, order)
     if isinstance(copied_outputs, Node):
@@ -386,7 +390,7 @@ def _insertion_point(match: InternalMatch, order: _ProgramOrder) -> Node:
     for returned in returned_nodes:
         users.update(returned.users)
     if users:
-        return order.first(list(users))
+        return order.first(users)
     last_returned = order.last(returned_nodes) if returned_nodes else None
     if last_returned is None or last_returned.op == "output" or last_returned.next.op == "root":
         raise AssertionError(

@@ -462,8 +462,10 @@ class SubgraphMatcher:
             search(0, _Binding({}, {}))
 
         found = [m for m in found if self._is_contained(m.nodes_map)]
-        if self.remove_overlapping_matches:
-            # torch.fx drops matches that would form a cycle if fused only in this mode.
+        if self.remove_overlapping_matches and len(self.pattern_returning_nodes) > 1:
+            # torch.fx drops matches that would form a cycle if fused only in this mode. With one
+            # returning node no cycle is possible: every matched node is upstream of it (the pattern
+            # has no dead code) and, the match being contained, only it has outside users.
             found = [
                 m
                 for m in found
@@ -471,6 +473,7 @@ class SubgraphMatcher:
                     [gn for pn, gn in m.nodes_map.items() if self._pattern_op[pn] not in _NOT_COMPUTE_OPS], position
                 )
             ]
+        if self.remove_overlapping_matches:
             found = self._remove_overlapping_matches(found)
         return found
 
