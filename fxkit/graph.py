@@ -169,7 +169,7 @@ class Graph:
         tracer_extras: Optional[Dict[str, Any]] = None,
     ) -> None:
         self._root = Node(self, "", "root", "", (), {})
-        self._root._order = 0.0
+        self._root._order = 0
         self._len = 0
         self._namespace = _Namespace()
         self._insert: Callable[[Node], None] = self._root.prepend
@@ -238,24 +238,48 @@ class Graph:
         return found
 
     def _relinked(self, node: Node) -> None:
-        """Give ``node`` an order key between its neighbours after it moved in the list."""
-        before, after = node._prev, node._next
+        """Give ``node`` an integer order label between its neighbours after it moved in the list."""
+        low = node._prev._order
+        after = node._next
         if after is self._root:
-            node._order = before._order + 1.0
-            return
-        middle = (before._order + after._order) / 2
-        if before._order < middle < after._order:
-            node._order = middle
+            node._order = low + _LABEL_STEP
+        elif after._order - low > 1:
+            node._order = (low + after._order) // 2
         else:
-            self._renumber()
+            self._relabel_around(node)
 
-    def _renumber(self) -> None:
-        position = 0.0
-        node = self._root._next
-        while node is not self._root:
-            position += 1.0
-            node._order = position
-            node = node._next
+    def _relabel_around(self, node: Node) -> None:
+        """Spread labels evenly over the smallest aligned label block around ``node`` that is sparse enough.
+
+        Block ``[lo, lo + 2**level)`` may hold at most ``(2 / 1.5) ** level`` nodes; taking the first
+        level that qualifies keeps relabelling amortised O(log n) per insertion, so inserting many
+        nodes at one spot (e.g. repeatedly before the output) stays linear overall.
+        """
+        root = self._root
+        anchor = node._prev._order
+        level = 1
+        while True:
+            lo = (anchor >> level) << level
+            hi = lo + (1 << level)
+            first = last = node
+            count = 1
+            while first._prev is not root and first._prev._order >= lo:
+                first = first._prev
+                count += 1
+            while last._next is not root and last._next._order < hi:
+                last = last._next
+                count += 1
+            if count * 3**level <= 4**level:
+                gap = (1 << level) // (count + 1)
+                label = lo
+                current = first
+                while True:
+                    label += gap
+                    current._order = label
+                    if current is last:
+                        return
+                    current = current._next
+            level += 1
 
     # -- building ------------------------------------------------------------------------------
     def create_node(
@@ -613,6 +637,9 @@ class Graph:
                 lines.append(layout([cell[depth] if depth < len(cell) else "" for cell in row]))
         return "\n".join(lines)
 
+
+# Label distance left after a node appended at the end, so later inserts there rarely relabel.
+_LABEL_STEP = 1 << 32
 
 _UNPICKLED_FIELDS = frozenset(
     {"_root", "_len", "_namespace", "_insert", "_by_op_target", "_owning_module"}

@@ -299,6 +299,28 @@ def test_find_nodes_follows_edits() -> None:
     g.lint()
 
 
+def test_find_nodes_order_after_many_inserts_at_one_spot() -> None:
+    g = fxkit.Graph()
+    x = g.placeholder("x")
+    out = g.output(x)
+    for anchor_kind in ("after_x", "before_out", "start"):
+        for _ in range(300):
+            if anchor_kind == "after_x":
+                context = g.inserting_after(x)
+            elif anchor_kind == "before_out":
+                context = g.inserting_before(out)
+            else:
+                context = g.inserting_before(None)
+            with context:
+                g.call_function(torch.relu, (x,))
+    in_list_order = [n for n in g.nodes if n.op == "call_function"]
+    assert g.find_nodes(op="call_function", target=torch.relu) == in_list_order
+    moved = in_list_order[::7]
+    for node in moved:
+        out.prepend(node)
+    assert g.find_nodes(op="call_function", target=torch.relu) == [n for n in g.nodes if n.op == "call_function"]
+
+
 def test_find_nodes_matches_torch_fx_on_a_chain() -> None:
     theirs, ours = _chain(torch.fx, 4), _chain(fxkit, 4)
     assert [n.name for n in ours.find_nodes(op="call_function", target=torch.relu)] == [
