@@ -812,20 +812,23 @@ class _EagerScope:
 # --------------------------------------------------------------------------- leaf functions
 
 
-def _function_owner(fn: Callable[..., Any]) -> Tuple[Any, str]:
-    """Where ``fn`` is defined: its module (or class, for a static method) and its name there."""
-    module = sys.modules.get(getattr(fn, "__module__", None) or "")
+def _owning_class(fn: Callable[..., Any]) -> Optional[type]:
+    """The class ``fn`` is defined in (for a static method), or None for a plain function."""
     qualname = getattr(fn, "__qualname__", "") or ""
-    if module is None or "<locals>" in qualname:
+    parts = qualname.split(".")
+    if len(parts) == 1:
+        return None
+    if "<locals>" in parts:
         raise CaptureError(
-            f"leaf function {fn!r} is not reachable from its module; pass a function defined at module"
+            f"leaf function {qualname} is defined inside a function; pass a function defined at module"
             " or class level"
         )
-    owner: Any = module
-    parts = qualname.split(".")
-    for part in parts[:-1]:
-        owner = getattr(owner, part)
-    return owner, parts[-1]
+    owner: Any = getattr(fn, "__globals__", {}).get(parts[0])
+    for part in parts[1:-1]:
+        owner = getattr(owner, part, None)
+    if not isinstance(owner, type):
+        raise CaptureError(f"leaf function {qualname}: cannot find its class {'.'.join(parts[:-1])}")
+    return owner
 
 
 def _resolve_function(spec: Union[str, Callable[..., Any]]) -> Callable[..., Any]:
@@ -841,24 +844,23 @@ def _resolve_function(spec: Union[str, Callable[..., Any]]) -> Callable[..., Any
     return value
 
 
-def _places_holding(fn: Callable[..., Any], modules: Iterable[types.ModuleType]) -> List[Tuple[Any, str]]:
-    """Every (module globals / class, name) that refers to ``fn``: the places its callers read it from."""
-    owner, name = _function_owner(fn)
+def _places_holding(fn: Callable[..., Any], namespaces: Iterable[Dict[str, Any]]) -> List[Tuple[Any, str]]:
+    """Every (class, name) or (globals, name) that refers to ``fn``: where its callers read it."""
     places: List[Tuple[Any, str]] = []
-    if isinstance(owner, type):
-        raw = owner.__dict__.get(name)
-        if not isinstance(raw, staticmethod):
+    owner = _owning_class(fn)
+    if owner is not None:
+        name = fn.__name__
+        if not isinstance(owner.__dict__.get(name), staticmethod):
             raise CaptureError(
                 f"leaf function {owner.__name__}.{name} is a method; methods of modules are made leaves by"
                 " naming their module in leaf_modules"
             )
         places.append((owner, name))
-    seen = {id(owner)} if isinstance(owner, type) else set()
-    for module in modules:
-        namespace = vars(module)
+    seen: Dict[int, None] = {}
+    for namespace in [getattr(fn, "__globals__", {}), *namespaces]:
         if id(namespace) in seen:
             continue
-        seen.add(id(namespace))
+        seen[id(namespace)] = None
         for attr, value in list(namespace.items()):
             if value is fn:
                 places.append((namespace, attr))
@@ -880,9 +882,9 @@ class _LeafFunctionPatches:
 
     def __enter__(self) -> "_LeafFunctionPatches":
         try:
-            modules = self._modules_to_search()
+            namespaces = [vars(module) for module in self._modules_to_search()]
             for fn in self._functions:
-                for place, name in _places_holding(fn, modules):
+                for place, name in _places_holding(fn, namespaces):
                     if isinstance(place, type):
                         # Kept here, not in the shared registry, which would restore the bare function.
                         raw = place.__dict__[name]
