@@ -13,6 +13,8 @@ from __future__ import annotations
 import gc
 import inspect
 import keyword
+import types
+import weakref
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
@@ -31,7 +33,7 @@ class _Renderer:
     """Turns a node's arguments into a Python expression over numbered slots.
 
     Every Node becomes ``env[sK]`` and every other leaf a plain slot ``sK``, so two nodes with the
-    same argument structure produce the same source text and share one compiled factory.
+    same argument structure produce the same source text and share one compiled template.
     """
 
     def __init__(self) -> None:
@@ -109,21 +111,105 @@ def _mapper(arg: Any) -> Callable[[Dict[Node, Any]], Any]:
     return load
 
 
-_FACTORIES: Dict[str, Callable[..., _Runner]] = {}
+# Compiled templates ``def run(env, s0=..., s1=...): return <expression>``, one per distinct
+# expression. A node's runner is a new function object sharing the template's code, with the
+# node's slot values as its defaults: one function and one tuple per node, read by LOAD_FAST.
+_TEMPLATES: Dict[Any, types.CodeType] = {}
+_TEMPLATE_LIMIT = 4096
+
+
+def _template(key: Any, expression: str, slot_count: int) -> types.CodeType:
+    code = _TEMPLATES.get(key)
+    if code is None:
+        parameters = "".join(f", s{i}=None" for i in range(slot_count))
+        source = f"def run(env{parameters}):\n    return {expression}\n"
+        namespace: Dict[str, Any] = {}
+        exec(compile(source, f"<fxkit interpreter step: {expression[:60]}>", "exec"), namespace)
+        code = namespace["run"].__code__
+        if len(_TEMPLATES) < _TEMPLATE_LIMIT:
+            _TEMPLATES[key] = code
+    return code
 
 
 def _compile_runner(expression: str, slots: List[Any]) -> _Runner:
-    """Build ``lambda env: <expression>`` with ``s0..sN`` bound to ``slots`` (factories cached)."""
-    factory = _FACTORIES.get(expression)
-    if factory is None:
-        names = ", ".join(f"s{i}" for i in range(len(slots)))
-        source = f"def factory({names}):\n    def run(env):\n        return {expression}\n    return run\n"
-        namespace: Dict[str, Any] = {}
-        exec(compile(source, f"<fxkit interpreter step: {expression[:60]}>", "exec"), namespace)
-        factory = namespace["factory"]
-        if len(_FACTORIES) < 4096:
-            _FACTORIES[expression] = factory
-    return factory(*slots)
+    """``lambda env: <expression>`` with ``s0..sN`` bound to ``slots``."""
+    return types.FunctionType(_template(expression, expression, len(slots)), _RUNNER_GLOBALS, "run", tuple(slots))
+
+
+_RUNNER_GLOBALS: Dict[str, Any] = {"__builtins__": __builtins__, "slice": slice, "getattr": getattr}
+
+
+_LEAF_CLASSES = frozenset(_FROZEN_LEAVES)
+
+
+def _simple_runner(op: str, target: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Optional[_Runner]:
+    """The runner for the common case (args and kwargs are Nodes or plain constants), built
+    from a template keyed by the argument layout alone, without rendering any source.
+
+    Returns None for anything else; the general renderer handles it.
+    """
+    values: List[Any] = [target]
+    layout: List[Any] = [op]
+    if op == "call_method":
+        if not args or not isinstance(target, str) or not target.isidentifier() or keyword.iskeyword(target):
+            return None
+        layout.append(target)
+    for arg in args:
+        kind = arg.__class__
+        if kind is Node:
+            layout.append(True)
+        elif kind in _LEAF_CLASSES:
+            layout.append(False)
+        else:
+            return None
+        values.append(arg)
+    for key, arg in kwargs.items():
+        kind = arg.__class__
+        if kind is Node:
+            layout.append((key, True))
+        elif kind in _LEAF_CLASSES:
+            layout.append((key, False))
+        else:
+            return None
+        values.append(arg)
+    signature = tuple(layout)
+    code = _TEMPLATES.get(signature)
+    if code is None:
+        expression = _simple_expression(signature)
+        if expression is None:
+            return None
+        code = _template(signature, expression, len(values))
+    return types.FunctionType(code, _RUNNER_GLOBALS, "run", tuple(values))
+
+
+def _simple_expression(signature: Tuple[Any, ...]) -> Optional[str]:
+    op = signature[0]
+    layout = signature[2:] if op == "call_method" else signature[1:]
+    parts = []
+    for index, entry in enumerate(layout, start=1):
+        name = f"s{index}"
+        if isinstance(entry, tuple):
+            key, is_node = entry
+            if not key.isidentifier() or keyword.iskeyword(key):
+                return None
+            parts.append(f"{key}=env[{name}]" if is_node else f"{key}={name}")
+        else:
+            parts.append(f"env[{name}]" if entry else name)
+    if op == "call_method":
+        return f"{parts[0]}.{signature[1]}({', '.join(parts[1:])})"
+    return f"s0({', '.join(parts)})"
+
+
+def _weak_method(interp: "Interpreter", name: str) -> Callable[..., Any]:
+    """``interp.<name>`` looked up at call time through a weak reference: the plan cached on the
+    interpreter must not keep the interpreter alive (no reference cycle, freed promptly)."""
+    owner = weakref.ref(interp)
+
+    def call(*args: Any) -> Any:
+        return getattr(owner(), name)(*args)
+
+    call.__name__ = name
+    return call
 
 
 def _default_method(interp: "Interpreter", name: str) -> bool:
@@ -424,19 +510,24 @@ class Interpreter:
 
     def _overridden_handlers(self) -> Dict[str, Any]:
         """Bound per-op methods that must be called (placeholder always is: it reads args_iter)."""
-        overridden = {op: getattr(self, op) for op in _OPCODES if not _default_method(self, op)}
-        overridden.setdefault("placeholder", self.placeholder)
+        overridden = {op: _weak_method(self, op) for op in _OPCODES if not _default_method(self, op)}
+        overridden.setdefault("placeholder", _weak_method(self, "placeholder"))
+        overridden["fetch_attr"] = _weak_method(self, "fetch_attr")
         return overridden
 
     def _build_runner(self, node: Node, overridden: Optional[Dict[str, Any]] = None) -> _Runner:
         if overridden is None:
             overridden = self._overridden_handlers()
         op = node.op
+        target = node.target
+        handler = overridden.get(op)
+        if handler is None and (op == "call_function" or op == "call_method"):
+            runner = _simple_runner(op, target, node.args, node.kwargs)
+            if runner is not None:
+                return runner
         if op not in _OPCODES:
             raise RuntimeError(f"Node {node.name} has unknown op {op!r}; expected one of {_OPCODES}")
         render = _Renderer()
-        target = node.target
-        handler = overridden.get(op)
         if handler is not None:
             expression = f"{render.slot(handler)}({render.slot(target)}, {render.packed(node.args, node.kwargs)})"
         elif op == "call_function":
@@ -451,10 +542,10 @@ class Interpreter:
             else:
                 expression = f"getattr({receiver}, {render.slot(target)})({rest})"
         elif op == "call_module":
-            fetch = render.slot(self.fetch_attr)
+            fetch = render.slot(overridden["fetch_attr"])
             expression = f"{fetch}({render.slot(target)})({render.call_args(node.args, node.kwargs)})"
         elif op == "get_attr":
-            expression = f"{render.slot(self.fetch_attr)}({render.slot(target)})"
+            expression = f"{render.slot(overridden['fetch_attr'])}({render.slot(target)})"
         else:  # output
             expression = render.value(node.args[0]) if node.args else "None"
         return _compile_runner(expression, render.slots)

@@ -291,3 +291,20 @@ def test_transformer_copies_provenance_meta_to_new_nodes() -> None:
     assert all("unrelated" not in node.meta for node in created)
     x = torch.randn(6)
     torch.testing.assert_close(result(x), torch.relu(x) + 1)
+
+
+def test_interpreter_is_freed_without_the_cycle_collector() -> None:
+    import gc
+
+    traced = fx.symbolic_trace(torch.nn.Linear(2, 2))
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        interp = Interpreter(traced)
+        interp.run(torch.ones(2))
+        watcher = weakref.ref(interp)
+        del interp
+        assert watcher() is None
+    finally:
+        if was_enabled:
+            gc.enable()
