@@ -290,11 +290,12 @@ class _ReplacementPlan:
         # Flat argument tuples (no lists or dicts) are mapped with a comprehension, not map_arg.
         self.flat = {n: _is_flat(n.args) and _is_flat(tuple(n.kwargs.values())) for n in self.body}
 
-    def copy_into(self, graph: Graph, value_map: Dict[Node, Any]) -> Any:
+    def copy_into(self, graph: Graph, value_map: Dict[Node, Any]) -> Tuple[Any, List[Node]]:
         """Copy the body into ``graph`` at its insertion point (like ``graph.graph_copy``); return
-        what the replacement outputs, mapped."""
+        what the replacement outputs (mapped) and the new nodes, in order."""
         lookup = value_map.__getitem__
         create_node = graph.create_node
+        copied_nodes: List[Node] = []
         for node in self.body:
             if node in value_map:
                 continue
@@ -308,9 +309,10 @@ class _ReplacementPlan:
             meta = node.meta
             copied.meta = meta.copy() if type(meta) is dict else copy.copy(meta)
             value_map[node] = copied
+            copied_nodes.append(copied)
         if self.output is None:
-            return None
-        return map_arg(self.output.args[0], lookup)
+            return None, copied_nodes
+        return map_arg(self.output.args[0], lookup), copied_nodes
 
 
 def _is_flat(values: Tuple[Any, ...]) -> bool:
@@ -333,23 +335,23 @@ def _replace_one(
         )
 
     value_map: Dict[Node, Any] = {}
+    external_inputs: List[Node] = []
     for replacement_input, graph_value in zip(replacement_placeholders, match.placeholder_nodes):
-        if isinstance(graph_value, Node) and graph_value in replaced_by:
-            _point_match_at(match, graph_value, replaced_by[graph_value])
-            value_map[replacement_input] = replaced_by[graph_value]
-        else:
-            value_map[replacement_input] = graph_value
+        if isinstance(graph_value, Node):
+            replacement = replaced_by.get(graph_value)
+            if replacement is not None:
+                _point_match_at(match, graph_value, replacement)
+                graph_value = replacement
+            external_inputs.append(graph_value)
+        value_map[replacement_input] = graph_value
 
     insert_point = _insertion_point(match, order)
-    mapped_before = len(value_map)
     with original_graph.inserting_before(insert_point):
-        copied_outputs = plan.copy_into(original_graph, value_map)
-    mapped_values = list(value_map.values())
-    copied_nodes = [v for v in mapped_values[mapped_before:] if isinstance(v, Node)]
-    order.inserted_before(copied_nodes, insert_point)
-    external_inputs = [v for v in mapped_values[:mapped_before] if isinstance(v, Node)]
-    if external_inputs and order.key(order.last(external_inputs)) > order.key(copied_nodes[0] if copied_nodes else insert_point):
-        _move_after_late_inputs(copied_nodes, order)
+        copied_outputs, copied_nodes = plan.copy_into(original_graph, value_map)
+    if copied_nodes:
+        order.inserted_before(copied_nodes, insert_point)
+        if external_inputs and order.key(order.last(external_inputs)) > order.key(copied_nodes[0]):
+            _move_after_late_inputs(copied_nodes, order)
     if isinstance(copied_outputs, Node):
         copied_outputs = (copied_outputs,)
 

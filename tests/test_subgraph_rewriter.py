@@ -431,3 +431,26 @@ def test_replacement_input_defined_after_the_insertion_point_is_moved_after_it()
     results, gm, _ = rewrite_both(model, pattern, replacement, (X, Y))
     assert len(results) == 1
     torch.testing.assert_close(gm(X, Y), (X.abs() + 1, torch.sigmoid(Y) * -1))
+
+
+def test_garbage_collector_state_is_restored_even_on_error() -> None:
+    import gc
+
+    def failing_filter(match: Any, original_graph: Any, pattern_graph: Any) -> bool:
+        raise ValueError("filter failed")
+
+    assert gc.isenabled()
+    gm = fxkit.symbolic_trace(chain_of_relus)
+    fxkit.replace_pattern(gm, lambda x: torch.relu(x), lambda x: torch.tanh(x))
+    assert gc.isenabled()
+    with pytest.raises(ValueError, match="filter failed"):
+        fxkit_rewriter.replace_pattern_with_filters(
+            gm, lambda x: torch.tanh(x), lambda x: x, match_filters=[failing_filter]
+        )
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        fxkit.replace_pattern(gm, lambda x: torch.tanh(x), lambda x: torch.relu(x))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -439,7 +439,9 @@ class SubgraphMatcher:
         for every anchor, whatever its op.
         """
         graph_nodes = list(graph.nodes)
-        position = {node: index for index, node in enumerate(graph_nodes)}
+        # Program positions, needed only to order narrowed candidates and to bound the cycle check.
+        needs_position = len(self.pattern_anchors) > 1 or len(self.pattern_returning_nodes) > 1
+        position = {node: index for index, node in enumerate(graph_nodes)} if needs_position else {}
         candidates = self._anchor_candidates(graph_nodes, node_name_match)
         # An anchor without candidates is skipped, not failed (as torch.fx does).
         searched = [(i, c) for i, c in enumerate(candidates) if c]
