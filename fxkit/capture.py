@@ -463,7 +463,7 @@ class CaptureTracer(Tracer):
         self._forced_leaves: Dict[int, str] = {}
         self._reported_leaves: Dict[str, None] = {}
         self._examples: Dict[str, Any] = {}
-        self._call: Optional[Tuple[Tuple[Any, ...], Dict[str, Any]]] = None
+        self._argument_location: Optional[SourceLocation] = None
 
     # ---------------------------------------------------------------- example values
 
@@ -706,6 +706,7 @@ class CaptureTracer(Tracer):
             raise CaptureError(f"the example inputs do not match the signature {signature}: {error}") from None
         self._signature = signature
         self._bound = bound.arguments
+        self._argument_location = _definition_location(fn)
 
     def create_args_for_root(
         self, root_fn: Callable[..., Any], is_module: bool, concrete_args: Any = None
@@ -754,7 +755,7 @@ class CaptureTracer(Tracer):
             # A sequence of tensors: each item is traced, the length is fixed.
             return type(value)(proxy[index] for index in range(self.decide_len_at_input(proxy, name)))
         reason = "given as a non-tensor example input" if given else "not given, so its default is used"
-        location = _leaf_location(self.root) if isinstance(self.root, nn.Module) else None
+        location = self._argument_location
         if value is None:
             guard = self._record_guard(
                 "argument", proxy, _guard_is_none, None, f"{name} is None", None, False, location
@@ -773,8 +774,11 @@ class CaptureTracer(Tracer):
 
     def decide_len_at_input(self, proxy: Proxy, name: str) -> int:
         value = len(_proxy_example(proxy))
-        guard = self._record_guard("len", proxy, _guard_len, value, f"len({name}) == {value}", value, False, None)
-        self.specializations.append(Specialization(f"length of argument {name}", value, "a sequence input", None, guard.name))
+        location = self._argument_location
+        guard = self._record_guard("len", proxy, _guard_len, value, f"len({name}) == {value}", value, False, location)
+        self.specializations.append(
+            Specialization(f"length of argument {name}", value, "a sequence input", location, guard.name)
+        )
         return value
 
     def create_arg(self, a: Any) -> Any:

@@ -14,7 +14,7 @@ import argparse
 import dataclasses
 import importlib
 import os
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import re
 import subprocess
 import sys
 import textwrap
@@ -402,3 +401,17 @@ def test_llama_7b_on_meta_captures_fast_and_small():
     assert float(seconds) < 30.0
     assert float(rss_mb) < 2048.0
     assert int(leaves) == 0 and int(nodes) > 1000
+
+
+def weighted_sum(xs, scale):
+    return sum(x * scale for x in xs)
+
+
+def test_functions_with_a_list_of_tensors_and_a_number():
+    xs = [torch.ones(2), torch.full((2,), 2.0)]
+    result = fxkit.capture(weighted_sum, (xs, 3.0))
+    torch.testing.assert_close(result([torch.ones(2), torch.zeros(2)], 3.0), weighted_sum([torch.ones(2), torch.zeros(2)], 3.0))
+    assert [guard.condition for guard in result.guards] == ["len(xs) == 2", "scale == 3.0"]
+    assert all(guard.location.function == "weighted_sum" for guard in result.guards)
+    with pytest.raises(GuardError, match="len"):
+        result([torch.ones(2)], 3.0)
