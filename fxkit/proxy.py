@@ -267,6 +267,20 @@ def _collect_tracers(value: Any, found: Dict[int, TracerBase]) -> None:
         _collect_tracers((value.start, value.stop, value.step), found)
 
 
+# function -> whether torch reports it as a Tensor method or property (asking torch is slow).
+_TENSOR_METHOD_CACHE: Dict[Any, bool] = {}
+
+
+def _is_tensor_method(fn: Callable[..., Any]) -> bool:
+    try:
+        return _TENSOR_METHOD_CACHE[fn]
+    except KeyError:
+        answer = _TENSOR_METHOD_CACHE[fn] = bool(torch.overrides.is_tensor_method_or_property(fn))
+        return answer
+    except TypeError:  # unhashable callable
+        return bool(torch.overrides.is_tensor_method_or_property(fn))
+
+
 class Proxy:
     """A stand-in for a value during tracing; operations on it become graph nodes.
 
@@ -357,7 +371,7 @@ class Proxy:
         if isinstance(orig_method, torch._C.ScriptMethod):
             args = (orig_method.owner,) + args
             return tracer.create_proxy("call_method", orig_method.name, args, kwargs)
-        if torch.overrides.is_tensor_method_or_property(orig_method):
+        if _is_tensor_method(orig_method):
             return tracer.create_proxy("call_method", orig_method.__name__, args, kwargs)
         return tracer.create_proxy("call_function", orig_method, args, kwargs)
 

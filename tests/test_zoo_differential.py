@@ -39,9 +39,16 @@ def normalize(text: str) -> str:
     return text.replace("torch.fx._symbolic_trace", "fxkit._symbolic_trace").replace("torch.fx", "fxkit")
 
 
+def target_text(target) -> str:
+    if isinstance(target, str):
+        return target
+    qualname = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target)
+    return normalize(f"{getattr(target, '__module__', None)}.{qualname}")
+
+
 def node_summary(graph) -> List[Tuple[str, str, str, str, str]]:
     return [
-        (node.op, node.name, normalize(str(node.target)), normalize(str(node.args)), normalize(str(node.kwargs)))
+        (node.op, node.name, target_text(node.target), normalize(str(node.args)), normalize(str(node.kwargs)))
         for node in graph.nodes
     ]
 
