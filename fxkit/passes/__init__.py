@@ -1,1 +1,6 @@
-"""Graph passes with torch.fx's module paths (``fxkit.passes.shape_prop``, ``fxkit.passes.split_module`` ...)."""
+"""Graph passes with torch.fx's module paths (``fxkit.passes.shape_prop``, ``fxkit.passes.split_module``,
+``fxkit.passes.graph_drawer`` ...)."""
+
+from . import cse, dce, graph_drawer, profiler, shape_prop, split_module
+
+__all__ = ["cse", "dce", "graph_drawer", "profiler", "shape_prop", "split_module"]
