@@ -2,10 +2,11 @@
 
 The loop follows JAX's ``eval_jaxpr``: one environment dict from Node to value, one short loop, and
 each value dropped right after its last use. What makes it fast is that the work done per node on
-every run is decided once per Interpreter: for each node we generate (and cache by shape) a tiny
-Python closure that reads its inputs straight out of the environment and calls the target. The
-per-op methods (``call_function`` and friends) keep their torch.fx meaning: a subclass that
-overrides one of them gets its override called for every node of that op.
+every run is decided once per Interpreter: each node gets a tiny generated Python function (code
+shared by all nodes with the same argument layout, the node's own values bound as defaults) that
+reads its inputs straight out of the environment and calls the target. The per-op methods
+(``call_function`` and friends) keep their torch.fx meaning: a subclass that overrides one of
+them gets its override called for every node of that op.
 """
 
 from __future__ import annotations
@@ -249,6 +250,7 @@ class Interpreter:
         self._plan_key: Optional[Tuple[Any, ...]] = None
         self._plan: List[Tuple[Node, _Runner, Tuple[Node, ...]]] = []
         self._runners: Dict[Node, _Runner] = {}
+        self._current_node: Optional[Node] = None
 
     # ----------------------------------------------------------------------------------------
     # Running
@@ -488,7 +490,9 @@ class Interpreter:
         if key == self._plan_key:
             return self._plan
         overridden = self._overridden_handlers()
-        frees = _frees_after(self.graph, self.user_to_last_uses) if self.garbage_collect_values else {}
+        collect = self.garbage_collect_values
+        last_uses = self.user_to_last_uses
+        no_frees: Tuple[Node, ...] = ()
         plan = []
         runners: Dict[Node, _Runner] = {}
         # Building allocates many small objects and no cycles; a full collection triggered
@@ -499,7 +503,14 @@ class Interpreter:
             for node in self.graph.nodes:
                 runner = self._build_runner(node, overridden)
                 runners[node] = runner
-                plan.append((node, runner, frees.get(node, ())))
+                dead = no_frees
+                if collect:
+                    # Inputs this node reads last, and its own value when nothing reads it.
+                    used_last = last_uses.get(node)
+                    dead = tuple(used_last) if used_last else no_frees
+                    if not node.users and node.op != "output":
+                        dead += (node,)
+                plan.append((node, runner, dead))
         finally:
             if collecting:
                 gc.enable()
@@ -561,16 +572,6 @@ def _last_uses(graph: Any) -> Dict[Node, List[Node]]:
                 seen[used] = None
                 last_uses.setdefault(node, []).append(used)
     return last_uses
-
-
-def _frees_after(graph: Any, last_uses: Dict[Node, List[Node]]) -> Dict[Node, Tuple[Node, ...]]:
-    """Nodes to drop from the environment after each node runs: inputs it used last, and its
-    own value if nothing reads it (dead code still runs, but its value is not kept)."""
-    frees = {node: list(used) for node, used in last_uses.items()}
-    for node in graph.nodes:
-        if not node.users and node.op != "output":
-            frees.setdefault(node, []).append(node)
-    return {node: tuple(done) for node, done in frees.items()}
 
 
 def _generated_line(interp: Interpreter, node: Node) -> Optional[Tuple[int, str]]:
