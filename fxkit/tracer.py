@@ -498,20 +498,19 @@ class Tracer(TracerBase):
                     f"{signature}"
                 )
 
-        keyword_only = set(code.co_varnames[code.co_argcount:positional_count])
-        keyword_args: Dict[str, Any] = {}
-        for name in param_names:
-            value = self._proxy_placeholder(name, concrete_args, signature, inner_fn)
-            if is_decorated and name in keyword_only:
-                keyword_args[name] = value
-            else:
-                args.append(value)
+        args.extend(self._proxy_placeholder(name, concrete_args, signature, inner_fn) for name in param_names)
 
         has_varstuff = bool(code.co_flags & _HAS_VARSTUFF)
         if is_decorated:
-            # The wrapper forwards *args/**kwargs itself; pass what the user sees by name
-            # and leave the inner function's own * and ** parameters empty.
-            call_fn: Callable[..., Any] = functools.partial(root_fn, **keyword_args) if keyword_args else root_fn
+            # Decorators (HF transformers puts several on each forward) take *args/**kwargs and
+            # edit kwargs: pass every parameter the user sees by name, and leave the inner
+            # function's own * and ** parameters empty.
+            leading = (1 if is_module else 0) + code.co_posonlyargcount
+            keyword_names = list(code.co_varnames[leading:positional_count])
+
+            def call_fn(*values: Any) -> Any:
+                return root_fn(*values[:leading], **dict(zip(keyword_names, values[leading:])))
+
         elif code.co_kwonlyargcount or has_varstuff:
             extra_names = iter(code.co_varnames[positional_count:])
             if code.co_flags & inspect.CO_VARARGS:
