@@ -69,11 +69,10 @@ def _hf_model(name: str) -> Callable[[ModuleType], Any]:
         import transformers
 
         torch.manual_seed(0)
-        if name == "bert-encoder":
-            config = transformers.BertConfig(
-                hidden_size=32, num_hidden_layers=12, num_attention_heads=4, intermediate_size=64
-            )
-            return transformers.BertModel(config).encoder.layer
+        if name == "llama-mlps":
+            config = transformers.LlamaConfig(hidden_size=32, intermediate_size=64, num_attention_heads=4)
+            mlp = transformers.models.llama.modeling_llama.LlamaMLP
+            return torch.nn.Sequential(*[mlp(config) for _ in range(12)])
         if name == "gpt2-blocks":
             config = transformers.GPT2Config(n_embd=32, n_layer=12, n_head=4)
             return torch.nn.Sequential(*[transformers.models.gpt2.modeling_gpt2.GPT2MLP(128, config) for _ in range(12)])
@@ -98,8 +97,8 @@ def workloads() -> list[Workload]:
                  description="1,000 traced-through user blocks with parameter reads (6,002 nodes)"),
         mirrored("zoo-resnet", _trace, _zoo("resnet"), number=5, description="the bundled ResNet"),
         mirrored("zoo-transformer", _trace, _zoo("transformer"), number=5, description="the bundled transformer"),
-        mirrored("hf-bert-encoder-layers", _trace, _hf_model("bert-encoder"), number=2,
-                 description="12 BERT layers (transformers, random weights)"),
+        mirrored("hf-llama-mlps", _trace, _hf_model("llama-mlps"), number=5,
+                 description="12 LLaMA MLP blocks (transformers, random weights)"),
         mirrored("hf-gpt2-mlps", _trace, _hf_model("gpt2-blocks"), number=5,
                  description="12 GPT-2 MLP blocks (transformers, random weights)"),
     ]
