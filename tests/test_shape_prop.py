@@ -122,3 +122,15 @@ def test_wrong_argument_count_names_placeholder() -> None:
     with pytest.raises(RuntimeError) as info:
         ShapeProp(traced).propagate(torch.randn(2))
     assert "%y" in str(info.value) and "placeholder" in str(info.value)
+
+
+def test_fake_inputs_bring_their_mode() -> None:
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    mode = FakeTensorMode()
+    model = zoo.get_model("resnet")
+    traced = fx.symbolic_trace(model)
+    (real_input,) = zoo.example_inputs("resnet")
+    result = ShapeProp(traced).propagate(mode.from_tensor(real_input))
+    assert type(result).__name__ == "FakeTensor" and result.shape == model(real_input).shape
+    assert all(type(p.data) is torch.Tensor for p in traced.parameters())

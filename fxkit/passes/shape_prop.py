@@ -126,7 +126,15 @@ class ShapeProp(Interpreter):
         return result
 
     def propagate(self, *args: Any) -> Any:
-        """Run the module on ``args`` (real, meta or fake tensors), annotating every node."""
+        """Run the module on ``args`` (real, meta or fake tensors), annotating every node.
+
+        Fake tensor inputs without an explicit ``fake_mode`` bring their own mode along: the
+        parameters and buffers are then faked in it too."""
+        if self.fake_mode is None:
+            found_mode = next((arg.fake_mode for arg in args if _is_fake(arg)), None)
+            if found_mode is not None:
+                self.fake_mode = found_mode
+                self.fake_module = _fake_copy(self.real_module, found_mode)
         if self.fake_mode is not None:
             args = tuple(
                 self.fake_mode.from_tensor(arg) if isinstance(arg, torch.Tensor) and not _is_fake(arg) else arg
@@ -135,5 +143,5 @@ class ShapeProp(Interpreter):
         return super().run(*args)
 
 
-def _is_fake(tensor: torch.Tensor) -> bool:
-    return type(tensor).__name__ == "FakeTensor"
+def _is_fake(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and type(value).__name__ == "FakeTensor"
