@@ -308,3 +308,59 @@ def test_interpreter_is_freed_without_the_cycle_collector() -> None:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _random_graph(library, choices):
+    """A graph over one (3,)-tensor input built from ``choices``: each picks an argument layout
+    (plain nodes, constants, kwargs, lists/tuples/dicts/slices holding nodes, method calls)."""
+    graph = library.Graph()
+    values = [graph.placeholder("x")]
+    for kind, first, second in choices:
+        a, b = values[first % len(values)], values[second % len(values)]
+        if kind == 0:
+            node = graph.call_function(operator.add, (a, b))
+        elif kind == 1:
+            node = graph.call_function(operator.mul, (a, 0.5))
+        elif kind == 2:
+            node = graph.call_function(torch.add, (a, b), {"alpha": 2})
+        elif kind == 3:
+            node = graph.call_function(torch.sum, (graph.call_function(torch.stack, ([a, b, a],)),), {"dim": 0})
+        elif kind == 4:
+            node = graph.call_function(torch.clamp, (a,), {"min": -1.0, "max": 1.5})
+        elif kind == 5:
+            node = graph.call_method("sub", (a, b))
+        elif kind == 6:
+            node = graph.call_function(operator.getitem, (a, slice(None, None, 1)))
+        elif kind == 7:
+            node = graph.call_function(operator.getitem, ({"left": a, "right": b}, "right"))
+        else:
+            pair = graph.call_function(tuple, ((a, b),))
+            node = graph.call_function(operator.getitem, (pair, 0))
+        values.append(node)
+    graph.output((values[-1], [values[len(values) // 2]]))
+    return library.GraphModule(torch.nn.Module(), graph)
+
+
+def test_random_graphs_run_like_their_generated_code() -> None:
+    hypothesis = pytest.importorskip("hypothesis")
+    strategies = hypothesis.strategies
+
+    @hypothesis.settings(max_examples=40, deadline=None)
+    @hypothesis.given(
+        strategies.lists(
+            strategies.tuples(strategies.integers(0, 8), strategies.integers(0, 50), strategies.integers(0, 50)),
+            min_size=1,
+            max_size=25,
+        )
+    )
+    def check(choices):
+        ours = _random_graph(fx, choices)
+        theirs = _random_graph(torch.fx, choices)
+        x = torch.linspace(-2, 2, 3)
+        expected = ours(x)
+        torch.testing.assert_close(Interpreter(ours).run(x), expected)
+        torch.testing.assert_close(torch.fx.Interpreter(theirs).run(x), expected)
+        kept = Interpreter(ours, garbage_collect_values=False)
+        torch.testing.assert_close(kept.run(x), expected)
+
+    check()
