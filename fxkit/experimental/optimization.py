@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 from typing import Any, Dict, Iterable, Tuple, Type
 
-import torch
 import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
