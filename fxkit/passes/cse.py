@@ -8,21 +8,15 @@ type, so ``x + 1``, ``x + 1.0`` and ``x + True`` stay distinct.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Hashable, Iterable, NamedTuple, Optional
+from typing import Any, Dict, Hashable, Iterable, Optional
 
 import torch
 
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node
+from fxkit.passes.infra.pass_base import PassBase, PassResult
 
 __all__ = ["PassResult", "CSEPass", "eliminate_common_subexpressions"]
-
-
-class PassResult(NamedTuple):
-    """What a pass returns: the (possibly new) module and whether anything changed."""
-
-    graph_module: GraphModule
-    modified: bool
 
 
 def _key(value: Any) -> Hashable:
@@ -78,15 +72,12 @@ def eliminate_common_subexpressions(gm: GraphModule, banned_ops: Optional[Iterab
     return removed
 
 
-class CSEPass:
-    """Callable pass object (torch.fx's ``CSEPass`` shape): ``CSEPass()(gm)`` returns a
-    PassResult holding a new GraphModule with duplicates removed; ``gm`` is not changed."""
+class CSEPass(PassBase):
+    """A pass (torch.fx's ``CSEPass`` shape): ``CSEPass()(gm)`` returns a PassResult holding a
+    new GraphModule with duplicates removed; ``gm`` is not changed."""
 
     def __init__(self, banned_ops: Optional[Iterable[Any]] = None) -> None:
         self.banned_ops = set(banned_ops or ())
-
-    def __call__(self, graph_module: GraphModule) -> PassResult:
-        return self.call(graph_module)
 
     def call(self, graph_module: GraphModule) -> PassResult:
         copy_module = GraphModule(graph_module, _graph_copy(graph_module.graph))

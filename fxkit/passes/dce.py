@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fxkit.graph_module import GraphModule
-from fxkit.passes.cse import PassResult
+from fxkit.passes.infra.pass_base import PassBase, PassResult
 
 __all__ = ["dead_code_elimination", "DCEPass"]
 
@@ -20,11 +20,11 @@ def dead_code_elimination(gm: GraphModule, remove_unused_submodules: bool = Fals
     return changed
 
 
-class DCEPass:
-    """Callable pass object: ``DCEPass()(gm)`` edits ``gm`` in place and returns a PassResult."""
+class DCEPass(PassBase):
+    """A pass: ``DCEPass()(gm)`` edits ``gm`` in place and returns a PassResult."""
 
     def __init__(self, remove_unused_submodules: bool = False) -> None:
         self.remove_unused_submodules = remove_unused_submodules
 
-    def __call__(self, graph_module: GraphModule) -> PassResult:
+    def call(self, graph_module: GraphModule) -> PassResult:
         return PassResult(graph_module, dead_code_elimination(graph_module, self.remove_unused_submodules))
