@@ -11,12 +11,21 @@ from .interpreter import Interpreter, Transformer
 from .subgraph_rewriter import replace_pattern
 
 __all__ = [
+    "PH",
     "CodeGen",
     "Graph",
     "GraphModule",
+    "Interpreter",
     "Node",
+    "Proxy",
     "PythonCode",
+    "Tracer",
+    "Transformer",
+    "capture",
     "has_side_effect",
     "map_aggregate",
     "map_arg",
+    "replace_pattern",
+    "symbolic_trace",
+    "wrap",
 ]

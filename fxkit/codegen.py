@@ -211,7 +211,11 @@ class _Emitter:
         if isinstance(annotation, str):
             # A postponed annotation stays a string; it is bound as a global so the def line evaluates.
             return self.bind(annotation, _IDENTIFIER.sub("_", repr(annotation)))
+        if isinstance(annotation, list):
+            return "[" + ",".join(self.annotation(arg) for arg in annotation) + "]"
         origin = typing.get_origin(annotation)
+        if origin is types.UnionType:
+            return "|".join(self.annotation(arg) for arg in typing.get_args(annotation))
         if origin is not None:
             type_args = typing.get_args(annotation)
             alias = _typing_alias_name(annotation, origin)

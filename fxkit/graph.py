@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional,
 import torch
 
 from .codegen import CodeGen, PythonCode, _PyTreeCodeGen, _PyTreeInfo
-from .node import Argument, Node, Target, map_aggregate, map_arg
+from .node import Argument, Node, Target, _nodes_to_none, map_aggregate, map_arg
 
 if TYPE_CHECKING:
     from .graph_module import GraphModule
@@ -40,6 +40,9 @@ def _snake_case(text: str) -> str:
     return "".join(out)
 
 
+_SNAKE_CACHE: Dict[str, str] = {}
+
+
 class _Namespace:
     """Hands out unique, legal Python identifiers, numbering repeats as ``base_1``, ``base_2``."""
 
@@ -58,7 +61,7 @@ class _Namespace:
         """A fresh name close to ``candidate``; the same ``obj`` always gets the same name back."""
         if obj is not None and id(obj) in self._owner:
             return self._owner[id(obj)]
-        name = _NOT_IDENTIFIER.sub("_", candidate)
+        name = candidate if candidate.isascii() and candidate.isidentifier() else _NOT_IDENTIFIER.sub("_", candidate)
         if not name:
             name = "_unnamed"
         elif name[0].isdigit():
@@ -177,6 +180,7 @@ class Graph:
         self._tracer_cls = tracer_cls
         self._tracer_extras = tracer_extras
         self._codegen: CodeGen = CodeGen()
+        self._by_op: Dict[str, Dict[Node, None]] = {}
         self._by_op_target: Dict[Tuple[str, Any], Dict[Node, None]] = {}
         self._co_fields: Dict[str, Any] = {}
         self.meta: Dict[str, Any] = {}
@@ -205,34 +209,42 @@ class Graph:
 
     # -- lookup table for find_nodes -------------------------------------------------------------
     def _index(self, node: Node) -> None:
-        if node._erased or node.op == "root":
+        op = node._op
+        if node._erased or op == "root":
             return
-        key = self._lookup_key(node.op, node.target)
-        self._by_op_target.setdefault(key, {})[node] = None
-        if key[1] is not None:
-            self._by_op_target.setdefault((node.op, None), {})[node] = None
+        by_op = self._by_op.get(op)
+        if by_op is None:
+            by_op = self._by_op[op] = {}
+        by_op[node] = None
+        try:
+            by_target = self._by_op_target.get((op, node._target))
+            if by_target is None:
+                by_target = self._by_op_target[(op, node._target)] = {}
+        except TypeError:  # an unhashable target: find_nodes filters the op's bucket instead
+            return
+        by_target[node] = None
 
     def _unindex(self, node: Node) -> None:
-        if node.op == "root":
-            return
-        key = self._lookup_key(node.op, node.target)
-        for bucket_key in (key, (node.op, None)):
-            bucket = self._by_op_target.get(bucket_key)
-            if bucket is not None:
-                bucket.pop(node, None)
-
-    @staticmethod
-    def _lookup_key(op: str, target: Any) -> Tuple[str, Any]:
+        op = node._op
+        by_op = self._by_op.get(op)
+        if by_op is not None:
+            by_op.pop(node, None)
         try:
-            hash(target)
+            by_target = self._by_op_target.get((op, node._target))
         except TypeError:
-            return (op, ("unhashable", id(target)))
-        return (op, target)
+            return
+        if by_target is not None:
+            by_target.pop(node, None)
 
     def find_nodes(self, *, op: str, target: Optional[Target] = None, sort: bool = True) -> List[Node]:
         """Nodes with this ``op`` (and ``target`` when given), found without scanning the graph."""
-        key = (op, None) if target is None else self._lookup_key(op, target)
-        found = list(self._by_op_target.get(key, ()))
+        if target is None:
+            found = list(self._by_op.get(op, ()))
+        else:
+            try:
+                found = list(self._by_op_target.get((op, target), ()))
+            except TypeError:
+                found = [node for node in self._by_op.get(op, ()) if node._target == target]
         if sort and len(found) > 1:
             found.sort(key=_order_of)
         return found
@@ -375,7 +387,10 @@ class Graph:
             # only string targets (methods) lose their dunders, as in torch.fx: `x.__add__(y)` -> add
             if text.startswith("__") and text.endswith("__") and len(text) > 4:
                 text = text[2:-2]
-        return _snake_case(text)
+        snake = _SNAKE_CACHE.get(text)
+        if snake is None:
+            snake = _SNAKE_CACHE[text] = _snake_case(text)
+        return snake
 
     # -- insertion points ------------------------------------------------------------------------
     def inserting_before(self, n: Optional[Node] = None) -> _InsertPoint:
@@ -415,7 +430,12 @@ class Graph:
         to_erase._unlink()
         to_erase._erased = True
         self._len -= 1
-        to_erase._set_args_kwargs(map_arg(to_erase._args, _to_none), map_arg(to_erase._kwargs, _to_none))
+        for used in to_erase._input_nodes:
+            used.users.pop(to_erase, None)
+        to_erase._input_nodes = {}
+        to_erase._args = _nodes_to_none(to_erase._args)
+        if to_erase._kwargs:
+            to_erase._kwargs = _nodes_to_none(to_erase._kwargs)
 
     def eliminate_dead_code(self, is_impure_node: Optional[Callable[[Node], bool]] = None) -> bool:
         """Erase every node whose value is unused and that has no side effect; True if any went."""
@@ -642,7 +662,7 @@ class Graph:
 _LABEL_STEP = 1 << 32
 
 _UNPICKLED_FIELDS = frozenset(
-    {"_root", "_len", "_namespace", "_insert", "_by_op_target", "_owning_module"}
+    {"_root", "_len", "_namespace", "_insert", "_by_op", "_by_op_target", "_owning_module"}
 )
 
 
@@ -695,8 +715,3 @@ def _decode(arg: Any, built: List[Node]) -> Any:
 
 def _order_of(node: Node) -> float:
     return node._order
-
-
-def _to_none(_node: Node) -> None:
-    return None
-

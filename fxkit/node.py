@@ -141,7 +141,8 @@ def _format_arg(arg: Any) -> str:
 # Walking arguments
 # ---------------------------------------------------------------------------------------------
 
-_LEAF_TYPES = (int, float, str, bool, type(None))
+_LEAF_TYPES = frozenset({int, float, str, bool, type(None)})
+_NO_KWARGS = immutable_dict()
 
 
 def map_aggregate(arg: Argument, fn: Callable[[Argument], Argument]) -> Argument:
@@ -178,43 +179,58 @@ def map_arg(arg: Argument, fn: Callable[["Node"], Argument]) -> Argument:
     return map_aggregate(arg, lambda value: fn(value) if isinstance(value, Node) else value)
 
 
-def _collect_nodes(arg: Any, found: Dict["Node", None]) -> None:
-    """Add every Node inside ``arg`` to ``found`` in first-seen order (no rebuilding, so it is cheap)."""
+def _freeze(arg: Any, found: Dict["Node", None]) -> Any:
+    """``arg`` with lists/dicts made read-only, adding every Node inside it to ``found``.
+
+    Tuples whose items need no change are returned as they are: argument tuples of nodes and
+    constants, by far the common case, cost one pass and no allocation.
+    """
     kind = type(arg)
     if kind is Node:
         found[arg] = None
-    elif kind is tuple or kind is list or kind is immutable_list:
-        for item in arg:
-            if type(item) is Node:
+        return arg
+    if kind in _LEAF_TYPES:
+        return arg
+    if kind is tuple:
+        rebuilt = None
+        for index, item in enumerate(arg):
+            item_kind = type(item)
+            if item_kind is Node:
                 found[item] = None
-            elif type(item) not in _LEAF_TYPES:
-                _collect_nodes(item, found)
-    elif kind is dict or kind is immutable_dict:
-        for item in arg.values():
-            _collect_nodes(item, found)
-    elif kind is slice:
-        _collect_nodes(arg.start, found)
-        _collect_nodes(arg.stop, found)
-        _collect_nodes(arg.step, found)
-    elif kind in _LEAF_TYPES:
-        return
-    elif isinstance(arg, (tuple, list)):
-        for item in arg:
-            _collect_nodes(item, found)
-    elif isinstance(arg, dict):
-        for item in arg.values():
-            _collect_nodes(item, found)
-    elif isinstance(arg, Node):
+            elif item_kind not in _LEAF_TYPES:
+                frozen = _freeze(item, found)
+                if frozen is not item:
+                    if rebuilt is None:
+                        rebuilt = list(arg)
+                    rebuilt[index] = frozen
+        return arg if rebuilt is None else tuple(rebuilt)
+    if kind is list or kind is immutable_list:
+        return immutable_list([_freeze(item, found) for item in arg])
+    if kind is dict or kind is immutable_dict:
+        return immutable_dict([(key, _freeze(value, found)) for key, value in arg.items()])
+    if kind is slice:
+        return slice(_freeze(arg.start, found), _freeze(arg.stop, found), _freeze(arg.step, found))
+    if isinstance(arg, tuple):
+        items = [_freeze(item, found) for item in arg]
+        return kind(*items) if hasattr(arg, "_fields") else tuple(items)
+    if isinstance(arg, list):
+        return immutable_list([_freeze(item, found) for item in arg])
+    if isinstance(arg, dict):
+        return immutable_dict([(key, _freeze(value, found)) for key, value in arg.items()])
+    if isinstance(arg, Node):
         found[arg] = None
+    return arg
 
 
-def _freeze(arg: Any) -> Any:
-    """Turn lists/dicts (at any depth) into their immutable twins; reuse ``arg`` when nothing changes."""
-    return map_aggregate(arg, _identity)
+def _nodes_to_none(arg: Any) -> Any:
+    """``arg`` with every Node replaced by None (what an erased node keeps as its arguments)."""
+    if type(arg) is tuple and all(type(item) is Node or type(item) in _LEAF_TYPES for item in arg):
+        return tuple([None if type(item) is Node else item for item in arg])
+    return map_arg(arg, _to_none)
 
 
-def _identity(value: Any) -> Any:
-    return value
+def _to_none(_node: "Node") -> None:
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,7 +272,7 @@ class Node:
         self._target = target
         self._input_nodes: Dict[Node, None] = {}
         self._args = ()
-        self._kwargs = immutable_dict()
+        self._kwargs = _NO_KWARGS
         self.users: Dict[Node, None] = {}
         self.type: Optional[Any] = return_type
         self._prev = self
@@ -351,10 +367,11 @@ class Node:
 
     def _set_args_kwargs(self, new_args: Any, new_kwargs: Any) -> None:
         found: Dict[Node, None] = {}
-        _collect_nodes(new_args, found)
-        _collect_nodes(new_kwargs, found)
+        frozen_args = _freeze(new_args if type(new_args) is tuple else tuple(new_args), found)
+        frozen_kwargs = _freeze(new_kwargs, found) if new_kwargs else _NO_KWARGS
+        graph = self.graph
         for used in found:
-            if used.graph is not self.graph:
+            if used.graph is not graph:
                 raise ValueError(
                     f"node {self.name!r} cannot take node {used.name!r} as an argument: {used.name!r} "
                     "belongs to another graph. Copy it into this graph first (Graph.node_copy / graph_copy)."
@@ -364,8 +381,8 @@ class Node:
                     f"node {self.name!r} cannot take node {used.name!r} as an argument: it was erased "
                     "from the graph."
                 )
-        self._args = _freeze(tuple(new_args)) if type(new_args) is not tuple else _freeze(new_args)
-        self._kwargs = _freeze(dict(new_kwargs)) if new_kwargs else immutable_dict()
+        self._args = frozen_args
+        self._kwargs = frozen_kwargs
         # Like torch.fx, every assignment re-registers this node as the newest user of each input,
         # so `users` order (and what replace_all_uses_with returns) matches it edit for edit.
         for old in self._input_nodes:

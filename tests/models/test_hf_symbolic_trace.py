@@ -153,19 +153,7 @@ def _blocks():
 BLOCKS = _blocks()
 
 
-# GPT2MLP.forward is annotated `tuple[torch.Tensor] | None`: fxkit's codegen spells that union
-# type differently from torch.fx (codegen, not tracing; the graphs are equal).
-KNOWN_CODEGEN_DIFFERENCES = {"gpt2-mlp"}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="`X | None` annotation spelled differently"))
-        if name in KNOWN_CODEGEN_DIFFERENCES else name
-        for name in sorted(BLOCKS)
-    ],
-)
+@pytest.mark.parametrize("name", sorted(BLOCKS))
 def test_building_blocks_match_torch_fx_and_eager(name):
     block, inputs = BLOCKS[name]
     block.eval()
