@@ -66,10 +66,15 @@ class _Namespace:
             name = "_unnamed"
         elif name[0].isdigit():
             name = "_" + name
-        if not self._is_legal(name, obj):
+        if self._is_legal(name, obj):
+            # A numbered name taken as it is moves its base's counter there, as torch.fx does.
+            numbered = _NUMBERED.match(name) if name[-1].isdigit() else None
+            if numbered:
+                self._last_number[numbered.group(1)] = int(numbered.group(2))
+        else:
             numbered = _NUMBERED.match(name)
             base, number = (numbered.group(1), int(numbered.group(2))) if numbered else (name, 0)
-            number = max(number, self._last_number.get(base, 0))
+            number = number or self._last_number.get(base, 0)
             while True:
                 number += 1
                 name = f"{base}_{number}"

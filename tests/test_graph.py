@@ -489,3 +489,25 @@ def test_torch_fx_self_placeholder_naming() -> None:
         a = g.create_node("call_function", torch.relu, (x,), name="relu")
         b = g.create_node("call_function", torch.relu, (a,), name="relu")
         assert b.name == "relu_1"
+
+
+NAME_SEQUENCES = [
+    ["getitem_6", "getitem_7", "getitem", "getitem", "getitem"],
+    ["x_1", "x", "x"],
+    ["add_01", "add_0", "add", "add"],
+    ["a_3", "a_1", "a", "a", "a", "a"],
+    ["b", "b_5", "b", "b"],
+    ["c_2", "c_2", "c_2"],
+    ["sum", "sum", "sum_1"],
+    ["d_0", "d", "d"],
+    ["e_1", "e_5", "e_5"],
+]
+
+
+@pytest.mark.parametrize("requested", NAME_SEQUENCES, ids=lambda seq: "-".join(seq))
+def test_numbering_of_repeated_names_matches_torch_fx(requested: List[str]) -> None:
+    def names(fx: Any) -> List[str]:
+        graph = fx.Graph()
+        return [graph.create_node("call_function", torch.relu, (), name=name).name for name in requested]
+
+    assert names(fxkit) == names(torch.fx)

@@ -62,24 +62,9 @@ def _describe(split) -> dict:
     }
 
 
-def _fxkit_numbers_names_like_torch_fx() -> bool:
-    """torch.fx continues ``getitem_<n>`` numbering after a node named ``getitem_7`` exists."""
-    graph = fx.Graph()
-    source = graph.placeholder("getitem_7")
-    graph.call_function(operator.getitem, (source, 0))
-    return graph.call_function(operator.getitem, (source, 1)).name == "getitem_8"
-
-
-NAMESPACE_GAP = pytest.mark.xfail(
-    not _fxkit_numbers_names_like_torch_fx(),
-    reason="core Graph namespace: numbering after existing suffixed names differs from torch.fx",
-    strict=True,
-)
-
-
 @pytest.mark.parametrize("keep_original_order", [False, True])
 @pytest.mark.parametrize(
-    "case", [pytest.param(name, marks=NAMESPACE_GAP) if name == "transformer_by_11" else name for name in sorted(CASES)]
+    "case", sorted(CASES)
 )
 def test_same_split_as_torch_fx(case: str, keep_original_order: bool) -> None:
     build, make_inputs, callback = CASES[case]
