@@ -149,11 +149,16 @@ def _load_library(side: str) -> ModuleType:
     return importlib.import_module(FXKIT if side == FXKIT else TORCH_FX)
 
 
+def _prepare(workload: Workload, side: str) -> tuple[Callable[[Any], object], Any]:
+    """The side's callable and a fresh state for it, with earlier garbage collected."""
+    state = workload.setup(_load_library(side))
+    gc.collect()
+    return (workload.fxkit if side == FXKIT else workload.baseline), state
+
+
 def _time_one_sample(workload: Workload, side: str, number: int) -> float:
-    run = workload.fxkit if side == FXKIT else workload.baseline
     try:
-        state = workload.setup(_load_library(side))
-        gc.collect()
+        run, state = _prepare(workload, side)
         start = time.perf_counter()
         for _ in range(number):
             run(state)
@@ -163,10 +168,8 @@ def _time_one_sample(workload: Workload, side: str, number: int) -> float:
 
 
 def _peak_memory(workload: Workload, side: str) -> int:
-    run = workload.fxkit if side == FXKIT else workload.baseline
     try:
-        state = workload.setup(_load_library(side))
-        gc.collect()
+        run, state = _prepare(workload, side)
         already_tracing = tracemalloc.is_tracing()
         if not already_tracing:
             tracemalloc.start()
