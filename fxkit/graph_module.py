@@ -24,7 +24,9 @@ _counter_lock = threading.Lock()
 def _register_source(source: str) -> str:
     """Put generated source in ``linecache`` so tracebacks, ``inspect`` and pdb can show it."""
     with _counter_lock:
-        key = f"<eval_with_key>.{next(_source_counter)}"
+        # Distinct from torch.fx's "<eval_with_key>.N": both libraries in one process must not
+        # overwrite each other's linecache entries.
+        key = f"<fxkit-generated>.{next(_source_counter)}"
     linecache.cache[key] = (len(source), None, source.splitlines(True), key)
     return key
 
