@@ -7,6 +7,7 @@ import copy
 import gc
 import inspect
 import keyword
+import pickle
 import re
 import warnings
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple
@@ -504,10 +505,11 @@ class Graph:
             position[node] = index
             records.append(
                 (node.op, node.name, node.target, _encode(node.args, position), _encode(node.kwargs, position),
-                 node.type, node.meta)
+                 node.type)
             )
         state = {key: value for key, value in self.__dict__.items() if key not in _UNPICKLED_FIELDS}
         state["_records"] = records
+        state["_node_meta"] = _pickled_meta([node.meta for node in self.nodes])
         state["_owning_module"] = None
         return state
 
@@ -517,6 +519,7 @@ class Graph:
 
     def _restore_flat_state(self, state: Dict[str, Any]) -> None:
         records = state.pop("_records")
+        metas = pickle.loads(state.pop("_node_meta"))
         fresh = Graph()
         self.__dict__.update(fresh.__dict__)
         self._root.graph = self
@@ -525,7 +528,7 @@ class Graph:
         built: List[Node] = []
         namespace = self._namespace
         append_at_end = self._root.prepend
-        for op, name, target, args, kwargs, type_expr, meta in records:
+        for (op, name, target, args, kwargs, type_expr), meta in zip(records, metas):
             # Names were unique when pickled, so they are reserved as they are instead of re-derived.
             namespace.reserve(name)
             node = Node(self, name, op, target, _decode(args, built), _decode(kwargs, built), type_expr)
@@ -681,6 +684,29 @@ class _NodeRef:
 
     def __reduce__(self) -> Tuple[Any, Tuple[int]]:
         return (_NodeRef, (self.index,))
+
+
+def _pickled_meta(metas: List[Dict[str, Any]]) -> bytes:
+    """Node metadata as one pickle; entries that cannot be pickled (local classes, fake tensors, ...)
+    are dropped with a warning instead of failing the whole module's pickling."""
+    try:
+        return pickle.dumps(metas, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        pass
+    kept: List[Dict[str, Any]] = []
+    dropped: Dict[str, None] = {}
+    for meta in metas:
+        clean = {}
+        for key, value in meta.items():
+            try:
+                pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:
+                dropped[key] = None
+                continue
+            clean[key] = value
+        kept.append(clean)
+    warnings.warn(f"node meta entries {list(dropped)} could not be pickled and were left out", stacklevel=4)
+    return pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _encode(arg: Any, position: Dict[Node, int]) -> Any:

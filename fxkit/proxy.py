@@ -125,9 +125,9 @@ class TracerBase:
         """Add one node to ``self.graph``; override to see or change every node made."""
         node = self.graph.create_node(kind, target, args, kwargs, name, type_expr)
         self.node_name_to_scope[node.name] = (self.scope.module_path, self.scope.module_type)
+        if self.module_stack:
+            node.meta["nn_module_stack"] = collections.OrderedDict(self.module_stack)
         if self.record_stack_traces:
-            if self.module_stack:
-                node.meta["nn_module_stack"] = collections.OrderedDict(self.module_stack)
             stack_trace = self._user_stack_trace()
             if stack_trace:
                 node.meta["stack_trace"] = stack_trace

@@ -458,3 +458,28 @@ def test_graph_module_from_traced_module_matches_names() -> None:
         again = fx.GraphModule(module, module.graph)
         rebuilt[label] = [n for n, _ in again.named_parameters()]
     assert rebuilt["ours"] == rebuilt["theirs"]
+
+
+def test_pickle_drops_unpicklable_meta_with_a_warning_but_keeps_the_module() -> None:
+    class LocalInner(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = torch.nn.Linear(2, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.relu(self.proj(x))
+
+    class LocalOuter(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = LocalInner()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(x) + 1
+
+    traced = fxkit.symbolic_trace(LocalOuter())
+    with pytest.warns(UserWarning, match="nn_module_stack"):
+        restored = pickle.loads(pickle.dumps(traced))
+    x = torch.randn(3, 2)
+    assert restored.code == traced.code
+    torch.testing.assert_close(restored(x), traced(x))

@@ -411,3 +411,27 @@ def test_alias_module_reexports_the_tracer():
     from fxkit import _symbolic_trace
 
     assert _symbolic_trace.Tracer is Tracer and _symbolic_trace.wrap is wrap and _symbolic_trace.PH is PH
+
+
+def test_nn_module_stack_meta_matches_torch_fx():
+    class Inner(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = torch.nn.Linear(2, 2)
+
+        def forward(self, x):
+            return torch.relu(self.proj(x))
+
+    class Outer(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = Inner()
+
+        def forward(self, x):
+            return self.inner(x) + 1
+
+    def stacks(library):
+        traced = library.symbolic_trace(Outer())
+        return [(node.name, dict(node.meta.get("nn_module_stack", {}))) for node in traced.graph.nodes]
+
+    assert stacks(fxkit) == stacks(torch.fx)
