@@ -103,12 +103,10 @@ _OPERATOR_ARG_TYPES: Tuple[type, ...] = tuple(
 class TracerBase:
     """The part of a tracer that a Proxy needs: it turns operations into nodes."""
 
-    graph: Graph
-    record_stack_traces: bool = False
-    check_mutable_operations: bool = False
-    trace_asserts: bool = False
-    proxy_buffer_attributes: bool = False
+    # Optional behaviours, all off unless a subclass or an instance turns them on.
+    record_stack_traces = check_mutable_operations = trace_asserts = proxy_buffer_attributes = False
     traced_func_name: str = "forward"
+    graph: Graph
     scope: Scope
     module_stack: "collections.OrderedDict[str, Tuple[str, Any]]"
     node_name_to_scope: Dict[str, Tuple[str, type]]
@@ -267,6 +265,18 @@ def _collect_tracers(value: Any, found: Dict[int, TracerBase]) -> None:
         _collect_tracers((value.start, value.stop, value.step), found)
 
 
+def _sole_tracer(operands: Any, orig_method: Any) -> TracerBase:
+    """The one tracer that the proxies inside ``operands`` belong to."""
+    by_id: Dict[int, TracerBase] = {}
+    _collect_tracers(operands, by_id)
+    if len(by_id) > 1:
+        raise RuntimeError(
+            f"Found multiple different tracers {list(by_id.values())} while trying to trace operations"
+            f" {orig_method}"
+        )
+    return next(iter(by_id.values()))
+
+
 # function -> whether torch reports it as a Tensor method or property (asking torch is slow).
 _TENSOR_METHOD_CACHE: Dict[Any, bool] = {}
 
@@ -291,23 +301,15 @@ class Proxy:
     """
 
     def __init__(self, node: Node, tracer: Optional[TracerBase] = None):
-        if tracer is None:
-            tracer = GraphAppendingTracer(node.graph)
-        self.tracer = tracer
         self.node = node
-
-    def __repr__(self) -> str:
-        return f"Proxy({self.node.name})"
+        self.tracer = GraphAppendingTracer(node.graph) if tracer is None else tracer
 
     def __getattr__(self, name: str) -> "Attribute":
         # Only reached for names the class lacks: treat them as tensor attributes/methods.
         return Attribute(self, name)
 
-    def __getstate__(self) -> Dict[str, Any]:
-        return self.__dict__
-
-    def __setstate__(self, state: Dict[str, Any]) -> None:
-        self.__dict__ = state
+    def __repr__(self) -> str:
+        return f"Proxy({self.node.name})"
 
     def __copy__(self) -> "Proxy":
         clone = object.__new__(type(self))
@@ -317,6 +319,13 @@ class Proxy:
     def __deepcopy__(self, memo: Dict[int, Any]) -> "Proxy":
         # The node and tracer are shared: a copy stands for the same traced value.
         return self.__copy__()
+
+    # Defined here so that pickling never falls through to __getattr__.
+    def __getstate__(self) -> Dict[str, Any]:
+        return self.__dict__
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__ = state
 
     def __call__(self, *args: Any, **kwargs: Any) -> "Proxy":
         return self.tracer.create_proxy("call_method", "__call__", (self,) + args, kwargs)
@@ -357,23 +366,15 @@ class Proxy:
         args: Tuple[Any, ...] = (),
         kwargs: Optional[Dict[str, Any]] = None,
     ) -> "Proxy":
-        args = args if args else ()
-        kwargs = kwargs if kwargs else {}
-        tracers: Dict[int, TracerBase] = {}
-        _collect_tracers(args, tracers)
-        _collect_tracers(kwargs, tracers)
-        if len(tracers) > 1:
-            raise RuntimeError(
-                f"Found multiple different tracers {list(tracers.values())} while trying to trace operations"
-                f" {orig_method}"
-            )
-        tracer = next(iter(tracers.values()))
+        args, kwargs = args or (), kwargs or {}
+        tracer = _sole_tracer((args, kwargs), orig_method)
+        kind, target = "call_function", orig_method
         if isinstance(orig_method, torch._C.ScriptMethod):
-            args = (orig_method.owner,) + args
-            return tracer.create_proxy("call_method", orig_method.name, args, kwargs)
-        if _is_tensor_method(orig_method):
-            return tracer.create_proxy("call_method", orig_method.__name__, args, kwargs)
-        return tracer.create_proxy("call_function", orig_method, args, kwargs)
+            # A TorchScript method is called on its owning module.
+            kind, target, args = "call_method", orig_method.name, (orig_method.owner, *args)
+        elif _is_tensor_method(orig_method):
+            kind, target = "call_method", orig_method.__name__
+        return tracer.create_proxy(kind, target, args, kwargs)
 
 
 class Attribute(Proxy):
@@ -402,31 +403,30 @@ class ParameterProxy(Proxy):
 
     def __init__(self, tracer: TracerBase, node: Node, name: str, param: torch.Tensor):
         super().__init__(node, tracer)
-        self.param = param
-        self.name = name
+        self.name, self.param = name, param
 
     def __repr__(self) -> str:
         return f"ParameterProxy({self.name})"
 
-    @property
-    def shape(self) -> torch.Size:
-        return self.param.shape
-
     def size(self, dim: Optional[int] = None) -> Any:
         return self.param.size() if dim is None else self.param.size(dim)
 
-    def dim(self) -> int:
-        return self.param.dim()
 
-    @property
-    def ndim(self) -> int:
-        return self.param.ndim
+def _read_from_param(attr: str, as_property: bool) -> Any:
+    """A ParameterProxy member that answers from the real parameter instead of tracing."""
+    if as_property:
+        return property(lambda self: getattr(self.param, attr))
 
-    def numel(self) -> int:
-        return self.param.numel()
+    def method(self: ParameterProxy) -> Any:
+        return getattr(self.param, attr)()
 
-    def nelement(self) -> int:
-        return self.param.nelement()
+    method.__name__, method.__qualname__ = attr, f"ParameterProxy.{attr}"
+    return method
+
+
+for _attr, _is_property in (("shape", True), ("ndim", True), ("dim", False), ("numel", False), ("nelement", False)):
+    setattr(ParameterProxy, _attr, _read_from_param(_attr, _is_property))
+del _attr, _is_property
 
 
 # Operators recorded as call_function nodes of the `operator` function of the same name.
