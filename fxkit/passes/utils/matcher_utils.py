@@ -14,7 +14,7 @@ same order, with the same node maps), but it is built to stay near-linear in the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Dict, Hashable, Iterable, List, Optional, Sequence, Tuple
 
 import torch
@@ -29,6 +29,11 @@ _INDEXABLE_OPS = ("call_function", "call_method", "call_module")
 _NOT_COMPUTE_OPS = ("placeholder", "output")
 
 
+def _starts_empty(container: type) -> Any:
+    """A dataclass field whose default is a new empty ``container`` per instance."""
+    return field(default_factory=container)
+
+
 @dataclass
 class InternalMatch:
     """One occurrence of a pattern: ``nodes_map`` maps each pattern node to the graph value it matched.
@@ -38,20 +43,16 @@ class InternalMatch:
     as well as a node.
     """
 
-    anchors: List[Node]
-    nodes_map: Dict[Node, Any] = field(default_factory=dict)
-    placeholder_nodes: List[Any] = field(default_factory=list)
-    returning_nodes: List[Node] = field(default_factory=list)
-    name_node_map: Dict[str, Node] = field(default_factory=dict)
-
     def __copy__(self) -> "InternalMatch":
-        return InternalMatch(
-            anchors=self.anchors,
-            nodes_map=self.nodes_map.copy(),
-            placeholder_nodes=self.placeholder_nodes.copy(),
-            returning_nodes=self.returning_nodes.copy(),
-            name_node_map=self.name_node_map.copy(),
-        )
+        # The anchors list is shared; every other container gets its own shallow copy.
+        copied = {f.name: getattr(self, f.name).copy() for f in fields(self) if f.name != "anchors"}
+        return replace(self, **copied)
+
+    anchors: List[Node]
+    nodes_map: Dict[Node, Any] = _starts_empty(dict)
+    placeholder_nodes: List[Any] = _starts_empty(list)
+    returning_nodes: List[Node] = _starts_empty(list)
+    name_node_map: Dict[str, Node] = _starts_empty(dict)
 
 
 def _attribute(module: Optional[torch.nn.Module], qualified_name: str) -> Any:
@@ -108,19 +109,11 @@ class SubgraphMatcher:
         ignore_literals: treat every literal argument of the pattern as a wildcard.
     """
 
-    def __init__(
-        self,
-        pattern: Graph,
-        match_output: bool = False,
-        match_placeholder: bool = False,
-        remove_overlapping_matches: bool = True,
-        ignore_literals: bool = False,
-    ) -> None:
+    def __init__(self, pattern: Graph, match_output: bool = False, match_placeholder: bool = False,
+                 remove_overlapping_matches: bool = True, ignore_literals: bool = False) -> None:
         self.pattern = pattern
-        self.match_output = match_output
-        self.match_placeholder = match_placeholder
-        self.remove_overlapping_matches = remove_overlapping_matches
-        self.ignore_literals = ignore_literals
+        self.match_output, self.match_placeholder = match_output, match_placeholder
+        self.remove_overlapping_matches, self.ignore_literals = remove_overlapping_matches, ignore_literals
 
         pattern_nodes = list(pattern.nodes)
         if not pattern_nodes:
@@ -198,15 +191,13 @@ class SubgraphMatcher:
     @staticmethod
     def _arguments_by_schema(target: Any, args: Sequence[Any], kwargs: Dict[str, Any]) -> List[Any]:
         """An aten overload's arguments in schema order, defaults filled in."""
-        arguments: List[Any] = []
-        for index, schema_arg in enumerate(target._schema.arguments):
-            if schema_arg.name in kwargs:
-                arguments.append(kwargs[schema_arg.name])
-            elif not schema_arg.kwarg_only and index < len(args):
-                arguments.append(args[index])
-            else:
-                arguments.append(schema_arg.default_value)
-        return arguments
+        positional_count = len(args)
+        return [
+            kwargs[param.name] if param.name in kwargs
+            else args[position] if position < positional_count and not param.kwarg_only
+            else param.default_value
+            for position, param in enumerate(target._schema.arguments)
+        ]
 
     def _paired_arguments(self, pn: Node, gn: Node) -> Optional[Tuple[Sequence[Any], Sequence[Any]]]:
         """The arguments of ``pn`` and ``gn`` lined up for comparison, or None if they cannot match."""
