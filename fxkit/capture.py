@@ -63,11 +63,6 @@ class CaptureError(RuntimeError):
 class SourceLocation:
     """A line of the user's program: where a decision or a failure happened."""
 
-    filename: str
-    lineno: int
-    function: str
-    source: str
-
     def __str__(self) -> str:
         return f"{self.filename}:{self.lineno}"
 
@@ -75,6 +70,11 @@ class SourceLocation:
         """``file:line in function (`source`)`` on one line."""
         text = f"{self} in {self.function}"
         return f"{text} (`{self.source}`)" if self.source else text
+
+    filename: str
+    lineno: int
+    function: str
+    source: str  # the stripped text of the line
 
 
 @dataclasses.dataclass(frozen=True)
