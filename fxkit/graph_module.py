@@ -288,14 +288,8 @@ class GraphModule(torch.nn.Module):
     def _lineno_map(self) -> Optional[Dict[int, Optional[int]]]:
         return self._python_code()._lineno_map
 
-    def print_readable(
-        self,
-        print_output: bool = True,
-        include_stride: bool = False,
-        include_device: bool = False,
-        colored: bool = False,
-        **_: Any,
-    ) -> str:
+    def print_readable(self, print_output: bool = True, include_stride: bool = False,
+                       include_device: bool = False, colored: bool = False, **_: Any) -> str:
         """The module as a class definition with its generated ``forward``, stack comments included."""
         text = self._readable(self._get_name())
         if print_output:
