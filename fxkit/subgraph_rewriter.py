@@ -236,13 +236,8 @@ def _replace_pattern(
             "replace_pattern_with_filters got replacement=None and no replacement_callback"
         )
 
-    matcher = SubgraphMatcher(
-        pattern_graph,
-        match_output=False,
-        match_placeholder=False,
-        remove_overlapping_matches=True,
-        ignore_literals=ignore_literals,
-    )
+    # The matcher's defaults are what a rewrite wants: anchored nowhere, overlapping matches dropped.
+    matcher = SubgraphMatcher(pattern_graph, ignore_literals=ignore_literals)
     # Erased last-to-first, so that every node is unused when it goes.
     pattern_compute_nodes = [n for n in reversed(list(pattern_graph.nodes)) if n.op not in ("placeholder", "output")]
     plan = _ReplacementPlan(replacement_graph) if replacement_graph is not None else None
