@@ -25,23 +25,23 @@ class Partition:
     """One partition while splitting: its nodes, cross-partition inputs/outputs and edges."""
 
     def __init__(self, name: str) -> None:
-        self.name = name
-        self.submod_name = f"submod_{name}"
+        self.name, self.submod_name = name, f"submod_{name}"
         self.node_names: List[str] = []
-        self.inputs: Dict[str, None] = {}
-        self.outputs: Dict[str, None] = {}
-        self.dependencies: Dict[str, None] = {}
-        self.dependents: Dict[str, None] = {}
+        # Insertion-ordered sets of value names (inputs/outputs) and partition names (the edges).
+        ordered_sets: List[Dict[str, None]] = [{}, {}, {}, {}]
+        self.inputs, self.outputs, self.dependencies, self.dependents = ordered_sets
+        # The partition's own graph, the map from original nodes to its nodes, and the attributes it uses.
         self.graph = Graph()
         self.environment: Dict[Node, Node] = {}
         self.targets: Dict[str, Any] = {}
 
     def __repr__(self) -> str:
-        return (
-            f"name: {self.name},\n nodes: {self.node_names},\n inputs: {list(self.inputs)},\n "
-            f"outputs: {list(self.outputs)},\n partitions depended on: {list(self.dependencies)},\n "
-            f"partition dependents: {list(self.dependents)}"
+        labelled = (
+            ("name", self.name), ("nodes", self.node_names), ("inputs", list(self.inputs)),
+            ("outputs", list(self.outputs)), ("partitions depended on", list(self.dependencies)),
+            ("partition dependents", list(self.dependents)),
         )
+        return ",\n ".join(f"{label}: {value}" for label, value in labelled)
 
 
 def _partition_name(node: Node, returned: Any) -> str:
