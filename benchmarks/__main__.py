@@ -21,6 +21,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="the library fxkit is timed against (default: %(default)s)")
     parser.add_argument("--only", metavar="PATTERN",
                         help="run only workloads whose name matches this regular expression, e.g. 'graph/'")
+    parser.add_argument("--skip", metavar="PATTERN",
+                        help="leave out workloads whose name matches this regular expression")
     parser.add_argument("--repeats", type=int, metavar="N", help="timed samples per side (default: 5, 1 with --quick)")
     parser.add_argument("--quick", action="store_true",
                         help="one sample per side, no warm-up: checks that everything runs")
@@ -42,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     workloads, broken_modules = harness.discover()
     selected = harness.select(workloads, args.only)
+    if args.skip is not None:
+        skipped = set(w.name for w in harness.select(selected, args.skip))
+        selected = [workload for workload in selected if workload.name not in skipped]
     if args.list:
         for workload in selected:
             target = "" if workload.target is None else f"  (target >= {workload.target:.3g}x vs {workload.baseline_name})"
@@ -64,10 +69,12 @@ def main(argv: list[str] | None = None) -> int:
         for workload in selected:
             print(f"running {workload.name} ...", file=sys.stderr, flush=True)
             result = harness.run_workload(workload, settings)
-            if result.error is not None:
-                print(f"  FAILED: {result.error}", file=sys.stderr, flush=True)
             results.append(result)
-        harness.write_json(args.json, results, settings, args.compare)
+            print(f"  {harness.summarize(result)}", file=sys.stderr, flush=True)
+            # Written after every workload, so a long run that is stopped keeps what it measured.
+            harness.write_json(args.json, results, settings, args.compare)
+        if not selected:
+            harness.write_json(args.json, results, settings, args.compare)
     finally:
         torch.set_num_threads(previous_threads)
 

@@ -296,6 +296,17 @@ def _status(result: Result) -> str:
     return "ok" if result.target_met else "MISSED"
 
 
+def summarize(result: Result) -> str:
+    """One line: the medians, the speed-up and the status (or the error)."""
+    if result.error is not None:
+        return f"FAILED: {result.error}"
+    speedup = "-" if result.speedup is None else f"{result.speedup:.2f}x"
+    return (
+        f"fxkit {format_seconds(result.fxkit_median)}, {result.baseline_name} "
+        f"{format_seconds(result.baseline_median)}, speed-up {speedup} {_status(result)}".rstrip()
+    )
+
+
 def format_table(results: Sequence[Result]) -> str:
     """A plain-text table of the results, then the error of every failed workload."""
     with_memory = any(r.fxkit_peak_bytes is not None for r in results)

@@ -131,3 +131,8 @@ def test_command_runs_one_quick_workload_and_writes_json(tmp_path: Path, capsys:
 def test_unknown_pattern_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--only", "no-such-workload", "--quick"]) == 2
     assert "no workload matches" in capsys.readouterr().err
+
+
+def test_skip_leaves_out_matching_workloads(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--list", "--only", "graph/build", "--skip", "100k|10k"]) == 0
+    assert capsys.readouterr().out.split() == ["graph/build-1k"]
