@@ -1,2 +1,6 @@
 """Experimental passes with torch.fx's module paths (``fxkit.experimental.optimization``,
 ``fxkit.experimental.const_fold``)."""
+
+from . import const_fold, optimization
+
+__all__ = ["const_fold", "optimization"]
