@@ -13,7 +13,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Type, Union
 import torch
 
 from .codegen import PythonCode, _PyTreeCodeGen
-from .graph import Graph, _collector_paused
+from ._gc import collector_paused as _collector_paused
+from .graph import Graph
 
 __all__ = ["GraphModule"]
 

@@ -11,7 +11,6 @@ them gets its override called for every node of that op.
 
 from __future__ import annotations
 
-import gc
 import inspect
 import keyword
 import types
@@ -20,6 +19,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import torch
 
+from fxkit._gc import collector_paused
 from fxkit.node import Argument, Node, Target, map_aggregate, map_arg
 
 __all__ = ["Interpreter", "Transformer"]
@@ -497,9 +497,7 @@ class Interpreter:
         runners: Dict[Node, _Runner] = {}
         # Building allocates many small objects and no cycles; a full collection triggered
         # half-way through a big graph would cost more than the build itself.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        with collector_paused():
             for node in self.graph.nodes:
                 runner = self._build_runner(node, overridden)
                 runners[node] = runner
@@ -511,9 +509,6 @@ class Interpreter:
                     if not node.users and node.op != "output":
                         dead += (node,)
                 plan.append((node, runner, dead))
-        finally:
-            if collecting:
-                gc.enable()
         self._runners = runners
         self._plan = plan
         self._plan_key = key

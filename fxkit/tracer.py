@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import builtins
 import collections
-import contextlib
 import functools
-import gc
 import inspect
 import sys
 import threading
@@ -30,6 +28,7 @@ import torch
 import torch.utils._pytree as pytree
 from torch import nn
 
+from ._gc import collector_paused
 from .graph import Graph, _PyTreeCodeGen, _PyTreeInfo
 from .node import Node
 from .proxy import (
@@ -234,23 +233,6 @@ def wrap(fn_or_name: Union[str, Callable[..., Any]]) -> Any:
     return fn_or_name
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Any:
-    """Pause the cyclic garbage collector while a graph is built.
-
-    Tracing allocates many long-lived objects (nodes, proxies, arg tuples) and no garbage
-    cycles; the collector's repeated full passes over them cost about a third of a large
-    trace. The previous state is restored on exit, also on error.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 # --------------------------------------------------------------------------- the tracer
 
 
@@ -448,7 +430,7 @@ class Tracer(TracerBase):
             stack = _thread_state.tracers = []
         stack.append(self)
         try:
-            with _gc_paused():
+            with collector_paused():
                 self._install_patches(fn)
                 traced_fn, args = self.create_args_for_root(fn, isinstance(root, nn.Module), concrete_args)
                 return_annotation = getattr(inspect.unwrap(fn), "__annotations__", {}).get("return", None)
@@ -687,7 +669,7 @@ def symbolic_trace(
     tracer = Tracer()
     graph = tracer.trace(root, concrete_args)
     name = root.__class__.__name__ if isinstance(root, nn.Module) else root.__name__
-    with _gc_paused():
+    with collector_paused():
         return GraphModule(tracer.root, graph, name)
 
 
