@@ -5,7 +5,7 @@ The public API mirrors torch.fx, so ``import fxkit as fx`` runs code written for
 from .graph import CodeGen, Graph, PythonCode
 from .graph_module import GraphModule
 from .node import Node, has_side_effect, map_aggregate, map_arg
-from .tracer import PH, Proxy, Tracer, symbolic_trace, wrap
+from .tracer import PH, Proxy, ProxyableClassMeta, Tracer, symbolic_trace, wrap
 from .capture import capture
 from .interpreter import Interpreter, Transformer
 from .subgraph_rewriter import replace_pattern
@@ -19,6 +19,7 @@ __all__ = [
     "Interpreter",
     "Node",
     "Proxy",
+    "ProxyableClassMeta",
     "PythonCode",
     "Tracer",
     "Transformer",

@@ -42,7 +42,7 @@ from .proxy import (
     TracerBase,
 )
 
-__all__ = ["PH", "PHBase", "Tracer", "symbolic_trace", "wrap"]
+__all__ = ["PH", "PHBase", "ProxyableClassMeta", "Tracer", "symbolic_trace", "wrap"]
 
 _HAS_VARSTUFF = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
 
@@ -155,6 +155,21 @@ def _find_proxy(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Optional[Proxy
         elif isinstance(value, dict):
             pending[0:0] = value.values()
     return None
+
+
+class ProxyableClassMeta(type):
+    """Metaclass for user classes whose construction should be recorded while tracing.
+
+    Building an instance from traced values (``Pair(x, y)`` with ``x`` a Proxy) adds one
+    ``call_function`` node whose target is the class, and returns a Proxy for the instance, so
+    methods called on it become ``call_method`` nodes. With plain values it constructs normally.
+    """
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        proxy = _find_proxy(args, kwargs) if _active_tracer() is not None else None
+        if proxy is not None:
+            return proxy.tracer.create_proxy("call_function", cls, args, kwargs)
+        return super().__call__(*args, **kwargs)
 
 
 def _recording_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:

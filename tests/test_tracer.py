@@ -435,3 +435,36 @@ def test_nn_module_stack_meta_matches_torch_fx():
         return [(node.name, dict(node.meta.get("nn_module_stack", {}))) for node in traced.graph.nodes]
 
     assert stacks(fxkit) == stacks(torch.fx)
+
+
+class _Pair(metaclass=fxkit.ProxyableClassMeta):
+    def __init__(self, left, right):
+        self.left, self.right = left, right
+
+    def total(self):
+        return self.left + self.right
+
+
+class _TorchFxPair(metaclass=torch.fx.ProxyableClassMeta):
+    def __init__(self, left, right):
+        self.left, self.right = left, right
+
+    def total(self):
+        return self.left + self.right
+
+
+def test_proxyable_class_construction_is_one_node_like_torch_fx():
+    def build(pair_class):
+        def use(x, y):
+            return pair_class(x, y).total()
+
+        return use
+
+    ours = fxkit.symbolic_trace(build(_Pair))
+    theirs = torch.fx.symbolic_trace(build(_TorchFxPair))
+    assert [n.op for n in ours.graph.nodes] == [n.op for n in theirs.graph.nodes]
+    assert [n.name for n in ours.graph.nodes][2] == "_pair"
+    assert ours.graph.find_nodes(op="call_function", target=_Pair)
+    x, y = torch.randn(3), torch.randn(3)
+    torch.testing.assert_close(ours(x, y), x + y)
+    assert _Pair(1, 2).total() == 3  # plain values construct normally
