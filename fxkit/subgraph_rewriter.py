@@ -1,20 +1,19 @@
 """Find-and-replace on graphs: ``replace_pattern`` swaps every occurrence of a pattern for a replacement.
 
 Same interface and results as torch.fx's subgraph rewriter (same matches, same rewritten code, same
-node names), but each replacement costs time in proportion to the pattern, not to the graph: the
-insertion point is found with order keys kept alongside the node list instead of walking the graph.
+node names), but each replacement costs time in proportion to the pattern, not to the graph: "which
+node comes first" is answered with the order labels the graph keeps on its nodes, not by walking it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import gc
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 
+from fxkit._gc import collector_paused
 from fxkit.graph import Graph
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node, map_arg
@@ -41,73 +40,6 @@ class ReplacedPatterns:
     anchor: Node
     nodes_map: Dict[Node, Node]
     replacements: List[Node]
-
-
-class _ProgramOrder:
-    """Order keys for the nodes of a graph that is being edited, so "which comes first" is O(1).
-
-    Keys are floats; nodes inserted between two neighbours get keys spread between theirs. When the
-    gap gets too small to split (or a node has no key because someone else inserted it), the whole
-    graph is renumbered, which happens rarely enough to cost O(1) per insertion on average.
-    """
-
-    def __init__(self, graph: Graph) -> None:
-        self._graph = graph
-        self._key: Dict[Node, float] = {}
-        self.renumber()
-
-    def renumber(self) -> None:
-        self._key = {node: float(index) for index, node in enumerate(self._graph.nodes)}
-
-    def key(self, node: Node) -> float:
-        if node not in self._key:
-            self.renumber()
-        return self._key[node]
-
-    def first(self, nodes: Iterable[Node]) -> Node:
-        return min(nodes, key=self.key)
-
-    def last(self, nodes: Iterable[Node]) -> Node:
-        return max(nodes, key=self.key)
-
-    def inserted_before(self, new_nodes: List[Node], successor: Node) -> None:
-        """Record that ``new_nodes`` now sit, in this order, right before ``successor``."""
-        if not new_nodes:
-            return
-        upper = self.key(successor)
-        predecessor = new_nodes[0].prev
-        if predecessor.op == "root":  # the list's sentinel: nothing comes before
-            lower = upper - 1.0
-        elif predecessor in self._key:
-            lower = self._key[predecessor]
-        else:
-            self.renumber()
-            return
-        step = (upper - lower) / (len(new_nodes) + 1)
-        keys = [lower + step * (i + 1) for i in range(len(new_nodes))]
-        if not all(a < b for a, b in zip([lower, *keys], [*keys, upper])):
-            self.renumber()
-            return
-        self._key.update(zip(new_nodes, keys))
-
-    def forget(self, node: Node) -> None:
-        self._key.pop(node, None)
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while nodes are created and erased in bulk.
-
-    The collector otherwise keeps re-walking the whole (large, long-lived) graph as allocations
-    pile up; the loop creates no garbage cycles worth collecting early. Restored even on error.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _graph_of(pattern: PatternLike) -> Graph:
@@ -180,8 +112,8 @@ def replace_pattern(gm: GraphModule, pattern: PatternLike, replacement: PatternL
 
         matches = replace_pattern(traced_module, pattern, replacement)
     """
-    replaced = _replace_pattern(gm, pattern, replacement)
-    return [Match(anchor=r.anchor, nodes_map=r.nodes_map) for r in replaced]
+    with collector_paused():
+        return [Match(anchor, nodes_map) for anchor, nodes_map, _ in _replace_pattern(gm, pattern, replacement)]
 
 
 def replace_pattern_with_filters(
@@ -205,9 +137,15 @@ def replace_pattern_with_filters(
 
     Returns one ``ReplacedPatterns`` per replaced occurrence, including the nodes that were added.
     """
-    return _replace_pattern(
-        gm, pattern, replacement, match_filters, ignore_literals, replacement_callback, node_name_match
-    )
+    with collector_paused():
+        replaced = _replace_pattern(
+            gm, pattern, replacement, match_filters, ignore_literals, replacement_callback, node_name_match
+        )
+        return [ReplacedPatterns(anchor, nodes_map, added) for anchor, nodes_map, added in replaced]
+
+
+# What one replacement did: the match's first anchor, its node map, and the nodes it added.
+_Replaced = Tuple[Node, Dict[Node, Any], List[Node]]
 
 
 def _replace_pattern(
@@ -218,7 +156,8 @@ def _replace_pattern(
     ignore_literals: bool = False,
     replacement_callback: Optional[ReplacementCallback] = None,
     node_name_match: str = "",
-) -> List[ReplacedPatterns]:
+) -> List[_Replaced]:
+    """The rewrite itself; callers pause the garbage collector around it (nodes are made in bulk)."""
     original_graph = gm.graph
     pattern_graph = _graph_of(pattern)
     traced_replacement: Optional[GraphModule] = None
@@ -239,25 +178,21 @@ def _replace_pattern(
     # The matcher's defaults are what a rewrite wants: anchored nowhere, overlapping matches dropped.
     matcher = SubgraphMatcher(pattern_graph, ignore_literals=ignore_literals)
     # Erased last-to-first, so that every node is unused when it goes.
-    pattern_compute_nodes = [n for n in reversed(list(pattern_graph.nodes)) if n.op not in ("placeholder", "output")]
+    pattern_compute_nodes = [n for n in reversed(pattern_graph.nodes) if n.op not in ("placeholder", "output")]
     plan = _ReplacementPlan(replacement_graph) if replacement_graph is not None else None
     # An earlier replacement may have swapped out a node that a later match takes as an input.
     replaced_by: Dict[Node, Node] = {}
-    results: List[ReplacedPatterns] = []
-    with _collector_paused():
-        matches = [
-            m
-            for m in matcher.match(original_graph, node_name_match=node_name_match)
-            if all(keep(m, original_graph, pattern_graph) for keep in match_filters or [])
-        ]
-        order = _ProgramOrder(original_graph)
-        for match in matches:
-            if replacement_callback is not None:
-                replacement_graph = replacement_callback(match, original_graph, pattern_graph)
-            assert replacement_graph is not None
-            if plan is None or plan.graph is not replacement_graph:
-                plan = _ReplacementPlan(replacement_graph)
-            results.append(_replace_one(match, original_graph, pattern_compute_nodes, plan, order, replaced_by))
+    results: List[_Replaced] = []
+    matches = matcher.match(original_graph, node_name_match=node_name_match)
+    if match_filters:
+        matches = [m for m in matches if all(keep(m, original_graph, pattern_graph) for keep in match_filters)]
+    for match in matches:
+        if replacement_callback is not None:
+            replacement_graph = replacement_callback(match, original_graph, pattern_graph)
+        assert replacement_graph is not None
+        if plan is None or plan.graph is not replacement_graph:
+            plan = _ReplacementPlan(replacement_graph)
+        results.append(_replace_one(match, original_graph, pattern_compute_nodes, plan, replaced_by))
 
     gm.recompile()
     if isinstance(replacement, torch.nn.Module):
@@ -280,34 +215,51 @@ class _ReplacementPlan:
         nodes = list(replacement_graph.nodes)
         self.graph = replacement_graph
         self.placeholders = [n for n in nodes if n.op == "placeholder"]
-        self.body = [n for n in nodes if n.op not in ("placeholder", "output")]
-        self.output = next((n for n in nodes if n.op == "output"), None)
-        # Flat argument tuples (no lists or dicts) are mapped with a comprehension, not map_arg.
-        self.flat = {n: _is_flat(n.args) and _is_flat(tuple(n.kwargs.values())) for n in self.body}
+        output = next((n for n in nodes if n.op == "output"), None)
+        self.has_output = output is not None
+        self.output_value = output.args[0] if output is not None else None
+        # One recipe per node to copy: (source node, flat, op, target, args, kwargs, name, type).
+        # Flat arguments (no nested containers) are mapped with a comprehension instead of map_arg.
+        self.recipes = [
+            (
+                n,
+                _is_flat(n.args) and _is_flat(tuple(n.kwargs.values())),
+                n.op,
+                n.target,
+                n.args,
+                n.kwargs,
+                n.name,
+                n.type,
+            )
+            for n in nodes
+            if n.op not in ("placeholder", "output")
+        ]
 
-    def copy_into(self, graph: Graph, value_map: Dict[Node, Any]) -> Tuple[Any, List[Node]]:
-        """Copy the body into ``graph`` at its insertion point (like ``graph.graph_copy``); return
-        what the replacement outputs (mapped) and the new nodes, in order."""
+    def copy_before(self, graph: Graph, successor: Node, value_map: Dict[Node, Any]) -> Tuple[Any, List[Node]]:
+        """Copy the body into ``graph`` right before ``successor`` (as ``graph.graph_copy`` would);
+        return what the replacement outputs (mapped) and the new nodes, in order."""
         lookup = value_map.__getitem__
         create_node = graph.create_node
         copied_nodes: List[Node] = []
-        for node in self.body:
-            if node in value_map:
-                continue
-            node_args, node_kwargs = node.args, node.kwargs
-            if self.flat[node]:
-                args = tuple([lookup(a) if isinstance(a, Node) else a for a in node_args])
-                kwargs = {k: lookup(v) if isinstance(v, Node) else v for k, v in node_kwargs.items()} if node_kwargs else {}
-            else:
-                args, kwargs = map_arg(node_args, lookup), map_arg(node_kwargs, lookup)
-            copied = create_node(node.op, node.target, args, kwargs, node.name, node.type)
-            meta = node.meta
-            copied.meta = meta.copy() if type(meta) is dict else copy.copy(meta)
-            value_map[node] = copied
-            copied_nodes.append(copied)
-        if self.output is None:
+        with graph.inserting_before(successor):
+            for source, flat, op, target, args, kwargs, name, type_expr in self.recipes:
+                if flat:
+                    args = tuple([lookup(a) if isinstance(a, Node) else a for a in args])
+                    if kwargs:
+                        kwargs = {k: lookup(v) if isinstance(v, Node) else v for k, v in kwargs.items()}
+                else:
+                    args, kwargs = map_arg(args, lookup), map_arg(kwargs, lookup)
+                copied = create_node(op, target, args, kwargs, name, type_expr)
+                meta = source.meta
+                copied.meta = meta.copy() if type(meta) is dict else copy.copy(meta)
+                value_map[source] = copied
+                copied_nodes.append(copied)
+        if not self.has_output:
             return None, copied_nodes
-        return map_arg(self.output.args[0], lookup), copied_nodes
+        output_value = self.output_value
+        if isinstance(output_value, Node):
+            return (lookup(output_value),), copied_nodes
+        return map_arg(output_value, lookup), copied_nodes
 
 
 def _is_flat(values: Tuple[Any, ...]) -> bool:
@@ -319,52 +271,48 @@ def _replace_one(
     original_graph: Graph,
     pattern_compute_nodes: List[Node],
     plan: _ReplacementPlan,
-    order: _ProgramOrder,
     replaced_by: Dict[Node, Node],
-) -> ReplacedPatterns:
+) -> _Replaced:
     replacement_placeholders = plan.placeholders
-    if len(match.placeholder_nodes) != len(replacement_placeholders):
+    graph_inputs = match.placeholder_nodes
+    if len(graph_inputs) != len(replacement_placeholders):
         raise AssertionError(
-            f"Placeholder count mismatch: {len(match.placeholder_nodes)} vs {len(replacement_placeholders)}: "
+            f"Placeholder count mismatch: {len(graph_inputs)} vs {len(replacement_placeholders)}: "
             "the pattern and the replacement must take the same inputs"
         )
 
     value_map: Dict[Node, Any] = {}
-    external_inputs: List[Node] = []
-    for replacement_input, graph_value in zip(replacement_placeholders, match.placeholder_nodes):
+    latest_input: Optional[Node] = None
+    for replacement_input, graph_value in zip(replacement_placeholders, graph_inputs):
         if isinstance(graph_value, Node):
-            replacement = replaced_by.get(graph_value)
-            if replacement is not None:
-                _point_match_at(match, graph_value, replacement)
-                graph_value = replacement
-            external_inputs.append(graph_value)
+            if replaced_by:
+                replacement = replaced_by.get(graph_value)
+                if replacement is not None:
+                    _point_match_at(match, graph_value, replacement)
+                    graph_value = replacement
+            if latest_input is None or graph_value._order > latest_input._order:
+                latest_input = graph_value
         value_map[replacement_input] = graph_value
 
-    insert_point = _insertion_point(match, order)
-    with original_graph.inserting_before(insert_point):
-        copied_outputs, copied_nodes = plan.copy_into(original_graph, value_map)
-    if copied_nodes:
-        order.inserted_before(copied_nodes, insert_point)
-        if external_inputs and order.key(order.last(external_inputs)) > order.key(copied_nodes[0]):
-            _move_after_late_inputs(copied_nodes, order)
-    if isinstance(copied_outputs, Node):
-        copied_outputs = (copied_outputs,)
+    returning_nodes = match.returning_nodes
+    insert_point = _insertion_point(returning_nodes)
+    copied_outputs, copied_nodes = plan.copy_before(original_graph, insert_point, value_map)
+    if copied_nodes and latest_input is not None and latest_input._order > copied_nodes[0]._order:
+        _move_after_late_inputs(copied_nodes)
 
-    added_nodes = [v for v in value_map.values() if v not in match.placeholder_nodes]
-
-    if len(match.returning_nodes) != len(copied_outputs):
+    if len(returning_nodes) != len(copied_outputs):
         raise AssertionError(
-            f"the pattern returns {len(match.returning_nodes)} values but the replacement returns "
+            f"the pattern returns {len(returning_nodes)} values but the replacement returns "
             f"{len(copied_outputs)}; make them return the same number of values"
         )
-    for old, new in zip(match.returning_nodes, copied_outputs):
+    for old, new in zip(returning_nodes, copied_outputs):
         old.replace_all_uses_with(new)
         replaced_by[old] = new
+    nodes_map = match.nodes_map
+    erase_node = original_graph.erase_node
     for pattern_node in pattern_compute_nodes:
-        erased = match.nodes_map[pattern_node]
-        original_graph.erase_node(erased)
-        order.forget(erased)
-    return ReplacedPatterns(anchor=match.anchors[0], nodes_map=match.nodes_map, replacements=added_nodes)
+        erase_node(nodes_map[pattern_node])
+    return match.anchors[0], nodes_map, copied_nodes
 
 
 def _point_match_at(match: InternalMatch, old: Node, new: Node) -> None:
@@ -379,16 +327,21 @@ def _point_match_at(match: InternalMatch, old: Node, new: Node) -> None:
             break
 
 
-def _insertion_point(match: InternalMatch, order: _ProgramOrder) -> Node:
+def _insertion_point(returning_nodes: List[Node]) -> Node:
     """Replacement nodes go right before the first user of the match's results (or, if they have no
     users, right after the last of them)."""
-    returned_nodes = [n for n in match.returning_nodes if isinstance(n, Node)]
-    users: Dict[Node, None] = {}
-    for returned in returned_nodes:
-        users.update(returned.users)
-    if users:
-        return order.first(users)
-    last_returned = order.last(returned_nodes) if returned_nodes else None
+    first_user: Optional[Node] = None
+    last_returned: Optional[Node] = None
+    for returned in returning_nodes:
+        if not isinstance(returned, Node):
+            continue
+        if last_returned is None or returned._order > last_returned._order:
+            last_returned = returned
+        for user in returned.users:
+            if first_user is None or user._order < first_user._order:
+                first_user = user
+    if first_user is not None:
+        return first_user
     if last_returned is None or last_returned.op == "output" or last_returned.next.op == "root":
         raise AssertionError(
             "The insert point can't be None: the values this match returns have no users and nothing "
@@ -397,7 +350,7 @@ def _insertion_point(match: InternalMatch, order: _ProgramOrder) -> Node:
     return last_returned.next
 
 
-def _move_after_late_inputs(copied_nodes: List[Node], order: _ProgramOrder) -> None:
+def _move_after_late_inputs(copied_nodes: List[Node]) -> None:
     """Keep every use after its definition when the insertion point came too early.
 
     The replacement goes before the first user of what the match returns; when a replacement input
@@ -409,17 +362,19 @@ def _move_after_late_inputs(copied_nodes: List[Node], order: _ProgramOrder) -> N
         inputs = node.all_input_nodes
         if not inputs:
             continue
-        latest_input = order.last(inputs)
-        if order.key(latest_input) < order.key(node):
+        latest_input = max(inputs, key=_order_of)
+        if latest_input._order < node._order:
             continue
-        successor = latest_input.next
-        successor.prepend(node)
-        order.inserted_before([node], successor)
+        latest_input.next.prepend(node)
         for user in node.users:
-            if order.key(user) < order.key(node):
+            if user._order < node._order:
                 raise RuntimeError(
                     f"replace_pattern: replacement node '{node.name}' needs '{latest_input.name}', which is "
                     f"defined after '{user.name}', a user of the replaced values; no placement of the "
                     "replacement keeps the graph in order. Make each replacement output depend only on "
                     "the inputs the corresponding pattern output depends on"
                 )
+
+
+def _order_of(node: Node) -> int:
+    return node._order
