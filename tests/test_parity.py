@@ -718,6 +718,442 @@ def proxy_len_is_an_error(fx):
     return error_of(lambda: fx.Tracer().trace(M()))
 
 
+
+def in_fresh_module(fx: Any, source: str) -> dict[str, Any]:
+    """Run ``source`` as the top level of a new module whose ``fx`` is the library under test."""
+    namespace = {"__name__": "parity_fresh_module", "fx": fx, "torch": torch, "nn": nn}
+    exec(compile(source, "<parity>", "exec"), namespace)
+    return namespace
+
+
+@snippet
+def len_without_wrap_is_an_error(fx):
+    namespace = in_fresh_module(fx, "def fn(x):\n    return torch.zeros(len(x))\n")
+    name, message = error_of(lambda: fx.symbolic_trace(namespace["fn"]))
+    return name, message[:50]
+
+
+@snippet
+def wrap_by_name_in_fresh_module(fx):
+    source = (
+        "def helper(x, n):\n    return x.sum() * n if n > 1 else x\n"
+        "fx.wrap('helper')\n"
+        "def fn(x):\n    return helper(x, 3) + 1\n"
+    )
+    namespace = in_fresh_module(fx, source)
+    gm = fx.symbolic_trace(namespace["fn"])
+    return gm.code, summary(gm.graph), gm(torch.ones(2)), namespace["helper"](torch.ones(2), 3)
+
+
+@snippet
+def wrap_not_at_module_scope_is_an_error(fx):
+    def inner():
+        fx.wrap("something")
+
+    name, message = error_of(inner)
+    return name
+
+
+# ---------------------------------------------------------------------------------------------
+# interpreters and transformers
+
+
+@snippet
+def interpreter_run(fx):
+    gm = fx.symbolic_trace(SmallNet())
+    x = torch.randn(2, 4)
+    return fx.Interpreter(gm).run(x), gm(x)
+
+
+@snippet
+def interpreter_run_node_override(fx):
+    visited = []
+
+    class Recording(fx.Interpreter):
+        def run_node(self, n):
+            result = super().run_node(n)
+            visited.append((n.op, n.name, tuple(result.shape) if isinstance(result, torch.Tensor) else None))
+            return result
+
+    out = Recording(fx.symbolic_trace(SmallNet())).run(torch.randn(2, 4))
+    return visited, out
+
+
+@snippet
+def interpreter_call_function_override(fx):
+    class NegateRelu(fx.Interpreter):
+        def call_function(self, target, args, kwargs):
+            if target is torch.relu:
+                return torch.neg(*args, **kwargs)
+            return super().call_function(target, args, kwargs)
+
+    gm = fx.symbolic_trace(AddRelu())
+    return NegateRelu(gm).run(torch.ones(2), torch.ones(2))
+
+
+@snippet
+def interpreter_call_module_and_method_override(fx):
+    calls = []
+
+    class Counting(fx.Interpreter):
+        def call_module(self, target, args, kwargs):
+            calls.append(("module", target))
+            return super().call_module(target, args, kwargs)
+
+        def call_method(self, target, args, kwargs):
+            calls.append(("method", target))
+            return super().call_method(target, args, kwargs)
+
+        def get_attr(self, target, args, kwargs):
+            calls.append(("attr", target))
+            return super().get_attr(target, args, kwargs)
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+            self.scale = nn.Parameter(torch.ones(2))
+
+        def forward(self, x):
+            return self.lin(x).sum(-1, keepdim=True) * self.scale
+
+    out = Counting(fx.symbolic_trace(M())).run(torch.ones(1, 2))
+    return calls, out
+
+
+@snippet
+def interpreter_initial_env(fx):
+    gm = fx.symbolic_trace(AddRelu())
+    add_node = next(node for node in gm.graph.nodes if node.name == "add")
+    return fx.Interpreter(gm).run(torch.ones(2), torch.ones(2), initial_env={add_node: torch.tensor([-1.0, 5.0])})
+
+
+@snippet
+def interpreter_env_after_run(fx):
+    gm = fx.symbolic_trace(AddRelu())
+    kept = fx.Interpreter(gm, garbage_collect_values=False)
+    kept.run(torch.ones(2), torch.ones(2))
+    collected = fx.Interpreter(gm)
+    collected.run(torch.ones(2), torch.ones(2))
+    return sorted(node.name for node in kept.env), sorted(node.name for node in collected.env)
+
+
+@snippet
+def interpreter_fetch_args_and_map_nodes(fx):
+    class Peeking(fx.Interpreter):
+        seen = []
+
+        def run_node(self, n):
+            args, kwargs = self.fetch_args_kwargs_from_env(n)
+            self.seen.append((n.name, len(args), sorted(kwargs)))
+            return super().run_node(n)
+
+    Peeking.seen = []
+    interpreter = Peeking(fx.symbolic_trace(SmallNet()))
+    interpreter.run(torch.ones(1, 4))
+    return Peeking.seen
+
+
+@snippet
+def interpreter_wrong_argument_count(fx):
+    gm = fx.symbolic_trace(AddRelu())
+    name, message = error_of(lambda: fx.Interpreter(gm).run(torch.ones(2)))
+    return name
+
+
+@snippet
+def transformer_replaces_call_function(fx):
+    class ReluToGelu(fx.Transformer):
+        def call_function(self, target, args, kwargs):
+            if target is torch.relu:
+                return super().call_function(F.gelu, args, kwargs)
+            return super().call_function(target, args, kwargs)
+
+    new_gm = ReluToGelu(fx.symbolic_trace(AddRelu())).transform()
+    return new_gm.code, summary(new_gm.graph), new_gm(torch.ones(2), -torch.ones(2) * 0.5), type(new_gm).__name__
+
+
+@snippet
+def transformer_placeholder_and_get_attr_overrides(fx):
+    class Rewriting(fx.Transformer):
+        def placeholder(self, target, args, kwargs):
+            proxy = super().placeholder(target, args, kwargs)
+            return proxy * 10
+
+        def get_attr(self, target, args, kwargs):
+            proxy = super().get_attr(target, args, kwargs)
+            return proxy + 1
+
+    new_gm = Rewriting(fx.symbolic_trace(SmallNet())).transform()
+    return new_gm.code, summary(new_gm.graph), new_gm(torch.ones(1, 4))
+
+
+@snippet
+def transformer_with_proxy_arithmetic_in_call_module(fx):
+    class Doubling(fx.Transformer):
+        def call_module(self, target, args, kwargs):
+            return super().call_module(target, args, kwargs) * 2
+
+    new_gm = Doubling(fx.symbolic_trace(TwoLayer())).transform()
+    return new_gm.code, new_gm(torch.ones(1, 3))
+
+
+# ---------------------------------------------------------------------------------------------
+# graph surgery
+
+
+@snippet
+def inserting_before_and_after(fx):
+    gm = fx.symbolic_trace(AddRelu())
+    graph = gm.graph
+    relu = next(node for node in graph.nodes if node.target is torch.relu)
+    with graph.inserting_before(relu):
+        doubled = graph.call_function(torch.mul, (relu.args[0], 2))
+    relu.replace_input_with(relu.args[0], doubled)
+    with graph.inserting_after(relu):
+        negated = graph.call_function(torch.neg, (relu,))
+    relu.replace_all_uses_with(negated, delete_user_cb=lambda user: user is not negated)
+    gm.recompile()
+    return gm.code, summary(graph), gm(torch.ones(2), torch.ones(2))
+
+
+@snippet
+def replace_all_uses_with_returns_users(fx):
+    gm = fx.symbolic_trace(lambda x: (x + 1) * (x + 1) + x)
+    graph = gm.graph
+    x = next(iter(graph.nodes))
+    with graph.inserting_after(x):
+        y = graph.call_function(torch.abs, (x,))
+    replaced = x.replace_all_uses_with(y, delete_user_cb=lambda user: user is not y)
+    gm.recompile()
+    return [node.name for node in replaced], gm.code, [user.name for user in y.users]
+
+
+@snippet
+def node_copy_into_new_graph(fx):
+    gm = fx.symbolic_trace(SmallNet())
+    new_graph = fx.Graph()
+    env = {}
+    for node in gm.graph.nodes:
+        env[node] = new_graph.node_copy(node, lambda n: env[n])
+    return str(new_graph), summary(new_graph)
+
+
+@snippet
+def graph_copy_with_val_map(fx):
+    gm = fx.symbolic_trace(AddRelu())
+    new_graph = fx.Graph()
+    a = new_graph.placeholder("a")
+    b = new_graph.placeholder("b")
+    old_placeholders = [node for node in gm.graph.nodes if node.op == "placeholder"]
+    val_map = {old_placeholders[0]: a, old_placeholders[1]: b}
+    returned = new_graph.graph_copy(gm.graph, val_map)
+    new_graph.output(new_graph.call_function(torch.neg, (returned,)))
+    new_gm = fx.GraphModule(gm, new_graph)
+    return repr(returned), sorted(node.name for node in val_map), new_gm.code, new_gm(torch.ones(2), torch.ones(2))
+
+
+@snippet
+def graph_copy_return_output_node(fx):
+    gm = fx.symbolic_trace(AddRelu())
+    new_graph = fx.Graph()
+    val_map = {}
+    output_value = new_graph.graph_copy(gm.graph, val_map, return_output_node=True)
+    return repr(output_value), len(val_map)
+
+
+@snippet
+def erase_node_and_erase_with_users(fx):
+    gm = fx.symbolic_trace(lambda x: torch.relu(x).neg() + x)
+    graph = gm.graph
+    relu = next(node for node in graph.nodes if node.target is torch.relu)
+    failure = error_of(lambda: graph.erase_node(relu))
+    neg = next(iter(relu.users))
+    neg.replace_all_uses_with(relu)
+    graph.erase_node(neg)
+    gm.recompile()
+    return failure[0], "users" in failure[1], gm.code, gm(torch.tensor([-1.0, 2.0]))
+
+
+@snippet
+def eliminate_dead_code(fx):
+    def fn(x):
+        unused = x * 3
+        torch.manual_seed(0)
+        also_unused = unused + 1
+        return x + 1
+
+    gm = fx.symbolic_trace(fn)
+    changed = gm.graph.eliminate_dead_code()
+    gm.recompile()
+    return changed, gm.code
+
+
+@snippet
+def eliminate_dead_code_custom_impure(fx):
+    def fn(x):
+        kept = x * 3
+        dropped = x - 1
+        return x + 1
+
+    gm = fx.symbolic_trace(fn)
+    changed = gm.graph.eliminate_dead_code(is_impure_node=lambda node: node.name == "mul")
+    gm.recompile()
+    return changed, gm.code
+
+
+@snippet
+def find_nodes_queries(fx):
+    gm = fx.symbolic_trace(SmallNet())
+    graph = gm.graph
+    return (
+        [n.name for n in graph.find_nodes(op="placeholder")],
+        [n.name for n in graph.find_nodes(op="call_function", target=operator.mul)],
+        [n.name for n in graph.find_nodes(op="get_attr")],
+        [n.name for n in graph.find_nodes(op="call_module", target="linear")],
+        [n.name for n in graph.find_nodes(op="call_function", target=torch.relu)],
+    )
+
+
+@snippet
+def create_node_with_explicit_names(fx):
+    graph = fx.Graph()
+    x = graph.create_node("placeholder", "x")
+    first = graph.create_node("call_function", torch.add, (x, 1), name="step")
+    second = graph.create_node("call_function", torch.add, (first, 1), name="step")
+    third = graph.create_node("call_method", "mul", (second, 2), {}, name="foo_1")
+    fourth = graph.create_node("call_method", "mul", (third, 2), {}, name="foo")
+    fifth = graph.call_function(operator.add, (fourth, 1))
+    graph.create_node("output", "output", (fifth,))
+    return summary(graph), graph.python_code("self").src
+
+
+@snippet
+def output_node_and_graph_navigation(fx):
+    gm = fx.symbolic_trace(AddRelu())
+    graph = gm.graph
+    out = graph.output_node()
+    nodes = list(graph.nodes)
+    return (
+        out.name, out.op, repr(out.args), out.prev.name, nodes[0].next.name, len(graph.nodes),
+        [n.name for n in reversed(graph.nodes)], [n.name for n in nodes[2].all_input_nodes],
+        list(nodes[0].users) == [nodes[2]], repr(nodes[2]), nodes[2].format_node(), out.format_node(),
+    )
+
+
+@snippet
+def graph_deepcopy(fx):
+    gm = fx.symbolic_trace(SmallNet())
+    copied = copy.deepcopy(gm.graph)
+    original_nodes = set(gm.graph.nodes)
+    return str(copied), summary(copied), any(node in original_nodes for node in copied.nodes), copied.owning_module is None
+
+
+@snippet
+def node_argument_editing(fx):
+    gm = fx.symbolic_trace(lambda x, y: torch.add(x, y, alpha=2))
+    graph = gm.graph
+    x, y, add, _ = graph.nodes
+    add.update_arg(1, x)
+    add.update_kwarg("alpha", 3)
+    add.args = (y, x)
+    add.kwargs = {"alpha": 4}
+    gm.recompile()
+    return gm.code, [user.name for user in x.users], [user.name for user in y.users], gm(torch.ones(1), torch.ones(1))
+
+
+@snippet
+def node_append_prepend(fx):
+    gm = fx.symbolic_trace(lambda x: (x + 1, x * 2, x - 3))
+    graph = gm.graph
+    add, mul, sub = [node for node in graph.nodes if node.op == "call_function"]
+    sub.prepend(mul)
+    add.append(sub)
+    gm.recompile()
+    return gm.code, [n.name for n in graph.nodes]
+
+
+@snippet
+def manual_graph_with_all_ops(fx):
+    root = nn.Module()
+    root.lin = nn.Linear(2, 2)
+    root.register_buffer("bias", torch.ones(2))
+    graph = fx.Graph()
+    x = graph.placeholder("x", type_expr=torch.Tensor)
+    scale = graph.placeholder("scale", default_value=2.0)
+    h = graph.call_module("lin", (x,))
+    b = graph.get_attr("bias")
+    s = graph.call_method("sum", (h,), {"dim": -1, "keepdim": True})
+    out = graph.call_function(operator.mul, (graph.call_function(operator.add, (s, b)), scale))
+    graph.output(out, type_expr=torch.Tensor)
+    gm = fx.GraphModule(root, graph)
+    graph.lint()
+    return gm.code, str(graph), gm(torch.ones(1, 2)), gm(torch.ones(1, 2), 3.0)
+
+
+@snippet
+def node_names_colliding_with_builtins_and_keywords(fx):
+    graph = fx.Graph()
+    x = graph.placeholder("input")
+    a = graph.call_function(operator.add, (x, 1), name="list")
+    b = graph.call_function(operator.add, (a, 1), name="for")
+    c = graph.call_function(operator.add, (b, 1), name="torch")
+    d = graph.call_method("view", (c, -1), name="x.y")
+    graph.output(d)
+    return [n.name for n in graph.nodes], graph.python_code("self").src
+
+
+@snippet
+def reserved_self_name_is_renamed(fx):
+    graph = fx.Graph()
+    x = graph.placeholder("x")
+    node = graph.call_function(operator.add, (x, 1), name="self")
+    graph.output(node)
+    if is_fxkit(fx):
+        # Documented difference: a node never takes the name `self`.
+        assert node.name != "self"
+        return "self"
+    return node.name
+
+
+@snippet
+def lint_detects_use_before_definition(fx):
+    graph = fx.Graph()
+    x = graph.placeholder("x")
+    a = graph.call_function(operator.add, (x, 1))
+    b = graph.call_function(operator.mul, (a, 2))
+    graph.output(b)
+    a.args = (b, 1)
+    return error_type_of(graph.lint)
+
+
+@snippet
+def graph_python_code_and_on_generate_code(fx):
+    graph = fx.symbolic_trace(AddRelu()).graph
+    code = graph.python_code(root_module="self")
+    return code.src, sorted(code.globals), type(code).__name__
+
+
+@snippet
+def is_impure_and_side_effects(fx):
+    def fn(x):
+        x.add_(1)
+        torch.manual_seed(3)
+        return x.neg()
+
+    gm = fx.symbolic_trace(fn)
+    return [(node.name, node.is_impure()) for node in gm.graph.nodes]
+
+
+@snippet
+def map_arg_and_map_aggregate(fx):
+    gm = fx.symbolic_trace(lambda x, y: torch.cat([x, y]) + y)
+    cat = next(node for node in gm.graph.nodes if node.target is torch.cat)
+    names = fx.node.map_arg(cat.args, lambda n: n.name)
+    doubled = fx.node.map_aggregate({"a": (1, [2, 3]), "b": 4}, lambda v: v * 2)
+    return names, doubled, type(fx.map_arg(cat.args, lambda n: n.name)[0]).__name__
+
+
 # ---------------------------------------------------------------------------------------------
 # the comparison
 
@@ -729,7 +1165,7 @@ def assert_same(expected: Any, actual: Any, path: str = "result") -> None:
         assert expected.shape == actual.shape and expected.dtype == actual.dtype, f"{path}: {expected} != {actual}"
         assert torch.allclose(expected, actual, equal_nan=True), f"{path}: {expected} != {actual}"
     elif isinstance(expected, (list, tuple)) and not isinstance(expected, torch.Size):
-        assert type(expected) is type(actual), f"{path}: {type(expected).__name__} != {type(actual).__name__}"
+        assert type(expected).__name__ == type(actual).__name__, f"{path}: {type(expected).__name__} != {type(actual).__name__}"
         assert len(expected) == len(actual), f"{path}: lengths differ\n{expected!r}\n{actual!r}"
         for index, (left, right) in enumerate(zip(expected, actual)):
             assert_same(left, right, f"{path}[{index}]")
