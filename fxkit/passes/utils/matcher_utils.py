@@ -28,6 +28,9 @@ __all__ = ["SubgraphMatcher", "InternalMatch"]
 _INDEXABLE_OPS = ("call_function", "call_method", "call_module")
 _NOT_COMPUTE_OPS = ("placeholder", "output")
 
+# Kinds of the pending comparisons in ``SubgraphMatcher._extend``.
+_NODE, _SEQUENCE, _LEAF = "node", "seq", "leaf"
+
 
 def _starts_empty(container: type) -> Any:
     """A dataclass field whose default is a new empty ``container`` per instance."""
@@ -134,6 +137,11 @@ class SubgraphMatcher:
             self.pattern_anchors = [n for n in self.pattern_returning_nodes if len(n.users) == 1]
         self._returning_set = dict.fromkeys(self.pattern_returning_nodes)
         self._pattern_op = {n: n.op for n in pattern_nodes}
+        # What a finished match must keep to itself: every matched node but the placeholders is
+        # "inside", and only the ones that are not returned need checking for outside users.
+        self._inside_pattern_nodes = [n for n in pattern_nodes if n.op != "placeholder"]
+        self._private_pattern_nodes = [n for n in self._inside_pattern_nodes if n not in self._returning_set]
+        self._compute_pattern_nodes = [n for n in pattern_nodes if n.op not in _NOT_COMPUTE_OPS]
         self._anchor_paths = self._paths_to_earlier_anchors()
 
     # ----------------------------------------------------------------------------------------------
@@ -229,29 +237,45 @@ class SubgraphMatcher:
         """
         nodes_map = binding.nodes_map
         bound = binding.bound_graph_nodes
-        # Items are ("node", pattern node, graph node), ("seq", pattern list, graph list) or
-        # ("leaf", pattern node, graph literal); popped in order, so pushed in reverse. Leaves with a
+        pattern_op = self._pattern_op
+        placeholders_match_anything = not self.match_placeholder
+        # Items are (_NODE, pattern node, graph node), (_SEQUENCE, pattern list, graph list) or
+        # (_LEAF, pattern node, graph literal); popped in order, so pushed in reverse. Leaves with a
         # literal on the pattern side change nothing, so they are compared as soon as they are seen.
-        work: List[Tuple[str, Any, Any]] = [("node", anchor, anchor_graph_node)]
+        work: List[Tuple[str, Any, Any]] = [(_NODE, anchor, anchor_graph_node)]
         while work:
             kind, pv, gv = work.pop()
-            if kind == "node":
+            if kind is _NODE:
                 if pv in nodes_map:
                     if nodes_map[pv] is not gv:
                         return False
                     continue
                 if gv in bound:
                     return False
-                if not self._nodes_are_equal(pv, gv, node_name_match if pv is anchor else ""):
+                op = pattern_op[pv]
+                if op == "placeholder" and placeholders_match_anything:
+                    nodes_map[pv] = gv
+                    bound[gv] = None
+                    continue
+                if op in _INDEXABLE_OPS and not (node_name_match and pv is anchor):
+                    # What _nodes_are_equal decides for these ops, without the call.
+                    if gv._op != op or not pv._target == gv._target:
+                        return False
+                elif not self._nodes_are_equal(pv, gv, node_name_match if pv is anchor else ""):
                     return False
                 nodes_map[pv] = gv
                 bound[gv] = None
-                if self._pattern_op[pv] == "placeholder":
+                if op == "placeholder":
                     continue
-                paired = self._paired_arguments(pv, gv)
-                if paired is None or not self._push_arguments(paired[0], paired[1], work):
+                pattern_args, graph_args = pv._args, gv._args
+                if pv._kwargs or gv._kwargs or len(pattern_args) != len(graph_args):
+                    paired = self._paired_arguments(pv, gv)
+                    if paired is None:
+                        return False
+                    pattern_args, graph_args = paired
+                if not self._push_arguments(pattern_args, graph_args, work):
                     return False
-            elif kind == "seq":
+            elif kind is _SEQUENCE:
                 if not self._push_arguments(pv, gv, work):
                     return False
             elif not self._leaves_match(pv, gv, binding) and not self.ignore_literals:
@@ -262,11 +286,12 @@ class SubgraphMatcher:
         """Queue the argument pairs for ``_extend``; False if they visibly cannot match."""
         if len(pattern_args) != len(graph_args):
             return False
+        push = work.append
         for pa, ga in zip(reversed(pattern_args), reversed(graph_args)):
             if isinstance(pa, Node):
-                work.append(("node" if isinstance(ga, Node) else "leaf", pa, ga))
+                push((_NODE if isinstance(ga, Node) else _LEAF, pa, ga))
             elif isinstance(pa, (list, tuple)) and isinstance(ga, (list, tuple)):
-                work.append(("seq", pa, ga))
+                push((_SEQUENCE, pa, ga))
             elif not self.ignore_literals and (isinstance(ga, Node) or type(ga) != type(pa) or not bool(ga == pa)):
                 return False
         return True
@@ -276,31 +301,32 @@ class SubgraphMatcher:
 
     def _is_contained(self, nodes_map: Dict[Node, Any]) -> bool:
         """True if no value computed inside the match, other than what it returns, is used outside it."""
-        pattern_op = self._pattern_op
-        inside = {gn: pn for pn, gn in nodes_map.items() if pattern_op.get(pn, pn.op) != "placeholder"}
-        for gn, pn in inside.items():
-            if pn in self._returning_set:
-                continue
-            if any(user not in inside for user in gn.users):
-                return False
+        # Pattern nodes facing a literal can stay unbound (ignore_literals): they are skipped.
+        inside = {nodes_map[pn]: None for pn in self._inside_pattern_nodes if pn in nodes_map}
+        for pn in self._private_pattern_nodes:
+            gn = nodes_map.get(pn)
+            if gn is not None:
+                for user in gn.users:
+                    if user not in inside:
+                        return False
         return True
 
     @staticmethod
-    def _fusing_makes_cycle(compute_nodes: List[Node], position: Dict[Node, int]) -> bool:
+    def _fusing_makes_cycle(compute_nodes: List[Node]) -> bool:
         """True if a path leaves the matched nodes and comes back into them.
 
         Edges go forward in program order, so a path that re-enters the match never passes a node
         that comes after the match's last node: the search stops there.
         """
         inside = dict.fromkeys(compute_nodes)
-        last = max((position[n] for n in compute_nodes), default=-1)
+        last = max((n._order for n in compute_nodes), default=-1)
         pending = [user for node in compute_nodes for user in node.users if user not in inside]
         seen: Dict[Node, None] = {}
         while pending:
             node = pending.pop()
             if node in inside:
                 return True
-            if node in seen or position[node] > last:
+            if node in seen or node._order > last:
                 continue
             seen[node] = None
             pending.extend(node.users)
@@ -310,9 +336,10 @@ class SubgraphMatcher:
         """Keep each match whose compute nodes are not claimed by a match kept before it."""
         claimed: Dict[Node, None] = {}
         kept: List[InternalMatch] = []
-        pattern_op = self._pattern_op
+        compute_pattern_nodes = self._compute_pattern_nodes
         for match in matches:
-            compute = [gn for pn, gn in match.nodes_map.items() if pattern_op.get(pn, pn.op) not in _NOT_COMPUTE_OPS]
+            nodes_map = match.nodes_map
+            compute = [nodes_map[pn] for pn in compute_pattern_nodes if pn in nodes_map]
             if any(gn in claimed for gn in compute):
                 continue
             kept.append(match)
@@ -366,37 +393,22 @@ class SubgraphMatcher:
             frontier = next_frontier
         return None
 
-    def _anchor_candidates(
-        self, graph_nodes: List[Node], node_name_match: str
-    ) -> List[List[Node]]:
+    def _anchor_candidates(self, graph: Graph, node_name_match: str) -> List[List[Node]]:
         """Per anchor, the graph nodes it could match at, in program order."""
-        # Only the (op, target) pairs of indexable anchors are collected, in one walk.
-        by_key: Dict[Tuple[str, Hashable], List[Node]] = {}
-        for anchor in self.pattern_anchors:
-            key = _hashable_key(anchor)
-            if anchor.op in _INDEXABLE_OPS and key is not None and not node_name_match:
-                by_key[key] = []
-        if by_key:
-            for node in graph_nodes:
-                op = node.op
-                if op in _INDEXABLE_OPS:
-                    try:
-                        bucket = by_key.get((op, node.target))
-                    except TypeError:  # an unhashable target equals no hashable one
-                        continue
-                    if bucket is not None:
-                        bucket.append(node)
+        graph_nodes: Optional[List[Node]] = None
         candidates: List[List[Node]] = []
         for anchor in self.pattern_anchors:
-            key = _hashable_key(anchor)
-            if key is not None and key in by_key:
-                candidates.append(list(by_key[key]))
-            else:
-                candidates.append([n for n in graph_nodes if self._nodes_are_equal(anchor, n, node_name_match)])
+            if anchor.op in _INDEXABLE_OPS and _hashable_key(anchor) is not None and not node_name_match:
+                # The graph keeps its nodes indexed by (op, target): no walk needed.
+                candidates.append(graph.find_nodes(op=anchor.op, target=anchor.target))
+                continue
+            if graph_nodes is None:
+                graph_nodes = list(graph.nodes)
+            candidates.append([n for n in graph_nodes if self._nodes_are_equal(anchor, n, node_name_match)])
         return candidates
 
     def _narrowed(
-        self, anchor_index: int, candidates: List[Node], binding: _Binding, position: Dict[Node, int]
+        self, anchor_index: int, candidates: List[Node], binding: _Binding
     ) -> Iterable[Node]:
         """The candidates of a later anchor that can still agree with what is already bound."""
         path = self._anchor_paths[anchor_index]
@@ -416,7 +428,7 @@ class SubgraphMatcher:
             }
         allowed = dict.fromkeys(candidates)
         found = {user: None for node in frontier for user in node.users if user in allowed}
-        return sorted(found, key=position.__getitem__)
+        return sorted(found, key=_order_of)
 
     # ----------------------------------------------------------------------------------------------
 
@@ -429,11 +441,8 @@ class SubgraphMatcher:
         earlier one. ``node_name_match``: a graph node whose name contains this text is a candidate
         for every anchor, whatever its op.
         """
-        graph_nodes = list(graph.nodes)
-        # Program positions, needed only to order narrowed candidates and to bound the cycle check.
-        needs_position = len(self.pattern_anchors) > 1 or len(self.pattern_returning_nodes) > 1
-        position = {node: index for index, node in enumerate(graph_nodes)} if needs_position else {}
-        candidates = self._anchor_candidates(graph_nodes, node_name_match)
+        # Program order, where needed, comes from the order labels the graph keeps on its nodes.
+        candidates = self._anchor_candidates(graph, node_name_match)
         # An anchor without candidates is skipped, not failed (as torch.fx does).
         searched = [(i, c) for i, c in enumerate(candidates) if c]
         found: List[InternalMatch] = []
@@ -445,7 +454,7 @@ class SubgraphMatcher:
             anchor_index, anchor_candidates = searched[step]
             anchor = self.pattern_anchors[anchor_index]
             if step > 0 and len(searched) == len(candidates):
-                anchor_candidates = list(self._narrowed(anchor_index, anchor_candidates, binding, position))
+                anchor_candidates = list(self._narrowed(anchor_index, anchor_candidates, binding))
             for graph_node in anchor_candidates:
                 trial = binding.copy()
                 if self._extend(anchor, graph_node, trial, node_name_match):
@@ -463,7 +472,7 @@ class SubgraphMatcher:
                 m
                 for m in found
                 if not self._fusing_makes_cycle(
-                    [gn for pn, gn in m.nodes_map.items() if self._pattern_op[pn] not in _NOT_COMPUTE_OPS], position
+                    [gn for pn, gn in m.nodes_map.items() if self._pattern_op[pn] not in _NOT_COMPUTE_OPS]
                 )
             ]
         if self.remove_overlapping_matches:
@@ -471,13 +480,16 @@ class SubgraphMatcher:
         return found
 
     def _finish(self, binding: _Binding) -> InternalMatch:
-        match = InternalMatch(anchors=self.pattern_anchors, nodes_map=binding.nodes_map)
-        for pattern_node in [*self.pattern_placeholder_nodes, *self.pattern_returning_nodes]:
-            if pattern_node not in binding.nodes_map:
+        nodes_map = binding.nodes_map
+        for pattern_node in (*self.pattern_placeholder_nodes, *self.pattern_returning_nodes):
+            if pattern_node not in nodes_map:
                 raise _UnboundPatternNodeError(pattern_node)
-        match.placeholder_nodes = [binding.nodes_map[pn] for pn in self.pattern_placeholder_nodes]
-        match.returning_nodes = [binding.nodes_map[pn] for pn in self.pattern_returning_nodes]
-        return match
+        return InternalMatch(
+            self.pattern_anchors,
+            nodes_map,
+            [nodes_map[pn] for pn in self.pattern_placeholder_nodes],
+            [nodes_map[pn] for pn in self.pattern_returning_nodes],
+        )
 
 
 class _UnboundPatternNodeError(KeyError):
@@ -499,3 +511,7 @@ class _UnboundPatternNodeError(KeyError):
             "in the graph while the pattern's other outputs do, so the match is incomplete; split the "
             "pattern into one pattern per output"
         )
+
+
+def _order_of(node: Node) -> int:
+    return node._order
