@@ -446,22 +446,9 @@ class SubgraphMatcher:
         # An anchor without candidates is skipped, not failed (as torch.fx does).
         searched = [(i, c) for i, c in enumerate(candidates) if c]
         found: List[InternalMatch] = []
-
-        def search(step: int, binding: _Binding) -> None:
-            if step == len(searched):
-                found.append(self._finish(binding))
-                return
-            anchor_index, anchor_candidates = searched[step]
-            anchor = self.pattern_anchors[anchor_index]
-            if step > 0 and len(searched) == len(candidates):
-                anchor_candidates = list(self._narrowed(anchor_index, anchor_candidates, binding))
-            for graph_node in anchor_candidates:
-                trial = binding.copy()
-                if self._extend(anchor, graph_node, trial, node_name_match):
-                    search(step + 1, trial)
-
         if searched:
-            search(0, _Binding({}, {}))
+            # Narrowing needs every anchor bound along the way: only when none was skipped.
+            self._search(searched, 0, _Binding({}, {}), node_name_match, len(searched) == len(candidates), found)
 
         found = [m for m in found if self._is_contained(m.nodes_map)]
         if self.remove_overlapping_matches and len(self.pattern_returning_nodes) > 1:
@@ -478,6 +465,33 @@ class SubgraphMatcher:
         if self.remove_overlapping_matches:
             found = self._remove_overlapping_matches(found)
         return found
+
+    def _search(
+        self,
+        searched: List[Tuple[int, List[Node]]],
+        step: int,
+        binding: _Binding,
+        node_name_match: str,
+        can_narrow: bool,
+        found: List[InternalMatch],
+    ) -> None:
+        """Bind the anchors from ``step`` on, every way the candidates allow; collect finished matches.
+
+        A method rather than a recursive closure: a closure that calls itself is a reference cycle,
+        which would keep every match alive until the next garbage collection.
+        """
+        anchor_index, anchor_candidates = searched[step]
+        anchor = self.pattern_anchors[anchor_index]
+        if step > 0 and can_narrow:
+            anchor_candidates = list(self._narrowed(anchor_index, anchor_candidates, binding))
+        last_step = step + 1 == len(searched)
+        for graph_node in anchor_candidates:
+            trial = binding.copy()
+            if self._extend(anchor, graph_node, trial, node_name_match):
+                if last_step:
+                    found.append(self._finish(trial))
+                else:
+                    self._search(searched, step + 1, trial, node_name_match, can_narrow, found)
 
     def _finish(self, binding: _Binding) -> InternalMatch:
         nodes_map = binding.nodes_map
