@@ -170,8 +170,11 @@ class _LazyForward:
         return function if instance is None else function.__get__(instance, owner_type)
 
 
-class _LazyPythonCode:
-    """What ``recompile()`` returns: the PythonCode, produced only if someone looks at it."""
+class _LazyPythonCode(PythonCode):
+    """What ``recompile()`` returns: the PythonCode, produced only if someone looks at it.
+
+    A PythonCode subclass so ``isinstance`` checks written for torch.fx hold; it keeps no fields of
+    its own, every read is forwarded to the module's generated code."""
 
     def __init__(self, module: "GraphModule") -> None:
         self._module = module
@@ -259,7 +262,7 @@ class GraphModule(torch.nn.Module):
         self.__dict__["_generated"] = None
         self.__dict__["_forward_fn"] = None
         type(self).forward = _LazyForward(self)
-        return _LazyPythonCode(self)  # type: ignore[return-value]
+        return _LazyPythonCode(self)
 
     def _python_code(self) -> PythonCode:
         generated = self.__dict__.get("_generated")
@@ -472,7 +475,8 @@ def _check_target_exists(root: torch.nn.Module, node: Any) -> None:
     for depth, atom in enumerate(atoms):
         if not hasattr(owner, atom):
             missing = ".".join(atoms[: depth + 1])
-            raise RuntimeError(
+            # AttributeError as in torch.fx, so callers catching it keep working.
+            raise AttributeError(
                 f"Node {node.name!r} ({node.op}) refers to {node.target!r}, but {missing!r} does not exist on "
                 f"the root module {type(root).__name__}. Add it to the root or fix the node's target."
             )
