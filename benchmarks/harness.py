@@ -279,6 +279,12 @@ def format_seconds(seconds: float | None) -> str:
     return f"{seconds / 1e-9:.3g} ns"
 
 
+def format_speedup(speedup: float | None) -> str:
+    if speedup is None:
+        return "-"
+    return f"{speedup:.2f}x" if speedup < 100 else f"{speedup:.0f}x"
+
+
 def format_bytes(size: int | None) -> str:
     if size is None:
         return "-"
@@ -300,7 +306,7 @@ def summarize(result: Result) -> str:
     """One line: the medians, the speed-up and the status (or the error)."""
     if result.error is not None:
         return f"FAILED: {result.error}"
-    speedup = "-" if result.speedup is None else f"{result.speedup:.2f}x"
+    speedup = format_speedup(result.speedup)
     return (
         f"fxkit {format_seconds(result.fxkit_median)}, {result.baseline_name} "
         f"{format_seconds(result.baseline_median)}, speed-up {speedup} {_status(result)}".rstrip()
@@ -322,7 +328,7 @@ def format_table(results: Sequence[Result]) -> str:
             r.name,
             format_seconds(r.fxkit_median),
             baseline,
-            "-" if r.speedup is None else f"{r.speedup:.2f}x",
+            format_speedup(r.speedup),
             "-" if r.target is None else f">={r.target:.2f}x",
             _status(r),
         ]
