@@ -224,13 +224,22 @@ def _freeze(arg: Any, found: Dict["Node", None]) -> Any:
 
 def _nodes_to_none(arg: Any) -> Any:
     """``arg`` with every Node replaced by None (what an erased node keeps as its arguments)."""
-    if type(arg) is tuple and all(type(item) is Node or type(item) in _LEAF_TYPES for item in arg):
+    if type(arg) is tuple and _is_flat(arg):
         return tuple([None if type(item) is Node else item for item in arg])
     return map_arg(arg, _to_none)
 
 
 def _to_none(_node: "Node") -> None:
     return None
+
+
+def _is_flat(arg: Tuple[Any, ...]) -> bool:
+    """True if every item of the tuple ``arg`` is a Node or a plain scalar (no containers to walk)."""
+    for item in arg:
+        kind = type(item)
+        if kind is not Node and kind not in _LEAF_TYPES:
+            return False
+    return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -440,7 +449,12 @@ class Node:
         def swap(node: Node) -> Node:
             return new if node is old else node
 
-        self._set_args_kwargs(map_arg(self._args, swap), map_arg(self._kwargs, swap))
+        args, kwargs = self._args, self._kwargs
+        if _is_flat(args):  # the common case, without map_arg's per-item calls
+            swapped_args = tuple([new if item is old else item for item in args])
+        else:
+            swapped_args = map_arg(args, swap)
+        self._set_args_kwargs(swapped_args, map_arg(kwargs, swap) if kwargs else kwargs)
 
     # -- misc --------------------------------------------------------------------------------
     @property
