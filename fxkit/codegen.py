@@ -52,6 +52,49 @@ _REPR_SAFE = (bool, int, str, bytes, type(None), complex, torch.dtype, torch.mem
               torch.device, torch.Size)
 _IDENTIFIER = re.compile(r"[^0-9a-zA-Z_]+")
 
+# Short dtype spellings of verbose annotations (print_readable): "f32[2, 3]".
+_DTYPE_SHORT_NAMES: Dict[torch.dtype, str] = {
+    torch.bfloat16: "bf16", torch.float64: "f64", torch.float32: "f32", torch.float16: "f16",
+    torch.complex32: "c32", torch.complex64: "c64", torch.complex128: "c128", torch.int8: "i8",
+    torch.int16: "i16", torch.int32: "i32", torch.int64: "i64", torch.bool: "b8", torch.uint8: "u8",
+    torch.uint16: "u16", torch.uint32: "u32", torch.uint64: "u64", torch.bits8: "b8x1",
+    torch.bits16: "b16x1", torch.bits1x8: "b1x8", torch.bits2x4: "b2x4", torch.bits4x2: "b4x2",
+}
+for _dtype_name in ("float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu"):
+    if hasattr(torch, _dtype_name):
+        _DTYPE_SHORT_NAMES[getattr(torch, _dtype_name)] = "f8" + _dtype_name.split("_", 1)[1].replace("_", "")
+if hasattr(torch, "float4_e2m1fn_x2"):
+    _DTYPE_SHORT_NAMES[torch.float4_e2m1fn_x2] = "f4e2m1fnx2"
+
+
+def _tensor_summary(dtype: torch.dtype, shape: Iterable[Any], stride: Optional[Iterable[Any]] = None,
+                    device: Optional[torch.device] = None) -> str:
+    """``f32[2, 3]``, optionally followed by the strides ``[3, 1]`` and the device ``cpu``."""
+    text = _DTYPE_SHORT_NAMES.get(dtype, str(dtype).replace("torch.", "")) + "[" + ", ".join(map(str, shape)) + "]"
+    if stride is not None:
+        text += "[" + ", ".join(map(str, stride)) + "]"
+    return text if device is None else text + str(device)
+
+
+def _verbose_annotation(node: Node, include_stride: bool, include_device: bool) -> Optional[str]:
+    """The quoted shape annotation verbose code shows for ``node``, from ``meta['val']`` when it is
+    present (a tensor or a symbolic number), else from ShapeProp's ``meta['tensor_meta']``."""
+    meta = node.meta
+    if "val" in meta:
+        value = meta["val"]
+        if isinstance(value, (torch.SymInt, torch.SymFloat, torch.SymBool)):
+            return f'"Sym({value})"'
+        if not isinstance(value, torch.Tensor):
+            return None
+        text = _tensor_summary(value.dtype, value.shape, value.stride() if include_stride else None,
+                               value.device if include_device else None)
+        return f'"Parameter({text})"' if isinstance(value, torch.nn.Parameter) else f'"{text}"'
+    tensor_meta = meta.get("tensor_meta")
+    fields = getattr(tensor_meta, "_fields", ())
+    if "shape" in fields and "dtype" in fields:
+        return f'"{_tensor_summary(tensor_meta.dtype, tensor_meta.shape)}"'
+    return None
+
 
 class PythonCode:
     """Generated source plus the globals it must be executed with."""
@@ -290,8 +333,11 @@ class CodeGen:
         *,
         verbose: bool = False,
         stack_comments: bool = False,
+        include_stride: bool = False,
+        include_device: bool = False,
         **_: Any,
     ) -> PythonCode:
+        stack_comments = stack_comments or verbose
         node_list = list(nodes)
         taken: Dict[str, None] = {node.name: None for node in node_list}
         emit = _Emitter(taken)
@@ -316,8 +362,9 @@ class CodeGen:
                         body.append("")
                     body.append(f"# {location}" if location else "# No stacktrace found for following nodes")
                     last_location = location
+            shape_note = _verbose_annotation(node, include_stride, include_device) if verbose else None
             if op == "placeholder":
-                free_vars.append(self._placeholder_param(node, emit))
+                free_vars.append(self._placeholder_param(node, emit, shape_note))
                 bare = node.target.lstrip("*")
                 if bare != node.name:
                     body.append(f"{node.name} = {bare}")
@@ -329,7 +376,13 @@ class CodeGen:
                 body.append(self.generate_output(node.args[0], repr_fn=emit.render))
                 lineno_map[len(body)] = index
                 continue
-            statement = self._statement(node, root_module, emit, wrapped)
+            if shape_note is not None:
+                assigned = f"{node.name}: {shape_note}"
+            elif node.type is not None:
+                assigned = f"{node.name} : {emit.annotation(node.type)}"
+            else:
+                assigned = node.name
+            statement = self._statement(node, root_module, emit, wrapped, assigned)
             freed = last_use.get(node)
             if not node.users:
                 freed = (freed or []) + [node]
@@ -355,16 +408,20 @@ class CodeGen:
         lines = {first_body_line + offset - 1: node_index for offset, node_index in lineno_map.items()}
         return PythonCode(source, emit.globals, lines, _prologue_start=header.count("\n") - prologue.count("\n"))
 
-    def _placeholder_param(self, node: Node, emit: _Emitter) -> str:
+    def _placeholder_param(self, node: Node, emit: _Emitter, shape_note: Optional[str] = None) -> str:
         param = node.target
-        if node.type is not None:
+        if shape_note is not None:
+            param += f": {shape_note}"
+        elif node.type is not None:
             param += f" : {emit.annotation(node.type)}"
         if node.args:
             param += f" = {emit.render(node.args[0])}"
         return param
 
-    def _statement(self, node: Node, root_module: str, emit: _Emitter, wrapped: Dict[str, None]) -> str:
-        name, op, target, args, kwargs = node.name, node.op, node.target, node.args, node.kwargs
+    def _statement(self, node: Node, root_module: str, emit: _Emitter, wrapped: Dict[str, None],
+                   assigned: str) -> str:
+        """The statement computing ``node``; ``assigned`` is its left-hand side (name and annotation)."""
+        name, op, target, args, kwargs = assigned, node.op, node.target, node.args, node.kwargs
         if op == "get_attr":
             return f"{name} = {_self_path(root_module, target)}"
         if op == "call_module":

@@ -590,11 +590,12 @@ class Graph:
     def python_code(self, root_module: str, *, verbose: bool = False, **display_options: Any) -> PythonCode:
         """The Python source of ``forward`` for this graph and the globals it needs.
 
-        ``display_options`` (include_stride, include_device, colored, ...) are accepted for torch.fx
-        compatibility; they only affect annotations torch.fx adds in verbose mode.
+        ``verbose`` adds stack-trace comments and shape annotations from ``node.meta`` ('val' or
+        'tensor_meta'); ``display_options`` (include_stride, include_device) extend those annotations.
+        ``colored`` is accepted for torch.fx compatibility and ignored.
         """
         with _collector_paused():
-            return self._codegen._gen_python_code(self.nodes, root_module, verbose=verbose)
+            return self._codegen._gen_python_code(self.nodes, root_module, verbose=verbose, **display_options)
 
     def process_inputs(self, *args: Any) -> Any:
         return self._codegen.process_inputs(*args)

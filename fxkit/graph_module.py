@@ -294,20 +294,23 @@ class GraphModule(torch.nn.Module):
 
     def print_readable(self, print_output: bool = True, include_stride: bool = False,
                        include_device: bool = False, colored: bool = False, **_: Any) -> str:
-        """The module as a class definition with its generated ``forward``, stack comments included."""
-        text = self._readable(self._get_name())
+        """The module as a class definition with its generated ``forward``, stack comments and shape
+        annotations (from ``node.meta``) included."""
+        text = self._readable(self._get_name(), include_stride, include_device)
         if print_output:
             print(text)
         return text
 
-    def _readable(self, class_name: str) -> str:
-        source = self._graph._codegen._gen_python_code(self._graph.nodes, "self", stack_comments=True).src
+    def _readable(self, class_name: str, include_stride: bool = False, include_device: bool = False) -> str:
+        source = self._graph._codegen._gen_python_code(
+            self._graph.nodes, "self", verbose=True, include_stride=include_stride, include_device=include_device
+        ).src
         lines = [f"class {class_name}(torch.nn.Module):"]
         lines.extend(_indented(source))
         for child_name, child in self.named_children():
             if isinstance(child, GraphModule):
                 lines.append("")
-                lines.extend(_indented(child._readable(child_name)))
+                lines.extend(_indented(child._readable(child_name, include_stride, include_device)))
         return "\n".join(lines) + "\n"
 
     def __str__(self) -> str:
