@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 
@@ -218,19 +218,10 @@ class _ReplacementPlan:
         output = next((n for n in nodes if n.op == "output"), None)
         self.has_output = output is not None
         self.output_value = output.args[0] if output is not None else None
-        # One recipe per node to copy: (source node, flat, op, target, args, kwargs, name, type).
-        # Flat arguments (no nested containers) are mapped with a comprehension instead of map_arg.
+        # One recipe per node to copy: (source node, op, target, args, how to map them, kwargs, how
+        # to map them, name, type); the _MAP_* values say how arguments become the copy's.
         self.recipes = [
-            (
-                n,
-                _is_flat(n.args) and _is_flat(tuple(n.kwargs.values())),
-                n.op,
-                n.target,
-                n.args,
-                n.kwargs,
-                n.name,
-                n.type,
-            )
+            (n, n.op, n.target, n.args, _how_to_map(n.args), n.kwargs, _how_to_map(n.kwargs.values()), n.name, n.type)
             for n in nodes
             if n.op not in ("placeholder", "output")
         ]
@@ -242,13 +233,15 @@ class _ReplacementPlan:
         create_node = graph.create_node
         copied_nodes: List[Node] = []
         with graph.inserting_before(successor):
-            for source, flat, op, target, args, kwargs, name, type_expr in self.recipes:
-                if flat:
+            for source, op, target, args, args_how, kwargs, kwargs_how, name, type_expr in self.recipes:
+                if args_how is _MAP_FLAT:
                     args = tuple([lookup(a) if isinstance(a, Node) else a for a in args])
-                    if kwargs:
-                        kwargs = {k: lookup(v) if isinstance(v, Node) else v for k, v in kwargs.items()}
-                else:
-                    args, kwargs = map_arg(args, lookup), map_arg(kwargs, lookup)
+                elif args_how is _MAP_NESTED:
+                    args = map_arg(args, lookup)
+                if kwargs_how is _MAP_FLAT:
+                    kwargs = {k: lookup(v) if isinstance(v, Node) else v for k, v in kwargs.items()}
+                elif kwargs_how is _MAP_NESTED:
+                    kwargs = map_arg(kwargs, lookup)
                 copied = create_node(op, target, args, kwargs, name, type_expr)
                 meta = source.meta
                 copied.meta = meta.copy() if type(meta) is dict else copy.copy(meta)
@@ -262,8 +255,18 @@ class _ReplacementPlan:
         return map_arg(output_value, lookup), copied_nodes
 
 
-def _is_flat(values: Tuple[Any, ...]) -> bool:
-    return not any(isinstance(v, (list, tuple, dict, slice)) for v in values)
+# How a replacement node's arguments become the copy's: used as they are (they hold no node),
+# mapped item by item (no nested containers), or mapped with map_arg.
+_MAP_NONE, _MAP_FLAT, _MAP_NESTED = "none", "flat", "nested"
+
+
+def _how_to_map(values: Iterable[Any]) -> str:
+    values = list(values)
+    if any(isinstance(v, (list, tuple, dict, slice)) for v in values):
+        return _MAP_NESTED
+    if any(isinstance(v, Node) for v in values):
+        return _MAP_FLAT
+    return _MAP_NONE
 
 
 def _replace_one(
