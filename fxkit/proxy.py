@@ -145,6 +145,10 @@ class TracerBase:
                 source = linecache.getline(filename, lineno).strip()
                 entries.append(f'File "{filename}", line {lineno}, in {frame.f_code.co_name}\n    {source}')
             frame = frame.f_back
+        if frame is None:
+            # Not created by the traced code (placeholders, output, Proxy edits outside a trace):
+            # torch.fx records no stack trace for such nodes.
+            return ""
         return "\n  ".join(reversed(entries))
 
     def proxy(self, node: Node) -> "Proxy":
