@@ -207,7 +207,14 @@ def _freeze(arg: Any, found: Dict["Node", None]) -> Any:
     if kind is list or kind is immutable_list:
         return immutable_list([_freeze(item, found) for item in arg])
     if kind is dict or kind is immutable_dict:
-        return immutable_dict([(key, _freeze(value, found)) for key, value in arg.items()])
+        # Values that are nodes or scalars need no freezing: copy the dict in one go.
+        for value in arg.values():
+            value_kind = type(value)
+            if value_kind is Node:
+                found[value] = None
+            elif value_kind not in _LEAF_TYPES:
+                return immutable_dict([(key, _freeze(value, found)) for key, value in arg.items()])
+        return immutable_dict(arg)
     if kind is slice:
         return slice(_freeze(arg.start, found), _freeze(arg.stop, found), _freeze(arg.step, found))
     if isinstance(arg, tuple):
