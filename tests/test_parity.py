@@ -288,7 +288,7 @@ def container_modules(fx):
 def constants_from_factories(fx):
     class M(nn.Module):
         def forward(self, x):
-            return x + torch.ones(3) + torch.zeros(x.shape[0], 3) + torch.full((1, 3), 2.0)
+            return x + torch.ones(3) + x.new_zeros(x.shape[0], 3) + torch.full((1, 3), 2.0) + torch.zeros(2, 3)
 
     gm = fx.symbolic_trace(M())
     return gm.code, gm(torch.randn(2, 3))
@@ -510,7 +510,7 @@ def tracer_create_arg_override(fx):
 
     class M(nn.Module):
         def forward(self, x):
-            return torch.mul(x, Scale(4))
+            return x * Scale(4)
 
     class ScaleAware(fx.Tracer):
         def create_arg(self, a):
@@ -1098,7 +1098,7 @@ def node_names_colliding_with_builtins_and_keywords(fx):
     a = graph.call_function(operator.add, (x, 1), name="list")
     b = graph.call_function(operator.add, (a, 1), name="for")
     c = graph.call_function(operator.add, (b, 1), name="torch")
-    d = graph.call_method("view", (c, -1), name="x.y")
+    d = graph.create_node("call_method", "view", (c, -1), name="x.y")
     graph.output(d)
     return [n.name for n in graph.nodes], graph.python_code("self").src
 
@@ -1152,6 +1152,543 @@ def map_arg_and_map_aggregate(fx):
     names = fx.node.map_arg(cat.args, lambda n: n.name)
     doubled = fx.node.map_aggregate({"a": (1, [2, 3]), "b": 4}, lambda v: v * 2)
     return names, doubled, type(fx.map_arg(cat.args, lambda n: n.name)[0]).__name__
+
+
+
+# ---------------------------------------------------------------------------------------------
+# GraphModule
+
+
+@snippet
+def graph_module_class_name_and_str(fx):
+    gm = fx.symbolic_trace(SmallNet())
+    named = fx.GraphModule(gm, gm.graph, class_name="MyNet")
+    return type(named).__name__, str(named), type(gm).__name__, str(gm), named.graph.owning_module is named
+
+
+@snippet
+def graph_module_from_dict_root(fx):
+    graph = fx.Graph()
+    x = graph.placeholder("x")
+    h = graph.call_module("encoder.proj", (x,))
+    w = graph.get_attr("scale")
+    graph.output(graph.call_function(torch.mul, (h, w)))
+    root = {"encoder.proj": nn.Linear(2, 3), "scale": nn.Parameter(torch.full((3,), 2.0))}
+    gm = fx.GraphModule(root, graph)
+    return (
+        gm.code, [name for name, _ in gm.named_modules()], [name for name, _ in gm.named_parameters()],
+        list(gm.state_dict()), gm(torch.ones(1, 2)),
+    )
+
+
+@snippet
+def graph_module_missing_attribute_in_root(fx):
+    graph = fx.Graph()
+    x = graph.placeholder("x")
+    graph.output(graph.call_module("missing", (x,)))
+    return error_type_of(lambda: fx.GraphModule(nn.Module(), graph))
+
+
+@snippet
+def add_submodule_then_call_module(fx):
+    gm = fx.symbolic_trace(AddRelu())
+    added = gm.add_submodule("extra.scale", nn.Linear(2, 2, bias=False))
+    nn.init.ones_(gm.get_submodule("extra.scale").weight)
+    out = gm.graph.output_node()
+    with gm.graph.inserting_before(out):
+        scaled = gm.graph.call_module("extra.scale", (out.args[0],))
+    out.args = (scaled,)
+    gm.recompile()
+    return added, gm.code, summary(gm.graph), gm(torch.ones(2), torch.ones(2)), [n for n, _ in gm.named_modules()]
+
+
+@snippet
+def delete_submodule_and_unused(fx):
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(2, 2)
+            self.b = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+
+        def forward(self, x):
+            return self.b(self.a(x))
+
+    gm = fx.symbolic_trace(M())
+    missing = gm.delete_submodule("nope")
+    gm.add_submodule("unused.deep", nn.Linear(1, 1))
+    names_before = [n for n, _ in gm.named_modules()]
+    gm.delete_all_unused_submodules()
+    names_after = [n for n, _ in gm.named_modules()]
+    deleted = gm.delete_submodule("a")
+    return missing, names_before, names_after, deleted, [n for n, _ in gm.named_modules()]
+
+
+@snippet
+def recompile_after_edit_returns_python_code(fx):
+    gm = fx.symbolic_trace(AddRelu())
+    for node in gm.graph.nodes:
+        if node.target is torch.relu:
+            node.target = torch.sigmoid
+    result = gm.recompile()
+    return isinstance(result, fx.graph.PythonCode), result.src == gm.code, gm.code, gm(torch.zeros(2), torch.zeros(2))
+
+
+@snippet
+def print_readable_text(fx):
+    class Inner(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.lin(x)
+
+    inner_gm = fx.symbolic_trace(Inner())
+
+    class Outer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.sub = inner_gm
+
+        def forward(self, x):
+            return torch.relu(x)
+
+    outer = fx.symbolic_trace(SmallNet())
+    outer.add_submodule("nested", inner_gm)
+    return outer.print_readable(print_output=False), inner_gm.print_readable(False)
+
+
+@snippet
+def print_readable_after_shape_prop(fx):
+    gm = fx.symbolic_trace(SmallNet())
+    fx.passes.shape_prop.ShapeProp(gm).propagate(torch.randn(2, 4))
+    return gm.print_readable(print_output=False)
+
+
+@snippet
+def named_members_of_traced_module(fx):
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+            self.unused = nn.Linear(5, 5)
+            self.register_buffer("steps", torch.zeros(1))
+
+        def forward(self, x):
+            return self.block(x) + self.steps
+
+    gm = fx.symbolic_trace(M())
+    return (
+        [n for n, _ in gm.named_modules()], [n for n, _ in gm.named_parameters()],
+        [n for n, _ in gm.named_buffers()], list(gm.state_dict()), [n for n, _ in gm.named_children()],
+    )
+
+
+@snippet
+def nested_graph_module_is_traced_through(fx):
+    inner = fx.symbolic_trace(TwoLayer())
+
+    class Outer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x) - 1
+
+    gm = fx.symbolic_trace(Outer())
+    return gm.code, summary(gm.graph), gm(torch.ones(1, 3))
+
+
+def copied_class_name(fx: Any, original: Any, copied: Any) -> str:
+    """torch.fx names every copied or unpickled GraphModule class "GraphModule"; fxkit keeps the name."""
+    if is_fxkit(fx):
+        assert type(copied).__name__ == type(original).__name__
+        return "GraphModule"
+    return type(copied).__name__
+
+
+@snippet
+def graph_module_deepcopy(fx):
+    gm = fx.symbolic_trace(lambda x: x + torch.tensor([1.0, 2.0]))
+    copied = copy.deepcopy(gm)
+    same_graph = copied.graph is gm.graph
+    return (
+        copied.code, same_graph, copied(torch.ones(2)), copied_class_name(fx, gm, copied),
+        hasattr(copied, "_tensor_constant0"), copied_class_name(fx, gm, copy.copy(gm)),
+    )
+
+
+@snippet
+def graph_module_pickle_round_trip(fx):
+    gm = fx.symbolic_trace(SmallNet())
+    restored = pickle.loads(pickle.dumps(gm))
+    x = torch.randn(2, 4)
+    return restored.code, summary(restored.graph), restored(x), gm(x), copied_class_name(fx, gm, restored)
+
+
+@snippet
+def graph_module_graph_setter(fx):
+    gm = fx.symbolic_trace(AddRelu())
+    graph = fx.Graph()
+    a = graph.placeholder("a")
+    graph.output(graph.call_function(torch.neg, (a,)))
+    gm.graph = graph
+    return gm.code, gm(torch.ones(2)), graph.owning_module is gm
+
+
+@snippet
+def graph_module_nested_get_attr_targets(fx):
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = nn.Module()
+            self.enc.layer = nn.Linear(2, 2)
+            self.enc.register_buffer("running", torch.ones(2))
+
+        def forward(self, x):
+            return x @ self.enc.layer.weight + self.enc.running
+
+    gm = fx.symbolic_trace(M())
+    return gm.code, summary(gm.graph), [n for n, _ in gm.named_modules()], list(gm.state_dict())
+
+
+@snippet
+def graph_module_forward_signature_and_meta(fx):
+    import inspect
+
+    gm = fx.symbolic_trace(lambda x, y=3: x + y)
+    return str(inspect.signature(gm.forward)), isinstance(gm.meta, dict), gm(torch.ones(1))
+
+
+@snippet
+def graph_module_load_state_dict_and_modes(fx):
+    source = SmallNet()
+    gm = fx.symbolic_trace(source)
+    other = fx.symbolic_trace(SmallNet())
+    other.load_state_dict(gm.state_dict())
+    x = torch.randn(2, 4)
+    other.eval()
+    return other(x), gm(x), other.training, gm.training
+
+
+@snippet
+def retrace_a_graph_module(fx):
+    gm = fx.symbolic_trace(SmallNet())
+    again = fx.symbolic_trace(gm)
+    return again.code, summary(again.graph)
+
+
+@snippet
+def trace_sequential_directly(fx):
+    gm = fx.symbolic_trace(nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Sequential(nn.Linear(2, 1))))
+    return gm.code, summary(gm.graph), gm(torch.ones(1, 2))
+
+
+# ---------------------------------------------------------------------------------------------
+# code generation details
+
+
+@snippet
+def annotations_in_generated_code(fx):
+    from typing import List, Optional, Tuple
+
+    class M(nn.Module):
+        def forward(self, x: torch.Tensor, sizes: List[int], flag: Optional[bool] = None) -> Tuple[torch.Tensor, int]:
+            return x.view(sizes), 1
+
+    gm = fx.symbolic_trace(M())
+    return gm.code, str(gm.graph), [repr(node.type) for node in gm.graph.nodes]
+
+
+@snippet
+def special_constants_in_generated_code(fx):
+    def fn(x):
+        y = x.masked_fill(x > 0, float("-inf")) + float("nan")
+        z = x.to(dtype=torch.float16, device=torch.device("cpu"))
+        return y, z, torch.clamp(x, min=-math.inf), (slice(1, None), ...), 1e-12, complex(1, 2)
+
+    gm = fx.symbolic_trace(fn)
+    return gm.code, str(gm.graph)
+
+
+@snippet
+def unbound_tensor_methods_and_torch_functions(fx):
+    def fn(x):
+        return torch.where(x > 0, x, 0.0), F.interpolate(x[None, None], scale_factor=2.0)
+
+    gm = fx.symbolic_trace(fn)
+    unbound_method = error_of(lambda: fx.symbolic_trace(lambda x: torch.Tensor.add(x, 1)))
+    return gm.code, summary(gm.graph), gm(torch.arange(4.0).reshape(2, 2))[:2], unbound_method
+
+
+@snippet
+def shape_comparisons_and_size_arithmetic(fx):
+    def fn(x):
+        n = x.shape[0] * x.shape[1]
+        same = x.shape[0] == 2
+        return x.reshape(n), same, x.numel(), x.size(-1) // 2
+
+    gm = fx.symbolic_trace(fn)
+    return gm.code, summary(gm.graph), gm(torch.ones(2, 3))
+
+
+@snippet
+def leaf_module_called_with_kwargs(fx):
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(4, 2, batch_first=True)
+
+        def forward(self, x):
+            out, _ = self.attn(x, x, x, need_weights=False)
+            return out
+
+    gm = fx.symbolic_trace(M().eval())
+    x = torch.randn(1, 3, 4)
+    return gm.code, summary(gm.graph)
+
+
+@snippet
+def submodule_paths_with_digits(fx):
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList([nn.Sequential(nn.Linear(2, 2), nn.ReLU()) for _ in range(2)])
+
+        def forward(self, x):
+            for block in self.blocks:
+                x = block(x) + block[0].bias
+            return x
+
+    gm = fx.symbolic_trace(M())
+    return gm.code, summary(gm.graph)
+
+
+@snippet
+def node_meta_from_tracing(fx):
+    gm = fx.symbolic_trace(TwoLayer())
+    rows = []
+    for node in gm.graph.nodes:
+        stack = node.meta.get("nn_module_stack")
+        rows.append((node.name, sorted(node.meta), None if stack is None else {k: v for k, v in stack.items()}))
+    return rows
+
+
+@snippet
+def record_stack_traces(fx):
+    tracer = fx.Tracer()
+    tracer.record_stack_traces = True
+    graph = tracer.trace(TwoLayer())
+    traces = [(node.name, node.stack_trace is not None) for node in graph.nodes]
+    relu = next(node for node in graph.nodes if node.name == "act")
+    return traces, "forward" in relu.stack_trace, "return self.act(self.fc(x)) + 1" in relu.stack_trace
+
+
+# ---------------------------------------------------------------------------------------------
+# passes
+
+
+@snippet
+def shape_prop_tensor_meta(fx):
+    gm = fx.symbolic_trace(SmallNet())
+    fx.passes.shape_prop.ShapeProp(gm).propagate(torch.randn(2, 4))
+    rows = []
+    for node in gm.graph.nodes:
+        meta = node.meta.get("tensor_meta")
+        if meta is None:
+            rows.append((node.name, None))
+            continue
+        rows.append((node.name, tuple(meta.shape), str(meta.dtype), meta.requires_grad, meta.stride,
+                     str(meta.memory_format), meta.is_quantized, type(meta).__name__, node.meta["type"].__name__))
+    return rows
+
+
+@snippet
+def shape_prop_on_nested_outputs(fx):
+    gm = fx.symbolic_trace(lambda x: (x.chunk(2), {"s": x.sum()}))
+    fx.passes.shape_prop.ShapeProp(gm).propagate(torch.randn(4, 2))
+    chunk = next(node for node in gm.graph.nodes if node.name == "chunk")
+    meta = chunk.meta["tensor_meta"]
+    return type(meta).__name__, [tuple(m.shape) for m in meta], chunk.meta["type"].__name__
+
+
+@snippet
+def split_module_partitions(fx):
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+            self.param = nn.Parameter(torch.randn(4))
+
+        def forward(self, x, y):
+            z = self.lin(x + self.param)
+            w = torch.relu(z) + y
+            return w.sum(), z
+
+    root = M()
+    gm = fx.symbolic_trace(root)
+    partition_of = {}
+    for index, node in enumerate(gm.graph.nodes):
+        partition_of[node.name] = min(index // 3, 2)
+    split = fx.passes.split_module.split_module(gm, root, lambda node: partition_of[node.name])
+    x, y = torch.randn(2, 4), torch.randn(2, 4)
+    return (
+        split.code, [(name, type(m).__name__) for name, m in split.named_children()],
+        [split.get_submodule(name).code for name, _ in split.named_children()], split(x, y), gm(x, y),
+    )
+
+
+@snippet
+def split_module_keep_original_order(fx):
+    gm = fx.symbolic_trace(lambda x: (x + 1).relu() * 2 - x.neg())
+    parts = {"add": 0, "relu": 1, "mul": 1, "neg": 0, "sub": 2}
+    split = fx.passes.split_module.split_module(gm, None, lambda node: parts[node.name], keep_original_order=True)
+    cyclic = {"add": 0, "relu": 1, "mul": 0, "neg": 1, "sub": 0}
+    name, message = error_of(lambda: fx.passes.split_module.split_module(gm, None, lambda node: cyclic[node.name]))
+    return (
+        split.code, [split.get_submodule(name).code for name, _ in split.named_children()], split(torch.ones(2)),
+        name, message[:32],
+    )
+
+
+@snippet
+def replace_pattern_return_values(fx):
+    def pattern(x, y):
+        return torch.relu(torch.add(x, y))
+
+    def replacement(x, y):
+        return torch.sigmoid(torch.sub(x, y))
+
+    class M(nn.Module):
+        def forward(self, a, b):
+            c = torch.relu(torch.add(a, b))
+            d = torch.relu(torch.add(c, a))
+            return torch.relu(torch.add(d, 1)) + d
+
+    gm = fx.symbolic_trace(M())
+    matches = fx.subgraph_rewriter.replace_pattern(gm, pattern, replacement)
+    rows = [
+        (match.anchor.name, sorted((k.name, str(v)) for k, v in match.nodes_map.items()), type(match).__name__)
+        for match in matches
+    ]
+    return rows, gm.code, gm(torch.ones(2), torch.ones(2))
+
+
+@snippet
+def replace_pattern_with_filters_and_replacements(fx):
+    def pattern(x):
+        return x.neg()
+
+    def replacement(x):
+        return x * -1
+
+    def only_first(match, original_graph, pattern_graph):
+        return any(node.name == "neg" for node in match.nodes_map.values())
+
+    gm = fx.symbolic_trace(lambda x: x.neg().neg() + 1)
+    results = fx.subgraph_rewriter.replace_pattern_with_filters(gm, pattern, replacement, match_filters=[only_first])
+    return (
+        [(r.anchor.name, [n.name for n in r.replacements], type(r).__name__) for r in results],
+        gm.code,
+    )
+
+
+@snippet
+def const_fold_split_const_subgraphs(fx):
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(3))
+
+        def forward(self, x):
+            folded = self.w * 2 + torch.ones(3)
+            return x + folded
+
+    folded = fx.experimental.const_fold.split_const_subgraphs(M())
+    folded.run_folding()
+    return folded.code, type(folded).__name__, folded(torch.zeros(3))
+
+
+@snippet
+def optimization_fuse_conv_bn(fx):
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 3, 3)
+            self.bn = nn.BatchNorm2d(3)
+
+        def forward(self, x):
+            return torch.relu(self.bn(self.conv(x)))
+
+    module = M().eval()
+    module.bn.running_mean.uniform_()
+    fused = fx.experimental.optimization.fuse(module)
+    x = torch.randn(1, 2, 5, 5)
+    return fused.code, [n for n, _ in fused.named_modules()], fused(x), module(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# errors
+
+
+@snippet
+def trace_error_on_assert_and_range(fx):
+    def asserting(x):
+        assert x.dim() == 2
+        return x
+
+    def ranging(x):
+        return [x[i] for i in range(x.size(0))]
+
+    first = error_of(lambda: fx.symbolic_trace(asserting))
+    second = error_of(lambda: fx.symbolic_trace(ranging))
+    return first[0], first[1][:60], second[0]
+
+
+@snippet
+def trace_error_class_and_hierarchy(fx):
+    error_class = fx.proxy.TraceError
+    return error_class.__name__, [c.__name__ for c in error_class.__mro__]
+
+
+@snippet
+def calling_graph_module_with_wrong_arguments(fx):
+    gm = fx.symbolic_trace(AddRelu())
+    too_few = error_of(lambda: gm(torch.ones(1)))
+    too_many = error_of(lambda: gm(torch.ones(1), torch.ones(1), torch.ones(1)))
+    return too_few[0], "missing 1 required positional argument: 'y'" in too_few[1], too_many[0]
+
+
+@snippet
+def concrete_args_with_unknown_name(fx):
+    outcome = error_type_of(lambda: fx.symbolic_trace(lambda x: x, concrete_args={"nope": 1}))
+    if is_fxkit(fx):
+        # Difference kept: fxkit rejects a concrete_args name the function does not take; torch.fx ignores it.
+        assert outcome == "TraceError"
+        return None
+    return outcome
+
+
+@snippet
+def get_submodule_missing(fx):
+    gm = fx.symbolic_trace(TwoLayer())
+    return error_type_of(lambda: gm.get_submodule("fc.nope")), error_type_of(lambda: gm.get_parameter("fc.nope"))
+
+
+@snippet
+def erase_node_of_other_graph_and_missing_output(fx):
+    first = fx.symbolic_trace(AddRelu()).graph
+    second = fx.symbolic_trace(AddRelu()).graph
+    foreign = next(node for node in first.nodes if node.op == "output")
+    graph = fx.Graph()
+    graph.placeholder("x")
+    no_output = error_type_of(lambda: graph.output_node())
+    if is_fxkit(fx):
+        # Difference kept: torch.fx asserts (AssertionError); fxkit raises RuntimeError saying how to fix it.
+        assert no_output == "RuntimeError"
+        no_output = "AssertionError"
+    return error_type_of(lambda: second.erase_node(foreign)), no_output
 
 
 # ---------------------------------------------------------------------------------------------
