@@ -353,8 +353,10 @@ class CodeGen:
         return_annotation = ""
         last_location: Optional[str] = ""
 
+        append = body.append
+        freed_at = last_use.get
         for index, node in enumerate(node_list):
-            op = node.op
+            op = node._op
             if stack_comments and op != "placeholder" and op != "output":
                 location = _stack_summary(node.stack_trace)
                 if location != last_location:
@@ -383,12 +385,12 @@ class CodeGen:
             else:
                 assigned = node.name
             statement = self._statement(node, root_module, emit, wrapped, assigned)
-            freed = last_use.get(node)
+            freed = freed_at(node)
             if not node.users:
                 freed = (freed or []) + [node]
             if freed:
-                statement += ";  " + " = ".join([n.name for n in freed]) + " = None"
-            body.append(statement)
+                statement = f"{statement};  {' = '.join([n.name for n in freed])} = None"
+            append(statement)
             lineno_map[len(body)] = index
 
         if not body:  # a function needs a statement; without an output node it falls off the end (None)
@@ -403,7 +405,7 @@ class CodeGen:
             emit.globals["fxkit"] = sys.modules["fxkit"]
             wrap_lines = "\n".join(f'fxkit._symbolic_trace.wrap("{name}")' for name in wrapped)
         header = f"\n{wrap_lines}\n\n{prologue}\n"
-        source = header + "".join(["    " + line + "\n" for line in body]) + "    "
+        source = header + "    " + "\n    ".join(body) + "\n    "
         first_body_line = header.count("\n") + 1
         lines = {first_body_line + offset - 1: node_index for offset, node_index in lineno_map.items()}
         return PythonCode(source, emit.globals, lines, _prologue_start=header.count("\n") - prologue.count("\n"))
@@ -421,7 +423,7 @@ class CodeGen:
     def _statement(self, node: Node, root_module: str, emit: _Emitter, wrapped: Dict[str, None],
                    assigned: str) -> str:
         """The statement computing ``node``; ``assigned`` is its left-hand side (name and annotation)."""
-        name, op, target, args, kwargs = assigned, node.op, node.target, node.args, node.kwargs
+        name, op, target, args, kwargs = assigned, node._op, node._target, node._args, node._kwargs
         if op == "get_attr":
             return f"{name} = {_self_path(root_module, target)}"
         if op == "call_module":
@@ -475,14 +477,13 @@ def _last_uses(nodes: List[Node]) -> Dict[Node, List[Node]]:
     seen: Dict[Node, None] = {}
     freed_at: Dict[Node, List[Node]] = {}
     for node in reversed(nodes):
-        if node.op == "output":
-            for used in node._input_nodes:
-                seen[used] = None
+        if node._op == "output":
+            seen.update(node._input_nodes)
             continue
-        for used in node._input_nodes:
-            if used not in seen:
-                seen[used] = None
-                freed_at.setdefault(node, []).append(used)
+        fresh = [used for used in node._input_nodes if used not in seen]
+        if fresh:
+            seen.update(dict.fromkeys(fresh))
+            freed_at[node] = fresh
     return freed_at
 
 
