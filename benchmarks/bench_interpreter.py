@@ -107,7 +107,7 @@ def workloads() -> list[Workload]:
             "run-transformer",
             run=_run_model,
             setup=_model_state("transformer"),
-            target=1.0,
+            target=2.0,
             number=5,
             description="Interpreter.run on the zoo transformer (small inputs)",
         ),
