@@ -142,6 +142,8 @@ class SubgraphMatcher:
         self._inside_pattern_nodes = [n for n in pattern_nodes if n.op != "placeholder"]
         self._private_pattern_nodes = [n for n in self._inside_pattern_nodes if n not in self._returning_set]
         self._compute_pattern_nodes = [n for n in pattern_nodes if n.op not in _NOT_COMPUTE_OPS]
+        # A finished match that leaves one of these unbound is an error.
+        self._must_bind = (*self.pattern_placeholder_nodes, *self.pattern_returning_nodes)
         self._anchor_paths = self._paths_to_earlier_anchors()
 
     # ----------------------------------------------------------------------------------------------
@@ -239,12 +241,14 @@ class SubgraphMatcher:
         bound = binding.bound_graph_nodes
         pattern_op = self._pattern_op
         placeholders_match_anything = not self.match_placeholder
+        ignore_literals = self.ignore_literals
         # Items are (_NODE, pattern node, graph node), (_SEQUENCE, pattern list, graph list) or
         # (_LEAF, pattern node, graph literal); popped in order, so pushed in reverse. Leaves with a
         # literal on the pattern side change nothing, so they are compared as soon as they are seen.
         work: List[Tuple[str, Any, Any]] = [(_NODE, anchor, anchor_graph_node)]
+        push, pop = work.append, work.pop
         while work:
-            kind, pv, gv = work.pop()
+            kind, pv, gv = pop()
             if kind is _NODE:
                 if pv in nodes_map:
                     if nodes_map[pv] is not gv:
@@ -270,15 +274,22 @@ class SubgraphMatcher:
                 pattern_args, graph_args = pv._args, gv._args
                 if pv._kwargs or gv._kwargs or len(pattern_args) != len(graph_args):
                     paired = self._paired_arguments(pv, gv)
-                    if paired is None:
+                    if paired is None or not self._push_arguments(paired[0], paired[1], work):
                         return False
-                    pattern_args, graph_args = paired
-                if not self._push_arguments(pattern_args, graph_args, work):
-                    return False
+                    continue
+                # Positional arguments only, as many on both sides: _push_arguments' loop, inlined
+                # because it runs for every compute node of every candidate.
+                for pa, ga in zip(reversed(pattern_args), reversed(graph_args)):
+                    if isinstance(pa, Node):
+                        push((_NODE if isinstance(ga, Node) else _LEAF, pa, ga))
+                    elif isinstance(pa, (list, tuple)) and isinstance(ga, (list, tuple)):
+                        push((_SEQUENCE, pa, ga))
+                    elif not ignore_literals and (isinstance(ga, Node) or type(ga) != type(pa) or not bool(ga == pa)):
+                        return False
             elif kind is _SEQUENCE:
                 if not self._push_arguments(pv, gv, work):
                     return False
-            elif not self._leaves_match(pv, gv, binding) and not self.ignore_literals:
+            elif not self._leaves_match(pv, gv, binding) and not ignore_literals:
                 return False
         return True
 
@@ -331,20 +342,6 @@ class SubgraphMatcher:
             seen[node] = None
             pending.extend(node.users)
         return False
-
-    def _remove_overlapping_matches(self, matches: List[InternalMatch]) -> List[InternalMatch]:
-        """Keep each match whose compute nodes are not claimed by a match kept before it."""
-        claimed: Dict[Node, None] = {}
-        kept: List[InternalMatch] = []
-        compute_pattern_nodes = self._compute_pattern_nodes
-        for match in matches:
-            nodes_map = match.nodes_map
-            compute = [nodes_map[pn] for pn in compute_pattern_nodes if pn in nodes_map]
-            if any(gn in claimed for gn in compute):
-                continue
-            kept.append(match)
-            claimed.update(dict.fromkeys(compute))
-        return kept
 
     # ----------------------------------------------------------------------------------------------
     # candidate search
@@ -441,71 +438,81 @@ class SubgraphMatcher:
         earlier one. ``node_name_match``: a graph node whose name contains this text is a candidate
         for every anchor, whatever its op.
         """
-        # Program order, where needed, comes from the order labels the graph keeps on its nodes.
         candidates = self._anchor_candidates(graph, node_name_match)
         # An anchor without candidates is skipped, not failed (as torch.fx does).
         searched = [(i, c) for i, c in enumerate(candidates) if c]
-        found: List[InternalMatch] = []
+        # Narrowing needs every anchor bound along the way: only when none was skipped.
+        search = _Search(searched, node_name_match, can_narrow=len(searched) == len(candidates))
         if searched:
-            # Narrowing needs every anchor bound along the way: only when none was skipped.
-            self._search(searched, 0, _Binding({}, {}), node_name_match, len(searched) == len(candidates), found)
+            self._search(search, 0, _Binding({}, {}))
+        return search.found
 
-        found = [m for m in found if self._is_contained(m.nodes_map)]
-        if self.remove_overlapping_matches and len(self.pattern_returning_nodes) > 1:
-            # torch.fx drops matches that would form a cycle if fused only in this mode. With one
-            # returning node no cycle is possible: every matched node is upstream of it (the pattern
-            # has no dead code) and, the match being contained, only it has outside users.
-            found = [
-                m
-                for m in found
-                if not self._fusing_makes_cycle(
-                    [gn for pn, gn in m.nodes_map.items() if self._pattern_op[pn] not in _NOT_COMPUTE_OPS]
-                )
-            ]
-        if self.remove_overlapping_matches:
-            found = self._remove_overlapping_matches(found)
-        return found
-
-    def _search(
-        self,
-        searched: List[Tuple[int, List[Node]]],
-        step: int,
-        binding: _Binding,
-        node_name_match: str,
-        can_narrow: bool,
-        found: List[InternalMatch],
-    ) -> None:
-        """Bind the anchors from ``step`` on, every way the candidates allow; collect finished matches.
+    def _search(self, search: "_Search", step: int, binding: _Binding) -> None:
+        """Bind the anchors from ``step`` on, every way the candidates allow; keep finished matches.
 
         A method rather than a recursive closure: a closure that calls itself is a reference cycle,
         which would keep every match alive until the next garbage collection.
         """
-        anchor_index, anchor_candidates = searched[step]
+        anchor_index, anchor_candidates = search.searched[step]
         anchor = self.pattern_anchors[anchor_index]
-        if step > 0 and can_narrow:
+        if step > 0 and search.can_narrow:
             anchor_candidates = list(self._narrowed(anchor_index, anchor_candidates, binding))
-        last_step = step + 1 == len(searched)
+        last_step = step + 1 == len(search.searched)
+        node_name_match = search.node_name_match
         for graph_node in anchor_candidates:
             trial = binding.copy()
             if self._extend(anchor, graph_node, trial, node_name_match):
                 if last_step:
-                    found.append(self._finish(trial))
+                    self._keep_if_acceptable(trial.nodes_map, search)
                 else:
-                    self._search(searched, step + 1, trial, node_name_match, can_narrow, found)
+                    self._search(search, step + 1, trial)
 
-    def _finish(self, binding: _Binding) -> InternalMatch:
-        nodes_map = binding.nodes_map
-        for pattern_node in (*self.pattern_placeholder_nodes, *self.pattern_returning_nodes):
+    def _keep_if_acceptable(self, nodes_map: Dict[Node, Any], search: "_Search") -> None:
+        """Add a complete binding to the results unless a whole-match rule rejects it.
+
+        The rules, in torch.fx's order: the match must be contained; with
+        ``remove_overlapping_matches`` it must also not form a cycle when fused and not share a
+        compute node with a match kept before it. Each depends only on the match and the ones
+        kept earlier, so they are applied as matches are found, in search order.
+        """
+        for pattern_node in self._must_bind:
             if pattern_node not in nodes_map:
                 raise _UnboundPatternNodeError(pattern_node)
-        return InternalMatch(
-            self.pattern_anchors,
-            nodes_map,
-            [nodes_map[pn] for pn in self.pattern_placeholder_nodes],
-            [nodes_map[pn] for pn in self.pattern_returning_nodes],
+        if not self._is_contained(nodes_map):
+            return
+        if self.remove_overlapping_matches:
+            compute = [nodes_map[pn] for pn in self._compute_pattern_nodes if pn in nodes_map]
+            # With one returning node no cycle is possible: every matched node is upstream of it
+            # (the pattern has no dead code) and, the match being contained, only it has outside users.
+            if len(self.pattern_returning_nodes) > 1 and self._fusing_makes_cycle(compute):
+                return
+            claimed = search.claimed
+            for gn in compute:
+                if gn in claimed:
+                    return
+            claimed.update(dict.fromkeys(compute))
+        search.found.append(
+            InternalMatch(
+                self.pattern_anchors,
+                nodes_map,
+                [nodes_map[pn] for pn in self.pattern_placeholder_nodes],
+                [nodes_map[pn] for pn in self.pattern_returning_nodes],
+            )
         )
 
 
+class _Search:
+    """The state of one ``SubgraphMatcher.match`` call."""
+
+    __slots__ = ("searched", "node_name_match", "can_narrow", "found", "claimed")
+
+    def __init__(self, searched: List[Tuple[int, List[Node]]], node_name_match: str, can_narrow: bool) -> None:
+        self.searched = searched  # (anchor index, its candidates) for each anchor that has any
+        self.node_name_match = node_name_match
+        self.can_narrow = can_narrow
+        self.found: List[InternalMatch] = []
+        # Graph compute nodes of the matches kept so far (used to drop overlapping ones).
+        self.claimed: Dict[Node, None] = {}
 class _UnboundPatternNodeError(KeyError):
     """A pattern node that a match leaves unbound (a KeyError, as in torch.fx)."""
 
