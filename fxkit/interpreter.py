@@ -658,6 +658,8 @@ class Transformer(Interpreter):
             provenance = {key: n.meta[key] for key in _PROVENANCE_META if key in n.meta}
             if provenance:
                 for new_node in _last_nodes(self.new_graph, created):
+                    if new_node.op == "placeholder":  # inputs of the new graph carry no provenance, as in torch.fx
+                        continue
                     for key, value in provenance.items():
                         new_node.meta.setdefault(key, value)
         return result
@@ -673,7 +675,10 @@ class Transformer(Interpreter):
             def strip_proxy(value: Any) -> Any:
                 return value.node if isinstance(value, Proxy) else value
 
-            self.new_graph.output(map_aggregate(result, strip_proxy))
+            new_output = self.new_graph.output(map_aggregate(result, strip_proxy))
+            old_outputs = [node for node in reversed(self.graph.nodes) if node.op == "output"]
+            if old_outputs:  # the output node keeps all of its meta, as in torch.fx
+                new_output.meta.update(old_outputs[0].meta)
         return GraphModule(self.module, self.new_graph)
 
 
