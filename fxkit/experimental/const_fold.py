@@ -134,8 +134,15 @@ def split_const_subgraphs(
     main_env: Dict[Node, Node] = {}
     folded_attr: Optional[Node] = None
     folded_index = {node: index for index, node in enumerate(folded)}
+    # Attributes the non-constant part reads directly come first, then the folded values (torch.fx's order).
+    hoisted = [
+        node for node in graph.nodes
+        if node.op == "get_attr" and (node not in constant or any(u not in constant for u in node.users))
+    ]
     for node in graph.nodes:
         if node.op != "placeholder" and folded_attr is None:
+            for attribute_node in hoisted:
+                main_env[attribute_node] = main_graph.node_copy(attribute_node, main_env.__getitem__)
             folded_attr = main_graph.get_attr(_FOLDED_ATTRS_NAME)
             if len(folded) > 1:
                 for value_node in folded:
@@ -144,7 +151,7 @@ def split_const_subgraphs(
                     )
             else:
                 main_env[folded[0]] = folded_attr
-        if node in folded_index:
+        if node in folded_index or node in main_env:
             continue
         if node in constant and not (node.op == "get_attr" and any(u not in constant for u in node.users)):
             continue
