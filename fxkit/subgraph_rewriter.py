@@ -74,9 +74,10 @@ def _set_attribute(module: torch.nn.Module, qualified_name: str, value: Any) -> 
 
 def _copy_missing_attributes(gm: GraphModule, source: torch.nn.Module, source_name: str) -> None:
     """Give ``gm`` a copy of every attribute its graph reads that it lacks and ``source`` has."""
-    for node in gm.graph.nodes:
-        if node.op not in ("call_module", "get_attr"):
-            continue
+    graph = gm.graph
+    # Looked up in the graph's op index rather than by walking every node; kept in program order.
+    readers = graph.find_nodes(op="call_module", sort=False) + graph.find_nodes(op="get_attr", sort=False)
+    for node in sorted(readers, key=_order_of):
         if _get_attribute(gm, node.target) is not None:
             continue
         source_value = _get_attribute(source, node.target)
