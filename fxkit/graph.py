@@ -73,7 +73,7 @@ class _Namespace:
             if numbered:
                 self._last_number[numbered.group(1)] = int(numbered.group(2))
         else:
-            numbered = _NUMBERED.match(name)
+            numbered = _NUMBERED.match(name) if name[-1].isdigit() else None
             base, number = (numbered.group(1), int(numbered.group(2))) if numbered else (name, 0)
             number = number or self._last_number.get(base, 0)
             while True:
