@@ -139,9 +139,11 @@ class SubgraphMatcher:
         self._pattern_op = {n: n.op for n in pattern_nodes}
         # What a finished match must keep to itself: every matched node but the placeholders is
         # "inside", and only the ones that are not returned need checking for outside users.
-        self._inside_pattern_nodes = [n for n in pattern_nodes if n.op != "placeholder"]
-        self._private_pattern_nodes = [n for n in self._inside_pattern_nodes if n not in self._returning_set]
+        self._pattern_output = output_node
         self._compute_pattern_nodes = [n for n in pattern_nodes if n.op not in _NOT_COMPUTE_OPS]
+        self._private_pattern_nodes = [
+            n for n in pattern_nodes if n.op != "placeholder" and n not in self._returning_set
+        ]
         # A finished match that leaves one of these unbound is an error.
         self._must_bind = (*self.pattern_placeholder_nodes, *self.pattern_returning_nodes)
         self._anchor_paths = self._paths_to_earlier_anchors()
@@ -310,10 +312,17 @@ class SubgraphMatcher:
     # ----------------------------------------------------------------------------------------------
     # whole-match filters
 
-    def _is_contained(self, nodes_map: Dict[Node, Any]) -> bool:
-        """True if no value computed inside the match, other than what it returns, is used outside it."""
-        # Pattern nodes facing a literal can stay unbound (ignore_literals): they are skipped.
-        inside = {nodes_map[pn]: None for pn in self._inside_pattern_nodes if pn in nodes_map}
+    def _is_contained(self, nodes_map: Dict[Node, Any], compute: List[Node]) -> bool:
+        """True if no value computed inside the match, other than what it returns, is used outside it.
+
+        ``compute`` lists the graph nodes bound to the pattern's compute nodes; the graph's output
+        node also counts as inside when the pattern's output was matched to it.
+        """
+        inside = dict.fromkeys(compute)
+        if self.match_output:
+            output = nodes_map.get(self._pattern_output)
+            if output is not None:
+                inside[output] = None
         for pn in self._private_pattern_nodes:
             gn = nodes_map.get(pn)
             if gn is not None:
@@ -478,10 +487,11 @@ class SubgraphMatcher:
         for pattern_node in self._must_bind:
             if pattern_node not in nodes_map:
                 raise _UnboundPatternNodeError(pattern_node)
-        if not self._is_contained(nodes_map):
+        # Pattern nodes facing a literal can stay unbound (ignore_literals): they are skipped.
+        compute = [nodes_map[pn] for pn in self._compute_pattern_nodes if pn in nodes_map]
+        if not self._is_contained(nodes_map, compute):
             return
         if self.remove_overlapping_matches:
-            compute = [nodes_map[pn] for pn in self._compute_pattern_nodes if pn in nodes_map]
             # With one returning node no cycle is possible: every matched node is upstream of it
             # (the pattern has no dead code) and, the match being contained, only it has outside users.
             if len(self.pattern_returning_nodes) > 1 and self._fusing_makes_cycle(compute):
