@@ -235,17 +235,22 @@ class _ReplacementPlan:
         copied_nodes: List[Node] = []
         with graph.inserting_before(successor):
             for source, op, target, args, args_how, kwargs, kwargs_how, name, type_expr in self.recipes:
-                if args_how is _MAP_FLAT:
+                if args_how is _MAP_NODES:
+                    args = tuple(map(lookup, args))
+                elif args_how is _MAP_FLAT:
                     args = tuple([lookup(a) if isinstance(a, Node) else a for a in args])
                 elif args_how is _MAP_NESTED:
                     args = map_arg(args, lookup)
-                if kwargs_how is _MAP_FLAT:
-                    kwargs = {k: lookup(v) if isinstance(v, Node) else v for k, v in kwargs.items()}
-                elif kwargs_how is _MAP_NESTED:
+                if kwargs_how is _MAP_NESTED:
                     kwargs = map_arg(kwargs, lookup)
+                elif kwargs_how is not _MAP_NONE:
+                    kwargs = {k: lookup(v) if isinstance(v, Node) else v for k, v in kwargs.items()}
                 copied = create_node(op, target, args, kwargs, name, type_expr)
                 meta = source.meta
-                copied.meta = meta.copy() if type(meta) is dict else copy.copy(meta)
+                if type(meta) is not dict:
+                    copied.meta = copy.copy(meta)
+                elif meta:  # an empty one is what the new node already has
+                    copied.meta = meta.copy()
                 value_map[source] = copied
                 copied_nodes.append(copied)
         if not self.has_output:
@@ -257,17 +262,18 @@ class _ReplacementPlan:
 
 
 # How a replacement node's arguments become the copy's: used as they are (they hold no node),
-# mapped item by item (no nested containers), or mapped with map_arg.
-_MAP_NONE, _MAP_FLAT, _MAP_NESTED = "none", "flat", "nested"
+# each looked up (all are nodes), mapped item by item (no nested containers), or with map_arg.
+_MAP_NONE, _MAP_NODES, _MAP_FLAT, _MAP_NESTED = "none", "nodes", "flat", "nested"
 
 
 def _how_to_map(values: Iterable[Any]) -> str:
     values = list(values)
     if any(isinstance(v, (list, tuple, dict, slice)) for v in values):
         return _MAP_NESTED
-    if any(isinstance(v, Node) for v in values):
-        return _MAP_FLAT
-    return _MAP_NONE
+    node_count = sum(isinstance(v, Node) for v in values)
+    if node_count == 0:
+        return _MAP_NONE
+    return _MAP_NODES if node_count == len(values) else _MAP_FLAT
 
 
 def _replace_one(
