@@ -12,6 +12,7 @@ from .immutable_collections import immutable_dict, immutable_list
 
 if TYPE_CHECKING:
     from .graph import Graph
+    from .operator_schemas import ArgsKwargsPair
 
 __all__ = ["Node", "map_arg", "map_aggregate", "Argument", "Target", "has_side_effect"]
 
@@ -501,6 +502,29 @@ class Node:
                 return False
             return bool(getattr(module, "_is_impure", False))
         return False
+
+    def normalized_arguments(
+        self,
+        root: torch.nn.Module,
+        arg_types: Optional[Tuple[Any, ...]] = None,
+        kwarg_types: Optional[Dict[str, Any]] = None,
+        normalize_to_only_use_kwargs: bool = False,
+    ) -> Optional["ArgsKwargsPair"]:
+        """This node's arguments bound to its target's signature, with defaults made explicit.
+
+        Works for ``call_function`` on torch builtins, ``torch.ops`` overloads and Python functions,
+        and for ``call_module`` on ``torch.nn`` modules (looked up in ``root``); None otherwise.
+        ``arg_types``/``kwarg_types`` pick an overload when several torch schemas fit.
+        """
+        from .operator_schemas import normalize_function, normalize_module
+
+        if self._op == "call_function":
+            return normalize_function(
+                self._target, self._args, self._kwargs, arg_types, kwarg_types, normalize_to_only_use_kwargs
+            )
+        if self._op == "call_module":
+            return normalize_module(root, self._target, self._args, self._kwargs, normalize_to_only_use_kwargs)
+        return None
 
     def format_node(
         self,
