@@ -9,7 +9,7 @@ from .tracer import PH, Proxy, ProxyableClassMeta, Tracer, symbolic_trace, wrap
 from .capture import capture
 from .interpreter import Interpreter, Transformer
 from .subgraph_rewriter import replace_pattern
-from . import experimental, passes  # noqa: E402  (torch.fx exposes both as attributes too)
+from . import experimental, operator_schemas, passes  # noqa: E402  (torch.fx exposes these as attributes too)
 
 __all__ = [
     "PH",

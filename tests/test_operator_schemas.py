@@ -340,3 +340,8 @@ def test_args_kwargs_pair_is_a_named_tuple():
     pair = schemas.ArgsKwargsPair((1,), {"k": 2})
     assert pair == ((1,), {"k": 2}) and pair.args == (1,) and pair.kwargs == {"k": 2}
     assert schemas.ArgsKwargsPair._fields == oracle_schemas.ArgsKwargsPair._fields
+
+
+def test_module_is_reachable_as_a_package_attribute_like_torch_fx():
+    assert fxkit.operator_schemas is schemas
+    assert torch.fx.operator_schemas is oracle_schemas
