@@ -8,6 +8,7 @@ node comes first" is answered with the order labels the graph keeps on its nodes
 from __future__ import annotations
 
 import copy
+import heapq
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
 
@@ -183,6 +184,8 @@ def _replace_pattern(
     plan = _ReplacementPlan(replacement_graph) if replacement_graph is not None else None
     # An earlier replacement may have swapped out a node that a later match takes as an input.
     replaced_by: Dict[Node, Node] = {}
+    # Copies placed before one of their inputs, checked again once every match is replaced.
+    out_of_order: List[List[Node]] = []
     results: List[_Replaced] = []
     matches = matcher.match(original_graph, node_name_match=node_name_match)
     if match_filters:
@@ -193,7 +196,9 @@ def _replace_pattern(
         assert replacement_graph is not None
         if plan is None or plan.graph is not replacement_graph:
             plan = _ReplacementPlan(replacement_graph)
-        results.append(_replace_one(match, original_graph, pattern_compute_nodes, plan, replaced_by))
+        results.append(_replace_one(match, original_graph, pattern_compute_nodes, plan, replaced_by, out_of_order))
+    if any(_defined_after_a_use(node) for copied_nodes in out_of_order for node in copied_nodes):
+        _restore_definition_order(original_graph)
 
     gm.recompile()
     if isinstance(replacement, torch.nn.Module):
@@ -282,6 +287,7 @@ def _replace_one(
     pattern_compute_nodes: List[Node],
     plan: _ReplacementPlan,
     replaced_by: Dict[Node, Node],
+    out_of_order: List[List[Node]],
 ) -> _Replaced:
     replacement_placeholders = plan.placeholders
     graph_inputs = match.placeholder_nodes
@@ -308,7 +314,7 @@ def _replace_one(
     insert_point = _insertion_point(returning_nodes)
     copied_outputs, copied_nodes = plan.copy_before(original_graph, insert_point, value_map)
     if copied_nodes and latest_input is not None and latest_input._order > copied_nodes[0]._order:
-        _move_after_late_inputs(copied_nodes)
+        out_of_order.append(copied_nodes)
 
     if len(returning_nodes) != len(copied_outputs):
         raise AssertionError(
@@ -360,30 +366,46 @@ def _insertion_point(returning_nodes: List[Node]) -> Node:
     return last_returned.next
 
 
-def _move_after_late_inputs(copied_nodes: List[Node]) -> None:
-    """Keep every use after its definition when the insertion point came too early.
+def _defined_after_a_use(node: Node) -> bool:
+    return any(used._order > node._order for used in node.all_input_nodes)
+
+
+def _restore_definition_order(graph: Graph) -> None:
+    """Reorder ``graph`` so that every value is defined before it is used, moving as little as possible.
 
     The replacement goes before the first user of what the match returns; when a replacement input
     is defined only after that point (possible when a pattern's outputs do not depend on all its
-    inputs), torch.fx leaves a graph that uses a value before defining it. Here each such copied
-    node moves to just after its latest input instead; in every other case nothing moves.
+    inputs), torch.fx leaves the copy before that input, and the graph is out of order unless a
+    later replacement swaps the input for an earlier node. So this runs only once every match is
+    replaced, and only if some copy is still out of order; wherever torch.fx's result is valid,
+    nothing moves. The new order is a topological order that, among the nodes ready to go next,
+    always takes the earliest one in the current order.
     """
-    for node in copied_nodes:
-        inputs = node.all_input_nodes
-        if not inputs:
-            continue
-        latest_input = max(inputs, key=_order_of)
-        if latest_input._order < node._order:
-            continue
-        latest_input.next.prepend(node)
+    nodes = list(graph.nodes)
+    missing_inputs = {node: len(node.all_input_nodes) for node in nodes}
+    ready = [(node._order, index, node) for index, node in enumerate(nodes) if not missing_inputs[node]]
+    heapq.heapify(ready)
+    ordered: List[Node] = []
+    while ready:
+        node = heapq.heappop(ready)[2]
+        ordered.append(node)
         for user in node.users:
-            if user._order < node._order:
-                raise RuntimeError(
-                    f"replace_pattern: replacement node '{node.name}' needs '{latest_input.name}', which is "
-                    f"defined after '{user.name}', a user of the replaced values; no placement of the "
-                    "replacement keeps the graph in order. Make each replacement output depend only on "
-                    "the inputs the corresponding pattern output depends on"
-                )
+            missing_inputs[user] -= 1
+            if not missing_inputs[user]:
+                heapq.heappush(ready, (user._order, len(ordered) + len(nodes), user))
+    if len(ordered) != len(nodes):
+        stuck = [node.name for node in nodes if missing_inputs[node]]
+        raise RuntimeError(
+            f"replace_pattern: after the replacements, nodes {stuck[:6]} depend on each other in a cycle, "
+            "so no program order exists: a replacement output uses an input that is computed from "
+            "another output of the same match. Make each replacement output depend only on the inputs "
+            "the corresponding pattern output depends on"
+        )
+    if ordered[0] is not nodes[0]:
+        nodes[0].prepend(ordered[0])
+    for previous, node in zip(ordered, ordered[1:]):
+        if node.prev is not previous:
+            previous.append(node)
 
 
 def _order_of(node: Node) -> int:
