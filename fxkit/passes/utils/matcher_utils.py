@@ -31,6 +31,10 @@ _NOT_COMPUTE_OPS = ("placeholder", "output")
 # Kinds of the pending comparisons in ``SubgraphMatcher._extend``.
 _NODE, _SEQUENCE, _LEAF = "node", "seq", "leaf"
 
+# Kinds of the steps of a precomputed walk (see ``_walk_plan``): a pattern node seen before (its
+# graph node must be the one already bound), a placeholder to bind, a compute node to compare.
+_SEEN, _INPUT, _COMPUTE = "seen", "input", "compute"
+
 
 def _starts_empty(container: type) -> Any:
     """A dataclass field whose default is a new empty ``container`` per instance."""
@@ -147,6 +151,11 @@ class SubgraphMatcher:
         # A finished match that leaves one of these unbound is an error.
         self._must_bind = (*self.pattern_placeholder_nodes, *self.pattern_returning_nodes)
         self._anchor_paths = self._paths_to_earlier_anchors()
+        # The walk from the first anchor, worked out once, for candidates tried with nothing bound
+        # yet. Not used in the modes where placeholders or literals compare differently.
+        self._first_anchor_walk: Optional[List[_WalkStep]] = None
+        if self.pattern_anchors and not match_placeholder and not ignore_literals:
+            self._first_anchor_walk = _walk_plan(self.pattern_anchors[0])
 
     # ----------------------------------------------------------------------------------------------
     # node and argument comparison
@@ -293,6 +302,47 @@ class SubgraphMatcher:
                     return False
             elif not self._leaves_match(pv, gv, binding) and not ignore_literals:
                 return False
+        return True
+
+    def _follow_walk(self, walk: List["_WalkStep"], anchor_graph_node: Node, binding: _Binding) -> Optional[bool]:
+        """``_extend`` from the first anchor with nothing bound, along the precomputed ``walk``.
+
+        Returns what ``_extend`` would, after the same comparisons in the same order, or None as soon
+        as the graph side is not shaped like the pattern (a literal where the pattern has a node,
+        keyword arguments, another argument count), where ``_extend`` must decide instead.
+        """
+        nodes_map = binding.nodes_map
+        bound = binding.bound_graph_nodes
+        graph_nodes: List[Node] = []  # the graph node of each step so far
+        for kind, pattern_node, parent, position, compute in walk:
+            if parent < 0:
+                graph_node = anchor_graph_node
+            else:
+                graph_node = graph_nodes[parent]._args[position]
+                if type(graph_node) is not Node:
+                    return None
+            graph_nodes.append(graph_node)
+            if kind is _SEEN:
+                if nodes_map[pattern_node] is not graph_node:
+                    return False
+                continue
+            if graph_node in bound:
+                return False
+            if kind is _COMPUTE:
+                op, target, arg_count, literals = compute
+                if op in _INDEXABLE_OPS:
+                    if graph_node._op != op or not target == graph_node._target:
+                        return False
+                elif not self._nodes_are_equal(pattern_node, graph_node):
+                    return False
+                if graph_node._kwargs or len(graph_node._args) != arg_count:
+                    return None
+                for index, literal in literals:
+                    value = graph_node._args[index]
+                    if isinstance(value, Node) or type(value) != type(literal) or not bool(value == literal):
+                        return False
+            nodes_map[pattern_node] = graph_node
+            bound[graph_node] = None
         return True
 
     def _push_arguments(self, pattern_args: Sequence[Any], graph_args: Sequence[Any], work: List[Tuple[str, Any, Any]]) -> bool:
@@ -468,9 +518,14 @@ class SubgraphMatcher:
             anchor_candidates = list(self._narrowed(anchor_index, anchor_candidates, binding))
         last_step = step + 1 == len(search.searched)
         node_name_match = search.node_name_match
+        walk = self._first_anchor_walk if step == 0 and anchor_index == 0 and not node_name_match else None
         for graph_node in anchor_candidates:
             trial = binding.copy()
-            if self._extend(anchor, graph_node, trial, node_name_match):
+            matched = self._follow_walk(walk, graph_node, trial) if walk is not None else None
+            if matched is None:  # the graph's shape differs from the pattern's: the general walk decides
+                trial = binding.copy()
+                matched = self._extend(anchor, graph_node, trial, node_name_match)
+            if matched:
                 if last_step:
                     self._keep_if_acceptable(trial.nodes_map, search)
                 else:
@@ -509,6 +564,42 @@ class SubgraphMatcher:
                 [nodes_map[pn] for pn in self.pattern_returning_nodes],
             )
         )
+
+
+# One step of a precomputed walk: (kind, pattern node, index of the step that reached it or -1
+# for the anchor, its argument position there, and for compute nodes (op, target, argument count,
+# literal arguments as (position, value) in the order _extend compares them)).
+_WalkStep = Tuple[str, Node, int, int, Optional[Tuple[str, Any, int, List[Tuple[int, Any]]]]]
+
+
+def _walk_plan(anchor: Node) -> Optional[List[_WalkStep]]:
+    """The steps ``_extend`` takes from ``anchor`` when the graph is shaped like the pattern.
+
+    Plays ``_extend``'s depth-first walk on the pattern alone: pattern nodes in the order they are
+    popped (a node met again becomes a ``_SEEN`` step), literal arguments compared when their node
+    is, last one first. None if a pattern node has keyword arguments or list/tuple arguments,
+    whose handling depends on the graph side.
+    """
+    steps: List[_WalkStep] = []
+    seen: Dict[Node, None] = {}
+    pending: List[Tuple[Node, int, int]] = [(anchor, -1, -1)]
+    while pending:
+        pattern_node, parent, position = pending.pop()
+        if pattern_node in seen:
+            steps.append((_SEEN, pattern_node, parent, position, None))
+            continue
+        seen[pattern_node] = None
+        if pattern_node.op == "placeholder":
+            steps.append((_INPUT, pattern_node, parent, position, None))
+            continue
+        args = pattern_node.args
+        if pattern_node.kwargs or any(isinstance(a, (list, tuple)) for a in args):
+            return None
+        literals = [(i, a) for i, a in reversed(list(enumerate(args))) if not isinstance(a, Node)]
+        here = len(steps)
+        steps.append((_COMPUTE, pattern_node, parent, position, (pattern_node.op, pattern_node.target, len(args), literals)))
+        pending.extend((a, here, i) for i, a in reversed(list(enumerate(args))) if isinstance(a, Node))
+    return steps
 
 
 class _Search:
