@@ -345,7 +345,9 @@ class SubgraphMatcher:
             bound[graph_node] = None
         return True
 
-    def _push_arguments(self, pattern_args: Sequence[Any], graph_args: Sequence[Any], work: List[Tuple[str, Any, Any]]) -> bool:
+    def _push_arguments(
+        self, pattern_args: Sequence[Any], graph_args: Sequence[Any], work: List[Tuple[str, Any, Any]]
+    ) -> bool:
         """Queue the argument pairs for ``_extend``; False if they visibly cannot match."""
         if len(pattern_args) != len(graph_args):
             return False
@@ -597,7 +599,8 @@ def _walk_plan(anchor: Node) -> Optional[List[_WalkStep]]:
             return None
         literals = [(i, a) for i, a in reversed(list(enumerate(args))) if not isinstance(a, Node)]
         here = len(steps)
-        steps.append((_COMPUTE, pattern_node, parent, position, (pattern_node.op, pattern_node.target, len(args), literals)))
+        compute = (pattern_node.op, pattern_node.target, len(args), literals)
+        steps.append((_COMPUTE, pattern_node, parent, position, compute))
         pending.extend((a, here, i) for i, a in reversed(list(enumerate(args))) if isinstance(a, Node))
     return steps
 
