@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import heapq
+import itertools
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
 
@@ -371,7 +372,7 @@ def _defined_after_a_use(node: Node) -> bool:
 
 
 def _restore_definition_order(graph: Graph) -> None:
-    """Reorder ``graph`` so that every value is defined before it is used, moving as little as possible.
+    """Reorder ``graph`` so that every value is defined before it is used, keeping the rest in place.
 
     The replacement goes before the first user of what the match returns; when a replacement input
     is defined only after that point (possible when a pattern's outputs do not depend on all its
@@ -383,7 +384,8 @@ def _restore_definition_order(graph: Graph) -> None:
     """
     nodes = list(graph.nodes)
     missing_inputs = {node: len(node.all_input_nodes) for node in nodes}
-    ready = [(node._order, index, node) for index, node in enumerate(nodes) if not missing_inputs[node]]
+    tie_breaker = itertools.count()  # order labels are unique: only keeps nodes from being compared
+    ready = [(node._order, next(tie_breaker), node) for node in nodes if not missing_inputs[node]]
     heapq.heapify(ready)
     ordered: List[Node] = []
     while ready:
@@ -392,7 +394,7 @@ def _restore_definition_order(graph: Graph) -> None:
         for user in node.users:
             missing_inputs[user] -= 1
             if not missing_inputs[user]:
-                heapq.heappush(ready, (user._order, len(ordered) + len(nodes), user))
+                heapq.heappush(ready, (user._order, next(tie_breaker), user))
     if len(ordered) != len(nodes):
         stuck = [node.name for node in nodes if missing_inputs[node]]
         raise RuntimeError(
