@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import operator
+import gc
 import statistics
 import sys
 import time
@@ -98,6 +99,7 @@ def _time(run: Callable[[Any], Any], setup: Callable[[], Any], repeats: int) -> 
     samples: List[float] = []
     for _ in range(repeats):
         state = setup()
+        gc.collect()  # the previous sample's garbage is not this sample's cost (as in harness.py)
         start = time.process_time()
         run(state)
         samples.append(time.process_time() - start)

@@ -454,3 +454,17 @@ def test_garbage_collector_state_is_restored_even_on_error() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_replacement_whose_kwargs_are_all_nodes() -> None:
+    def model(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x * w) + torch.relu(w * x)
+
+    def pattern(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x * w)
+
+    def replacement(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(torch.add(input=x, other=w), min=0.0)
+
+    results, _, _ = rewrite_both(model, pattern, replacement, (X, Y))
+    assert len(results) == 2
