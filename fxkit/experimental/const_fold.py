@@ -10,6 +10,8 @@ and returns a ``FoldedGraphModule`` whose graph reads the results from the attri
 
 from __future__ import annotations
 
+import copy
+
 import operator
 from typing import Any, Callable, Dict, List, Optional, Union
 
@@ -109,7 +111,7 @@ def split_const_subgraphs(
         node for node in constant if node.op != "get_attr" and any(user not in constant for user in node.users)
     ]
     if not folded:
-        return FoldedGraphModule(traced, _copy_graph(graph))
+        return FoldedGraphModule(traced, copy.deepcopy(graph))
 
     # The constant subgraph: every constant node the folded values need, in graph order.
     needed: Dict[Node, None] = {}
@@ -168,11 +170,3 @@ def split_const_subgraphs(
     # Stand-in until run_folding() stores the real values.
     setattr(holder, _FOLDED_ATTRS_NAME, torch.nn.Parameter(torch.empty(0), requires_grad=False))
     return FoldedGraphModule(holder, main_graph, const_graph, _FOLDED_ATTRS_NAME, device_for_folded_attrs)
-
-
-def _copy_graph(graph: Graph) -> Graph:
-    copied = Graph()
-    copied.set_codegen(graph._codegen)
-    output = copied.graph_copy(graph, {})
-    copied.output(output)
-    return copied

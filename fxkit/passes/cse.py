@@ -8,6 +8,8 @@ type, so ``x + 1``, ``x + 1.0`` and ``x + True`` stay distinct.
 
 from __future__ import annotations
 
+import copy
+
 from typing import Any, Dict, Hashable, Iterable, Optional
 
 import torch
@@ -80,16 +82,6 @@ class CSEPass(PassBase):
         self.banned_ops = set(banned_ops or ())
 
     def call(self, graph_module: GraphModule) -> PassResult:
-        copy_module = GraphModule(graph_module, _graph_copy(graph_module.graph))
+        copy_module = GraphModule(graph_module, copy.deepcopy(graph_module.graph))
         modified = eliminate_common_subexpressions(copy_module, self.banned_ops)
         return PassResult(copy_module, modified)
-
-
-def _graph_copy(graph: Any) -> Any:
-    from fxkit.graph import Graph
-
-    copied = Graph()
-    copied.set_codegen(graph._codegen)
-    output = copied.graph_copy(graph, {})
-    copied.output(output)
-    return copied
