@@ -161,43 +161,29 @@ def _guard_failure(message: str, actual: Any) -> GuardError:
     return GuardError(f"{message}; this input gave {actual!r}. Capture again with an input that takes this path.")
 
 
-@has_side_effect
-def _guard_bool(value: Any, expected: bool, message: str) -> None:
-    """Run-time check of a branch decided during capture: ``bool(value)`` must be ``expected``."""
-    actual = bool(value)
-    if actual is not expected:
-        raise _guard_failure(message, actual)
+def _checked_guard(name: str, convert: Callable[[Any], Any], what: str) -> Callable[..., None]:
+    """A run-time guard ``name(value, expected, message)``: ``convert(value)`` must equal ``expected``.
+
+    Guards are module-level functions of ``fxkit.capture`` so that generated code names them
+    (``fxkit.capture._guard_len(...)``) and dead code elimination keeps them.
+    """
+
+    def guard(value: Any, expected: Any, message: str) -> None:
+        actual = convert(value)
+        if actual != expected:
+            raise _guard_failure(message, actual)
+
+    guard.__name__ = guard.__qualname__ = name
+    guard.__module__ = __name__
+    guard.__doc__ = f"Run-time check of {what} fixed during capture."
+    return has_side_effect(guard)
 
 
-@has_side_effect
-def _guard_equal(value: Any, expected: Any, message: str) -> None:
-    """Run-time check of a value fixed during capture (a size, a length, a dtype)."""
-    if value != expected:
-        raise _guard_failure(message, value)
-
-
-@has_side_effect
-def _guard_len(value: Any, expected: int, message: str) -> None:
-    """Run-time check of a length fixed during capture (unpacking, iteration, ``len``)."""
-    actual = len(value)
-    if actual != expected:
-        raise _guard_failure(message, actual)
-
-
-@has_side_effect
-def _guard_int(value: Any, expected: int, message: str) -> None:
-    """Run-time check of ``int(value)`` or ``operator.index(value)`` fixed during capture."""
-    actual = int(value)
-    if actual != expected:
-        raise _guard_failure(message, actual)
-
-
-@has_side_effect
-def _guard_float(value: Any, expected: float, message: str) -> None:
-    """Run-time check of ``float(value)`` fixed during capture."""
-    actual = float(value)
-    if actual != expected:
-        raise _guard_failure(message, actual)
+_guard_bool = _checked_guard("_guard_bool", bool, "a branch (``bool(value)``)")
+_guard_equal = _checked_guard("_guard_equal", lambda value: value, "a value (a size, a length, a dtype)")
+_guard_len = _checked_guard("_guard_len", len, "a length (unpacking, iteration, ``len``)")
+_guard_int = _checked_guard("_guard_int", int, "``int(value)`` or ``operator.index(value)``")
+_guard_float = _checked_guard("_guard_float", float, "``float(value)``")
 
 
 @has_side_effect
@@ -206,10 +192,6 @@ def _guard_is_none(value: Any, message: str) -> None:
     if value is not None:
         raise _guard_failure(message, type(value).__name__)
 
-
-for _guard_fn in (_guard_bool, _guard_equal, _guard_len, _guard_int, _guard_float, _guard_is_none):
-    _guard_fn.__module__ = "fxkit.capture"
-del _guard_fn
 
 GUARD_FUNCTIONS = (_guard_bool, _guard_equal, _guard_len, _guard_int, _guard_float, _guard_is_none)
 
