@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import operator
+import itertools
 import pickle
 from types import ModuleType
 from typing import Any
@@ -91,6 +92,17 @@ def _recompile_and_call(fx: ModuleType, state: tuple[Any, torch.Tensor]) -> Any:
     return module(x)
 
 
+_EDIT_COUNTER = itertools.count(1)
+
+
+def _edited_chain_and_input(fx: ModuleType, n_nodes: int) -> tuple[Any, torch.Tensor]:
+    """A 10k chain whose first constant differs from every earlier sample's, so no code is reused."""
+    module, x = _chain_and_input(fx, n_nodes)
+    first_op = next(node for node in module.graph.nodes if node.op == "call_function")
+    first_op.update_arg(1, 1.0 + next(_EDIT_COUNTER) * 1e-6)
+    return module, x
+
+
 def _recompile_five_times(fx: ModuleType, state: tuple[Any, torch.Tensor]) -> None:
     module, _ = state
     for _ in range(5):
@@ -125,7 +137,12 @@ def workloads() -> list[Workload]:
         mirrored("python_code-10k", _python_code, lambda fx: build_chain(fx, size_10k), target=3.0,
                  description="Graph.python_code of a 10k-node graph"),
         mirrored("recompile+call-10k", _recompile_and_call, lambda fx: _chain_and_input(fx, size_10k), target=1.5,
-                 description="GraphModule.recompile() then the first forward call"),
+                 description="GraphModule.recompile() then the first forward call (the same source each "
+                             "sample: fxkit reuses the compiled code)"),
+        mirrored("recompile+call-10k-new-source", _recompile_and_call,
+                 lambda fx: _edited_chain_and_input(fx, size_10k), target=1.5,
+                 description="recompile() then the first call, on a graph whose source was never compiled "
+                             "before (no reuse of compiled code)"),
         mirrored("recompile-x5-10k", _recompile_five_times, lambda fx: _chain_and_input(fx, size_10k),
                  description="five recompiles with no call in between (lazy compilation makes these cheap)"),
         Workload("forward-mlp-vs-eager", _call_mlp, _call_eager_mlp, mlp_module, baseline_name="eager",

@@ -7,6 +7,7 @@ import linecache
 import os
 import threading
 import weakref
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Type, Union
 
@@ -18,29 +19,70 @@ from .graph import Graph
 
 __all__ = ["GraphModule"]
 
-_source_counter = itertools.count()
-_counter_lock = threading.Lock()
+class _CompiledSources:
+    """Compiled ``forward`` code objects, keyed by their source text, and their linecache entries.
+
+    Compiling is most of what a first call after ``recompile()`` costs (about 14 us per generated
+    line). The same source comes back often: deepcopies and unpickled copies of a module, passes
+    that recompile an unchanged graph, tracing a model again. A code object is immutable and is
+    executed with each module's own globals, so reusing it is safe. Each source keeps one
+    linecache entry (for tracebacks, ``inspect`` and pdb) while any function or cache slot uses it.
+    """
+
+    def __init__(self, max_entries: int = 32) -> None:
+        self._lock = threading.Lock()
+        self._by_source: "OrderedDict[str, Tuple[Any, str]]" = OrderedDict()
+        self._live_functions: Dict[str, int] = {}
+        self._counter = itertools.count()
+        self._max_entries = max_entries
+
+    def function_for(self, python_code: PythonCode) -> Callable[..., Any]:
+        source = python_code.src
+        with self._lock:
+            cached = self._by_source.get(source)
+            if cached is not None:
+                self._by_source.move_to_end(source)
+                code_object, key = cached
+            else:
+                # Distinct from torch.fx's "<eval_with_key>.N": both libraries may share a process.
+                key = f"<fxkit-generated>.{next(self._counter)}"
+                code_object = None
+            linecache.cache[key] = (len(source), None, source.splitlines(True), key)
+            self._live_functions[key] = self._live_functions.get(key, 0) + 1
+        if code_object is None:
+            with _collector_paused():
+                code_object = compile(source, key, "exec")
+            with self._lock:
+                self._by_source[source] = (code_object, key)
+                self._evict()
+        namespace = dict(python_code.globals)
+        exec(code_object, namespace)
+        function = namespace["forward"]
+        weakref.finalize(function, self._release, key)
+        return function
+
+    def _evict(self) -> None:
+        while len(self._by_source) > self._max_entries:
+            _, (_, key) = self._by_source.popitem(last=False)
+            if not self._live_functions.get(key):
+                linecache.cache.pop(key, None)
+
+    def _release(self, key: str) -> None:
+        with self._lock:
+            remaining = self._live_functions.get(key, 1) - 1
+            if remaining > 0:
+                self._live_functions[key] = remaining
+                return
+            self._live_functions.pop(key, None)
+            if not any(cached_key == key for _, cached_key in self._by_source.values()):
+                linecache.cache.pop(key, None)
 
 
-def _register_source(source: str) -> str:
-    """Put generated source in ``linecache`` so tracebacks, ``inspect`` and pdb can show it."""
-    with _counter_lock:
-        # Distinct from torch.fx's "<eval_with_key>.N": both libraries in one process must not
-        # overwrite each other's linecache entries.
-        key = f"<fxkit-generated>.{next(_source_counter)}"
-    linecache.cache[key] = (len(source), None, source.splitlines(True), key)
-    return key
+_COMPILED = _CompiledSources()
 
 
 def _compile_forward(python_code: PythonCode) -> Callable[..., Any]:
-    key = _register_source(python_code.src)
-    namespace = dict(python_code.globals)
-    with _collector_paused():
-        code_object = compile(python_code.src, key, "exec")
-    exec(code_object, namespace)
-    function = namespace["forward"]
-    weakref.finalize(function, linecache.cache.pop, key, None)
-    return function
+    return _COMPILED.function_for(python_code)
 
 
 class _MirroredChildren(dict):

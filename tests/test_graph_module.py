@@ -485,3 +485,26 @@ def test_pickle_drops_unpicklable_meta_with_a_warning_but_keeps_the_module() -> 
     x = torch.randn(3, 2)
     assert restored.code == traced.code
     torch.testing.assert_close(restored(x), traced(x))
+
+
+def test_identical_sources_share_compiled_code_and_keep_their_linecache_entry() -> None:
+    import gc
+    import inspect
+    import linecache
+
+    def build() -> fxkit.GraphModule:
+        graph = fxkit.Graph()
+        x = graph.placeholder("x")
+        graph.output(graph.call_function(torch.neg, (x,)))
+        return fxkit.GraphModule(torch.nn.Module(), graph)
+
+    first, second = build(), build()
+    x = torch.ones(2)
+    torch.testing.assert_close(first(x), second(x))
+    first_code = type(first).forward.__code__
+    assert first_code is type(second).forward.__code__
+    key = first_code.co_filename
+    del first
+    gc.collect()
+    assert "neg = torch.neg(x)" in "".join(linecache.getlines(key))
+    assert "torch.neg" in inspect.getsource(type(second).forward)
