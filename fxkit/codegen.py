@@ -345,7 +345,7 @@ class CodeGen:
             emit.globals[name] = value
             taken[name] = None
 
-        last_use = _last_uses(node_list)
+        last_use = last_uses(node_list)
         free_vars: List[str] = []
         body: List[str] = []
         wrapped: Dict[str, None] = {}
@@ -472,19 +472,23 @@ def _stack_summary(stack_trace: Optional[str]) -> Optional[str]:
     return None
 
 
-def _last_uses(nodes: List[Node]) -> Dict[Node, List[Node]]:
-    """For each node, the values whose final read happens there (placeholders included)."""
-    seen: Dict[Node, None] = {}
-    freed_at: Dict[Node, List[Node]] = {}
-    for node in reversed(nodes):
-        if node._op == "output":
-            seen.update(node._input_nodes)
-            continue
-        fresh = [used for used in node._input_nodes if used not in seen]
-        if fresh:
-            seen.update(dict.fromkeys(fresh))
-            freed_at[node] = fresh
-    return freed_at
+def last_uses(nodes: List[Node]) -> Dict[Node, List[Node]]:
+    """For each node, the inputs it is the last to read, in its argument order.
+
+    Shared by code generation (the ``; x = None`` frees) and the Interpreter (freeing values).
+    """
+    last_reader: Dict[Node, Node] = {}
+    for node in nodes:
+        for used in node._input_nodes:
+            last_reader[used] = node
+    readers: Dict[Node, List[Node]] = {}
+    for node in nodes:
+        inputs = node._input_nodes
+        if inputs:
+            finished = [used for used in inputs if last_reader[used] is node]
+            if finished:
+                readers[node] = finished
+    return readers
 
 
 class _PyTreeInfo(NamedTuple):

@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import torch
 
 from fxkit._gc import collector_paused
+from fxkit.codegen import last_uses
 from fxkit.node import Argument, Node, Target, map_aggregate, map_arg
 
 __all__ = ["Interpreter", "Transformer"]
@@ -246,7 +247,7 @@ class Interpreter:
         self.args_iter: Iterator[Any] = iter(())
         self.user_to_last_uses: Dict[Node, List[Node]] = {}
         if garbage_collect_values:
-            self.user_to_last_uses = _last_uses(self.graph)
+            self.user_to_last_uses = last_uses(list(self.graph.nodes))
         self._plan_key: Optional[Tuple[Any, ...]] = None
         self._plan: List[Tuple[Node, _Runner, Tuple[Node, ...]]] = []
         self._runners: Dict[Node, _Runner] = {}
@@ -555,18 +556,6 @@ class Interpreter:
         else:  # output
             expression = render.value(node.args[0]) if node.args else "None"
         return _compile_runner(expression, render.slots)
-
-
-def _last_uses(graph: Any) -> Dict[Node, List[Node]]:
-    """For each node, the inputs whose last reader it is (torch.fx's ``user_to_last_uses``)."""
-    seen: Dict[Node, None] = {}
-    last_uses: Dict[Node, List[Node]] = {}
-    for node in reversed(list(graph.nodes)):
-        for used in node.all_input_nodes:
-            if used not in seen:
-                seen[used] = None
-                last_uses.setdefault(node, []).append(used)
-    return last_uses
 
 
 def _generated_line(interp: Interpreter, node: Node) -> Optional[Tuple[int, str]]:
