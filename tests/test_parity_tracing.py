@@ -1,0 +1,937 @@
+"""Tracing parity sweep: corner cases real models hit while being traced, each written once as a
+snippet taking the library module as ``fx`` and run with torch.fx (the oracle) and with fxkit.
+
+Snippets return plain data (generated code, node summaries, outputs, error type names); the
+comparison helpers come from tests/test_parity.py.
+"""
+from __future__ import annotations
+
+import collections
+import functools
+import math
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+import torch.fx
+import torch.nn.functional as F
+from torch import nn
+
+import fxkit
+from tests.test_parity import assert_same, error_of, error_type_of, is_fxkit, run_snippet, summary
+
+SNIPPETS: list[Callable[[Any], Any]] = []
+
+
+def snippet(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Register a snippet for this sweep."""
+    SNIPPETS.append(function)
+    return function
+
+
+def traced(fx: Any, root: Any, *inputs: Any, **trace_kwargs: Any) -> tuple[str, list, Any]:
+    """Trace ``root`` and return its code, node summary and output on ``inputs``."""
+    gm = fx.symbolic_trace(root, **trace_kwargs)
+    return gm.code, summary(gm.graph), gm(*inputs)
+
+
+# Module-scope helpers wrapped by both libraries.
+def halve_last_dim(x, scale):
+    return x[..., : x.shape[-1] // 2] * scale
+
+
+torch.fx.wrap("halve_last_dim")
+fxkit.wrap("halve_last_dim")
+
+
+@torch.fx.wrap
+@fxkit.wrap
+def scaled_add(x, y, alpha=1.0):
+    return x + alpha * y
+
+
+def autowrapped_norm(x):
+    return x / (x.norm() + 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# recurrent and attention modules as leaves
+
+
+@snippet
+def multihead_attention_leaf_tuple_unpacked(fx):
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+
+        def forward(self, x):
+            out, weights = self.attn(x, x, x, need_weights=True)
+            return out + 1, weights
+
+    return traced(fx, Block().eval(), torch.randn(2, 3, 8))
+
+
+@snippet
+def lstm_leaf_nested_tuple_unpacked(fx):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(4, 5, batch_first=True)
+
+        def forward(self, x):
+            out, (h, c) = self.lstm(x)
+            return out[:, -1] + h[0], c
+
+    return traced(fx, Net(), torch.randn(2, 3, 4))
+
+
+@snippet
+def gru_leaf_with_initial_state(fx):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru = nn.GRU(4, 5, num_layers=2)
+
+        def forward(self, x, h0):
+            out, h = self.gru(x, h0)
+            return out.sum(0), h[-1]
+
+    return traced(fx, Net(), torch.randn(3, 2, 4), torch.zeros(2, 2, 5))
+
+
+@snippet
+def transformer_encoder_layer_leaf(fx):
+    class Leafy(fx.Tracer):
+        def is_leaf_module(self, m, qualname):
+            return isinstance(m, nn.TransformerEncoderLayer) or super().is_leaf_module(m, qualname)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, batch_first=True)
+
+        def forward(self, x, mask):
+            return self.layer(x, src_key_padding_mask=mask)
+
+    net = Net().eval()
+    graph = Leafy().trace(net)
+    gm = fx.GraphModule(net, graph)
+    mask = torch.tensor([[False, False, True], [False, False, False]])
+    return gm.code, summary(graph), gm(torch.randn(2, 3, 8), mask)
+
+
+# ---------------------------------------------------------------------------------------------
+# shapes and sizes
+
+
+@snippet
+def shape_unpacked_with_fixed_count(fx):
+    def fn(x):
+        b, c, h, w = x.shape
+        return x.view(b, c, h * w).mean(-1) * w
+
+    return traced(fx, fn, torch.randn(2, 3, 4, 5))
+
+
+@snippet
+def shape_unpacked_with_star(fx):
+    def fn(x):
+        b, *rest = x.shape
+        return x.reshape(b, -1), rest
+
+    return error_type_of(lambda: fx.symbolic_trace(fn))
+
+
+@snippet
+def size_iterated_without_count_raises(fx):
+    def fn(x):
+        return [d for d in x.size()]
+
+    outcome = error_of(lambda: fx.symbolic_trace(fn))
+    return outcome[0], "iterate" in outcome[1] or "iter" in outcome[1]
+
+
+@snippet
+def shape_negative_index_and_floordiv(fx):
+    def fn(x):
+        half = x.size(-1) // 2
+        return x[..., :half] * x.shape[-1]
+
+    return traced(fx, fn, torch.randn(2, 6))
+
+
+@snippet
+def torch_size_arithmetic(fx):
+    def fn(x, y):
+        shape = x.shape[:-1] + (y.shape[-1],)
+        return torch.zeros(shape) + y.sum()
+
+    return traced(fx, fn, torch.randn(2, 3, 4), torch.randn(5))
+
+
+@snippet
+def view_batch_flatten(fx):
+    def fn(x):
+        return x.view(x.size(0), -1)
+
+    return traced(fx, fn, torch.randn(2, 3, 4))
+
+
+@snippet
+def new_zeros_and_arange_from_sizes(fx):
+    def fn(x):
+        positions = torch.arange(x.size(1))
+        return x.new_zeros(x.size(0), x.size(1)) + positions, x.new_ones((2,)), x.new_full((1,), 3.0)
+
+    return traced(fx, fn, torch.randn(2, 3))
+
+
+@snippet
+def dtype_and_device_attributes(fx):
+    def fn(x, other):
+        y = x.to(other.dtype)
+        z = torch.ones(3, dtype=x.dtype, device=x.device)
+        return y + other, z * x
+
+    return traced(fx, fn, torch.ones(3, dtype=torch.float32), torch.arange(3, dtype=torch.float64))
+
+
+@snippet
+def numel_dim_and_ndim(fx):
+    def fn(x):
+        return x.reshape(x.numel()) * x.dim() + x.ndim
+
+    return traced(fx, fn, torch.randn(2, 3))
+
+
+# ---------------------------------------------------------------------------------------------
+# functional calls
+
+
+@snippet
+def where_masked_fill_and_boolean_mask(fx):
+    def fn(x):
+        mask = x > 0
+        y = torch.where(mask, x, torch.zeros_like(x))
+        z = x.masked_fill(~mask, float("-inf"))
+        return y, z.softmax(-1), x[mask]
+
+    return traced(fx, fn, torch.tensor([[1.0, -2.0], [-3.0, 4.0]]))
+
+
+@snippet
+def einsum_and_scaled_dot_product_attention(fx):
+    def fn(q, k, v):
+        scores = torch.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(q.size(-1))
+        return scores.softmax(-1), F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    return traced(fx, fn, torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 4))
+
+
+@snippet
+def interpolate_and_pad_with_kwargs(fx):
+    def fn(x):
+        up = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        return F.pad(up, (1, 1, 2, 0), mode="constant", value=0.5)
+
+    return traced(fx, fn, torch.randn(1, 1, 2, 2))
+
+
+@snippet
+def functional_with_many_kwargs(fx):
+    def fn(x, w):
+        y = F.conv2d(x, w, bias=None, stride=1, padding=1, dilation=1, groups=1)
+        y = F.layer_norm(y, y.shape[-2:], eps=1e-6)
+        return F.dropout(F.gelu(y, approximate="tanh"), p=0.0, training=False)
+
+    return traced(fx, fn, torch.randn(1, 2, 4, 4), torch.randn(3, 2, 3, 3))
+
+
+@snippet
+def getitem_with_proxy_index(fx):
+    def fn(x, idx):
+        return x[idx], x[:, idx[0]], x[idx.argmax()]
+
+    return traced(fx, fn, torch.arange(12.0).reshape(3, 4), torch.tensor([2, 0]))
+
+
+@snippet
+def getitem_with_none_ellipsis_and_steps(fx):
+    def fn(x):
+        return x[None, ..., ::2], x[:, None, 1:-1], x[..., -1]
+
+    return traced(fx, fn, torch.randn(3, 5))
+
+
+# ---------------------------------------------------------------------------------------------
+# parameters, buffers and submodule structure
+
+
+@snippet
+def parameter_in_arithmetic(fx):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.full((3,), 2.0))
+            self.shift = nn.Parameter(torch.ones(3))
+
+        def forward(self, x):
+            return x * self.scale - self.shift / 2 + self.scale.sum()
+
+    return traced(fx, Net(), torch.ones(3))
+
+
+@snippet
+def buffer_updated_in_place(fx):
+    class Counter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("steps", torch.zeros(1))
+
+        def forward(self, x):
+            self.steps.add_(1)
+            return x + self.steps
+
+    gm = fx.symbolic_trace(Counter())
+    first = gm(torch.zeros(2))
+    second = gm(torch.zeros(2))
+    return gm.code, summary(gm.graph), first, second, gm.steps
+
+
+@snippet
+def identity_modules_are_leaves(fx):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.skip = nn.Identity()
+            self.body = nn.Sequential(nn.Identity(), nn.Linear(2, 2))
+
+        def forward(self, x):
+            return self.skip(x) + self.body(x)
+
+    return traced(fx, Net(), torch.ones(1, 2))
+
+
+@snippet
+def nested_containers_numeric_and_string_keys(fx):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stages = nn.ModuleList([nn.Sequential(nn.Linear(2, 2), nn.ReLU()), nn.Linear(2, 2)])
+            self.heads = nn.ModuleDict({"cls": nn.Linear(2, 1), "0": nn.Linear(2, 3)})
+            self.seq = nn.Sequential(collections.OrderedDict(box=nn.Sequential(nn.Tanh())))
+
+        def forward(self, x):
+            for stage in self.stages:
+                x = stage(x)
+            x = self.seq(x)
+            return {name: head(x) for name, head in self.heads.items()}
+
+    return traced(fx, Net(), torch.ones(1, 2))
+
+
+@snippet
+def shared_submodule_called_twice(fx):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.lin(self.lin(x)) + self.lin(x)
+
+    return traced(fx, Net(), torch.ones(1, 2))
+
+
+@snippet
+def shared_module_under_two_names(fx):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.first = nn.Linear(2, 2)
+            self.second = self.first
+
+        def forward(self, x):
+            return self.second(self.first(x))
+
+    return traced(fx, Net(), torch.ones(1, 2))
+
+
+@snippet
+def len_of_module_list_and_range_loop(fx):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.ModuleList(nn.Linear(2, 2) for _ in range(3))
+            self.n = 2
+
+        def forward(self, x):
+            for index in range(self.n):
+                x = self.layers[index](x) + index
+            return x * len(self.layers)
+
+    return traced(fx, Net(), torch.ones(1, 2))
+
+
+@snippet
+def module_list_sliced_and_negative_index(fx):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.ModuleList(nn.Linear(2, 2) for _ in range(4))
+
+        def forward(self, x):
+            for layer in self.layers[1:3]:
+                x = layer(x)
+            return self.layers[-1](x)
+
+    return traced(fx, Net(), torch.ones(1, 2))
+
+
+# ---------------------------------------------------------------------------------------------
+# forward shapes: helpers, kwargs, static/class methods, partials, lambdas
+
+
+@snippet
+def forward_calls_helper_method(fx):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+
+        def project(self, x, scale=2):
+            return self.lin(x) * scale
+
+        def forward(self, x):
+            return self.project(x) + self.project(x, scale=3)
+
+    return traced(fx, Net(), torch.ones(1, 2))
+
+
+@snippet
+def forward_with_var_keyword(fx):
+    class Net(nn.Module):
+        def forward(self, x, **kwargs):
+            return x + 1
+
+    gm = fx.symbolic_trace(Net())
+    return gm.code, summary(gm.graph), gm(torch.ones(1), extra=2)
+
+
+@snippet
+def len_of_var_keyword_proxy_raises(fx):
+    class Net(nn.Module):
+        def forward(self, x, **kwargs):
+            return x + len(kwargs)
+
+    # fxkit appends the user file:line to the message; the first line is torch.fx's.
+    error_type, message = error_of(lambda: fx.symbolic_trace(Net()))
+    return error_type, message.splitlines()[0]
+
+
+@snippet
+def forward_with_var_positional(fx):
+    class Net(nn.Module):
+        def forward(self, x, *args):
+            return x * 2
+
+    gm = fx.symbolic_trace(Net())
+    return gm.code, summary(gm.graph)
+
+
+@snippet
+def static_and_class_method_helpers(fx):
+    class Net(nn.Module):
+        factor = 3
+
+        @staticmethod
+        def double(x):
+            return x * 2
+
+        @classmethod
+        def triple(cls, x):
+            return x * cls.factor
+
+        def forward(self, x):
+            return self.double(x) + Net.triple(x)
+
+    return traced(fx, Net(), torch.ones(2))
+
+
+@snippet
+def partial_and_lambda_attributes(fx):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.act = functools.partial(F.leaky_relu, negative_slope=0.2)
+            self.square = lambda t: t * t
+
+        def forward(self, x):
+            return self.square(self.act(x))
+
+    return traced(fx, Net(), torch.tensor([-1.0, 2.0]))
+
+
+@snippet
+def partial_of_torch_function_called_directly(fx):
+    softmax_last = functools.partial(torch.softmax, dim=-1)
+
+    def fn(x):
+        return softmax_last(x)
+
+    return traced(fx, fn, torch.randn(2, 3))
+
+
+# ---------------------------------------------------------------------------------------------
+# python control around tensors
+
+
+@snippet
+def grad_mode_contexts_inside_forward(fx):
+    def fn(x):
+        with torch.no_grad():
+            y = x * 2
+        with torch.enable_grad():
+            z = y + 1
+        return z
+
+    return traced(fx, fn, torch.ones(2))
+
+
+@snippet
+def assert_on_shape_raises(fx):
+    def fn(x):
+        assert x.shape[0] == 2, "batch must be 2"
+        return x
+
+    return error_type_of(lambda: fx.symbolic_trace(fn))
+
+
+@snippet
+def isinstance_tensor_check(fx):
+    def fn(x):
+        if isinstance(x, torch.Tensor):
+            return x + 1
+        return x
+
+    return traced(fx, fn, torch.ones(2))
+
+
+@snippet
+def isinstance_proxy_check(fx):
+    def fn(x):
+        return isinstance(x, fx.Proxy)
+
+    gm = fx.symbolic_trace(fn)
+    return gm.code, gm(torch.ones(1))
+
+
+@snippet
+def control_flow_on_proxy_raises(fx):
+    def fn(x):
+        if x.sum() > 0:
+            return x
+        return -x
+
+    outcome = error_of(lambda: fx.symbolic_trace(fn))
+    return outcome[0], "symbolically traced variables cannot be used as inputs to control flow" in outcome[1]
+
+
+@snippet
+def bool_and_int_of_proxy_raise(fx):
+    def as_int(x):
+        return torch.zeros(int(x.size(0)))
+
+    def as_float(x):
+        return float(x.sum())
+
+    return error_type_of(lambda: fx.symbolic_trace(as_int)), error_type_of(lambda: fx.symbolic_trace(as_float))
+
+
+# ---------------------------------------------------------------------------------------------
+# outputs
+
+
+@snippet
+def dict_list_tuple_outputs(fx):
+    def fn(x):
+        return {"a": [x, (x + 1, x * 2)], "b": (x.sum(),)}
+
+    return traced(fx, fn, torch.ones(2))
+
+
+Pair = collections.namedtuple("Pair", ["left", "right"])
+
+
+@snippet
+def namedtuple_output(fx):
+    def fn(x):
+        return Pair(x + 1, right=x - 1)
+
+    code, nodes, out = traced(fx, fn, torch.ones(2))
+    return code, nodes, tuple(out), type(out).__name__
+
+
+@snippet
+def none_output_and_input_returned_unchanged(fx):
+    def returns_none(x):
+        x.add_(1)
+
+    def returns_input(x, y):
+        return x
+
+    gm_none = fx.symbolic_trace(returns_none)
+    gm_same = fx.symbolic_trace(returns_input)
+    x = torch.ones(2)
+    return gm_none.code, gm_none(x), x, gm_same.code, gm_same(x, x)
+
+
+@snippet
+def constant_output(fx):
+    def fn(x):
+        return 3, "text", None
+
+    return traced(fx, fn, torch.ones(1))
+
+
+# ---------------------------------------------------------------------------------------------
+# concrete_args, defaults, wrapping
+
+
+@snippet
+def concrete_args_nested_dict_with_placeholders(fx):
+    def fn(inputs):
+        return inputs["x"] + inputs["pair"][0] * inputs["pair"][1]
+
+    gm = fx.symbolic_trace(fn, concrete_args={"inputs": {"x": fx.PH, "pair": (fx.PH, fx.PH)}})
+    out = gm({"x": torch.ones(2), "pair": (torch.ones(2) * 2, torch.ones(2) * 3)})
+    return gm.code, summary(gm.graph), out
+
+
+@snippet
+def concrete_args_bool_flag_and_none(fx):
+    def fn(x, flag, extra=None):
+        if flag:
+            x = x * 2
+        if extra is not None:
+            x = x + extra
+        return x
+
+    gm = fx.symbolic_trace(fn, concrete_args={"flag": True, "extra": None})
+    return gm.code, summary(gm.graph), gm(torch.ones(2), True, None)
+
+
+@snippet
+def function_with_default_args(fx):
+    def fn(x, scale=2.0, bias=None, mode="add"):
+        return x * scale
+
+    gm = fx.symbolic_trace(fn)
+    return gm.code, summary(gm.graph), gm(torch.ones(2)), gm(torch.ones(2), 3.0)
+
+
+@snippet
+def autowrap_functions_on_tracer(fx):
+    def fn(x):
+        return autowrapped_norm(x) + 1
+
+    tracer = fx.Tracer(autowrap_functions=(autowrapped_norm,))
+    graph = tracer.trace(fn)
+    gm = fx.GraphModule(tracer.root, graph)
+    return gm.code, summary(graph), gm(torch.ones(2))
+
+
+@snippet
+def wrapped_functions_with_proxies_and_constants(fx):
+    def fn(x, y):
+        return scaled_add(x, y, alpha=0.5)[..., :2] + halve_last_dim(x, 3)
+
+    return traced(fx, fn, torch.ones(2, 4), torch.ones(2, 4))
+
+
+@snippet
+def wrapped_function_called_with_constants_only(fx):
+    def fn(x):
+        return x + scaled_add(1.0, 2.0)
+
+    return traced(fx, fn, torch.ones(2))
+
+
+@snippet
+def math_functions_on_sizes(fx):
+    def fn(x):
+        return x * math.sqrt(x.size(-1)) if False else x / x.size(-1) ** 0.5
+
+    return traced(fx, fn, torch.ones(2, 4))
+
+
+@snippet
+def operator_on_proxy_sizes(fx):
+    def fn(x):
+        return x.reshape(-1, x.size(1) * x.size(2)), -x.size(0), x.size(0) % 2
+
+    return traced(fx, fn, torch.ones(2, 3, 4))
+
+
+# ---------------------------------------------------------------------------------------------
+# unpacking, iteration and in-place operations
+
+
+@snippet
+def split_chunk_unbind_unpacked(fx):
+    def fn(x):
+        a, b = x.split(2, dim=-1)
+        c, d = x.chunk(2)
+        e, f = x.unbind(0)
+        return a * b, c - d, e + f
+
+    return traced(fx, fn, torch.arange(8.0).reshape(2, 4))
+
+
+@snippet
+def loop_over_unbind_raises(fx):
+    def fn(x):
+        return [row.sum() for row in x.unbind(0)]
+
+    return error_type_of(lambda: fx.symbolic_trace(fn))
+
+
+@snippet
+def star_expansion_of_shape_in_call(fx):
+    def fn(x, y):
+        return y.expand(*x.shape)
+
+    return error_type_of(lambda: fx.symbolic_trace(fn))
+
+
+@snippet
+def list_and_tuple_of_shape(fx):
+    def as_list(x):
+        return x.new_zeros(list(x.shape))
+
+    def as_tuple(x):
+        return x.new_zeros(tuple(x.shape))
+
+    return error_type_of(lambda: fx.symbolic_trace(as_list)), error_type_of(lambda: fx.symbolic_trace(as_tuple))
+
+
+@snippet
+def shape_slices_and_comparisons(fx):
+    def fn(x, y):
+        same = x.shape == y.shape
+        return x.reshape(x.size()[:1] + (-1,)), same, x.size(0) == 2
+
+    return traced(fx, fn, torch.ones(2, 3), torch.ones(2, 3))
+
+
+@snippet
+def augmented_assignment_and_item_assignment(fx):
+    def fn(x):
+        y = x.clone()
+        y += 1
+        y *= 2
+        y -= x
+        return y
+
+    def assigns_item(x):
+        x[0] = 0.5
+        return x
+
+    return traced(fx, fn, torch.ones(2, 2)), error_of(lambda: fx.symbolic_trace(assigns_item))
+
+
+@snippet
+def inplace_functional_and_module(fx):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.act = nn.ReLU(inplace=True)
+
+        def forward(self, x):
+            y = x * 1
+            return F.relu(self.act(y), inplace=True).add_(1)
+
+    return traced(fx, Net(), torch.tensor([-1.0, 2.0]))
+
+
+@snippet
+def min_max_of_sizes_raise(fx):
+    def fn(x):
+        return x[: min(x.size(0), 4)]
+
+    return error_type_of(lambda: fx.symbolic_trace(fn))
+
+
+@snippet
+def tensor_attributes_as_nodes(fx):
+    def fn(x):
+        return x.T, x.mT, x.requires_grad, x.is_floating_point()
+
+    gm = fx.symbolic_trace(fn)
+    return gm.code, summary(gm.graph), gm(torch.ones(2, 3))
+
+
+@snippet
+def conversions_and_layout_methods(fx):
+    def fn(x, y):
+        return x.float().type_as(y).permute(1, 0).contiguous(), torch.flatten(x.double(), 1), x.long().dtype
+
+    return traced(fx, fn, torch.ones(2, 3, dtype=torch.int32), torch.ones(1, dtype=torch.float64))
+
+
+# ---------------------------------------------------------------------------------------------
+# constants and attributes created or read in forward
+
+
+@snippet
+def tensor_constant_created_in_forward(fx):
+    def fn(x):
+        return x + torch.tensor([1.0, 2.0]) * torch.tensor(3.0)
+
+    gm = fx.symbolic_trace(fn)
+    return gm.code, summary(gm.graph), gm(torch.ones(2)), sorted(name for name, _ in gm.named_buffers())
+
+
+@snippet
+def plain_tensor_attribute_and_nonpersistent_buffer(fx):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = torch.arange(3.0)
+            self.register_buffer("mask", torch.tensor([1.0, 0.0, 1.0]), persistent=False)
+
+        def forward(self, x):
+            return (x + self.table) * self.mask
+
+    gm = fx.symbolic_trace(Net())
+    return gm.code, summary(gm.graph), gm(torch.ones(3))
+
+
+@snippet
+def dynamic_submodule_lookup_by_name(fx):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            for index in range(2):
+                setattr(self, f"block{index}", nn.Linear(2, 2))
+            self.heads = nn.ModuleDict({"a": nn.Linear(2, 1), "b": nn.Linear(2, 1)})
+
+        def forward(self, x):
+            for index in range(2):
+                x = getattr(self, f"block{index}")(x)
+            return sum(self.heads[key](x) for key in ("b", "a"))
+
+    return traced(fx, Net(), torch.ones(1, 2))
+
+
+@snippet
+def embedding_leaf_and_functional(fx):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(5, 3, padding_idx=0)
+
+        def forward(self, ids):
+            return self.embed(ids) + F.embedding(ids, self.embed.weight, padding_idx=0)
+
+    return traced(fx, Net(), torch.tensor([[0, 3], [4, 1]]))
+
+
+@snippet
+def keyword_only_forward_argument(fx):
+    class Net(nn.Module):
+        def forward(self, x, *, scale=2.0):
+            return x * scale
+
+    gm = fx.symbolic_trace(Net())
+    return gm.code, summary(gm.graph), gm(torch.ones(2), scale=3.0)
+
+
+@snippet
+def jit_scripting_checks_and_torch_assert(fx):
+    def fn(x):
+        if torch.jit.is_scripting():
+            return x
+        torch._assert(x.dim() == 2, "two dims")
+        return x + 1
+
+    return traced(fx, fn, torch.ones(1, 2))
+
+
+@snippet
+def stack_cat_of_proxy_lists(fx):
+    def fn(x, y):
+        return torch.stack([x.sum(), y.mean()]), torch.cat([x, y, x], dim=-1), torch.cat((x,) * 2)
+
+    return traced(fx, fn, torch.ones(2, 2), torch.ones(2, 1))
+
+
+@snippet
+def creation_ops_from_shape(fx):
+    def fn(x):
+        return torch.full((x.size(0),), 1.5), torch.zeros(x.shape, dtype=torch.int64), torch.ones_like(x, dtype=torch.bool)
+
+    return traced(fx, fn, torch.ones(2, 3))
+
+
+@snippet
+def custom_leaf_tuple_output_indexed(fx):
+    class Pairing(nn.Module):
+        def forward(self, x):
+            return x + 1, x - 1
+
+    class Leafy(fx.Tracer):
+        def is_leaf_module(self, m, qualname):
+            return isinstance(m, Pairing) or super().is_leaf_module(m, qualname)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pair = Pairing()
+
+        def forward(self, x):
+            out = self.pair(x)
+            first, second = self.pair(out[0])
+            return out[1] * first + second
+
+    net = Net()
+    graph = Leafy().trace(net)
+    gm = fx.GraphModule(net, graph)
+    return gm.code, summary(graph), gm(torch.ones(2))
+
+
+@snippet
+def sequential_traced_directly_and_nested(fx):
+    model = nn.Sequential(
+        nn.Sequential(nn.Linear(2, 3), nn.ReLU()),
+        nn.ModuleList([nn.Identity()])[0],
+        nn.Flatten(),
+        nn.Linear(3, 1),
+    )
+    return traced(fx, model, torch.ones(4, 2))
+
+
+@snippet
+def batchnorm_eval_and_dropout_leaf(fx):
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.Dropout(0.5), nn.AdaptiveAvgPool2d(1))
+    model.eval()
+    return traced(fx, model, torch.randn(1, 1, 4, 4))
+
+
+# ---------------------------------------------------------------------------------------------
+# the comparison
+
+
+@pytest.mark.parametrize("function", SNIPPETS, ids=[function.__name__ for function in SNIPPETS])
+def test_fxkit_matches_torch_fx_when_tracing(function: Callable[[Any], Any]) -> None:
+    expected = run_snippet(function, torch.fx)
+    actual = run_snippet(function, fxkit)
+    assert_same(expected, actual)
+
+
+def test_tracing_snippets_are_many_and_uniquely_named() -> None:
+    names = [function.__name__ for function in SNIPPETS]
+    assert len(names) == len(set(names)) and len(names) >= 40
