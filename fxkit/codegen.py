@@ -240,9 +240,12 @@ class _Emitter:
         return self.bind(value, "_" + _IDENTIFIER.sub("_", kind.__name__) + "_constant")
 
     def render_call_args(self, args: Iterable[Any], kwargs: Dict[str, Any]) -> str:
-        parts = [self.render(arg) for arg in args]
-        parts.extend([f"{key} = {self.render(value)}" for key, value in kwargs.items()])
-        return ", ".join(parts)
+        render = self.render
+        positional = ", ".join([arg.name if type(arg) is Node else render(arg) for arg in args])
+        if not kwargs:
+            return positional
+        keywords = ", ".join([f"{key} = {render(value)}" for key, value in kwargs.items()])
+        return f"{positional}, {keywords}" if positional else keywords
 
     def annotation(self, annotation: Any) -> str:
         """Source spelling of a type annotation, binding whatever it references."""
