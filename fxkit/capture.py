@@ -313,6 +313,13 @@ class _ExampleOps:
                 raise ValueError(f"cannot unpack {actual} values into {count} names")
         return iter([self[index] for index in range(count)])  # type: ignore[index]
 
+    def __contains__(self, item: Any) -> bool:
+        if isinstance(self.example, torch.Tensor):
+            # A tensor answers `item in tensor` with "any element equals item", not by iterating
+            # rows; the recorded test is the same, so one bool guard covers it.
+            return self.tracer.decide_bool((self == item).any())  # type: ignore[arg-type, operator]
+        return any(element is item or bool(element == item) for element in self)  # type: ignore[attr-defined]
+
     def keys(self) -> Any:
         return self.example.keys()
 

@@ -415,3 +415,30 @@ def test_functions_with_a_list_of_tensors_and_a_number():
     assert all(guard.location.function == "weighted_sum" for guard in result.guards)
     with pytest.raises(GuardError, match="len"):
         result([torch.ones(2)], 3.0)
+
+
+class PadCheck(nn.Module):
+    """Like transformers' padding warning: ``number in ids[:, [-1, 0]]`` on a 2-d tensor."""
+
+    def forward(self, ids, shape_probe):
+        if 0 in ids[:, [-1, 0]]:  # MARK-contains
+            ids = ids.clamp(min=1)
+        if 3 in shape_probe.shape:
+            ids = ids * 2
+        return ids + 1
+
+
+def test_membership_in_a_tensor_is_one_guard_on_any_element_equal():
+    model = PadCheck()
+    ids, probe = torch.tensor([[5, 1, 0], [2, 3, 4]]), torch.zeros(2, 3)
+    result = fxkit.capture(model, (ids, probe))
+    torch.testing.assert_close(result(ids, probe), model(ids, probe))
+    other_with_zero = torch.tensor([[0, 7, 7], [7, 7, 7]])
+    torch.testing.assert_close(result(other_with_zero, probe), model(other_with_zero, probe))
+    contains = result.guards[0]
+    assert contains.kind == "bool" and contains.data_dependent
+    assert contains.location.lineno == _line_of("MARK-contains")
+    with pytest.raises(GuardError, match="guard_0"):
+        result(torch.tensor([[5, 1, 6], [2, 3, 4]]), probe)
+    with pytest.raises(GuardError):
+        result(ids, torch.zeros(2, 4))
