@@ -712,11 +712,10 @@ class CaptureTracer(Tracer):
                     )
                 continue
             if parameter.kind is inspect.Parameter.VAR_KEYWORD:
-                if self._bound.get(name):
-                    raise CaptureError(
-                        f"example inputs {sorted(self._bound[name])} go through **{name}, which capture does not"
-                        " support: wrap the model in a module whose forward names each input"
-                    )
+                # Each keyword given through **kwargs becomes an input of its own name, so models
+                # that take flags such as use_cache only through **kwargs can still be captured.
+                for key, example in self._bound.get(name, {}).items():
+                    keywords[key] = self._keyword_input_value(key, example)
                 continue
             value = self._input_value(parameter)
             if parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
@@ -736,6 +735,15 @@ class CaptureTracer(Tracer):
         type_expr = None if annotation is inspect.Parameter.empty or isinstance(annotation, str) else annotation
         given = name in self._bound
         value = self._bound[name] if given else parameter.default
+        return self._placeholder_value(name, value, default, type_expr, given)
+
+    def _keyword_input_value(self, name: str, value: Any) -> Any:
+        # Inputs of **kwargs come after parameters that may have defaults, so they need one too:
+        # the example for a plain value (its guard still checks it), None otherwise.
+        plain = type(value) in (bool, int, float, str) or value is None
+        return self._placeholder_value(name, value, (value if plain else None,), None, True)
+
+    def _placeholder_value(self, name: str, value: Any, default: Tuple[Any, ...], type_expr: Any, given: bool) -> Any:
         self._examples[name] = value
         proxy = self.create_proxy("placeholder", name, default, {}, type_expr=type_expr)
         if isinstance(value, torch.Tensor):

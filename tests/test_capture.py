@@ -442,3 +442,27 @@ def test_membership_in_a_tensor_is_one_guard_on_any_element_equal():
         result(torch.tensor([[5, 1, 6], [2, 3, 4]]), probe)
     with pytest.raises(GuardError):
         result(ids, torch.zeros(2, 4))
+
+
+class FlagsThroughKwargs(nn.Module):
+    """Like recent transformers models: flags reach forward only through ``**kwargs``."""
+
+    def forward(self, x, mask=None, **kwargs):
+        if kwargs.get("double", False):
+            x = x * 2
+        if "bias" in kwargs:
+            x = x + kwargs["bias"]
+        return x if mask is None else x * mask
+
+
+def test_keyword_inputs_through_var_keyword_become_named_inputs():
+    model = FlagsThroughKwargs()
+    x, bias = torch.randn(2, 3), torch.randn(3)
+    result = fxkit.capture(model, {"x": x, "double": True, "bias": bias})
+    placeholders = [node.target for node in result.graph.nodes if node.op == "placeholder"]
+    assert placeholders == ["x", "mask", "double", "bias"]
+    other_x, other_bias = torch.randn(2, 3), torch.randn(3)
+    torch.testing.assert_close(result(x=other_x, double=True, bias=other_bias), model(other_x, double=True, bias=other_bias))
+    torch.testing.assert_close(result(other_x, None, True, other_bias), model(other_x, double=True, bias=other_bias))
+    with pytest.raises(GuardError, match="double == True"):
+        result(x=other_x, double=False, bias=other_bias)
