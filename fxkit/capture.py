@@ -714,8 +714,10 @@ class CaptureTracer(Tracer):
             if parameter.kind is inspect.Parameter.VAR_KEYWORD:
                 # Each keyword given through **kwargs becomes an input of its own name, so models
                 # that take flags such as use_cache only through **kwargs can still be captured.
-                for key, example in self._bound.get(name, {}).items():
-                    keywords[key] = self._keyword_input_value(key, example)
+                given_keys = list(self._bound.get(name, {}))
+                for key in given_keys:
+                    keywords[key] = self._keyword_input_value(key, self._bound[name][key])
+                self._guard_no_other_keywords(name, given_keys)
                 continue
             value = self._input_value(parameter)
             if parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
@@ -742,6 +744,17 @@ class CaptureTracer(Tracer):
         # the example for a plain value (its guard still checks it), None otherwise.
         plain = type(value) in (bool, int, float, str) or value is None
         return self._placeholder_value(name, value, (value if plain else None,), None, True)
+
+    def _guard_no_other_keywords(self, name: str, given_keys: List[str]) -> None:
+        # The graph keeps **name so that a keyword the capture never saw (output_hidden_states=True)
+        # fails a guard naming it rather than a bare TypeError or, worse, being ignored.
+        target = f"**{name}"
+        self._examples[target] = {}
+        proxy = self.create_proxy("placeholder", target, (), {})
+        seen = f" other than {', '.join(given_keys)}" if given_keys else ""
+        condition = f"no keyword inputs{seen} are given through **{name}"
+        guard = self._record_guard("len", proxy, _guard_len, 0, condition, 0, False, self._argument_location)
+        self.specializations.append(Specialization(f"argument **{name}", {}, "no other keyword inputs", self._argument_location, guard.name))
 
     def _placeholder_value(self, name: str, value: Any, default: Tuple[Any, ...], type_expr: Any, given: bool) -> Any:
         self._examples[name] = value

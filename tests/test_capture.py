@@ -460,9 +460,12 @@ def test_keyword_inputs_through_var_keyword_become_named_inputs():
     x, bias = torch.randn(2, 3), torch.randn(3)
     result = fxkit.capture(model, {"x": x, "double": True, "bias": bias})
     placeholders = [node.target for node in result.graph.nodes if node.op == "placeholder"]
-    assert placeholders == ["x", "mask", "double", "bias"]
+    assert placeholders == ["x", "mask", "double", "bias", "**kwargs"]
     other_x, other_bias = torch.randn(2, 3), torch.randn(3)
     torch.testing.assert_close(result(x=other_x, double=True, bias=other_bias), model(other_x, double=True, bias=other_bias))
     torch.testing.assert_close(result(other_x, None, True, other_bias), model(other_x, double=True, bias=other_bias))
     with pytest.raises(GuardError, match="double == True"):
         result(x=other_x, double=False, bias=other_bias)
+    # A keyword the capture never saw would take another path: a guard names **kwargs.
+    with pytest.raises(GuardError, match=r"no keyword inputs other than double, bias are given through \*\*kwargs"):
+        result(x=other_x, double=True, bias=other_bias, scale=3)

@@ -102,6 +102,31 @@ def _bert_classifier() -> nn.Module:
     return t.BertForSequenceClassification(t.BertConfig(**_TEXT, num_labels=3))
 
 
+def _deberta_v2() -> nn.Module:
+    t = _transformers()
+    return t.DebertaV2Model(t.DebertaV2Config(**_TEXT, relative_attention=True, position_buckets=8, pos_att_type=["p2c", "c2p"]))
+
+
+def _mpnet() -> nn.Module:
+    t = _transformers()
+    return t.MPNetModel(t.MPNetConfig(**_TEXT))
+
+
+def _funnel() -> nn.Module:
+    t = _transformers()
+    return t.FunnelModel(t.FunnelConfig(vocab_size=VOCAB, d_model=32, n_head=4, d_head=8, d_inner=64, block_sizes=[1, 1], num_decoder_layers=1))
+
+
+def _convbert() -> nn.Module:
+    t = _transformers()
+    return t.ConvBertModel(t.ConvBertConfig(**_TEXT, embedding_size=32))
+
+
+def _clip_text() -> nn.Module:
+    t = _transformers()
+    return t.CLIPTextModel(t.CLIPTextConfig(**_TEXT, max_position_embeddings=64))
+
+
 # --------------------------------------------------------------------------- decoders
 
 
@@ -146,6 +171,72 @@ def _opt() -> nn.Module:
 def _gemma() -> nn.Module:
     t = _transformers()
     return t.GemmaForCausalLM(t.GemmaConfig(**_DECODER, head_dim=8))
+
+
+def _bloom() -> nn.Module:
+    t = _transformers()
+    return t.BloomForCausalLM(t.BloomConfig(vocab_size=VOCAB, hidden_size=32, n_layer=2, n_head=4))
+
+
+def _falcon_alibi() -> nn.Module:
+    t = _transformers()
+    return t.FalconForCausalLM(t.FalconConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, alibi=True))
+
+
+def _gptj() -> nn.Module:
+    t = _transformers()
+    return t.GPTJForCausalLM(t.GPTJConfig(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, rotary_dim=4, n_positions=64))
+
+
+def _gpt_neo() -> nn.Module:
+    t = _transformers()
+    return t.GPTNeoForCausalLM(
+        t.GPTNeoConfig(vocab_size=VOCAB, hidden_size=32, num_layers=2, num_heads=4, attention_types=[[["global", "local"], 1]],
+                       window_size=4, max_position_embeddings=64)
+    )
+
+
+def _codegen() -> nn.Module:
+    t = _transformers()
+    return t.CodeGenForCausalLM(t.CodeGenConfig(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, rotary_dim=4, n_positions=64))
+
+
+def _stablelm() -> nn.Module:
+    t = _transformers()
+    return t.StableLmForCausalLM(t.StableLmConfig(**_DECODER))
+
+
+def _phi3() -> nn.Module:
+    t = _transformers()
+    return t.Phi3ForCausalLM(t.Phi3Config(**_DECODER))
+
+
+def _gemma2() -> nn.Module:
+    t = _transformers()
+    return t.Gemma2ForCausalLM(t.Gemma2Config(**_DECODER, head_dim=8, sliding_window=4))
+
+
+def _mpt() -> nn.Module:
+    t = _transformers()
+    return t.MptForCausalLM(t.MptConfig(vocab_size=VOCAB, d_model=32, n_layers=2, n_heads=4, max_seq_len=64))
+
+
+def _mixtral() -> nn.Module:
+    t = _transformers()
+    return t.MixtralForCausalLM(t.MixtralConfig(**_DECODER, num_local_experts=4, num_experts_per_tok=2))
+
+
+def _qwen2_moe() -> nn.Module:
+    t = _transformers()
+    return t.Qwen2MoeForCausalLM(
+        t.Qwen2MoeConfig(**_DECODER, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, shared_expert_intermediate_size=32)
+    )
+
+
+def _granite_moe() -> nn.Module:
+    # Its forward takes use_cache only through **kwargs.
+    t = _transformers()
+    return t.GraniteMoeForCausalLM(t.GraniteMoeConfig(**_DECODER, num_local_experts=4, num_experts_per_tok=2))
 
 
 class DecoderWithCache(nn.Module):
@@ -209,6 +300,24 @@ def _bart() -> nn.Module:
     )
 
 
+def _bart_like(model_class: str, config_class: str, **extra: Any) -> nn.Module:
+    t = _transformers()
+    config = getattr(t, config_class)(
+        vocab_size=VOCAB, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
+        encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=64, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+        decoder_start_token_id=1, **extra,
+    )
+    return getattr(t, model_class)(config)
+
+
+def _long_t5() -> nn.Module:
+    t = _transformers()
+    return t.LongT5ForConditionalGeneration(
+        t.LongT5Config(vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, decoder_start_token_id=0,
+                       local_radius=2, global_block_size=4)
+    )
+
+
 def _seq2seq(seed: int, seq: int = SEQ, **extra: Any) -> Dict[str, Any]:
     return {"input_ids": _ids(seed), "decoder_input_ids": _ids(seed + 50, seq=seq - 2), **extra}
 
@@ -257,6 +366,77 @@ def _mobilenet_v2() -> nn.Module:
     return t.MobileNetV2Model(t.MobileNetV2Config(image_size=32, depth_multiplier=0.25))
 
 
+_VISION_TEXT = {k: v for k, v in _TEXT.items() if k != "vocab_size"}
+
+
+def _beit() -> nn.Module:
+    t = _transformers()
+    return t.BeitModel(t.BeitConfig(**_TEXT, image_size=16, patch_size=4, use_relative_position_bias=True))
+
+
+def _dinov2() -> nn.Module:
+    t = _transformers()
+    return t.Dinov2Model(t.Dinov2Config(**_VISION_TEXT, image_size=16, patch_size=4))
+
+
+def _clip_vision() -> nn.Module:
+    t = _transformers()
+    return t.CLIPVisionModel(t.CLIPVisionConfig(**_VISION_TEXT, image_size=16, patch_size=4))
+
+
+def _siglip_vision() -> nn.Module:
+    t = _transformers()
+    return t.SiglipVisionModel(t.SiglipVisionConfig(**_VISION_TEXT, image_size=16, patch_size=4))
+
+
+def _yolos() -> nn.Module:
+    t = _transformers()
+    return t.YolosModel(t.YolosConfig(**_VISION_TEXT, image_size=[16, 16], patch_size=4, num_detection_tokens=2))
+
+
+def _segformer() -> nn.Module:
+    t = _transformers()
+    return t.SegformerModel(
+        t.SegformerConfig(num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16], num_attention_heads=[1, 2],
+                          patch_sizes=[7, 3], strides=[4, 2], mlp_ratios=[2, 2])
+    )
+
+
+def _poolformer() -> nn.Module:
+    t = _transformers()
+    return t.PoolFormerModel(
+        t.PoolFormerConfig(num_encoder_blocks=2, depths=[1, 1], hidden_sizes=[8, 16], patch_sizes=[7, 3], strides=[4, 2], padding=[2, 1])
+    )
+
+
+def _regnet() -> nn.Module:
+    t = _transformers()
+    return t.RegNetModel(t.RegNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], groups_width=8))
+
+
+def _efficientnet() -> nn.Module:
+    t = _transformers()
+    return t.EfficientNetModel(t.EfficientNetConfig(image_size=32, width_coefficient=0.1, depth_coefficient=0.1, hidden_dim=128))
+
+
+def _convnext_v2() -> nn.Module:
+    t = _transformers()
+    return t.ConvNextV2Model(t.ConvNextV2Config(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, patch_size=2))
+
+
+def _mobilevit() -> nn.Module:
+    t = _transformers()
+    return t.MobileViTModel(t.MobileViTConfig(image_size=32, hidden_sizes=[16, 16, 16], neck_hidden_sizes=[8, 8, 8, 8, 8, 8, 16]))
+
+
+def _levit() -> nn.Module:
+    t = _transformers()
+    return t.LevitModel(
+        t.LevitConfig(image_size=32, hidden_sizes=[16, 24, 32], num_attention_heads=[1, 2, 2], depths=[1, 1, 1], key_dim=[8, 8, 8],
+                      patch_size=16)
+    )
+
+
 def _pixels(seed: int, size: int, channels: int = 3) -> Dict[str, Any]:
     return {"pixel_values": _floats(seed, BATCH, channels, size, size)}
 
@@ -269,6 +449,18 @@ def _vision_entry(name: str, make: Callable[[], nn.Module], size: int) -> ZooEnt
         example=lambda: _pixels(1, size),
         second=lambda: _pixels(2, size),
         other_paths=lambda: [_pixels(3, size, channels=4), _pixels(4, size * 2)],
+    )
+
+
+def _vision_flag_entry(name: str, make: Callable[[], nn.Module], size: int, flag: str) -> ZooEntry:
+    """A vision model whose other path is a keyword flag (these have no data-dependent branch to guard)."""
+    return ZooEntry(
+        name=name,
+        category="vision",
+        build=make,
+        example=lambda: _pixels(1, size),
+        second=lambda: _pixels(2, size),
+        other_paths=lambda: [_pixels(3, size * 2), {**_pixels(4, size * 2), flag: True}],
     )
 
 
@@ -307,6 +499,25 @@ def _hubert() -> nn.Module:
     )
 
 
+_AUDIO = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, conv_dim=(16, 16), conv_stride=(5, 2),
+              conv_kernel=(10, 3), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
+
+
+def _data2vec_audio() -> nn.Module:
+    t = _transformers()
+    return t.Data2VecAudioModel(t.Data2VecAudioConfig(**_AUDIO))
+
+
+def _sew() -> nn.Module:
+    t = _transformers()
+    return t.SEWModel(t.SEWConfig(**_AUDIO, squeeze_factor=2))
+
+
+def _unispeech() -> nn.Module:
+    t = _transformers()
+    return t.UniSpeechModel(t.UniSpeechConfig(**_AUDIO))
+
+
 def _waveform(seed: int, samples: int = 400) -> Dict[str, Any]:
     return {"input_values": _floats(seed, BATCH, samples)}
 
@@ -341,6 +552,11 @@ def hf_entries() -> List[ZooEntry]:
         _text_entry("distilbert", "text-encoder", _distilbert),
         _text_entry("albert", "text-encoder", _albert),
         _text_entry("electra", "text-encoder", _electra),
+        _text_entry("deberta-v2", "text-encoder", _deberta_v2),
+        _text_entry("mpnet", "text-encoder", _mpnet),
+        _text_entry("funnel", "text-encoder", _funnel),
+        _text_entry("convbert", "text-encoder", _convbert),
+        _text_entry("clip-text", "text-encoder", _clip_text),
         _text_entry("gpt2", "decoder", _gpt2, use_cache=False),
         _text_entry("llama", "decoder", _llama, use_cache=False),
         _text_entry("mistral", "decoder", _mistral, use_cache=False),
@@ -349,16 +565,49 @@ def hf_entries() -> List[ZooEntry]:
         _text_entry("gpt-neox", "decoder", _gpt_neox, use_cache=False),
         _text_entry("opt", "decoder", _opt, use_cache=False),
         _text_entry("gemma", "decoder", _gemma, use_cache=False),
+        _text_entry("bloom", "decoder", _bloom, use_cache=False),
+        _text_entry("falcon-alibi", "decoder", _falcon_alibi, use_cache=False),
+        _text_entry("mpt", "decoder", _mpt, use_cache=False),
+        _text_entry("gpt-j", "decoder", _gptj, use_cache=False),
+        _text_entry("gpt-neo", "decoder", _gpt_neo, use_cache=False),
+        _text_entry("codegen", "decoder", _codegen, use_cache=False),
+        _text_entry("stablelm", "decoder", _stablelm, use_cache=False),
+        _text_entry("phi3", "decoder", _phi3, use_cache=False),
+        _text_entry("gemma2", "decoder", _gemma2, use_cache=False),
+        _text_entry("mixtral", "decoder", _mixtral, use_cache=False),
+        _text_entry("qwen2-moe", "decoder", _qwen2_moe, use_cache=False),
+        _text_entry("granite-moe", "decoder", _granite_moe, use_cache=False),
         _cached_entry("llama+cache", _llama),
         _cached_entry("qwen2+cache", _qwen2),
         _seq2seq_entry("t5", _t5, use_cache=False),
         _seq2seq_entry("bart", _bart, use_cache=False),
+        _seq2seq_entry("mbart", lambda: _bart_like("MBartForConditionalGeneration", "MBartConfig"), use_cache=False),
+        _seq2seq_entry("pegasus", lambda: _bart_like("PegasusForConditionalGeneration", "PegasusConfig"), use_cache=False),
+        _seq2seq_entry("marian", lambda: _bart_like("MarianMTModel", "MarianConfig"), use_cache=False),
+        _seq2seq_entry(
+            "bigbird-pegasus",
+            lambda: _bart_like("BigBirdPegasusForConditionalGeneration", "BigBirdPegasusConfig", attention_type="original_full"),
+            use_cache=False,
+        ),
+        _seq2seq_entry("long-t5", _long_t5, use_cache=False),
         _vision_entry("vit", _vit, 16),
         _vision_entry("deit", _deit, 16),
         _vision_entry("resnet", _resnet, 32),
         _vision_entry("convnext", _convnext, 32),
         _vision_entry("swin", _swin, 32),
         _vision_entry("mobilenet-v2", _mobilenet_v2, 32),
+        _vision_entry("beit", _beit, 16),
+        _vision_entry("dinov2", _dinov2, 16),
+        _vision_entry("clip-vision", _clip_vision, 16),
+        _vision_flag_entry("siglip-vision", _siglip_vision, 16, "interpolate_pos_encoding"),
+        _vision_entry("yolos", _yolos, 16),
+        _vision_flag_entry("segformer", _segformer, 32, "output_hidden_states"),
+        _vision_flag_entry("poolformer", _poolformer, 32, "output_hidden_states"),
+        _vision_entry("regnet", _regnet, 32),
+        _vision_flag_entry("efficientnet", _efficientnet, 32, "output_hidden_states"),
+        _vision_entry("convnext-v2", _convnext_v2, 32),
+        _vision_entry("mobilevit", _mobilevit, 32),
+        _vision_entry("levit", _levit, 32),
         ZooEntry(
             name="whisper",
             category="audio",
@@ -369,4 +618,7 @@ def hf_entries() -> List[ZooEntry]:
         ),
         _audio_entry("wav2vec2", _wav2vec2),
         _audio_entry("hubert", _hubert),
+        _audio_entry("data2vec-audio", _data2vec_audio),
+        _audio_entry("sew", _sew),
+        _audio_entry("unispeech", _unispeech),
     ]
