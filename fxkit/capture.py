@@ -934,7 +934,9 @@ class _LeafFunctionPatches:
 
 # torch functions whose argument parser rejects a Proxy among sizes or as ``device=`` instead of
 # handing it to ``__torch_function__``; during a capture they record a node when given one.
-_FACTORY_FUNCTIONS = ("ones", "zeros", "empty", "full", "rand", "randn", "randint", "arange", "eye", "linspace")
+_FACTORY_FUNCTIONS = (
+    "ones", "zeros", "empty", "full", "rand", "randn", "randint", "arange", "eye", "linspace", "tensor", "as_tensor",
+)
 
 
 def _factory_recorder(original: Callable[..., Any]) -> Callable[..., Any]:

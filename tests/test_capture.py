@@ -469,3 +469,20 @@ def test_keyword_inputs_through_var_keyword_become_named_inputs():
     # A keyword the capture never saw would take another path: a guard names **kwargs.
     with pytest.raises(GuardError, match=r"no keyword inputs other than double, bias are given through \*\*kwargs"):
         result(x=other_x, double=True, bias=other_bias, scale=3)
+
+
+class ScaleFromSize(nn.Module):
+    """Like DeBERTa-v2's attention scale: a size turned into a tensor with ``torch.tensor``."""
+
+    def forward(self, x):
+        scale = torch.sqrt(torch.tensor(x.size(-1), dtype=torch.float) * 2)
+        return x / scale + torch.as_tensor([x.shape[0], 1.0])[0]
+
+
+def test_sizes_given_to_torch_tensor_stay_symbolic_without_a_leaf():
+    model = ScaleFromSize()
+    x = torch.randn(2, 8)
+    result = fxkit.capture(model, (x,))
+    assert result.leaves == [] and result.guards == []
+    for other in (torch.randn(2, 8), torch.randn(3, 5)):
+        torch.testing.assert_close(result(other), model(other))
