@@ -18,6 +18,7 @@ import functools
 import importlib
 import inspect
 import linecache
+import operator
 import os
 import sys
 import traceback
@@ -312,6 +313,11 @@ class _ExampleOps:
                 # The same error that running the program on the example raises.
                 raise ValueError(f"cannot unpack {actual} values into {count} names")
         return iter([self[index] for index in range(count)])  # type: ignore[index]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        # Eager code fills tensors in place (``bias[:, 0] = ...``); the example is filled the same
+        # way when the node is recorded, and dead code elimination keeps operator.setitem.
+        self.tracer.create_proxy("call_function", operator.setitem, (self, key, value), {})
 
     def __contains__(self, item: Any) -> bool:
         if isinstance(self.example, torch.Tensor):

@@ -6,6 +6,7 @@ trace a model, the captured graph is also compared with torch.fx's.
 from __future__ import annotations
 
 import json
+import operator
 import os
 import pickle
 import subprocess
@@ -486,3 +487,38 @@ def test_sizes_given_to_torch_tensor_stay_symbolic_without_a_leaf():
     assert result.leaves == [] and result.guards == []
     for other in (torch.randn(2, 8), torch.randn(3, 5)):
         torch.testing.assert_close(result(other), model(other))
+
+
+class FillInPlace(nn.Module):
+    """Like BEiT's relative position bias: a new tensor filled by item assignment."""
+
+    def forward(self, x):
+        table = torch.zeros(x.shape[0], 3)
+        table[:, 0] = x.sum(-1)
+        table[0, 1:] = -1.0
+        return table * 2
+
+
+def test_item_assignment_on_a_captured_tensor_is_recorded_in_order():
+    model = FillInPlace()
+    result = fxkit.capture(model, (torch.randn(2, 4),))
+    assert [node.target for node in result.graph.nodes].count(operator.setitem) == 2
+    for other in (torch.randn(2, 4), torch.randn(5, 4)):
+        torch.testing.assert_close(result(other), model(other))
+
+
+class FillInput(nn.Module):
+    def forward(self, x):
+        y = x * 2
+        y[:, 0] = 1.0
+        return y
+
+
+def test_plain_symbolic_trace_still_refuses_item_assignment_like_torch_fx():
+    with pytest.raises(TypeError, match="does not support item assignment"):
+        fxkit.symbolic_trace(FillInput())
+    with pytest.raises(TypeError, match="does not support item assignment"):
+        torch.fx.symbolic_trace(FillInput())
+    result = fxkit.capture(FillInput(), (torch.randn(2, 3),))
+    other = torch.randn(4, 3)
+    torch.testing.assert_close(result(other), FillInput()(other))
