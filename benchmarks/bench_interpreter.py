@@ -108,7 +108,7 @@ def workloads() -> list[Workload]:
             run=_run_model,
             setup=_model_state("transformer"),
             target=2.0,
-            number=5,
+            number=50,
             description="Interpreter.run on the zoo transformer (small inputs)",
         ),
         mirrored(
