@@ -32,6 +32,17 @@ def _transformers() -> Any:
     return transformers
 
 
+def _from_config(model_class: str, config_class: str, **config: Any) -> Callable[[], nn.Module]:
+    """A builder of ``transformers.<model_class>`` from ``<config_class>(**config)``, random weights."""
+
+    def build() -> nn.Module:
+        t = _transformers()
+        return getattr(t, model_class)(getattr(t, config_class)(**config))
+
+    build.__name__ = f"_{model_class}"
+    return build
+
+
 def _ids(seed: int, batch: int = BATCH, seq: int = SEQ) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     return torch.randint(3, VOCAB, (batch, seq), generator=generator)
@@ -67,97 +78,61 @@ def _text_entry(name: str, category: str, make: Callable[[], nn.Module], **extra
 # --------------------------------------------------------------------------- text encoders
 
 
-def _bert() -> nn.Module:
-    t = _transformers()
-    return t.BertModel(t.BertConfig(**_TEXT))
+_bert = _from_config("BertModel", "BertConfig", **_TEXT)
 
 
-def _roberta() -> nn.Module:
-    t = _transformers()
-    return t.RobertaModel(t.RobertaConfig(**_TEXT, pad_token_id=1))
+_roberta = _from_config("RobertaModel", "RobertaConfig", **_TEXT, pad_token_id=1)
 
 
-def _distilbert() -> nn.Module:
-    t = _transformers()
-    return t.DistilBertModel(t.DistilBertConfig(vocab_size=VOCAB, dim=32, n_layers=2, n_heads=4, hidden_dim=64))
+_distilbert = _from_config("DistilBertModel", "DistilBertConfig", vocab_size=VOCAB, dim=32, n_layers=2, n_heads=4, hidden_dim=64)
 
 
-def _albert() -> nn.Module:
-    t = _transformers()
-    return t.AlbertModel(t.AlbertConfig(**_TEXT, embedding_size=16))
+_albert = _from_config("AlbertModel", "AlbertConfig", **_TEXT, embedding_size=16)
 
 
-def _electra() -> nn.Module:
-    t = _transformers()
-    return t.ElectraModel(t.ElectraConfig(**_TEXT, embedding_size=16))
+_electra = _from_config("ElectraModel", "ElectraConfig", **_TEXT, embedding_size=16)
 
 
-def _xlm_roberta() -> nn.Module:
-    t = _transformers()
-    return t.XLMRobertaModel(t.XLMRobertaConfig(**_TEXT, pad_token_id=1))
+_xlm_roberta = _from_config("XLMRobertaModel", "XLMRobertaConfig", **_TEXT, pad_token_id=1)
 
 
-def _bert_classifier() -> nn.Module:
-    t = _transformers()
-    return t.BertForSequenceClassification(t.BertConfig(**_TEXT, num_labels=3))
+_bert_classifier = _from_config("BertForSequenceClassification", "BertConfig", **_TEXT, num_labels=3)
 
 
-def _deberta_v2() -> nn.Module:
-    t = _transformers()
-    return t.DebertaV2Model(t.DebertaV2Config(**_TEXT, relative_attention=True, position_buckets=8, pos_att_type=["p2c", "c2p"]))
+_deberta_v2 = _from_config("DebertaV2Model", "DebertaV2Config", **_TEXT, relative_attention=True, position_buckets=8, pos_att_type=["p2c", "c2p"])
 
 
-def _mpnet() -> nn.Module:
-    t = _transformers()
-    return t.MPNetModel(t.MPNetConfig(**_TEXT))
+_mpnet = _from_config("MPNetModel", "MPNetConfig", **_TEXT)
 
 
-def _funnel() -> nn.Module:
-    t = _transformers()
-    return t.FunnelModel(t.FunnelConfig(vocab_size=VOCAB, d_model=32, n_head=4, d_head=8, d_inner=64, block_sizes=[1, 1], num_decoder_layers=1))
+_funnel = _from_config("FunnelModel", "FunnelConfig", vocab_size=VOCAB, d_model=32, n_head=4, d_head=8, d_inner=64, block_sizes=[1, 1], num_decoder_layers=1)
 
 
-def _convbert() -> nn.Module:
-    t = _transformers()
-    return t.ConvBertModel(t.ConvBertConfig(**_TEXT, embedding_size=32))
+_convbert = _from_config("ConvBertModel", "ConvBertConfig", **_TEXT, embedding_size=32)
 
 
-def _clip_text() -> nn.Module:
-    t = _transformers()
-    return t.CLIPTextModel(t.CLIPTextConfig(**_TEXT, max_position_embeddings=64))
+_clip_text = _from_config("CLIPTextModel", "CLIPTextConfig", **_TEXT, max_position_embeddings=64)
 
 
 # --------------------------------------------------------------------------- decoders
 
 
-def _gpt2() -> nn.Module:
-    t = _transformers()
-    return t.GPT2LMHeadModel(t.GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=64, bos_token_id=1, eos_token_id=2))
+_gpt2 = _from_config("GPT2LMHeadModel", "GPT2Config", vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=64, bos_token_id=1, eos_token_id=2)
 
 
-def _llama() -> nn.Module:
-    t = _transformers()
-    return t.LlamaForCausalLM(t.LlamaConfig(**_DECODER))
+_llama = _from_config("LlamaForCausalLM", "LlamaConfig", **_DECODER)
 
 
-def _mistral() -> nn.Module:
-    t = _transformers()
-    return t.MistralForCausalLM(t.MistralConfig(**_DECODER, sliding_window=4))
+_mistral = _from_config("MistralForCausalLM", "MistralConfig", **_DECODER, sliding_window=4)
 
 
-def _qwen2() -> nn.Module:
-    t = _transformers()
-    return t.Qwen2ForCausalLM(t.Qwen2Config(**_DECODER))
+_qwen2 = _from_config("Qwen2ForCausalLM", "Qwen2Config", **_DECODER)
 
 
-def _phi() -> nn.Module:
-    t = _transformers()
-    return t.PhiForCausalLM(t.PhiConfig(**_DECODER))
+_phi = _from_config("PhiForCausalLM", "PhiConfig", **_DECODER)
 
 
-def _gpt_neox() -> nn.Module:
-    t = _transformers()
-    return t.GPTNeoXForCausalLM(t.GPTNeoXConfig(**{k: v for k, v in _DECODER.items() if k != "num_key_value_heads"}))
+_gpt_neox = _from_config("GPTNeoXForCausalLM", "GPTNeoXConfig", **{k: v for k, v in _DECODER.items() if k != "num_key_value_heads"})
 
 
 def _opt() -> nn.Module:
@@ -168,24 +143,16 @@ def _opt() -> nn.Module:
     )
 
 
-def _gemma() -> nn.Module:
-    t = _transformers()
-    return t.GemmaForCausalLM(t.GemmaConfig(**_DECODER, head_dim=8))
+_gemma = _from_config("GemmaForCausalLM", "GemmaConfig", **_DECODER, head_dim=8)
 
 
-def _bloom() -> nn.Module:
-    t = _transformers()
-    return t.BloomForCausalLM(t.BloomConfig(vocab_size=VOCAB, hidden_size=32, n_layer=2, n_head=4))
+_bloom = _from_config("BloomForCausalLM", "BloomConfig", vocab_size=VOCAB, hidden_size=32, n_layer=2, n_head=4)
 
 
-def _falcon_alibi() -> nn.Module:
-    t = _transformers()
-    return t.FalconForCausalLM(t.FalconConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, alibi=True))
+_falcon_alibi = _from_config("FalconForCausalLM", "FalconConfig", vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, alibi=True)
 
 
-def _gptj() -> nn.Module:
-    t = _transformers()
-    return t.GPTJForCausalLM(t.GPTJConfig(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, rotary_dim=4, n_positions=64))
+_gptj = _from_config("GPTJForCausalLM", "GPTJConfig", vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, rotary_dim=4, n_positions=64)
 
 
 def _gpt_neo() -> nn.Module:
@@ -196,34 +163,22 @@ def _gpt_neo() -> nn.Module:
     )
 
 
-def _codegen() -> nn.Module:
-    t = _transformers()
-    return t.CodeGenForCausalLM(t.CodeGenConfig(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, rotary_dim=4, n_positions=64))
+_codegen = _from_config("CodeGenForCausalLM", "CodeGenConfig", vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, rotary_dim=4, n_positions=64)
 
 
-def _stablelm() -> nn.Module:
-    t = _transformers()
-    return t.StableLmForCausalLM(t.StableLmConfig(**_DECODER))
+_stablelm = _from_config("StableLmForCausalLM", "StableLmConfig", **_DECODER)
 
 
-def _phi3() -> nn.Module:
-    t = _transformers()
-    return t.Phi3ForCausalLM(t.Phi3Config(**_DECODER))
+_phi3 = _from_config("Phi3ForCausalLM", "Phi3Config", **_DECODER)
 
 
-def _gemma2() -> nn.Module:
-    t = _transformers()
-    return t.Gemma2ForCausalLM(t.Gemma2Config(**_DECODER, head_dim=8, sliding_window=4))
+_gemma2 = _from_config("Gemma2ForCausalLM", "Gemma2Config", **_DECODER, head_dim=8, sliding_window=4)
 
 
-def _mpt() -> nn.Module:
-    t = _transformers()
-    return t.MptForCausalLM(t.MptConfig(vocab_size=VOCAB, d_model=32, n_layers=2, n_heads=4, max_seq_len=64))
+_mpt = _from_config("MptForCausalLM", "MptConfig", vocab_size=VOCAB, d_model=32, n_layers=2, n_heads=4, max_seq_len=64)
 
 
-def _mixtral() -> nn.Module:
-    t = _transformers()
-    return t.MixtralForCausalLM(t.MixtralConfig(**_DECODER, num_local_experts=4, num_experts_per_tok=2))
+_mixtral = _from_config("MixtralForCausalLM", "MixtralConfig", **_DECODER, num_local_experts=4, num_experts_per_tok=2)
 
 
 def _qwen2_moe() -> nn.Module:
@@ -336,62 +291,40 @@ def _seq2seq_entry(name: str, make: Callable[[], nn.Module], **extra: Any) -> Zo
 # --------------------------------------------------------------------------- vision
 
 
-def _vit() -> nn.Module:
-    t = _transformers()
-    return t.ViTModel(t.ViTConfig(**{k: v for k, v in _TEXT.items() if k != "vocab_size"}, image_size=16, patch_size=4))
+_vit = _from_config("ViTModel", "ViTConfig", **{k: v for k, v in _TEXT.items() if k != "vocab_size"}, image_size=16, patch_size=4)
 
 
-def _deit() -> nn.Module:
-    t = _transformers()
-    return t.DeiTModel(t.DeiTConfig(**{k: v for k, v in _TEXT.items() if k != "vocab_size"}, image_size=16, patch_size=4))
+_deit = _from_config("DeiTModel", "DeiTConfig", **{k: v for k, v in _TEXT.items() if k != "vocab_size"}, image_size=16, patch_size=4)
 
 
-def _resnet() -> nn.Module:
-    t = _transformers()
-    return t.ResNetModel(t.ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic"))
+_resnet = _from_config("ResNetModel", "ResNetConfig", embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic")
 
 
-def _convnext() -> nn.Module:
-    t = _transformers()
-    return t.ConvNextModel(t.ConvNextConfig(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, patch_size=2))
+_convnext = _from_config("ConvNextModel", "ConvNextConfig", hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, patch_size=2)
 
 
-def _swin() -> nn.Module:
-    t = _transformers()
-    return t.SwinModel(t.SwinConfig(image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2], window_size=4))
+_swin = _from_config("SwinModel", "SwinConfig", image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2], window_size=4)
 
 
-def _mobilenet_v2() -> nn.Module:
-    t = _transformers()
-    return t.MobileNetV2Model(t.MobileNetV2Config(image_size=32, depth_multiplier=0.25))
+_mobilenet_v2 = _from_config("MobileNetV2Model", "MobileNetV2Config", image_size=32, depth_multiplier=0.25)
 
 
 _VISION_TEXT = {k: v for k, v in _TEXT.items() if k != "vocab_size"}
 
 
-def _beit() -> nn.Module:
-    t = _transformers()
-    return t.BeitModel(t.BeitConfig(**_TEXT, image_size=16, patch_size=4, use_relative_position_bias=True))
+_beit = _from_config("BeitModel", "BeitConfig", **_TEXT, image_size=16, patch_size=4, use_relative_position_bias=True)
 
 
-def _dinov2() -> nn.Module:
-    t = _transformers()
-    return t.Dinov2Model(t.Dinov2Config(**_VISION_TEXT, image_size=16, patch_size=4))
+_dinov2 = _from_config("Dinov2Model", "Dinov2Config", **_VISION_TEXT, image_size=16, patch_size=4)
 
 
-def _clip_vision() -> nn.Module:
-    t = _transformers()
-    return t.CLIPVisionModel(t.CLIPVisionConfig(**_VISION_TEXT, image_size=16, patch_size=4))
+_clip_vision = _from_config("CLIPVisionModel", "CLIPVisionConfig", **_VISION_TEXT, image_size=16, patch_size=4)
 
 
-def _siglip_vision() -> nn.Module:
-    t = _transformers()
-    return t.SiglipVisionModel(t.SiglipVisionConfig(**_VISION_TEXT, image_size=16, patch_size=4))
+_siglip_vision = _from_config("SiglipVisionModel", "SiglipVisionConfig", **_VISION_TEXT, image_size=16, patch_size=4)
 
 
-def _yolos() -> nn.Module:
-    t = _transformers()
-    return t.YolosModel(t.YolosConfig(**_VISION_TEXT, image_size=[16, 16], patch_size=4, num_detection_tokens=2))
+_yolos = _from_config("YolosModel", "YolosConfig", **_VISION_TEXT, image_size=[16, 16], patch_size=4, num_detection_tokens=2)
 
 
 def _segformer() -> nn.Module:
@@ -409,24 +342,16 @@ def _poolformer() -> nn.Module:
     )
 
 
-def _regnet() -> nn.Module:
-    t = _transformers()
-    return t.RegNetModel(t.RegNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], groups_width=8))
+_regnet = _from_config("RegNetModel", "RegNetConfig", embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], groups_width=8)
 
 
-def _efficientnet() -> nn.Module:
-    t = _transformers()
-    return t.EfficientNetModel(t.EfficientNetConfig(image_size=32, width_coefficient=0.1, depth_coefficient=0.1, hidden_dim=128))
+_efficientnet = _from_config("EfficientNetModel", "EfficientNetConfig", image_size=32, width_coefficient=0.1, depth_coefficient=0.1, hidden_dim=128)
 
 
-def _convnext_v2() -> nn.Module:
-    t = _transformers()
-    return t.ConvNextV2Model(t.ConvNextV2Config(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, patch_size=2))
+_convnext_v2 = _from_config("ConvNextV2Model", "ConvNextV2Config", hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, patch_size=2)
 
 
-def _mobilevit() -> nn.Module:
-    t = _transformers()
-    return t.MobileViTModel(t.MobileViTConfig(image_size=32, hidden_sizes=[16, 16, 16], neck_hidden_sizes=[8, 8, 8, 8, 8, 8, 16]))
+_mobilevit = _from_config("MobileViTModel", "MobileViTConfig", image_size=32, hidden_sizes=[16, 16, 16], neck_hidden_sizes=[8, 8, 8, 8, 8, 8, 16])
 
 
 def _levit() -> nn.Module:
@@ -503,19 +428,13 @@ _AUDIO = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, interm
               conv_kernel=(10, 3), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
 
 
-def _data2vec_audio() -> nn.Module:
-    t = _transformers()
-    return t.Data2VecAudioModel(t.Data2VecAudioConfig(**_AUDIO))
+_data2vec_audio = _from_config("Data2VecAudioModel", "Data2VecAudioConfig", **_AUDIO)
 
 
-def _sew() -> nn.Module:
-    t = _transformers()
-    return t.SEWModel(t.SEWConfig(**_AUDIO, squeeze_factor=2))
+_sew = _from_config("SEWModel", "SEWConfig", **_AUDIO, squeeze_factor=2)
 
 
-def _unispeech() -> nn.Module:
-    t = _transformers()
-    return t.UniSpeechModel(t.UniSpeechConfig(**_AUDIO))
+_unispeech = _from_config("UniSpeechModel", "UniSpeechConfig", **_AUDIO)
 
 
 def _waveform(seed: int, samples: int = 400) -> Dict[str, Any]:
