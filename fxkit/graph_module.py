@@ -50,8 +50,10 @@ class _CompiledSources:
             linecache.cache[key] = (len(source), None, source.splitlines(True), key)
             self._live_functions[key] = self._live_functions.get(key, 0) + 1
         if code_object is None:
+            # linecache shows ``source``; what runs may be its line-for-line twin (PythonCode._exec_src).
+            compiled_text = getattr(python_code, "_exec_src", None) or source
             with _collector_paused():
-                code_object = compile(source, key, "exec")
+                code_object = compile(compiled_text, key, "exec")
             with self._lock:
                 self._by_source[source] = (code_object, key)
                 self._evict()

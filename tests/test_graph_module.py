@@ -508,3 +508,63 @@ def test_identical_sources_share_compiled_code_and_keep_their_linecache_entry() 
     gc.collect()
     assert "neg = torch.neg(x)" in "".join(linecache.getlines(key))
     assert "torch.neg" in inspect.getsource(type(second).forward)
+
+
+# ---------------------------------------------------------------------------------------------
+# What is compiled: the displayed source with frees written ``del x``
+# ---------------------------------------------------------------------------------------------
+
+
+class _Tracked:
+    """A value whose lifetime a test can observe through a weak reference."""
+
+
+_TRACKED_REFS: List[Any] = []
+
+
+def _make_tracked(x: torch.Tensor) -> _Tracked:
+    import weakref
+
+    value = _Tracked()
+    _TRACKED_REFS.append(weakref.ref(value))
+    return value
+
+
+def _was_released(x: torch.Tensor) -> bool:
+    return _TRACKED_REFS[-1]() is None
+
+
+def test_compiled_forward_releases_values_after_their_last_use() -> None:
+    graph = fxkit.Graph()
+    x = graph.placeholder("x")
+    tracked = graph.call_function(_make_tracked, (x,))
+    kept = graph.call_function(operator.getitem, ((x, tracked), 0))  # last read of `tracked`
+    graph.output(graph.call_function(_was_released, (kept,)))
+    module = fxkit.GraphModule(torch.nn.Module(), graph)
+    assert "getitem = (x, _make_tracked)[0];  x = _make_tracked = None" in module.code
+    assert module(torch.ones(1)) is True
+
+
+def test_compiled_text_differs_from_the_display_only_in_how_values_are_freed() -> None:
+    import inspect
+
+    module = fxkit.symbolic_trace(lambda x, y: torch.relu(x + y) * y)
+    python_code = module.graph.python_code(root_module="self")
+    display, compiled = python_code.src.split("\n"), python_code._exec_src.split("\n")
+    assert len(display) == len(compiled)
+    for shown, run in zip(display, compiled):
+        if shown != run:
+            statement, _, freed = shown.partition(";  ")
+            names = freed[: -len(" = None")].split(" = ")
+            assert run == f"{statement};  del {', '.join(names)}"
+    assert "add = x + y;  x = None" in module.code
+    assert inspect.getsource(type(module).forward).strip() == module.code.strip()
+    torch.testing.assert_close(module(torch.ones(2), torch.ones(2)), torch.full((2,), 2.0))
+
+
+def test_a_body_transformer_is_compiled_as_displayed() -> None:
+    module = fxkit.symbolic_trace(lambda x: torch.relu(x) + 1)
+    module.graph._codegen._body_transformer = lambda body: ["print('running')", *body]
+    module.recompile()
+    assert module.graph.python_code(root_module="self")._exec_src is None
+    torch.testing.assert_close(module(torch.ones(2)), torch.full((2,), 2.0))
