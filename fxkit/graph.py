@@ -51,6 +51,7 @@ class _Namespace:
         self._used: Dict[str, None] = {}
         self._last_number: Dict[str, int] = {}
         self._owner: Dict[int, str] = {}
+        self._cleaned: Dict[str, str] = {}  # candidate -> its legal-identifier spelling
 
     def _is_legal(self, name: str, obj: Any) -> bool:
         if name in self._used or keyword.iskeyword(name) or name in RESERVED_NAMES:
@@ -62,24 +63,28 @@ class _Namespace:
         """A fresh name close to ``candidate``; the same ``obj`` always gets the same name back."""
         if obj is not None and id(obj) in self._owner:
             return self._owner[id(obj)]
-        name = candidate if candidate.isascii() and candidate.isidentifier() else _NOT_IDENTIFIER.sub("_", candidate)
-        if not name:
-            name = "_unnamed"
-        elif name[0].isdigit():
-            name = "_" + name
+        name = self._cleaned.get(candidate)
+        if name is None:
+            name = candidate if candidate.isascii() and candidate.isidentifier() else _NOT_IDENTIFIER.sub("_", candidate)
+            if not name:
+                name = "_unnamed"
+            elif name[0].isdigit():
+                name = "_" + name
+            self._cleaned[candidate] = name
+        numbered = _NUMBERED.match(name) if name[-1].isdigit() else None
         if self._is_legal(name, obj):
             # A numbered name taken as it is moves its base's counter there, as torch.fx does.
-            numbered = _NUMBERED.match(name) if name[-1].isdigit() else None
             if numbered:
                 self._last_number[numbered.group(1)] = int(numbered.group(2))
         else:
-            numbered = _NUMBERED.match(name) if name[-1].isdigit() else None
             base, number = (numbered.group(1), int(numbered.group(2))) if numbered else (name, 0)
             number = number or self._last_number.get(base, 0)
+            used = self._used
             while True:
                 number += 1
                 name = f"{base}_{number}"
-                if self._is_legal(name, obj):
+                # ``base_N`` is never a keyword or reserved; only a builtin of that name could clash.
+                if name not in used and (name not in _BUILTIN_NAMES or self._is_legal(name, obj)):
                     break
             self._last_number[base] = number
         self._used[name] = None
@@ -98,6 +103,7 @@ class _Namespace:
 
 
 _MISSING = object()
+_BUILTIN_NAMES = builtins.__dict__
 
 
 class _NodeList:

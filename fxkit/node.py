@@ -208,14 +208,15 @@ def _freeze(arg: Any, found: Dict["Node", None]) -> Any:
     if kind is list or kind is immutable_list:
         return immutable_list([_freeze(item, found) for item in arg])
     if kind is dict or kind is immutable_dict:
-        # Values that are nodes or scalars need no freezing: copy the dict in one go.
+        # Values that are nodes or scalars need no freezing: copy the dict in one go, or share it
+        # when it is read-only already (copies of a node made by passes reuse its kwargs).
         for value in arg.values():
             value_kind = type(value)
             if value_kind is Node:
                 found[value] = None
             elif value_kind not in _LEAF_TYPES:
                 return immutable_dict([(key, _freeze(value, found)) for key, value in arg.items()])
-        return immutable_dict(arg)
+        return arg if kind is immutable_dict else immutable_dict(arg)
     if kind is slice:
         return slice(_freeze(arg.start, found), _freeze(arg.stop, found), _freeze(arg.step, found))
     if isinstance(arg, tuple):
@@ -250,6 +251,24 @@ def _is_flat(arg: Tuple[Any, ...]) -> bool:
     return True
 
 
+def _check_inputs(node: "Node", inputs: Dict["Node", None]) -> None:
+    """Raise if ``node`` would read a node of another graph or an erased one."""
+    graph = node.graph
+    for used in inputs:
+        if used.graph is not graph:
+            raise ValueError(
+                f"node {node.name!r} cannot take node {used.name!r} as an argument: {used.name!r} "
+                "belongs to another graph. Copy it into this graph first (Graph.node_copy / graph_copy)."
+            )
+        if used._erased:
+            raise ValueError(
+                f"node {node.name!r} cannot take node {used.name!r} as an argument: it was erased "
+                "from the graph."
+            )
+
+
+_STRING_TARGET_OPS = frozenset({"call_method", "call_module", "get_attr", "placeholder"})
+
 # ---------------------------------------------------------------------------------------------
 # Node
 # ---------------------------------------------------------------------------------------------
@@ -277,27 +296,39 @@ class Node:
         kwargs: Dict[str, Argument],
         return_type: Optional[Any] = None,
     ) -> None:
-        if op not in OPCODES:
+        if op == "call_function":
+            if not callable(target):
+                raise ValueError(f"node {name!r}: a call_function node needs a callable target, got {target!r}")
+        elif op in _STRING_TARGET_OPS:
+            if not isinstance(target, str):
+                raise ValueError(f"node {name!r}: a {op} node needs a string target, got {target!r}")
+        elif op not in OPCODES:
             raise ValueError(f"node {name!r}: unknown opcode {op!r}; expected one of {OPCODES[:-1]}")
-        if op in ("call_method", "call_module", "get_attr", "placeholder") and not isinstance(target, str):
-            raise ValueError(f"node {name!r}: a {op} node needs a string target, got {target!r}")
-        if op == "call_function" and not callable(target):
-            raise ValueError(f"node {name!r}: a call_function node needs a callable target, got {target!r}")
         self.graph = graph
         self.name = name
         self._op = op
         self._target = target
-        self._input_nodes: Dict[Node, None] = {}
-        self._args = ()
-        self._kwargs = _NO_KWARGS
         self.users: Dict[Node, None] = {}
         self.type: Optional[Any] = return_type
         self._prev = self
         self._next = self
         self._erased = False
         self.meta: Dict[str, Any] = {}
-        if op != "root":
-            self._set_args_kwargs(args, kwargs)
+        if op == "root":
+            self._input_nodes: Dict[Node, None] = {}
+            self._args = ()
+            self._kwargs = _NO_KWARGS
+            return
+        # _set_args_kwargs for a node nobody uses yet: no previous inputs to unregister. (Attributes
+        # are first set in the same order for every node, so instances share one attribute layout.)
+        found: Dict[Node, None] = {}
+        self._input_nodes = found
+        self._args = _freeze(args if type(args) is tuple else tuple(args), found)
+        self._kwargs = _freeze(kwargs, found) if kwargs else _NO_KWARGS
+        if found:
+            _check_inputs(self, found)
+            for used in found:
+                used.users[self] = None
 
     # -- opcode and target keep the graph's lookup table in sync ------------------------------
     @property
@@ -386,18 +417,8 @@ class Node:
         found: Dict[Node, None] = {}
         frozen_args = _freeze(new_args if type(new_args) is tuple else tuple(new_args), found)
         frozen_kwargs = _freeze(new_kwargs, found) if new_kwargs else _NO_KWARGS
-        graph = self.graph
-        for used in found:
-            if used.graph is not graph:
-                raise ValueError(
-                    f"node {self.name!r} cannot take node {used.name!r} as an argument: {used.name!r} "
-                    "belongs to another graph. Copy it into this graph first (Graph.node_copy / graph_copy)."
-                )
-            if used._erased:
-                raise ValueError(
-                    f"node {self.name!r} cannot take node {used.name!r} as an argument: it was erased "
-                    "from the graph."
-                )
+        if found:
+            _check_inputs(self, found)
         self._args = frozen_args
         self._kwargs = frozen_kwargs
         # Like torch.fx, every assignment re-registers this node as the newest user of each input,
