@@ -428,7 +428,7 @@ class Graph:
         self._len -= 1
         for used in to_erase._input_nodes:
             used.users.pop(to_erase, None)
-        to_erase._input_nodes = {}
+        to_erase._input_nodes = ()
         to_erase._args = _nodes_to_none(to_erase._args)
         if to_erase._kwargs:
             to_erase._kwargs = _nodes_to_none(to_erase._kwargs)

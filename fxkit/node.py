@@ -4,7 +4,7 @@ from __future__ import annotations
 import builtins
 import operator
 import types
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, List, Optional, Tuple, Union
 
 import torch
 
@@ -234,12 +234,36 @@ def _freeze(arg: Any, found: Dict["Node", None]) -> Any:
 def _nodes_to_none(arg: Any) -> Any:
     """``arg`` with every Node replaced by None (what an erased node keeps as its arguments)."""
     if type(arg) is tuple and _is_flat(arg):
+        if len(arg) < len(_ALL_NONE) and _only_nodes(arg):
+            return _ALL_NONE[len(arg)]  # shared: erasing many nodes then leaves no new tuples behind
         return tuple([None if type(item) is Node else item for item in arg])
     return map_arg(arg, _to_none)
 
 
+_ALL_NONE = [(None,) * length for length in range(5)]
+
+
+def _only_nodes(arg: Tuple[Any, ...]) -> bool:
+    for item in arg:
+        if type(item) is not Node:
+            return False
+    return True
+
+
 def _to_none(_node: "Node") -> None:
     return None
+
+
+def _inputs_record(found: Dict["Node", None], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Collection["Node"]:
+    """What a node keeps as the distinct nodes it reads, in order (``all_input_nodes``).
+
+    Usually the arguments are exactly those nodes, each once: then the args tuple itself serves,
+    which saves a dict per node (memory, and garbage-collector time when many nodes are made at
+    once). Otherwise the ordered dict collected while freezing the arguments.
+    """
+    if len(found) == len(args) and not kwargs and _only_nodes(args):
+        return args
+    return found
 
 
 def _is_flat(arg: Tuple[Any, ...]) -> bool:
@@ -315,7 +339,7 @@ class Node:
         self._erased = False
         self.meta: Dict[str, Any] = {}
         if op == "root":
-            self._input_nodes: Dict[Node, None] = {}
+            self._input_nodes: Collection[Node] = ()
             self._args = ()
             self._kwargs = _NO_KWARGS
             return
@@ -329,6 +353,7 @@ class Node:
             _check_inputs(self, found)
             for used in found:
                 used.users[self] = None
+            self._input_nodes = _inputs_record(found, self._args, self._kwargs)
 
     # -- opcode and target keep the graph's lookup table in sync ------------------------------
     @property
@@ -427,7 +452,7 @@ class Node:
             old.users.pop(self, None)
         for used in found:
             used.users.setdefault(self, None)
-        self._input_nodes = found
+        self._input_nodes = _inputs_record(found, frozen_args, frozen_kwargs) if found else found
 
     def update_arg(self, idx: int, arg: Argument) -> None:
         """Replace positional argument ``idx`` with ``arg``."""
@@ -475,14 +500,15 @@ class Node:
         self._swap_input(old_input, new_input)
 
     def _swap_input(self, old: "Node", new: "Node") -> None:
+        args, kwargs = self._args, self._kwargs
+        if not kwargs and _is_flat(args):  # the common case, without map_arg's per-item calls
+            self._set_args_kwargs(tuple([new if item is old else item for item in args]), kwargs)
+            return
+
         def swap(node: Node) -> Node:
             return new if node is old else node
 
-        args, kwargs = self._args, self._kwargs
-        if _is_flat(args):  # the common case, without map_arg's per-item calls
-            swapped_args = tuple([new if item is old else item for item in args])
-        else:
-            swapped_args = map_arg(args, swap)
+        swapped_args = tuple([new if item is old else item for item in args]) if _is_flat(args) else map_arg(args, swap)
         self._set_args_kwargs(swapped_args, map_arg(kwargs, swap) if kwargs else kwargs)
 
     # -- misc --------------------------------------------------------------------------------
