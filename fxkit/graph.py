@@ -15,7 +15,7 @@ import torch
 
 from ._gc import collector_paused as _collector_paused
 from .codegen import CodeGen, PythonCode, _PyTreeCodeGen, _PyTreeInfo
-from .node import Argument, Node, Target, _nodes_to_none, map_aggregate, map_arg
+from .node import _ALL_NONE, Argument, Node, Target, _nodes_to_none, map_aggregate, map_arg
 
 if TYPE_CHECKING:
     from .graph_module import GraphModule
@@ -303,7 +303,7 @@ class Graph:
         candidate = name if name is not None else self._target_to_str(target)
         unique = self._namespace.create_name(candidate, None)
         try:
-            node = Node(self, unique, op, target, () if args is None else args, kwargs or {}, type_expr)
+            node = Node(self, unique, op, target, () if args is None else args, kwargs, type_expr)
         except Exception:
             self._namespace.release(unique)
             raise
@@ -423,13 +423,20 @@ class Graph:
                 f"{to_erase.name}.replace_all_uses_with(other_node)."
             )
         self._unindex(to_erase)
-        to_erase._unlink()
+        before, after = to_erase._prev, to_erase._next
+        before._next = after
+        after._prev = before
         to_erase._erased = True
         self._len -= 1
-        for used in to_erase._input_nodes:
+        inputs = to_erase._input_nodes
+        for used in inputs:
             used.users.pop(to_erase, None)
         to_erase._input_nodes = ()
-        to_erase._args = _nodes_to_none(to_erase._args)
+        args = to_erase._args
+        if inputs is args and len(args) < len(_ALL_NONE):  # only nodes: the shared all-None tuple
+            to_erase._args = _ALL_NONE[len(args)]
+        else:
+            to_erase._args = _nodes_to_none(args)
         if to_erase._kwargs:
             to_erase._kwargs = _nodes_to_none(to_erase._kwargs)
 

@@ -347,13 +347,16 @@ class Node:
         # are first set in the same order for every node, so instances share one attribute layout.)
         found: Dict[Node, None] = {}
         self._input_nodes = found
-        self._args = _freeze(args if type(args) is tuple else tuple(args), found)
-        self._kwargs = _freeze(kwargs, found) if kwargs else _NO_KWARGS
+        frozen_args = self._args = _freeze(args if type(args) is tuple else tuple(args), found)
+        frozen_kwargs = self._kwargs = _freeze(kwargs, found) if kwargs else _NO_KWARGS
         if found:
-            _check_inputs(self, found)
+            for used in found:
+                if used.graph is not graph or used._erased:
+                    _check_inputs(self, found)  # raises, naming the input at fault
             for used in found:
                 used.users[self] = None
-            self._input_nodes = _inputs_record(found, self._args, self._kwargs)
+            if len(found) == len(frozen_args) and not frozen_kwargs and _only_nodes(frozen_args):
+                self._input_nodes = frozen_args  # see _inputs_record
 
     # -- opcode and target keep the graph's lookup table in sync ------------------------------
     @property
@@ -490,7 +493,7 @@ class Node:
                     "meta; propagating would overwrite it. Clear it or pass propagate_meta=False."
                 )
             replace_with.meta.update(self.meta)
-        changed = [user for user in list(self.users) if delete_user_cb is None or delete_user_cb(user)]
+        changed = list(self.users) if delete_user_cb is None else [u for u in list(self.users) if delete_user_cb(u)]
         for user in changed:
             user._swap_input(self, replace_with)
         return changed
