@@ -254,14 +254,17 @@ def _to_none(_node: "Node") -> None:
     return None
 
 
-def _inputs_record(found: Dict["Node", None], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Collection["Node"]:
+def _inputs_record(found: Dict["Node", None], args: Tuple[Any, ...], read_by_args: int) -> Collection["Node"]:
     """What a node keeps as the distinct nodes it reads, in order (``all_input_nodes``).
 
     Usually the arguments are exactly those nodes, each once: then the args tuple itself serves,
     which saves a dict per node (memory, and garbage-collector time when many nodes are made at
-    once). Otherwise the ordered dict collected while freezing the arguments.
+    once). Otherwise the ordered dict collected while freezing the arguments. ``read_by_args`` is
+    how many distinct nodes ``found`` held once the positional arguments were frozen.
     """
-    if len(found) == len(args) and not kwargs and _only_nodes(args):
+    # As many distinct nodes as arguments, all of them nodes, and no new ones from the keyword
+    # arguments: the args tuple lists exactly the inputs, in order.
+    if read_by_args == len(args) == len(found) and _only_nodes(args):
         return args
     return found
 
@@ -348,6 +351,7 @@ class Node:
         found: Dict[Node, None] = {}
         self._input_nodes = found
         frozen_args = self._args = _freeze(args if type(args) is tuple else tuple(args), found)
+        read_by_args = len(found)
         frozen_kwargs = self._kwargs = _freeze(kwargs, found) if kwargs else _NO_KWARGS
         if found:
             for used in found:
@@ -355,8 +359,7 @@ class Node:
                     _check_inputs(self, found)  # raises, naming the input at fault
             for used in found:
                 used.users[self] = None
-            if len(found) == len(frozen_args) and not frozen_kwargs and _only_nodes(frozen_args):
-                self._input_nodes = frozen_args  # see _inputs_record
+            self._input_nodes = _inputs_record(found, frozen_args, read_by_args)
 
     # -- opcode and target keep the graph's lookup table in sync ------------------------------
     @property
@@ -444,6 +447,7 @@ class Node:
     def _set_args_kwargs(self, new_args: Any, new_kwargs: Any) -> None:
         found: Dict[Node, None] = {}
         frozen_args = _freeze(new_args if type(new_args) is tuple else tuple(new_args), found)
+        read_by_args = len(found)
         frozen_kwargs = _freeze(new_kwargs, found) if new_kwargs else _NO_KWARGS
         if found:
             _check_inputs(self, found)
@@ -455,7 +459,7 @@ class Node:
             old.users.pop(self, None)
         for used in found:
             used.users.setdefault(self, None)
-        self._input_nodes = _inputs_record(found, frozen_args, frozen_kwargs) if found else found
+        self._input_nodes = _inputs_record(found, frozen_args, read_by_args) if found else found
 
     def update_arg(self, idx: int, arg: Argument) -> None:
         """Replace positional argument ``idx`` with ``arg``."""

@@ -390,3 +390,26 @@ def test_map_aggregate_tuple_subclasses_like_torch_fx(value: Any) -> None:
     theirs = torch.fx.node.map_aggregate(value, lambda v: v + 1)
     assert type(ours) is type(theirs)
     assert tuple(ours) == tuple(theirs) == (value[0] + 1, value[1] + 1)
+
+
+def test_all_input_nodes_in_order_whatever_mix_of_args_and_kwargs() -> None:
+    import torch.fx
+
+    def build(fx: Any) -> List[List[str]]:
+        graph = fx.Graph()
+        a, b, c = graph.placeholder("a"), graph.placeholder("b"), graph.placeholder("c")
+        built = [
+            graph.call_function(torch.add, (a, b)),
+            graph.call_function(torch.add, (a, b), {"alpha": 2}),
+            graph.call_function(torch.add, (a,), {"other": a}),
+            graph.call_function(torch.add, (b,), {"other": a}),
+            graph.call_function(torch.add, (a, a)),
+            graph.call_function(torch.add, (b, 1.0), {"out": c}),
+            graph.call_function(torch.cat, ([c, a],)),
+        ]
+        built[3].args = (c,)
+        built[4].kwargs = {"alpha": b}
+        graph.erase_node(built[0])
+        return [[n.name for n in node.all_input_nodes] for node in built] + [list(map(str, built[0].args))]
+
+    assert build(fxkit) == build(torch.fx)
