@@ -309,7 +309,18 @@ class Graph:
             raise
         self._insert(node)
         self._len += 1
-        self._index(node)
+        # _index, inlined: this is the hottest path of tracing and rewriting.
+        by_op = self._by_op.get(op)
+        if by_op is None:
+            by_op = self._by_op[op] = {}
+        by_op[node] = None
+        try:
+            by_target = self._by_op_target.get((op, target))
+            if by_target is None:
+                by_target = self._by_op_target[(op, target)] = {}
+        except TypeError:  # an unhashable target: find_nodes filters the op's bucket instead
+            return node
+        by_target[node] = None
         return node
 
     def placeholder(

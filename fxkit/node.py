@@ -350,16 +350,31 @@ class Node:
         # are first set in the same order for every node, so instances share one attribute layout.)
         found: Dict[Node, None] = {}
         self._input_nodes = found
-        frozen_args = self._args = _freeze(args if type(args) is tuple else tuple(args), found)
+        if type(args) is not tuple:
+            args = tuple(args)
+        # _freeze's tuple case inlined for flat arguments (nodes and scalars), the common case.
+        only_nodes = True
+        for item in args:
+            kind = type(item)
+            if kind is Node:
+                found[item] = None
+            elif kind in _LEAF_TYPES:
+                only_nodes = False
+            else:
+                only_nodes = False
+                args = _freeze(args, found)
+                break
+        self._args = args
         read_by_args = len(found)
-        frozen_kwargs = self._kwargs = _freeze(kwargs, found) if kwargs else _NO_KWARGS
+        self._kwargs = _freeze(kwargs, found) if kwargs else _NO_KWARGS
         if found:
             for used in found:
                 if used.graph is not graph or used._erased:
                     _check_inputs(self, found)  # raises, naming the input at fault
             for used in found:
                 used.users[self] = None
-            self._input_nodes = _inputs_record(found, frozen_args, read_by_args)
+            if only_nodes and read_by_args == len(args) == len(found):
+                self._input_nodes = args  # see _inputs_record
 
     # -- opcode and target keep the graph's lookup table in sync ------------------------------
     @property
