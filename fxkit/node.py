@@ -254,19 +254,26 @@ def _to_none(_node: "Node") -> None:
     return None
 
 
-def _inputs_record(found: Dict["Node", None], args: Tuple[Any, ...], read_by_args: int) -> Collection["Node"]:
-    """What a node keeps as the distinct nodes it reads, in order (``all_input_nodes``).
+def _freeze_positional(args: Any, found: Dict["Node", None]) -> Tuple[Tuple[Any, ...], bool]:
+    """``_freeze`` for a node's positional arguments, plus whether they are all nodes.
 
-    Usually the arguments are exactly those nodes, each once: then the args tuple itself serves,
-    which saves a dict per node (memory, and garbage-collector time when many nodes are made at
-    once). Otherwise the ordered dict collected while freezing the arguments. ``read_by_args`` is
-    how many distinct nodes ``found`` held once the positional arguments were frozen.
+    Flat arguments (nodes and scalars, by far the common case) are handled here without
+    ``_freeze``'s generality. When they are all nodes and as many as the distinct inputs (no
+    repeats, and keyword arguments add none), a node keeps its args tuple as its input list:
+    a dict less per node (memory, and garbage-collector time when many nodes are made at once).
     """
-    # As many distinct nodes as arguments, all of them nodes, and no new ones from the keyword
-    # arguments: the args tuple lists exactly the inputs, in order.
-    if read_by_args == len(args) == len(found) and _only_nodes(args):
-        return args
-    return found
+    if type(args) is not tuple:
+        args = tuple(args)
+    only_nodes = True
+    for item in args:
+        kind = type(item)
+        if kind is Node:
+            found[item] = None
+        elif kind in _LEAF_TYPES:
+            only_nodes = False
+        else:
+            return _freeze(args, found), False
+    return args, only_nodes
 
 
 def _is_flat(arg: Tuple[Any, ...]) -> bool:
@@ -350,20 +357,7 @@ class Node:
         # are first set in the same order for every node, so instances share one attribute layout.)
         found: Dict[Node, None] = {}
         self._input_nodes = found
-        if type(args) is not tuple:
-            args = tuple(args)
-        # _freeze's tuple case inlined for flat arguments (nodes and scalars), the common case.
-        only_nodes = True
-        for item in args:
-            kind = type(item)
-            if kind is Node:
-                found[item] = None
-            elif kind in _LEAF_TYPES:
-                only_nodes = False
-            else:
-                only_nodes = False
-                args = _freeze(args, found)
-                break
+        args, only_nodes = _freeze_positional(args, found)
         self._args = args
         read_by_args = len(found)
         self._kwargs = _freeze(kwargs, found) if kwargs else _NO_KWARGS
@@ -374,7 +368,7 @@ class Node:
             for used in found:
                 used.users[self] = None
             if only_nodes and read_by_args == len(args) == len(found):
-                self._input_nodes = args  # see _inputs_record
+                self._input_nodes = args  # see _freeze_positional
 
     # -- opcode and target keep the graph's lookup table in sync ------------------------------
     @property
@@ -461,7 +455,7 @@ class Node:
 
     def _set_args_kwargs(self, new_args: Any, new_kwargs: Any) -> None:
         found: Dict[Node, None] = {}
-        frozen_args = _freeze(new_args if type(new_args) is tuple else tuple(new_args), found)
+        frozen_args, only_nodes = _freeze_positional(new_args, found)
         read_by_args = len(found)
         frozen_kwargs = _freeze(new_kwargs, found) if new_kwargs else _NO_KWARGS
         if found:
@@ -474,7 +468,10 @@ class Node:
             old.users.pop(self, None)
         for used in found:
             used.users.setdefault(self, None)
-        self._input_nodes = _inputs_record(found, frozen_args, read_by_args) if found else found
+        if only_nodes and read_by_args == len(frozen_args) == len(found):
+            self._input_nodes = frozen_args  # see _freeze_positional
+        else:
+            self._input_nodes = found
 
     def update_arg(self, idx: int, arg: Argument) -> None:
         """Replace positional argument ``idx`` with ``arg``."""
