@@ -458,8 +458,10 @@ class Node:
         frozen_args, only_nodes = _freeze_positional(new_args, found)
         read_by_args = len(found)
         frozen_kwargs = _freeze(new_kwargs, found) if new_kwargs else _NO_KWARGS
-        if found:
-            _check_inputs(self, found)
+        graph = self.graph
+        for used in found:
+            if used.graph is not graph or used._erased:
+                _check_inputs(self, found)  # raises, naming the input at fault
         self._args = frozen_args
         self._kwargs = frozen_kwargs
         # Like torch.fx, every assignment re-registers this node as the newest user of each input,

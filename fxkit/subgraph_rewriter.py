@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tu
 import torch
 
 from fxkit._gc import collector_paused
-from fxkit.graph import Graph
+from fxkit.graph import Graph, _order_of
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node, map_arg
 from fxkit.passes.utils.matcher_utils import InternalMatch, SubgraphMatcher
@@ -412,5 +412,3 @@ def _restore_definition_order(graph: Graph) -> None:
             previous.append(node)
 
 
-def _order_of(node: Node) -> int:
-    return node._order

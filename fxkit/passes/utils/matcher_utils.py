@@ -15,11 +15,11 @@ same order, with the same node maps), but it is built to stay near-linear in the
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Dict, Hashable, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Collection, Dict, Hashable, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 
-from fxkit.graph import Graph
+from fxkit.graph import Graph, _order_of
 from fxkit.node import Node
 
 __all__ = ["SubgraphMatcher", "InternalMatch"]
@@ -370,11 +370,15 @@ class SubgraphMatcher:
         ``compute`` lists the graph nodes bound to the pattern's compute nodes; the graph's output
         node also counts as inside when the pattern's output was matched to it.
         """
-        inside = dict.fromkeys(compute)
+        # A short list is searched faster than a dict is built (patterns are usually small).
+        inside: Collection[Node] = compute if len(compute) <= 8 else dict.fromkeys(compute)
         if self.match_output:
             output = nodes_map.get(self._pattern_output)
             if output is not None:
-                inside[output] = None
+                if isinstance(inside, dict):
+                    inside[output] = None
+                else:
+                    inside = [*inside, output]
         for pn in self._private_pattern_nodes:
             gn = nodes_map.get(pn)
             if gn is not None:
@@ -557,7 +561,8 @@ class SubgraphMatcher:
             for gn in compute:
                 if gn in claimed:
                     return
-            claimed.update(dict.fromkeys(compute))
+            for gn in compute:
+                claimed[gn] = None
         search.found.append(
             InternalMatch(
                 self.pattern_anchors,
@@ -638,5 +643,3 @@ class _UnboundPatternNodeError(KeyError):
         )
 
 
-def _order_of(node: Node) -> int:
-    return node._order
