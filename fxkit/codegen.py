@@ -506,11 +506,11 @@ def last_uses(nodes: List[Node]) -> Dict[Node, List[Node]]:
     """
     last_reader: Dict[Node, Node] = {}
     for node in nodes:
-        for used in node._input_nodes:
+        for used in node._inputs:
             last_reader[used] = node
     readers: Dict[Node, List[Node]] = {}
     for node in nodes:
-        inputs = node._input_nodes
+        inputs = node._inputs
         if inputs:
             finished = [used for used in inputs if last_reader[used] is node]
             if finished:
@@ -530,7 +530,7 @@ def _frees_by_position(nodes: List[Node]) -> List[Optional[str]]:
     for node in reversed(nodes):
         position -= 1
         names = None
-        for used in node._input_nodes:
+        for used in node._inputs:
             if used not in read_later:
                 read_later[used] = None
                 names = used.name if names is None else f"{names}, {used.name}"

@@ -440,10 +440,10 @@ class Graph:
         after._prev = before
         to_erase._erased = True
         self._len -= 1
-        inputs = to_erase._input_nodes
+        inputs = to_erase._inputs
         for used in inputs:
             used.users.pop(to_erase, None)
-        to_erase._input_nodes = ()
+        to_erase._inputs = ()
         args = to_erase._args
         if inputs is args and len(args) < len(_ALL_NONE):  # only nodes: the shared all-None tuple
             to_erase._args = _ALL_NONE[len(args)]
@@ -565,7 +565,7 @@ class Graph:
             names[node.name] = node
             if not node.name.isidentifier() or keyword.iskeyword(node.name):
                 raise RuntimeError(f"Node name {node.name!r} is not a valid Python identifier")
-            for used in node._input_nodes:
+            for used in node._inputs:
                 if used.graph is not self:
                     raise RuntimeError(f"Argument {used.name!r} of Node {node.name!r} does not belong to this graph")
                 if used not in seen:
@@ -578,7 +578,7 @@ class Graph:
             for user in node.users:
                 if user._erased or user.graph is not self:
                     raise RuntimeError(f"Node {node.name!r} lists {user.name!r}, which is not in this graph, as a user")
-                if node not in user._input_nodes:
+                if node not in user._inputs:
                     raise RuntimeError(f"Node {node.name!r} lists {user.name!r} as a user but it does not read it")
             if node.op == "output":
                 outputs += 1

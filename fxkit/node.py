@@ -349,14 +349,14 @@ class Node:
         self._erased = False
         self.meta: Dict[str, Any] = {}
         if op == "root":
-            self._input_nodes: Collection[Node] = ()
+            self._inputs: Collection[Node] = ()
             self._args = ()
             self._kwargs = _NO_KWARGS
             return
         # _set_args_kwargs for a node nobody uses yet: no previous inputs to unregister. (Attributes
         # are first set in the same order for every node, so instances share one attribute layout.)
         found: Dict[Node, None] = {}
-        self._input_nodes = found
+        self._inputs = found
         args, only_nodes = _freeze_positional(args, found)
         self._args = args
         read_by_args = len(found)
@@ -368,7 +368,7 @@ class Node:
             for used in found:
                 used.users[self] = None
             if only_nodes and read_by_args == len(args) == len(found):
-                self._input_nodes = args  # see _freeze_positional
+                self._inputs = args  # see _freeze_positional
 
     # -- opcode and target keep the graph's lookup table in sync ------------------------------
     @property
@@ -451,7 +451,15 @@ class Node:
     @property
     def all_input_nodes(self) -> List["Node"]:
         """Every distinct node read by this node, in the order they appear in args then kwargs."""
-        return list(self._input_nodes)
+        return list(self._inputs)
+
+    @property
+    def _input_nodes(self) -> Dict["Node", None]:
+        """torch.fx's spelling of the inputs (a dict used as an ordered set), for code that reads it.
+
+        fxkit keeps them in ``_inputs``: the args tuple itself when that lists them exactly, a dict
+        otherwise (see ``_freeze_positional``)."""
+        return dict.fromkeys(self._inputs)
 
     def _set_args_kwargs(self, new_args: Any, new_kwargs: Any) -> None:
         found: Dict[Node, None] = {}
@@ -466,14 +474,14 @@ class Node:
         self._kwargs = frozen_kwargs
         # Like torch.fx, every assignment re-registers this node as the newest user of each input,
         # so `users` order (and what replace_all_uses_with returns) matches it edit for edit.
-        for old in self._input_nodes:
+        for old in self._inputs:
             old.users.pop(self, None)
         for used in found:
             used.users.setdefault(self, None)
         if only_nodes and read_by_args == len(frozen_args) == len(found):
-            self._input_nodes = frozen_args  # see _freeze_positional
+            self._inputs = frozen_args  # see _freeze_positional
         else:
-            self._input_nodes = found
+            self._inputs = found
 
     def update_arg(self, idx: int, arg: Argument) -> None:
         """Replace positional argument ``idx`` with ``arg``."""

@@ -413,3 +413,16 @@ def test_all_input_nodes_in_order_whatever_mix_of_args_and_kwargs() -> None:
         return [[n.name for n in node.all_input_nodes] for node in built] + [list(map(str, built[0].args))]
 
     assert build(fxkit) == build(torch.fx)
+
+
+def test_private_input_nodes_reads_like_torch_fx() -> None:
+    import torch.fx
+
+    def inputs(fx: Any) -> List[Any]:
+        graph = fx.Graph()
+        a, b = graph.placeholder("a"), graph.placeholder("b")
+        flat = graph.call_function(operator.add, (a, b))
+        mixed = graph.call_function(operator.add, (b, 1.0), {"alpha": a})
+        return [(type(n._input_nodes).__name__, [i.name for i in n._input_nodes.keys()]) for n in (flat, mixed)]
+
+    assert inputs(fxkit) == inputs(torch.fx)
