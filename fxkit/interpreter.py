@@ -507,7 +507,7 @@ class Interpreter:
                     # Inputs this node reads last, and its own value when nothing reads it.
                     used_last = last_uses.get(node)
                     dead = tuple(used_last) if used_last else no_frees
-                    if not node.users and node.op != "output":
+                    if not node.users and node._op != "output":
                         dead += (node,)
                 plan.append((node, runner, dead))
         self._runners = runners
@@ -525,11 +525,11 @@ class Interpreter:
     def _build_runner(self, node: Node, overridden: Optional[Dict[str, Any]] = None) -> _Runner:
         if overridden is None:
             overridden = self._overridden_handlers()
-        op = node.op
-        target = node.target
+        op = node._op
+        target = node._target
         handler = overridden.get(op)
         if handler is None and (op == "call_function" or op == "call_method"):
-            runner = _simple_runner(op, target, node.args, node.kwargs)
+            runner = _simple_runner(op, target, node._args, node._kwargs)
             if runner is not None:
                 return runner
         if op not in _OPCODES:
