@@ -16,7 +16,7 @@ import torch
 
 from ._gc import collector_paused as _collector_paused
 from .codegen import CodeGen, PythonCode, _PyTreeCodeGen, _PyTreeInfo
-from .node import _ALL_NONE, Argument, Node, Target, _nodes_to_none, map_aggregate, map_arg
+from .node import Argument, Node, Target, _nodes_to_none, map_aggregate, map_arg
 
 if TYPE_CHECKING:
     from .graph_module import GraphModule
@@ -310,18 +310,7 @@ class Graph:
             raise
         self._insert(node)
         self._len += 1
-        # _index, inlined: this is the hottest path of tracing and rewriting.
-        by_op = self._by_op.get(op)
-        if by_op is None:
-            by_op = self._by_op[op] = {}
-        by_op[node] = None
-        try:
-            by_target = self._by_op_target.get((op, target))
-            if by_target is None:
-                by_target = self._by_op_target[(op, target)] = {}
-        except TypeError:  # an unhashable target: find_nodes filters the op's bucket instead
-            return node
-        by_target[node] = None
+        self._index(node)
         return node
 
     def placeholder(
@@ -435,20 +424,13 @@ class Graph:
                 f"{to_erase.name}.replace_all_uses_with(other_node)."
             )
         self._unindex(to_erase)
-        before, after = to_erase._prev, to_erase._next
-        before._next = after
-        after._prev = before
+        to_erase._unlink()
         to_erase._erased = True
         self._len -= 1
-        inputs = to_erase._inputs
-        for used in inputs:
+        for used in to_erase._inputs:
             used.users.pop(to_erase, None)
         to_erase._inputs = ()
-        args = to_erase._args
-        if inputs is args and len(args) < len(_ALL_NONE):  # only nodes: the shared all-None tuple
-            to_erase._args = _ALL_NONE[len(args)]
-        else:
-            to_erase._args = _nodes_to_none(args)
+        to_erase._args = _nodes_to_none(to_erase._args)
         if to_erase._kwargs:
             to_erase._kwargs = _nodes_to_none(to_erase._kwargs)
 

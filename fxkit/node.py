@@ -233,10 +233,11 @@ def _freeze(arg: Any, found: Dict["Node", None]) -> Any:
 
 def _nodes_to_none(arg: Any) -> Any:
     """``arg`` with every Node replaced by None (what an erased node keeps as its arguments)."""
-    if type(arg) is tuple and _is_flat(arg):
+    if type(arg) is tuple:
         if len(arg) < len(_ALL_NONE) and _only_nodes(arg):
             return _ALL_NONE[len(arg)]  # shared: erasing many nodes then leaves no new tuples behind
-        return tuple([None if type(item) is Node else item for item in arg])
+        if _is_flat(arg):
+            return tuple([None if type(item) is Node else item for item in arg])
     return map_arg(arg, _to_none)
 
 
@@ -254,14 +255,22 @@ def _to_none(_node: "Node") -> None:
     return None
 
 
-def _freeze_positional(args: Any, found: Dict["Node", None]) -> Tuple[Tuple[Any, ...], bool]:
-    """``_freeze`` for a node's positional arguments, plus whether they are all nodes.
+def _swapped(arg: Argument, old: "Node", new: "Node") -> Argument:
+    """``arg`` reading ``new`` wherever it read ``old``."""
+    return map_arg(arg, lambda node: new if node is old else node)
 
-    Flat arguments (nodes and scalars, by far the common case) are handled here without
-    ``_freeze``'s generality. When they are all nodes and as many as the distinct inputs (no
-    repeats, and keyword arguments add none), a node keeps its args tuple as its input list:
-    a dict less per node (memory, and garbage-collector time when many nodes are made at once).
+
+def _frozen_arguments(
+    args: Any, kwargs: Any
+) -> Tuple[Tuple[Any, ...], Dict[str, Any], Collection["Node"]]:
+    """A node's arguments made read-only, and the distinct nodes they read, in order.
+
+    Flat positional arguments (nodes and scalars, by far the common case) skip ``_freeze``'s
+    generality. When they are all nodes, each once, and the keyword arguments add no other node,
+    the args tuple itself is returned as the input list: a dict less per node (memory, and
+    garbage-collector time when many nodes are made at once).
     """
+    found: Dict[Node, None] = {}
     if type(args) is not tuple:
         args = tuple(args)
     only_nodes = True
@@ -272,8 +281,14 @@ def _freeze_positional(args: Any, found: Dict["Node", None]) -> Tuple[Tuple[Any,
         elif kind in _LEAF_TYPES:
             only_nodes = False
         else:
-            return _freeze(args, found), False
-    return args, only_nodes
+            args = _freeze(args, found)
+            only_nodes = False
+            break
+    read_by_args = len(found)
+    kwargs = _freeze(kwargs, found) if kwargs else _NO_KWARGS
+    if only_nodes and read_by_args == len(args) == len(found):
+        return args, kwargs, args
+    return args, kwargs, found
 
 
 def _is_flat(arg: Tuple[Any, ...]) -> bool:
@@ -285,10 +300,12 @@ def _is_flat(arg: Tuple[Any, ...]) -> bool:
     return True
 
 
-def _check_inputs(node: "Node", inputs: Dict["Node", None]) -> None:
+def _check_inputs(node: "Node", inputs: Collection["Node"]) -> None:
     """Raise if ``node`` would read a node of another graph or an erased one."""
     graph = node.graph
     for used in inputs:
+        if used.graph is graph and not used._erased:
+            continue
         if used.graph is not graph:
             raise ValueError(
                 f"node {node.name!r} cannot take node {used.name!r} as an argument: {used.name!r} "
@@ -349,26 +366,18 @@ class Node:
         self._erased = False
         self.meta: Dict[str, Any] = {}
         if op == "root":
-            self._inputs: Collection[Node] = ()
             self._args = ()
             self._kwargs = _NO_KWARGS
+            self._inputs: Collection[Node] = ()
             return
         # _set_args_kwargs for a node nobody uses yet: no previous inputs to unregister. (Attributes
         # are first set in the same order for every node, so instances share one attribute layout.)
-        found: Dict[Node, None] = {}
-        self._inputs = found
-        args, only_nodes = _freeze_positional(args, found)
-        self._args = args
-        read_by_args = len(found)
-        self._kwargs = _freeze(kwargs, found) if kwargs else _NO_KWARGS
-        if found:
-            for used in found:
-                if used.graph is not graph or used._erased:
-                    _check_inputs(self, found)  # raises, naming the input at fault
-            for used in found:
+        self._args, self._kwargs, inputs = _frozen_arguments(args, kwargs)
+        self._inputs = inputs
+        if inputs:
+            _check_inputs(self, inputs)
+            for used in inputs:
                 used.users[self] = None
-            if only_nodes and read_by_args == len(args) == len(found):
-                self._inputs = args  # see _freeze_positional
 
     # -- opcode and target keep the graph's lookup table in sync ------------------------------
     @property
@@ -458,30 +467,21 @@ class Node:
         """torch.fx's spelling of the inputs (a dict used as an ordered set), for code that reads it.
 
         fxkit keeps them in ``_inputs``: the args tuple itself when that lists them exactly, a dict
-        otherwise (see ``_freeze_positional``)."""
+        otherwise (see ``_frozen_arguments``)."""
         return dict.fromkeys(self._inputs)
 
     def _set_args_kwargs(self, new_args: Any, new_kwargs: Any) -> None:
-        found: Dict[Node, None] = {}
-        frozen_args, only_nodes = _freeze_positional(new_args, found)
-        read_by_args = len(found)
-        frozen_kwargs = _freeze(new_kwargs, found) if new_kwargs else _NO_KWARGS
-        graph = self.graph
-        for used in found:
-            if used.graph is not graph or used._erased:
-                _check_inputs(self, found)  # raises, naming the input at fault
+        frozen_args, frozen_kwargs, inputs = _frozen_arguments(new_args, new_kwargs)
+        _check_inputs(self, inputs)
         self._args = frozen_args
         self._kwargs = frozen_kwargs
         # Like torch.fx, every assignment re-registers this node as the newest user of each input,
         # so `users` order (and what replace_all_uses_with returns) matches it edit for edit.
         for old in self._inputs:
             old.users.pop(self, None)
-        for used in found:
+        for used in inputs:
             used.users.setdefault(self, None)
-        if only_nodes and read_by_args == len(frozen_args) == len(found):
-            self._inputs = frozen_args  # see _freeze_positional
-        else:
-            self._inputs = found
+        self._inputs = inputs
 
     def update_arg(self, idx: int, arg: Argument) -> None:
         """Replace positional argument ``idx`` with ``arg``."""
@@ -530,15 +530,11 @@ class Node:
 
     def _swap_input(self, old: "Node", new: "Node") -> None:
         args, kwargs = self._args, self._kwargs
-        if not kwargs and _is_flat(args):  # the common case, without map_arg's per-item calls
-            self._set_args_kwargs(tuple([new if item is old else item for item in args]), kwargs)
-            return
-
-        def swap(node: Node) -> Node:
-            return new if node is old else node
-
-        swapped_args = tuple([new if item is old else item for item in args]) if _is_flat(args) else map_arg(args, swap)
-        self._set_args_kwargs(swapped_args, map_arg(kwargs, swap) if kwargs else kwargs)
+        if _is_flat(args):  # the common case, without map_arg's per-item calls
+            swapped_args = tuple([new if item is old else item for item in args])
+        else:
+            swapped_args = _swapped(args, old, new)
+        self._set_args_kwargs(swapped_args, _swapped(kwargs, old, new) if kwargs else kwargs)
 
     # -- misc --------------------------------------------------------------------------------
     @property

@@ -116,9 +116,7 @@ def replace_pattern(gm: GraphModule, pattern: PatternLike, replacement: PatternL
         matches = replace_pattern(traced_module, pattern, replacement)
     """
     with collector_paused():
-        replaced = _replace_pattern(gm, pattern, replacement)
-        make_match = Match._make
-        return [make_match(found[:2]) for found in replaced]
+        return [Match(anchor, nodes_map) for anchor, nodes_map, _ in _replace_pattern(gm, pattern, replacement)]
 
 
 def replace_pattern_with_filters(

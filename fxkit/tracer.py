@@ -179,7 +179,7 @@ def _recording_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
     ``math``, and building their wrappers again each time was a third of tracing a small function.
     """
     wrapper = _RECORDING_WRAPPERS.get(id(original))
-    if wrapper is None or wrapper.__fxkit_original__ is not original:
+    if wrapper is None:
         wrapper = _RECORDING_WRAPPERS[id(original)] = _new_recording_wrapper(original)
     return wrapper
 

@@ -15,7 +15,7 @@ same order, with the same node maps), but it is built to stay near-linear in the
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Collection, Dict, Hashable, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Hashable, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -370,15 +370,11 @@ class SubgraphMatcher:
         ``compute`` lists the graph nodes bound to the pattern's compute nodes; the graph's output
         node also counts as inside when the pattern's output was matched to it.
         """
-        # A short list is searched faster than a dict is built (patterns are usually small).
-        inside: Collection[Node] = compute if len(compute) <= 8 else dict.fromkeys(compute)
+        inside = dict.fromkeys(compute)
         if self.match_output:
             output = nodes_map.get(self._pattern_output)
             if output is not None:
-                if isinstance(inside, dict):
-                    inside[output] = None
-                else:
-                    inside = [*inside, output]
+                inside[output] = None
         for pn in self._private_pattern_nodes:
             gn = nodes_map.get(pn)
             if gn is not None:
