@@ -352,7 +352,7 @@ class CodeGen:
             emit.globals[name] = value
             taken[name] = None
 
-        freed_after = _frees_by_position(node_list)
+        last_reads = _last_reads(node_list)
         free_vars: List[str] = []
         body: List[str] = []
         wrapped: Dict[str, None] = {}
@@ -397,13 +397,20 @@ class CodeGen:
                 assigned = f"{node.name} : {emit.annotation(node.type)}"
             else:
                 assigned = node.name
-            freed = freed_after[index]
+            freed = last_reads[index]
+            if not node.users:  # a value nobody reads is released right away
+                freed = [*freed, node] if freed else [node]
             if freed is None:
                 append(statement_for(node, root_module, emit, wrapped, assigned))
             else:
                 statement = statement_for(node, root_module, emit, wrapped, assigned)
-                deletes[len(body)] = f"{statement};  del {freed}"
-                append(f"{statement};  {freed.replace(', ', ' = ')} = None")
+                if len(freed) == 1:
+                    listed = chained = freed[0].name
+                else:
+                    names = [n.name for n in freed]
+                    listed, chained = ", ".join(names), " = ".join(names)
+                deletes[len(body)] = f"{statement};  del {listed}"
+                append(f"{statement};  {chained} = None")
             lineno_map[len(body)] = index
 
         if not body:  # a function needs a statement; without an output node it falls off the end (None)
@@ -504,40 +511,28 @@ def last_uses(nodes: List[Node]) -> Dict[Node, List[Node]]:
 
     Shared by code generation (the ``; x = None`` frees) and the Interpreter (freeing values).
     """
-    last_reader: Dict[Node, Node] = {}
-    for node in nodes:
-        for used in node._inputs:
-            last_reader[used] = node
-    readers: Dict[Node, List[Node]] = {}
-    for node in nodes:
-        inputs = node._inputs
-        if inputs:
-            finished = [used for used in inputs if last_reader[used] is node]
-            if finished:
-                readers[node] = finished
-    return readers
+    return {node: finished for node, finished in zip(nodes, _last_reads(nodes)) if finished}
 
 
-def _frees_by_position(nodes: List[Node]) -> List[Optional[str]]:
-    """For each position, the names (``a, b``) to release after that statement, or None.
+def _last_reads(nodes: List[Node]) -> List[Optional[List[Node]]]:
+    """For each position, the inputs read there for the last time (argument order), or None.
 
-    One backward pass: the first time a value is met walking backwards is its last read (inputs in
-    argument order). A value nobody reads is freed right after it is computed.
+    One backward pass: the first time a value is met walking backwards is its last read.
     """
-    freed: List[Optional[str]] = [None] * len(nodes)
+    finished_at: List[Optional[List[Node]]] = [None] * len(nodes)
     read_later: Dict[Node, None] = {}
     position = len(nodes)
     for node in reversed(nodes):
         position -= 1
-        names = None
         for used in node._inputs:
             if used not in read_later:
                 read_later[used] = None
-                names = used.name if names is None else f"{names}, {used.name}"
-        if not node.users:
-            names = node.name if names is None else f"{names}, {node.name}"
-        freed[position] = names
-    return freed
+                finished = finished_at[position]
+                if finished is None:
+                    finished_at[position] = [used]
+                else:
+                    finished.append(used)
+    return finished_at
 
 
 class _PyTreeInfo(NamedTuple):
