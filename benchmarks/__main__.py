@@ -17,23 +17,45 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python3 -m benchmarks",
         description="Time fxkit against torch.fx (or eager PyTorch) in the same run, interleaved.",
     )
-    parser.add_argument("--compare", choices=[harness.TORCH_FX], default=harness.TORCH_FX,
-                        help="the library fxkit is timed against (default: %(default)s)")
-    parser.add_argument("--only", metavar="PATTERN",
-                        help="run only workloads whose name matches this regular expression, e.g. 'graph/'")
-    parser.add_argument("--skip", metavar="PATTERN",
-                        help="leave out workloads whose name matches this regular expression")
-    parser.add_argument("--repeats", type=int, metavar="N", help="timed samples per side (default: 5, 1 with --quick)")
-    parser.add_argument("--quick", action="store_true",
-                        help="one sample per side, no warm-up: checks that everything runs")
-    parser.add_argument("--memory", action="store_true",
-                        help="also measure peak Python heap (tracemalloc) of every workload")
-    parser.add_argument("--threads", type=int, default=1, metavar="N",
-                        help="torch intra-op threads while timing (default: %(default)s, for steadier figures)")
+    parser.add_argument(
+        "--compare",
+        choices=[harness.TORCH_FX],
+        default=harness.TORCH_FX,
+        help="the library fxkit is timed against (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--only",
+        metavar="PATTERN",
+        help="run only workloads whose name matches this regular expression, e.g. 'graph/'",
+    )
+    parser.add_argument(
+        "--skip", metavar="PATTERN", help="leave out workloads whose name matches this regular expression"
+    )
+    parser.add_argument(
+        "--repeats", type=int, metavar="N", help="timed samples per side (default: 5, 1 with --quick)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="one sample per side, no warm-up: checks that everything runs"
+    )
+    parser.add_argument(
+        "--memory", action="store_true", help="also measure peak Python heap (tracemalloc) of every workload"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="torch intra-op threads while timing (default: %(default)s, for steadier figures)",
+    )
     parser.add_argument("--strict", action="store_true", help="exit non-zero also when a target is missed")
     parser.add_argument("--list", action="store_true", help="list the workloads and exit")
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, metavar="PATH",
-                        help="where to write the results (default: benchmarks/results/latest.json)")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=DEFAULT_JSON,
+        metavar="PATH",
+        help="where to write the results (default: benchmarks/results/latest.json)",
+    )
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats must be at least 1")
@@ -49,14 +71,20 @@ def main(argv: list[str] | None = None) -> int:
         selected = [workload for workload in selected if workload.name not in skipped]
     if args.list:
         for workload in selected:
-            target = "" if workload.target is None else f"  (target >= {workload.target:.3g}x vs {workload.baseline_name})"
+            target = (
+                ""
+                if workload.target is None
+                else f"  (target >= {workload.target:.3g}x vs {workload.baseline_name})"
+            )
             print(f"{workload.name}{target}")
         return 0
     if not selected and not broken_modules:
         print(f"no workload matches {args.only!r}; see --list", file=sys.stderr)
         return 2
 
-    settings = harness.Settings.for_quick_run(args.memory) if args.quick else harness.Settings(memory=args.memory)
+    settings = (
+        harness.Settings.for_quick_run(args.memory) if args.quick else harness.Settings(memory=args.memory)
+    )
     if args.repeats is not None:
         settings = dataclasses.replace(settings, repeats=args.repeats)
 

@@ -60,7 +60,9 @@ def _symbolic_trace(state: Tuple[torch.nn.Module, Tuple[Any, ...]]) -> object:
     return torch.fx.symbolic_trace(state[0])
 
 
-def _workload(name: str, build: Callable[[], Tuple[torch.nn.Module, Tuple[Any, ...]]], number: int = 1) -> Workload:
+def _workload(
+    name: str, build: Callable[[], Tuple[torch.nn.Module, Tuple[Any, ...]]], number: int = 1
+) -> Workload:
     return Workload(
         name=name,
         fxkit=_capture,
@@ -91,8 +93,10 @@ def main() -> int:
         results.append(result)
         fx_time = f"{result.fx_seconds:.3f}s" if result.fx_seconds is not None else "-"
         capture_time = f"{result.capture_seconds:.3f}s" if result.capture_seconds is not None else "-"
-        print(f"{entry.name:20s} torch.fx {result.fx_status:12s} {fx_time:>8s}   capture {result.capture_status:12s} {capture_time:>8s}",
-              file=sys.stderr)
+        print(
+            f"{entry.name:20s} torch.fx {result.fx_status:12s} {fx_time:>8s}   capture {result.capture_status:12s} {capture_time:>8s}",
+            file=sys.stderr,
+        )
     print(coverage_table(results))
     return 0
 

@@ -7,8 +7,8 @@ two libraries get identical graphs.
 from __future__ import annotations
 
 import copy
-import operator
 import itertools
+import operator
 import pickle
 from types import ModuleType
 from typing import Any
@@ -133,29 +133,71 @@ def _call_eager_mlp(state: tuple[Any, torch.nn.Module, tuple[torch.Tensor, ...]]
 def workloads() -> list[Workload]:
     size_10k = 10_000
     return [
-        mirrored("build-1k", lambda fx, _: _build(fx, 1_000), number=5,
-                 description="Graph API: placeholder, 998 call_function/call_method nodes, output"),
+        mirrored(
+            "build-1k",
+            lambda fx, _: _build(fx, 1_000),
+            number=5,
+            description="Graph API: placeholder, 998 call_function/call_method nodes, output",
+        ),
         mirrored("build-10k", lambda fx, _: _build(fx, size_10k)),
         mirrored("build-100k", lambda fx, _: _build(fx, 100_000), track_memory=True),
-        mirrored("python_code-10k", _python_code, lambda fx: build_chain(fx, size_10k), target=3.0,
-                 description="Graph.python_code of a 10k-node graph"),
-        mirrored("recompile+call-10k", _recompile_and_call, lambda fx: _chain_and_input(fx, size_10k), target=1.5,
-                 description="GraphModule.recompile() then the first forward call (the same source each "
-                             "sample: fxkit reuses the compiled code)"),
-        mirrored("recompile+call-10k-new-source", _recompile_and_call,
-                 lambda fx: _edited_chain_and_input(fx, size_10k), target=1.5,
-                 description="recompile() then the first call, on a graph whose source was never compiled "
-                             "before (no reuse of compiled code)"),
-        mirrored("recompile-x5-10k", _recompile_five_times, lambda fx: _chain_and_input(fx, size_10k),
-                 description="five recompiles with no call in between (lazy compilation makes these cheap)"),
-        Workload("forward-mlp-vs-eager", _call_mlp, _call_eager_mlp, mlp_module, baseline_name="eager",
-                 target=WITHIN_FIVE_PERCENT, number=100, min_repeats=21,
-                 description="fxkit GraphModule forward against the eager module it came from"),
-        mirrored("forward-mlp", lambda fx, state: _call_mlp(state), mlp_module, number=100, min_repeats=21,
-                 description="GraphModule forward, fxkit against torch.fx"),
+        mirrored(
+            "python_code-10k",
+            _python_code,
+            lambda fx: build_chain(fx, size_10k),
+            target=3.0,
+            description="Graph.python_code of a 10k-node graph",
+        ),
+        mirrored(
+            "recompile+call-10k",
+            _recompile_and_call,
+            lambda fx: _chain_and_input(fx, size_10k),
+            target=1.5,
+            description="GraphModule.recompile() then the first forward call (the same source each "
+            "sample: fxkit reuses the compiled code)",
+        ),
+        mirrored(
+            "recompile+call-10k-new-source",
+            _recompile_and_call,
+            lambda fx: _edited_chain_and_input(fx, size_10k),
+            target=1.5,
+            description="recompile() then the first call, on a graph whose source was never compiled "
+            "before (no reuse of compiled code)",
+        ),
+        mirrored(
+            "recompile-x5-10k",
+            _recompile_five_times,
+            lambda fx: _chain_and_input(fx, size_10k),
+            description="five recompiles with no call in between (lazy compilation makes these cheap)",
+        ),
+        Workload(
+            "forward-mlp-vs-eager",
+            _call_mlp,
+            _call_eager_mlp,
+            mlp_module,
+            baseline_name="eager",
+            target=WITHIN_FIVE_PERCENT,
+            number=100,
+            min_repeats=21,
+            description="fxkit GraphModule forward against the eager module it came from",
+        ),
+        mirrored(
+            "forward-mlp",
+            lambda fx, state: _call_mlp(state),
+            mlp_module,
+            number=100,
+            min_repeats=21,
+            description="GraphModule forward, fxkit against torch.fx",
+        ),
         mirrored("deepcopy-10k", _deepcopy, lambda fx: chain_module(fx, size_10k)),
         mirrored("deepcopy-mlp", _deepcopy, lambda fx: mlp_module(fx)[0], number=20),
-        mirrored("pickle-10k", _pickle_round_trip, lambda fx: chain_module(fx, size_10k), target=5.0,
-                 track_memory=True, description="pickle.dumps + pickle.loads (torch.fx re-traces on load)"),
+        mirrored(
+            "pickle-10k",
+            _pickle_round_trip,
+            lambda fx: chain_module(fx, size_10k),
+            target=5.0,
+            track_memory=True,
+            description="pickle.dumps + pickle.loads (torch.fx re-traces on load)",
+        ),
         mirrored("pickle-mlp", _pickle_round_trip, lambda fx: mlp_module(fx)[0], number=20),
     ]

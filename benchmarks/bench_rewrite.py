@@ -10,9 +10,9 @@ so the harness run of ``rewrite/blocks-5000`` is long (consider ``--repeats 1``)
 
 from __future__ import annotations
 
+import gc
 import math
 import operator
-import gc
 import statistics
 import sys
 import time
@@ -120,7 +120,11 @@ def main(argv: List[str]) -> int:
         times = []
         for library, repeats in ((fxkit, 5), (torch.fx, 1 if n >= 5000 else 3)):
             times.append(
-                _time(lambda gm, lib=library: rewrite_blocks(lib, gm), lambda lib=library: blocks_module(lib, n), repeats)
+                _time(
+                    lambda gm, lib=library: rewrite_blocks(lib, gm),
+                    lambda lib=library, n=n: blocks_module(lib, n),
+                    repeats,
+                )
             )
         rows.append((f"blocks-{n}", times[0], times[1]))
     transformer_times = [

@@ -75,7 +75,9 @@ def _hf_model(name: str) -> Callable[[ModuleType], Any]:
             return torch.nn.Sequential(*[mlp(config) for _ in range(12)])
         if name == "gpt2-blocks":
             config = transformers.GPT2Config(n_embd=32, n_layer=12, n_head=4)
-            return torch.nn.Sequential(*[transformers.models.gpt2.modeling_gpt2.GPT2MLP(128, config) for _ in range(12)])
+            return torch.nn.Sequential(
+                *[transformers.models.gpt2.modeling_gpt2.GPT2MLP(128, config) for _ in range(12)]
+            )
         raise KeyError(name)
 
     return setup
@@ -87,18 +89,45 @@ def _trace(fx: ModuleType, model: torch.nn.Module) -> Any:
 
 def workloads() -> list[Workload]:
     return [
-        mirrored("deep-mlp-1k", _trace, _deep(1_000), target=LARGE_MODEL_TARGET,
-                 description="symbolic_trace of 1,000 Linear+tanh layers (2,002 nodes)"),
-        mirrored("deep-mlp-10k", _trace, _deep(10_000), target=LARGE_MODEL_TARGET,
-                 description="symbolic_trace of 10,000 Linear+tanh layers (20,002 nodes): 10x the 1k work"),
+        mirrored(
+            "deep-mlp-1k",
+            _trace,
+            _deep(1_000),
+            target=LARGE_MODEL_TARGET,
+            description="symbolic_trace of 1,000 Linear+tanh layers (2,002 nodes)",
+        ),
+        mirrored(
+            "deep-mlp-10k",
+            _trace,
+            _deep(10_000),
+            target=LARGE_MODEL_TARGET,
+            description="symbolic_trace of 10,000 Linear+tanh layers (20,002 nodes): 10x the 1k work",
+        ),
         # torch.fx scans every parameter on each parameter read, so its time grows with the square
         # of this model's size (about 7 s at 1k blocks); 1k is as far as a same-run comparison goes.
-        mirrored("deep-residual-1k", _trace, _deep_residual(1_000), target=LARGE_MODEL_TARGET,
-                 description="1,000 traced-through user blocks with parameter reads (6,002 nodes)"),
+        mirrored(
+            "deep-residual-1k",
+            _trace,
+            _deep_residual(1_000),
+            target=LARGE_MODEL_TARGET,
+            description="1,000 traced-through user blocks with parameter reads (6,002 nodes)",
+        ),
         mirrored("zoo-resnet", _trace, _zoo("resnet"), number=5, description="the bundled ResNet"),
-        mirrored("zoo-transformer", _trace, _zoo("transformer"), number=5, description="the bundled transformer"),
-        mirrored("hf-llama-mlps", _trace, _hf_model("llama-mlps"), number=5,
-                 description="12 LLaMA MLP blocks (transformers, random weights)"),
-        mirrored("hf-gpt2-mlps", _trace, _hf_model("gpt2-blocks"), number=5,
-                 description="12 GPT-2 MLP blocks (transformers, random weights)"),
+        mirrored(
+            "zoo-transformer", _trace, _zoo("transformer"), number=5, description="the bundled transformer"
+        ),
+        mirrored(
+            "hf-llama-mlps",
+            _trace,
+            _hf_model("llama-mlps"),
+            number=5,
+            description="12 LLaMA MLP blocks (transformers, random weights)",
+        ),
+        mirrored(
+            "hf-gpt2-mlps",
+            _trace,
+            _hf_model("gpt2-blocks"),
+            number=5,
+            description="12 GPT-2 MLP blocks (transformers, random weights)",
+        ),
     ]

@@ -12,15 +12,15 @@ import dataclasses
 import gc
 import importlib
 import json
-import platform
 import pkgutil
+import platform
 import re
 import statistics
 import subprocess
 import sys
 import time
-import tracemalloc
 import traceback
+import tracemalloc
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -207,11 +207,11 @@ def run_workload(workload: Workload, settings: Settings = Settings()) -> Result:
 
     if settings.warmup:
         for side in list(sides):
-            attempt(lambda: _time_one_sample(workload, side, 1))
+            attempt(lambda side=side: _time_one_sample(workload, side, 1))
     repeats = settings.repeats if settings.quick else max(settings.repeats, workload.min_repeats)
     for repeat in range(repeats):
         for side in list(sides if repeat % 2 == 0 else reversed(sides)):
-            seconds = attempt(lambda: _time_one_sample(workload, side, number))
+            seconds = attempt(lambda side=side: _time_one_sample(workload, side, number))
             if seconds is not None:
                 samples[side].append(seconds)
     if settings.memory or workload.track_memory:

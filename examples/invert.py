@@ -8,8 +8,13 @@ import torch
 
 import fxkit as fx
 
-INVERSES = {torch.exp: torch.log, torch.log: torch.exp, torch.neg: torch.neg, torch.sinh: torch.asinh,
-            torch.asinh: torch.sinh}
+INVERSES = {
+    torch.exp: torch.log,
+    torch.log: torch.exp,
+    torch.neg: torch.neg,
+    torch.sinh: torch.asinh,
+    torch.asinh: torch.sinh,
+}
 
 
 def invert(module) -> fx.GraphModule:
@@ -21,7 +26,9 @@ def invert(module) -> fx.GraphModule:
     current = output.args[0]
     while current.op != "placeholder":
         if current.op != "call_function" or current.target not in INVERSES or len(current.args) != 1:
-            raise ValueError(f"cannot invert node {current.format_node()}: only chains of {list(INVERSES)} work")
+            raise ValueError(
+                f"cannot invert node {current.format_node()}: only chains of {list(INVERSES)} work"
+            )
         value = inverse.call_function(INVERSES[current.target], (value,))
         current = current.args[0]
     inverse.output(value)

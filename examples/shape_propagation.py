@@ -4,16 +4,17 @@ ShapeProp runs the graph with the Interpreter and stores a TensorMetadata on eac
 inputs (and the model) on the ``meta`` device nothing is computed: only shapes flow.
 """
 
-import torch
-
 import fxkit as fx
 from fxkit import zoo
 from fxkit.passes.shape_prop import ShapeProp
 
 
 def shapes(traced: fx.GraphModule):
-    return {node.name: tuple(node.meta["tensor_meta"].shape)
-            for node in traced.graph.nodes if hasattr(node.meta.get("tensor_meta"), "shape")}
+    return {
+        node.name: tuple(node.meta["tensor_meta"].shape)
+        for node in traced.graph.nodes
+        if hasattr(node.meta.get("tensor_meta"), "shape")
+    }
 
 
 if __name__ == "__main__":

@@ -2,14 +2,15 @@
 
 The public API mirrors torch.fx, so ``import fxkit as fx`` runs code written for torch.fx.
 """
+
+from . import experimental, operator_schemas, passes  # noqa: F401  (torch.fx exposes these as attributes too)
+from .capture import capture
 from .graph import CodeGen, Graph, PythonCode
 from .graph_module import GraphModule
-from .node import Node, has_side_effect, map_aggregate, map_arg
-from .tracer import PH, Proxy, ProxyableClassMeta, Tracer, symbolic_trace, wrap
-from .capture import capture
 from .interpreter import Interpreter, Transformer
+from .node import Node, has_side_effect, map_aggregate, map_arg
 from .subgraph_rewriter import replace_pattern
-from . import experimental, operator_schemas, passes  # noqa: E402  (torch.fx exposes these as attributes too)
+from .tracer import PH, Proxy, ProxyableClassMeta, Tracer, symbolic_trace, wrap
 
 __all__ = [
     "PH",

@@ -1,4 +1,5 @@
 """Pausing Python's cyclic garbage collector around bulk graph work."""
+
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,5 @@
 """Flattening inputs along a known ``TreeSpec``, used by pytree-flattened generated code."""
+
 from __future__ import annotations
 
 from typing import Any, List

@@ -11,6 +11,7 @@ takes another path. Submodules that still cannot be traced become ``call_module`
     result.graph_module(input_ids)       # runs the captured graph, guards included
     print(result.explain())              # what was assumed, where, and what to do about it
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -159,7 +160,9 @@ class CaptureResult:
 
 
 def _guard_failure(message: str, actual: Any) -> GuardError:
-    return GuardError(f"{message}; this input gave {actual!r}. Capture again with an input that takes this path.")
+    return GuardError(
+        f"{message}; this input gave {actual!r}. Capture again with an input that takes this path."
+    )
 
 
 def _checked_guard(name: str, convert: Callable[[Any], Any], what: str) -> Callable[..., None]:
@@ -204,7 +207,7 @@ def _is_library_frame(filename: str) -> bool:
     """Frames of fxkit, torch and the standard library: never where the user's decision is."""
     if filename.startswith((_FXKIT_DIR, _TORCH_DIR, "<frozen")):
         return True
-    return filename.startswith(_STDLIB_DIR) and "site-packages" not in filename[len(_STDLIB_DIR):]
+    return filename.startswith(_STDLIB_DIR) and "site-packages" not in filename[len(_STDLIB_DIR) :]
 
 
 def _location_of_frame(frame: Optional[types.FrameType]) -> Optional[SourceLocation]:
@@ -221,7 +224,9 @@ def _location_of_exception(error: BaseException) -> Optional[SourceLocation]:
     found: Optional[SourceLocation] = None
     for summary in traceback.extract_tb(error.__traceback__):
         if not _is_library_frame(summary.filename):
-            found = SourceLocation(summary.filename, summary.lineno or 0, summary.name, (summary.line or "").strip())
+            found = SourceLocation(
+                summary.filename, summary.lineno or 0, summary.name, (summary.line or "").strip()
+            )
     return found
 
 
@@ -275,7 +280,9 @@ def _describe_value(value: Any) -> str:
 
 # Tensor attributes that code uses as Python values: they are fixed to the example's value.
 _FIXED_ATTRIBUTES = frozenset({"dtype", "ndim", "layout", "is_sparse", "is_quantized", "is_complex_dtype"})
-_FIXED_METHODS = frozenset({"dim", "ndimension", "is_floating_point", "is_complex", "element_size", "is_contiguous"})
+_FIXED_METHODS = frozenset(
+    {"dim", "ndimension", "is_floating_point", "is_complex", "element_size", "is_contiguous"}
+)
 
 
 class _ExampleOps:
@@ -378,7 +385,6 @@ def _is_data_dependent(proxy: Proxy, example: Any) -> bool:
     return isinstance(example, torch.Tensor) or bool(proxy.node.meta.get("data_dependent"))
 
 
-
 def _matches_any(module: nn.Module, qualified_name: str, leaf_modules: Sequence[Any]) -> bool:
     for spec in leaf_modules:
         if isinstance(spec, str):
@@ -409,7 +415,9 @@ def _definition_location(fn: Any) -> Optional[SourceLocation]:
         line = linecache.getline(code.co_filename, lineno + offset).strip()
         if line.startswith(("def ", "async def ")):
             return SourceLocation(code.co_filename, lineno + offset, code.co_name, line)
-    return SourceLocation(code.co_filename, lineno, code.co_name, linecache.getline(code.co_filename, lineno).strip())
+    return SourceLocation(
+        code.co_filename, lineno, code.co_name, linecache.getline(code.co_filename, lineno).strip()
+    )
 
 
 def _leaf_location(module: nn.Module) -> Optional[SourceLocation]:
@@ -521,7 +529,9 @@ class CaptureTracer(Tracer):
         args = (subject, message) if guard_fn is _guard_is_none else (subject, expected, message)
         node = Tracer.create_proxy(self, "call_function", guard_fn, args, {}).node
         node.meta["guard"] = name
-        guard = Guard(name, kind, condition, example_value, location, node.name, data_dependent, self.scope.module_path)
+        guard = Guard(
+            name, kind, condition, example_value, location, node.name, data_dependent, self.scope.module_path
+        )
         self.guards.append(guard)
         return guard
 
@@ -538,7 +548,9 @@ class CaptureTracer(Tracer):
         value = self._concrete(lambda: bool(example), proxy, "bool()", location)
         data_dependent = _is_data_dependent(proxy, example)
         condition = f"bool({proxy.node.name}) is {value}"
-        self._record_guard("bool", proxy, _guard_bool, value, condition, _describe_value(example), data_dependent, location)
+        self._record_guard(
+            "bool", proxy, _guard_bool, value, condition, _describe_value(example), data_dependent, location
+        )
         self._decided[key] = value
         return value
 
@@ -556,7 +568,9 @@ class CaptureTracer(Tracer):
         condition = f"len({proxy.node.name}) == {value}"
         guard = self._record_guard(kind, proxy, _guard_len, value, condition, value, False, location)
         self.specializations.append(
-            Specialization(f"length of {proxy.node.name}", value, f"{kind}() needs a Python number", location, guard.name)
+            Specialization(
+                f"length of {proxy.node.name}", value, f"{kind}() needs a Python number", location, guard.name
+            )
         )
         self._decided[key] = value
         return value
@@ -572,7 +586,9 @@ class CaptureTracer(Tracer):
         value = self._concrete(lambda: convert(example), proxy, f"{kind}()", location)
         data_dependent = _is_data_dependent(proxy, example)
         condition = f"int({proxy.node.name}) == {value}"
-        guard = self._record_guard("int", proxy, _guard_int, value, condition, value, data_dependent, location)
+        guard = self._record_guard(
+            "int", proxy, _guard_int, value, condition, value, data_dependent, location
+        )
         reason = "used as a Python int (a size, an index or a range bound)"
         self.specializations.append(Specialization(proxy.node.name, value, reason, location, guard.name))
         self._decided[key] = value
@@ -588,9 +604,18 @@ class CaptureTracer(Tracer):
         value = self._concrete(lambda: float(example), proxy, "float()", location)
         condition = f"float({proxy.node.name}) == {value}"
         guard = self._record_guard(
-            "float", proxy, _guard_float, value, condition, value, _is_data_dependent(proxy, example), location
+            "float",
+            proxy,
+            _guard_float,
+            value,
+            condition,
+            value,
+            _is_data_dependent(proxy, example),
+            location,
         )
-        self.specializations.append(Specialization(proxy.node.name, value, "used as a Python float", location, guard.name))
+        self.specializations.append(
+            Specialization(proxy.node.name, value, "used as a Python float", location, guard.name)
+        )
         self._decided[key] = value
         return value
 
@@ -605,7 +630,13 @@ class CaptureTracer(Tracer):
         condition = f"{proxy.node.name}.{name} == {value!r}"
         guard = self._record_guard(name, attribute, _guard_equal, value, condition, value, False, location)
         self.specializations.append(
-            Specialization(f"{proxy.node.name}.{name}", value, f"tensor.{name} is used as a Python value", location, guard.name)
+            Specialization(
+                f"{proxy.node.name}.{name}",
+                value,
+                f"tensor.{name} is used as a Python value",
+                location,
+                guard.name,
+            )
         )
         self._decided[key] = value
         return value
@@ -621,12 +652,20 @@ class CaptureTracer(Tracer):
         condition = f"{proxy.node.name}.{name}() == {value!r}"
         guard = self._record_guard(name, result, _guard_equal, value, condition, value, False, location)
         self.specializations.append(
-            Specialization(f"{proxy.node.name}.{name}()", value, f"tensor.{name}() is used as a Python value", location, guard.name)
+            Specialization(
+                f"{proxy.node.name}.{name}()",
+                value,
+                f"tensor.{name}() is used as a Python value",
+                location,
+                guard.name,
+            )
         )
         self._decided[key] = value
         return value
 
-    def _concrete(self, compute: Callable[[], Any], proxy: Proxy, what: str, location: Optional[SourceLocation]) -> Any:
+    def _concrete(
+        self, compute: Callable[[], Any], proxy: Proxy, what: str, location: Optional[SourceLocation]
+    ) -> Any:
         try:
             return compute()
         except (RuntimeError, NotImplementedError) as error:
@@ -645,7 +684,14 @@ class CaptureTracer(Tracer):
             if module_qualified_name not in self._reported_leaves:
                 self._reported_leaves[module_qualified_name] = None
                 self.leaves.append(
-                    Leaf(module_qualified_name, "module", type(m).__name__, False, "named in leaf_modules", _leaf_location(m))
+                    Leaf(
+                        module_qualified_name,
+                        "module",
+                        type(m).__name__,
+                        False,
+                        "named in leaf_modules",
+                        _leaf_location(m),
+                    )
                 )
             return True
         return super().is_leaf_module(m, module_qualified_name)
@@ -669,7 +715,9 @@ class CaptureTracer(Tracer):
             except Exception:
                 del self._forced_leaves[id(m)]
                 raise error from None
-            reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
+            reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(
+                ": "
+            )
             self.leaves.append(
                 Leaf(qualified_name, "module", type(m).__name__, True, reason, _location_of_exception(error))
             )
@@ -679,16 +727,18 @@ class CaptureTracer(Tracer):
         graph = self.graph
         for node in list(reversed(graph.nodes))[: len(graph.nodes) - checkpoint.node_count]:
             graph.erase_node(node)
-        del self.guards[checkpoint.guards:]
-        del self.specializations[checkpoint.specializations:]
-        del self.leaves[checkpoint.leaves:]
+        del self.guards[checkpoint.guards :]
+        del self.specializations[checkpoint.specializations :]
+        del self.leaves[checkpoint.leaves :]
         _truncate(self._decided, checkpoint.decided)
         _truncate(self._parameter_proxy_cache, checkpoint.parameter_cache)
         self._reported_leaves = {leaf.name: None for leaf in self.leaves if not leaf.automatic}
 
     # ---------------------------------------------------------------- inputs and outputs
 
-    def bind_examples(self, fn: Callable[..., Any], is_module: bool, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
+    def bind_examples(
+        self, fn: Callable[..., Any], is_module: bool, args: Tuple[Any, ...], kwargs: Dict[str, Any]
+    ) -> None:
         """Remember the example inputs of the traced function, matched to its parameters."""
         signature = inspect.signature(inspect.unwrap(fn))
         parameters = list(signature.parameters.values())
@@ -698,7 +748,9 @@ class CaptureTracer(Tracer):
         try:
             bound = signature.bind(*args, **kwargs)
         except TypeError as error:
-            raise CaptureError(f"the example inputs do not match the signature {signature}: {error}") from None
+            raise CaptureError(
+                f"the example inputs do not match the signature {signature}: {error}"
+            ) from None
         self._signature = signature
         self._bound = bound.arguments
         self._argument_location = _definition_location(fn)
@@ -740,7 +792,9 @@ class CaptureTracer(Tracer):
         name = parameter.name
         default = () if parameter.default is inspect.Parameter.empty else (parameter.default,)
         annotation = getattr(parameter, "annotation", inspect.Parameter.empty)
-        type_expr = None if annotation is inspect.Parameter.empty or isinstance(annotation, str) else annotation
+        type_expr = (
+            None if annotation is inspect.Parameter.empty or isinstance(annotation, str) else annotation
+        )
         given = name in self._bound
         value = self._bound[name] if given else parameter.default
         return self._placeholder_value(name, value, default, type_expr, given)
@@ -760,9 +814,15 @@ class CaptureTracer(Tracer):
         seen = f" other than {', '.join(given_keys)}" if given_keys else ""
         condition = f"no keyword inputs{seen} are given through **{name}"
         guard = self._record_guard("len", proxy, _guard_len, 0, condition, 0, False, self._argument_location)
-        self.specializations.append(Specialization(f"argument **{name}", {}, "no other keyword inputs", self._argument_location, guard.name))
+        self.specializations.append(
+            Specialization(
+                f"argument **{name}", {}, "no other keyword inputs", self._argument_location, guard.name
+            )
+        )
 
-    def _placeholder_value(self, name: str, value: Any, default: Tuple[Any, ...], type_expr: Any, given: bool) -> Any:
+    def _placeholder_value(
+        self, name: str, value: Any, default: Tuple[Any, ...], type_expr: Any, given: bool
+    ) -> Any:
         self._examples[name] = value
         proxy = self.create_proxy("placeholder", name, default, {}, type_expr=type_expr)
         if isinstance(value, torch.Tensor):
@@ -782,7 +842,9 @@ class CaptureTracer(Tracer):
             )
         else:
             self.specializations.append(
-                Specialization(f"argument {name}", value, reason + " (not checked at run time)", location, None)
+                Specialization(
+                    f"argument {name}", value, reason + " (not checked at run time)", location, None
+                )
             )
             return value
         self.specializations.append(Specialization(f"argument {name}", value, reason, location, guard.name))
@@ -791,7 +853,9 @@ class CaptureTracer(Tracer):
     def decide_len_at_input(self, proxy: Proxy, name: str) -> int:
         value = len(_proxy_example(proxy))
         location = self._argument_location
-        guard = self._record_guard("len", proxy, _guard_len, value, f"len({name}) == {value}", value, False, location)
+        guard = self._record_guard(
+            "len", proxy, _guard_len, value, f"len({name}) == {value}", value, False, location
+        )
         self.specializations.append(
             Specialization(f"length of argument {name}", value, "a sequence input", location, guard.name)
         )
@@ -941,7 +1005,18 @@ class _LeafFunctionPatches:
 # torch functions whose argument parser rejects a Proxy among sizes or as ``device=`` instead of
 # handing it to ``__torch_function__``; during a capture they record a node when given one.
 _FACTORY_FUNCTIONS = (
-    "ones", "zeros", "empty", "full", "rand", "randn", "randint", "arange", "eye", "linspace", "tensor", "as_tensor",
+    "ones",
+    "zeros",
+    "empty",
+    "full",
+    "rand",
+    "randn",
+    "randint",
+    "arange",
+    "eye",
+    "linspace",
+    "tensor",
+    "as_tensor",
 )
 
 
@@ -1010,7 +1085,9 @@ def capture(
         example_args: Tuple[Any, ...] = ()
         keyword_inputs = dict(example_inputs)
     else:
-        example_args = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
+        example_args = (
+            (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
+        )
         keyword_inputs = {}
     keyword_inputs.update(example_kwargs or {})
     functions = [_resolve_function(spec) for spec in leaf_functions]
@@ -1027,7 +1104,14 @@ def capture(
         calls = [node for node in graph.nodes if node.op == "call_function" and node.target is fn]
         if calls:
             tracer.leaves.append(
-                Leaf(f"{fn.__module__}.{fn.__qualname__}", "function", "function", False, "named in leaf_functions", None)
+                Leaf(
+                    f"{fn.__module__}.{fn.__qualname__}",
+                    "function",
+                    "function",
+                    False,
+                    "named in leaf_functions",
+                    None,
+                )
             )
     name = _model_name(model)
     graph_module = GraphModule(tracer.root, graph, name)

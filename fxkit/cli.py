@@ -8,6 +8,7 @@ module class that needs no arguments, or a function returning a module.
 Each subcommand is one ``_Command`` in ``COMMANDS``: a name, a help line, a function adding
 its arguments and a function running it. Errors print one line on stderr and exit with 1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,12 @@ def _model_from_attribute(value: Any, spec: str) -> torch.nn.Module:
             raise CliError(f"{spec}: calling {getattr(value, '__name__', value)}() failed ({exc})") from None
         if isinstance(built, torch.nn.Module):
             return built
-        raise CliError(f"{spec}: {getattr(value, '__name__', value)}() returned {type(built).__name__}, not a torch.nn.Module")
-    raise CliError(f"{spec} is a {type(value).__name__}, not a torch.nn.Module, a module class or a function returning one")
+        raise CliError(
+            f"{spec}: {getattr(value, '__name__', value)}() returned {type(built).__name__}, not a torch.nn.Module"
+        )
+    raise CliError(
+        f"{spec} is a {type(value).__name__}, not a torch.nn.Module, a module class or a function returning one"
+    )
 
 
 def _load_python_file(path: str, spec: str) -> Any:
@@ -100,9 +105,13 @@ def _table_text(graph: Any) -> str:
 
 
 def _add_trace_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="bundled name, package.module:attr or path/to/file.py:attr")
     parser.add_argument(
-        "--show", choices=("code", "graph", "table"), default="code",
+        "model", metavar="MODEL", help="bundled name, package.module:attr or path/to/file.py:attr"
+    )
+    parser.add_argument(
+        "--show",
+        choices=("code", "graph", "table"),
+        default="code",
         help="what to print: the generated code (default), the graph, or a table of the nodes",
     )
 
@@ -136,9 +145,15 @@ class _Command:
 
 
 COMMANDS: List[_Command] = [
-    _Command("trace", "trace a model and print its code, graph or node table", _add_trace_arguments, _run_trace),
-    _Command("explain", "capture a model with example inputs and report its guards, leaves and specializations",
-             lambda parser: _explain().add_cli_arguments(parser), lambda args: _explain().run_cli(args)),
+    _Command(
+        "trace", "trace a model and print its code, graph or node table", _add_trace_arguments, _run_trace
+    ),
+    _Command(
+        "explain",
+        "capture a model with example inputs and report its guards, leaves and specializations",
+        lambda parser: _explain().add_cli_arguments(parser),
+        lambda args: _explain().run_cli(args),
+    ),
 ]
 
 
@@ -149,7 +164,9 @@ def _explain() -> Any:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fxkit", description="Trace PyTorch models into graphs and inspect them.")
+    parser = argparse.ArgumentParser(
+        prog="fxkit", description="Trace PyTorch models into graphs and inspect them."
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for command in COMMANDS:
@@ -172,8 +189,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as exc:  # the user's model raised: report it without a traceback
-        print(f"fxkit: error: {args.command} {getattr(args, 'model', '')}: {type(exc).__name__}: "
-              + " ".join(str(exc).split()), file=sys.stderr)
+        print(
+            f"fxkit: error: {args.command} {getattr(args, 'model', '')}: {type(exc).__name__}: "
+            + " ".join(str(exc).split()),
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -1,4 +1,5 @@
 """Turning a node list into Python source: one statement per node, values freed after last use."""
+
 from __future__ import annotations
 
 import builtins
@@ -23,17 +24,40 @@ __all__ = ["CodeGen", "PythonCode", "_PyTreeCodeGen", "_PyTreeInfo"]
 
 # Infix spellings of the operator module; the generated code reads like the code that was traced.
 BINARY_OPERATORS: Dict[Any, str] = {
-    operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/",
-    operator.floordiv: "//", operator.mod: "%", operator.pow: "**", operator.lshift: "<<",
-    operator.rshift: ">>", operator.and_: "&", operator.or_: "|", operator.xor: "^",
-    operator.matmul: "@", operator.eq: "==", operator.ne: "!=", operator.lt: "<",
-    operator.le: "<=", operator.gt: ">", operator.ge: ">=",
+    operator.add: "+",
+    operator.sub: "-",
+    operator.mul: "*",
+    operator.truediv: "/",
+    operator.floordiv: "//",
+    operator.mod: "%",
+    operator.pow: "**",
+    operator.lshift: "<<",
+    operator.rshift: ">>",
+    operator.and_: "&",
+    operator.or_: "|",
+    operator.xor: "^",
+    operator.matmul: "@",
+    operator.eq: "==",
+    operator.ne: "!=",
+    operator.lt: "<",
+    operator.le: "<=",
+    operator.gt: ">",
+    operator.ge: ">=",
 }
 UNARY_OPERATORS: Dict[Any, str] = {operator.neg: "-", operator.pos: "+", operator.invert: "~"}
 INPLACE_OPERATORS: Dict[Any, str] = {
-    operator.iadd: "+=", operator.isub: "-=", operator.imul: "*=", operator.itruediv: "/=",
-    operator.ifloordiv: "//=", operator.imod: "%=", operator.ipow: "**=", operator.ilshift: "<<=",
-    operator.irshift: ">>=", operator.iand: "&=", operator.ior: "|=", operator.ixor: "^=",
+    operator.iadd: "+=",
+    operator.isub: "-=",
+    operator.imul: "*=",
+    operator.itruediv: "/=",
+    operator.ifloordiv: "//=",
+    operator.imod: "%=",
+    operator.ipow: "**=",
+    operator.ilshift: "<<=",
+    operator.irshift: ">>=",
+    operator.iand: "&=",
+    operator.ior: "|=",
+    operator.ixor: "^=",
     operator.imatmul: "@=",
 }
 
@@ -48,17 +72,44 @@ BASE_GLOBALS: Dict[str, Any] = {
     "pytree": pytree,
 }
 
-_REPR_SAFE = (bool, int, str, bytes, type(None), complex, torch.dtype, torch.memory_format, torch.layout,
-              torch.device, torch.Size)
+_REPR_SAFE = (
+    bool,
+    int,
+    str,
+    bytes,
+    type(None),
+    complex,
+    torch.dtype,
+    torch.memory_format,
+    torch.layout,
+    torch.device,
+    torch.Size,
+)
 _IDENTIFIER = re.compile(r"[^0-9a-zA-Z_]+")
 
 # Short dtype spellings of verbose annotations (print_readable): "f32[2, 3]".
 _DTYPE_SHORT_NAMES: Dict[torch.dtype, str] = {
-    torch.bfloat16: "bf16", torch.float64: "f64", torch.float32: "f32", torch.float16: "f16",
-    torch.complex32: "c32", torch.complex64: "c64", torch.complex128: "c128", torch.int8: "i8",
-    torch.int16: "i16", torch.int32: "i32", torch.int64: "i64", torch.bool: "b8", torch.uint8: "u8",
-    torch.uint16: "u16", torch.uint32: "u32", torch.uint64: "u64", torch.bits8: "b8x1",
-    torch.bits16: "b16x1", torch.bits1x8: "b1x8", torch.bits2x4: "b2x4", torch.bits4x2: "b4x2",
+    torch.bfloat16: "bf16",
+    torch.float64: "f64",
+    torch.float32: "f32",
+    torch.float16: "f16",
+    torch.complex32: "c32",
+    torch.complex64: "c64",
+    torch.complex128: "c128",
+    torch.int8: "i8",
+    torch.int16: "i16",
+    torch.int32: "i32",
+    torch.int64: "i64",
+    torch.bool: "b8",
+    torch.uint8: "u8",
+    torch.uint16: "u16",
+    torch.uint32: "u32",
+    torch.uint64: "u64",
+    torch.bits8: "b8x1",
+    torch.bits16: "b16x1",
+    torch.bits1x8: "b1x8",
+    torch.bits2x4: "b2x4",
+    torch.bits4x2: "b4x2",
 }
 for _dtype_name in ("float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu"):
     if hasattr(torch, _dtype_name):
@@ -67,10 +118,19 @@ if hasattr(torch, "float4_e2m1fn_x2"):
     _DTYPE_SHORT_NAMES[torch.float4_e2m1fn_x2] = "f4e2m1fnx2"
 
 
-def _tensor_summary(dtype: torch.dtype, shape: Iterable[Any], stride: Optional[Iterable[Any]] = None,
-                    device: Optional[torch.device] = None) -> str:
+def _tensor_summary(
+    dtype: torch.dtype,
+    shape: Iterable[Any],
+    stride: Optional[Iterable[Any]] = None,
+    device: Optional[torch.device] = None,
+) -> str:
     """``f32[2, 3]``, optionally followed by the strides ``[3, 1]`` and the device ``cpu``."""
-    text = _DTYPE_SHORT_NAMES.get(dtype, str(dtype).replace("torch.", "")) + "[" + ", ".join(map(str, shape)) + "]"
+    text = (
+        _DTYPE_SHORT_NAMES.get(dtype, str(dtype).replace("torch.", ""))
+        + "["
+        + ", ".join(map(str, shape))
+        + "]"
+    )
     if stride is not None:
         text += "[" + ", ".join(map(str, stride)) + "]"
     return text if device is None else text + str(device)
@@ -86,8 +146,12 @@ def _verbose_annotation(node: Node, include_stride: bool, include_device: bool) 
             return f'"Sym({value})"'
         if not isinstance(value, torch.Tensor):
             return None
-        text = _tensor_summary(value.dtype, value.shape, value.stride() if include_stride else None,
-                               value.device if include_device else None)
+        text = _tensor_summary(
+            value.dtype,
+            value.shape,
+            value.stride() if include_stride else None,
+            value.device if include_device else None,
+        )
         return f'"Parameter({text})"' if isinstance(value, torch.nn.Parameter) else f'"{text}"'
     tensor_meta = meta.get("tensor_meta")
     fields = getattr(tensor_meta, "_fields", ())
@@ -141,7 +205,10 @@ def _dotted_path(obj: Any) -> Optional[str]:
     except TypeError:
         return None
     path: Optional[str] = None
-    if not isinstance(obj, (types.MethodDescriptorType, types.WrapperDescriptorType)) and obj is not torch.device:
+    if (
+        not isinstance(obj, (types.MethodDescriptorType, types.WrapperDescriptorType))
+        and obj is not torch.device
+    ):
         try:
             candidate = _qualified_name(obj)
         except Exception:
@@ -276,7 +343,9 @@ class _Emitter:
         if isinstance(annotation, type):
             if annotation.__module__ == "builtins":
                 return annotation.__qualname__
-            return self.bind(annotation, _IDENTIFIER.sub("_", f"{annotation.__module__}.{annotation.__qualname__}"))
+            return self.bind(
+                annotation, _IDENTIFIER.sub("_", f"{annotation.__module__}.{annotation.__qualname__}")
+            )
         return self.bind(annotation, "_annotation")
 
 
@@ -308,7 +377,9 @@ class CodeGen:
         self._body_transformer: Optional[Callable[[List[str]], List[str]]] = None
         self._func_name = "forward"
 
-    def gen_fn_def(self, free_vars: List[str], maybe_return_annotation: str, *, expanded_def: bool = False) -> str:
+    def gen_fn_def(
+        self, free_vars: List[str], maybe_return_annotation: str, *, expanded_def: bool = False
+    ) -> str:
         """The ``def`` line; ``self`` is added as the first parameter when missing."""
         if not free_vars or free_vars[0] != "self":
             free_vars = ["self", *free_vars]
@@ -433,7 +504,9 @@ class CodeGen:
         source = header + "    " + "\n    ".join(body) + "\n    "
         first_body_line = header.count("\n") + 1
         lines = {first_body_line + offset - 1: node_index for offset, node_index in lineno_map.items()}
-        python_code = PythonCode(source, emit.globals, lines, _prologue_start=header.count("\n") - prologue.count("\n"))
+        python_code = PythonCode(
+            source, emit.globals, lines, _prologue_start=header.count("\n") - prologue.count("\n")
+        )
         if exec_body is not None:
             python_code._exec_src = header + "    " + "\n    ".join(exec_body) + "\n    "
         return python_code
@@ -448,8 +521,9 @@ class CodeGen:
             param += f" = {emit.render(node.args[0])}"
         return param
 
-    def _statement(self, node: Node, root_module: str, emit: _Emitter, wrapped: Dict[str, None],
-                   assigned: str) -> str:
+    def _statement(
+        self, node: Node, root_module: str, emit: _Emitter, wrapped: Dict[str, None], assigned: str
+    ) -> str:
         """The statement computing ``node``; ``assigned`` is its left-hand side (name and annotation)."""
         op, target, args, kwargs = node._op, node._target, node._args, node._kwargs
         render = emit.render
@@ -464,8 +538,12 @@ class CodeGen:
                         return f"{assigned} = {left_text} {symbol} {right_text}"
                     if target is operator.getitem:
                         return f"{assigned} = {left_text}[{render(right)}]"
-                    if target is getattr and isinstance(right, str) and right.isidentifier() \
-                            and not keyword.iskeyword(right):
+                    if (
+                        target is getattr
+                        and isinstance(right, str)
+                        and right.isidentifier()
+                        and not keyword.iskeyword(right)
+                    ):
                         return f"{assigned} = {left_text}.{right}"
                     inplace = INPLACE_OPERATORS.get(target)
                     if inplace is not None:
@@ -560,7 +638,9 @@ class _PyTreeCodeGen(CodeGen):
             out = [out]
         return pytree.tree_unflatten(out, self.pytree_info.out_spec)
 
-    def gen_fn_def(self, free_vars: List[str], maybe_return_annotation: str, *, expanded_def: bool = False) -> str:
+    def gen_fn_def(
+        self, free_vars: List[str], maybe_return_annotation: str, *, expanded_def: bool = False
+    ) -> str:
         if self.pytree_info is None:
             return super().gen_fn_def(free_vars, maybe_return_annotation)
         original = list(self.pytree_info.orig_args)
@@ -581,4 +661,3 @@ class _PyTreeCodeGen(CodeGen):
             flat = output_args if isinstance(output_args, (list, tuple)) else [output_args]
             return f"return pytree.tree_unflatten({render(list(flat))}, self._out_spec)"
         return super().generate_output(output_args, repr_fn=repr_fn)
-

@@ -8,6 +8,7 @@ prints the same report on the command line.
     print(report)                       # the text report
     report.entries                      # the same, as records
 """
+
 from __future__ import annotations
 
 import argparse
@@ -126,7 +127,9 @@ def _guard_entry(guard: Guard, specialized: Dict[str, Specialization]) -> Explan
         reason = f"tensor.{guard.kind} was used as a Python value"
         suggestion = "inputs with another dtype or rank fail this guard: capture once per dtype/rank you use"
     where_module = f" in module {module!r}" if module else ""
-    summary = f"{guard.condition} [{guard.kind}{', data-dependent' if guard.data_dependent else ''}]{where_module}"
+    summary = (
+        f"{guard.condition} [{guard.kind}{', data-dependent' if guard.data_dependent else ''}]{where_module}"
+    )
     return ExplanationEntry("guard", guard.name, summary, reason, guard.location, suggestion)
 
 
@@ -150,9 +153,7 @@ def _specialization_entry(spec: Specialization) -> ExplanationEntry:
     checked = f"checked by {spec.guard}" if spec.guard else "NOT checked at run time"
     summary = f"{spec.what} = {spec.value!r} ({checked})"
     if spec.what.startswith("argument "):
-        suggestion = (
-            "pass the value you will run with in the example inputs; a tensor input stays an input of the graph"
-        )
+        suggestion = "pass the value you will run with in the example inputs; a tensor input stays an input of the graph"
     elif spec.what.startswith("length"):
         suggestion = "the number of items is part of the graph; capture again for another count"
     else:
@@ -172,7 +173,9 @@ def explain_capture(result: CaptureResult) -> Explanation:
     )
 
 
-def explain(model: Any, example_inputs: Any = (), example_kwargs: Optional[Dict[str, Any]] = None, **options: Any) -> Explanation:
+def explain(
+    model: Any, example_inputs: Any = (), example_kwargs: Optional[Dict[str, Any]] = None, **options: Any
+) -> Explanation:
     """Capture ``model`` (same arguments as :func:`fxkit.capture`) and return the report."""
     return explain_capture(capture(model, example_inputs, example_kwargs, **options))
 
@@ -182,19 +185,31 @@ def explain(model: Any, example_inputs: Any = (), example_kwargs: Optional[Dict[
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``fxkit explain``."""
-    parser.add_argument("model", metavar="MODEL", help="bundled name, package.module:attr or path/to/file.py:attr")
     parser.add_argument(
-        "--inputs", metavar="REF",
+        "model", metavar="MODEL", help="bundled name, package.module:attr or path/to/file.py:attr"
+    )
+    parser.add_argument(
+        "--inputs",
+        metavar="REF",
         help="example inputs: package.module:attr or path/to/file.py:attr naming a tuple, a dict of keyword"
         " inputs, or a function returning one (default for bundled models: their example inputs)",
     )
     parser.add_argument(
-        "--shape", metavar="DIMS", action="append", default=[],
+        "--shape",
+        metavar="DIMS",
+        action="append",
+        default=[],
         help="a random example input of this shape, e.g. 2,3,32,32 (repeat for several inputs)",
     )
-    parser.add_argument("--dtype", default="float32", help="dtype of the --shape inputs (default float32; e.g. int64)")
-    parser.add_argument("--meta", action="store_true", help="capture on the meta device (no weights allocated)")
-    parser.add_argument("--leaf", metavar="NAME", action="append", default=[], help="a submodule to keep as a leaf")
+    parser.add_argument(
+        "--dtype", default="float32", help="dtype of the --shape inputs (default float32; e.g. int64)"
+    )
+    parser.add_argument(
+        "--meta", action="store_true", help="capture on the meta device (no weights allocated)"
+    )
+    parser.add_argument(
+        "--leaf", metavar="NAME", action="append", default=[], help="a submodule to keep as a leaf"
+    )
 
 
 def _load_reference(ref: str) -> Any:
@@ -234,7 +249,9 @@ def _example_inputs(args: argparse.Namespace) -> Tuple[Tuple[Any, ...], Dict[str
             try:
                 shape = [int(dim) for dim in text.replace("x", ",").split(",") if dim]
             except ValueError:
-                raise CliError(f"--shape {text!r}: expected sizes separated by commas, e.g. 2,3,32,32") from None
+                raise CliError(
+                    f"--shape {text!r}: expected sizes separated by commas, e.g. 2,3,32,32"
+                ) from None
             if dtype.is_floating_point:
                 value.append(torch.randn(shape, generator=generator).to(dtype))
             else:

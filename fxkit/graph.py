@@ -1,4 +1,5 @@
 """``Graph``: an ordered, editable list of ``Node``s that represents one function."""
+
 from __future__ import annotations
 
 import builtins
@@ -24,7 +25,9 @@ if TYPE_CHECKING:
 __all__ = ["Graph", "CodeGen", "PythonCode", "map_arg", "map_aggregate", "_PyTreeCodeGen", "_PyTreeInfo"]
 
 # Names the generated code binds as globals, so node names must keep clear of them.
-RESERVED_NAMES = frozenset({"inf", "nan", "NoneType", "torch", "device", "fx_pytree", "pytree", "self", "fxkit"})
+RESERVED_NAMES = frozenset(
+    {"inf", "nan", "NoneType", "torch", "device", "fx_pytree", "pytree", "self", "fxkit"}
+)
 
 _NOT_IDENTIFIER = re.compile(r"[^0-9a-zA-Z_]+")
 _NUMBERED = re.compile(r"(.*)_(\d+)$")
@@ -66,7 +69,11 @@ class _Namespace:
             return self._owner[id(obj)]
         name = self._cleaned.get(candidate)
         if name is None:
-            name = candidate if candidate.isascii() and candidate.isidentifier() else _NOT_IDENTIFIER.sub("_", candidate)
+            name = (
+                candidate
+                if candidate.isascii() and candidate.isidentifier()
+                else _NOT_IDENTIFIER.sub("_", candidate)
+            )
             if not name:
                 name = "_unnamed"
             elif name[0].isdigit():
@@ -495,8 +502,14 @@ class Graph:
         for index, node in enumerate(self.nodes):
             position[node] = index
             records.append(
-                (node.op, node.name, node.target, _encode(node.args, position), _encode(node.kwargs, position),
-                 node.type)
+                (
+                    node.op,
+                    node.name,
+                    node.target,
+                    _encode(node.args, position),
+                    _encode(node.kwargs, position),
+                    node.type,
+                )
             )
         state = {key: value for key, value in self.__dict__.items() if key not in _UNPICKLED_FIELDS}
         state["_records"] = records
@@ -539,8 +552,17 @@ class Graph:
         for node in self.nodes:
             count += 1
             if node.graph is not self:
-                raise RuntimeError(f"Node {node.name!r} is in the list of this graph but points at another graph")
-            if node.op not in ("placeholder", "get_attr", "call_function", "call_method", "call_module", "output"):
+                raise RuntimeError(
+                    f"Node {node.name!r} is in the list of this graph but points at another graph"
+                )
+            if node.op not in (
+                "placeholder",
+                "get_attr",
+                "call_function",
+                "call_method",
+                "call_module",
+                "output",
+            ):
                 raise RuntimeError(f"Node {node.name!r} has unknown opcode {node.op!r}")
             if node.name in names:
                 raise RuntimeError(f"Node name {node.name!r} is used by more than one node")
@@ -549,7 +571,9 @@ class Graph:
                 raise RuntimeError(f"Node name {node.name!r} is not a valid Python identifier")
             for used in node._inputs:
                 if used.graph is not self:
-                    raise RuntimeError(f"Argument {used.name!r} of Node {node.name!r} does not belong to this graph")
+                    raise RuntimeError(
+                        f"Argument {used.name!r} of Node {node.name!r} does not belong to this graph"
+                    )
                 if used not in seen:
                     raise RuntimeError(
                         f"Argument '{used.name}' of Node '{node.name}' was used before it has been defined! "
@@ -559,9 +583,13 @@ class Graph:
                     raise RuntimeError(f"Node {used.name!r} does not list its user {node.name!r} in users")
             for user in node.users:
                 if user._erased or user.graph is not self:
-                    raise RuntimeError(f"Node {node.name!r} lists {user.name!r}, which is not in this graph, as a user")
+                    raise RuntimeError(
+                        f"Node {node.name!r} lists {user.name!r}, which is not in this graph, as a user"
+                    )
                 if node not in user._inputs:
-                    raise RuntimeError(f"Node {node.name!r} lists {user.name!r} as a user but it does not read it")
+                    raise RuntimeError(
+                        f"Node {node.name!r} lists {user.name!r} as a user but it does not read it"
+                    )
             if node.op == "output":
                 outputs += 1
                 if outputs > 1:
@@ -640,7 +668,10 @@ class Graph:
         # multi-line cells spread over several lines, no trailing spaces.
         headers = ("opcode", "name", "target", "args", "kwargs")
         rows = [
-            [str(cell).strip().split("\n") for cell in (node.op, node.name, node.target, node.args, node.kwargs)]
+            [
+                str(cell).strip().split("\n")
+                for cell in (node.op, node.name, node.target, node.args, node.kwargs)
+            ]
             for node in self.nodes
         ]
         widths = [

@@ -1,4 +1,5 @@
 """``GraphModule``: an ``nn.Module`` whose ``forward`` is generated from a ``Graph``."""
+
 from __future__ import annotations
 
 import copy
@@ -13,11 +14,12 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Type, Union
 
 import torch
 
-from .codegen import PythonCode, _PyTreeCodeGen
 from ._gc import collector_paused as _collector_paused
+from .codegen import PythonCode, _PyTreeCodeGen
 from .graph import Graph
 
 __all__ = ["GraphModule"]
+
 
 class _CompiledSources:
     """Compiled ``forward`` code objects, keyed by their source text, and their linecache entries.
@@ -176,8 +178,9 @@ def _parent_of(destination: torch.nn.Module, qualified_name: str) -> Tuple[torch
     return destination, leaf
 
 
-def _install_attr(destination: torch.nn.Module, qualified_name: str, value: Any, as_buffer: bool,
-                  persistent: bool = True) -> None:
+def _install_attr(
+    destination: torch.nn.Module, qualified_name: str, value: Any, as_buffer: bool, persistent: bool = True
+) -> None:
     holder, leaf = _parent_of(destination, qualified_name)
     if as_buffer:
         holder.register_buffer(leaf, value, persistent=persistent)
@@ -236,11 +239,22 @@ class GraphModule(torch.nn.Module):
     """
 
     __jit_unused_properties__ = ["graph", "code", "_code", "_lineno_map"]
-    __jit_ignored_attributes__ = ["_generated", "_forward_fn", "_graph", "meta", "_tracer_cls", "_tracer_extras"]
+    __jit_ignored_attributes__ = [
+        "_generated",
+        "_forward_fn",
+        "_graph",
+        "meta",
+        "_tracer_cls",
+        "_tracer_extras",
+    ]
 
     def __new__(cls: Type["GraphModule"], *args: Any, **kwargs: Any) -> "GraphModule":
         user_class = _user_class(cls)
-        impl = type(user_class.__name__, (user_class,), {"_fxkit_impl_class": True, "__module__": user_class.__module__})
+        impl = type(
+            user_class.__name__,
+            (user_class,),
+            {"_fxkit_impl_class": True, "__module__": user_class.__module__},
+        )
         return super().__new__(impl)
 
     def __init__(
@@ -278,7 +292,9 @@ class GraphModule(torch.nn.Module):
             raise RuntimeError(
                 f"GraphModule root must be an nn.Module or a dict of qualified name to object, got {type(root)!r}"
             )
-        self.meta: Dict[str, Any] = dict(getattr(root, "meta", {}) or {}) if isinstance(root, torch.nn.Module) else {}
+        self.meta: Dict[str, Any] = (
+            dict(getattr(root, "meta", {}) or {}) if isinstance(root, torch.nn.Module) else {}
+        )
         self._tracer_cls = graph._tracer_cls
         self._tracer_extras = graph._tracer_extras
         self.graph = graph
@@ -336,8 +352,14 @@ class GraphModule(torch.nn.Module):
     def _lineno_map(self) -> Optional[Dict[int, Optional[int]]]:
         return self._python_code()._lineno_map
 
-    def print_readable(self, print_output: bool = True, include_stride: bool = False,
-                       include_device: bool = False, colored: bool = False, **_: Any) -> str:
+    def print_readable(
+        self,
+        print_output: bool = True,
+        include_stride: bool = False,
+        include_device: bool = False,
+        colored: bool = False,
+        **_: Any,
+    ) -> str:
         """The module as a class definition with its generated ``forward``, stack comments and shape
         annotations (from ``node.meta``) included."""
         text = self._readable(self._get_name(), include_stride, include_device)
@@ -347,7 +369,11 @@ class GraphModule(torch.nn.Module):
 
     def _readable(self, class_name: str, include_stride: bool = False, include_device: bool = False) -> str:
         source = self._graph._codegen._gen_python_code(
-            self._graph.nodes, "self", verbose=True, include_stride=include_stride, include_device=include_device
+            self._graph.nodes,
+            "self",
+            verbose=True,
+            include_stride=include_stride,
+            include_device=include_device,
         ).src
         lines = [f"class {class_name}(torch.nn.Module):"]
         lines.extend(_indented(source))
@@ -532,8 +558,13 @@ def _check_target_exists(root: torch.nn.Module, node: Any) -> None:
 
 def _import_lines(globals_: Dict[str, Any]) -> List[str]:
     """Import statements that recreate the generated code's globals in a standalone file."""
-    lines = ["import torch", "import math", "from math import inf, nan", "NoneType = type(None)",
-             "device = torch.device"]
+    lines = [
+        "import torch",
+        "import math",
+        "from math import inf, nan",
+        "NoneType = type(None)",
+        "device = torch.device",
+    ]
     for name, value in globals_.items():
         if name in ("torch", "inf", "nan", "NoneType", "device"):
             continue
@@ -557,4 +588,3 @@ def _import_lines(globals_: Dict[str, Any]) -> List[str]:
                 "an import. Make it an importable module-level object."
             )
     return lines
-

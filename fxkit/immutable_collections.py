@@ -3,6 +3,7 @@
 A node's arguments are shared with its users' bookkeeping, so editing them in place would silently
 desynchronise ``users``. These containers refuse in-place edits and tell the caller what to do instead.
 """
+
 from __future__ import annotations
 
 from typing import Any, NoReturn

@@ -89,8 +89,18 @@ def _is_plain_dict(arg: Any) -> bool:
     return type(arg) is dict or (isinstance(arg, dict) and type(arg).__name__ == "immutable_dict")
 
 
-_FROZEN_LEAVES = (int, float, bool, str, complex, type(None), torch.dtype, torch.device,
-                  torch.memory_format, torch.layout)
+_FROZEN_LEAVES = (
+    int,
+    float,
+    bool,
+    str,
+    complex,
+    type(None),
+    torch.dtype,
+    torch.device,
+    torch.memory_format,
+    torch.layout,
+)
 
 
 def _is_frozen(arg: Any) -> bool:
@@ -135,7 +145,9 @@ def _template(key: Any, expression: str, slot_count: int) -> types.CodeType:
 
 def _compile_runner(expression: str, slots: List[Any]) -> _Runner:
     """``lambda env: <expression>`` with ``s0..sN`` bound to ``slots``."""
-    return types.FunctionType(_template(expression, expression, len(slots)), _RUNNER_GLOBALS, "run", tuple(slots))
+    return types.FunctionType(
+        _template(expression, expression, len(slots)), _RUNNER_GLOBALS, "run", tuple(slots)
+    )
 
 
 _RUNNER_GLOBALS: Dict[str, Any] = {"__builtins__": __builtins__, "slice": slice, "getattr": getattr}
@@ -469,8 +481,7 @@ class Interpreter:
                 return env[used]
             except KeyError:
                 raise RuntimeError(
-                    f"Node {n} referenced nonexistent value {used}! Run Graph.lint() to diagnose "
-                    "such issues"
+                    f"Node {n} referenced nonexistent value {used}! Run Graph.lint() to diagnose such issues"
                 ) from None
 
         return map_arg(args, load)
@@ -536,7 +547,9 @@ class Interpreter:
             raise RuntimeError(f"Node {node.name} has unknown op {op!r}; expected one of {_OPCODES}")
         render = _Renderer()
         if handler is not None:
-            expression = f"{render.slot(handler)}({render.slot(target)}, {render.packed(node.args, node.kwargs)})"
+            expression = (
+                f"{render.slot(handler)}({render.slot(target)}, {render.packed(node.args, node.kwargs)})"
+            )
         elif op == "call_function":
             expression = f"{render.slot(target)}({render.call_args(node.args, node.kwargs)})"
         elif op == "call_method":
@@ -647,7 +660,9 @@ class Transformer(Interpreter):
             provenance = {key: n.meta[key] for key in _PROVENANCE_META if key in n.meta}
             if provenance:
                 for new_node in _last_nodes(self.new_graph, created):
-                    if new_node.op == "placeholder":  # inputs of the new graph carry no provenance, as in torch.fx
+                    if (
+                        new_node.op == "placeholder"
+                    ):  # inputs of the new graph carry no provenance, as in torch.fx
                         continue
                     for key, value in provenance.items():
                         new_node.meta.setdefault(key, value)

@@ -1,4 +1,5 @@
 """``Node``: one operation of a ``Graph``, and the helpers that walk node arguments."""
+
 from __future__ import annotations
 
 import builtins
@@ -17,15 +18,30 @@ if TYPE_CHECKING:
 __all__ = ["Node", "map_arg", "map_aggregate", "Argument", "Target", "has_side_effect"]
 
 BaseArgumentTypes = Union[
-    str, int, float, bool, complex, torch.dtype, torch.Tensor, torch.device, torch.memory_format,
-    torch.layout, torch._ops.OpOverload,
+    str,
+    int,
+    float,
+    bool,
+    complex,
+    torch.dtype,
+    torch.Tensor,
+    torch.device,
+    torch.memory_format,
+    torch.layout,
+    torch._ops.OpOverload,
 ]
 base_types = BaseArgumentTypes.__args__  # type: ignore[attr-defined]
 
 Target = Union[Callable[..., Any], str]
 Argument = Optional[
     Union[
-        Tuple[Any, ...], List[Any], Dict[str, Any], slice, range, "Node", BaseArgumentTypes,
+        Tuple[Any, ...],
+        List[Any],
+        Dict[str, Any],
+        slice,
+        range,
+        "Node",
+        BaseArgumentTypes,
     ]
 ]
 
@@ -55,8 +71,17 @@ _RANDOM_FUNCTIONS: Dict[Any, None] = {
     for fn in (
         getattr(torch, name, None)
         for name in (
-            "rand", "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like",
-            "normal", "poisson", "bernoulli", "multinomial",
+            "rand",
+            "randn",
+            "randint",
+            "randperm",
+            "rand_like",
+            "randn_like",
+            "randint_like",
+            "normal",
+            "poisson",
+            "bernoulli",
+            "multinomial",
         )
     )
     if fn is not None
@@ -97,7 +122,7 @@ def _qualified_name(fn: Any) -> str:
     module = getattr(fn, "__module__", None) or ""
     for prefix, replacement in _MODULE_RENAMES.items():
         if module == prefix or module.startswith(prefix + "."):
-            module = replacement + module[len(prefix):]
+            module = replacement + module[len(prefix) :]
             break
     return f"{module}.{name}" if module else name
 
@@ -260,9 +285,7 @@ def _swapped(arg: Argument, old: "Node", new: "Node") -> Argument:
     return map_arg(arg, lambda node: new if node is old else node)
 
 
-def _frozen_arguments(
-    args: Any, kwargs: Any
-) -> Tuple[Tuple[Any, ...], Dict[str, Any], Collection["Node"]]:
+def _frozen_arguments(args: Any, kwargs: Any) -> Tuple[Tuple[Any, ...], Dict[str, Any], Collection["Node"]]:
     """A node's arguments made read-only, and the distinct nodes they read, in order.
 
     Flat positional arguments (nodes and scalars, by far the common case) skip ``_freeze``'s
@@ -349,7 +372,9 @@ class Node:
     ) -> None:
         if op == "call_function":
             if not callable(target):
-                raise ValueError(f"node {name!r}: a call_function node needs a callable target, got {target!r}")
+                raise ValueError(
+                    f"node {name!r}: a call_function node needs a callable target, got {target!r}"
+                )
         elif op in _STRING_TARGET_OPS:
             if not isinstance(target, str):
                 raise ValueError(f"node {name!r}: a {op} node needs a string target, got {target!r}")
@@ -519,7 +544,9 @@ class Node:
                     "meta; propagating would overwrite it. Clear it or pass propagate_meta=False."
                 )
             replace_with.meta.update(self.meta)
-        changed = list(self.users) if delete_user_cb is None else [u for u in list(self.users) if delete_user_cb(u)]
+        changed = (
+            list(self.users) if delete_user_cb is None else [u for u in list(self.users) if delete_user_cb(u)]
+        )
         for user in changed:
             user._swap_input(self, replace_with)
         return changed
@@ -595,7 +622,9 @@ class Node:
                 self._target, self._args, self._kwargs, arg_types, kwarg_types, normalize_to_only_use_kwargs
             )
         if self._op == "call_module":
-            return normalize_module(root, self._target, self._args, self._kwargs, normalize_to_only_use_kwargs)
+            return normalize_module(
+                root, self._target, self._args, self._kwargs, normalize_to_only_use_kwargs
+            )
         return None
 
     def format_node(
@@ -626,4 +655,3 @@ class Node:
 
     def __repr__(self) -> str:
         return self.name
-

@@ -5,6 +5,7 @@ builtins the signatures come from the TorchScript schemas registered for the ate
 Python callable can have several overloads; a call is normalized only when exactly one overload
 accepts it (or argument types pick one).
 """
+
 from __future__ import annotations
 
 import enum
@@ -111,7 +112,7 @@ def _script_class(qualified_name: str) -> Any:
     if not qualified_name.startswith(prefix):
         return Any
     found: Any = torch
-    for part in qualified_name[len(prefix):].split(".")[1:]:
+    for part in qualified_name[len(prefix) :].split(".")[1:]:
         try:
             found = getattr(found, part)
         except (AttributeError, RuntimeError):
@@ -136,7 +137,9 @@ def _schema_to_signature(schema: torch.FunctionSchema) -> inspect.Signature:
     arguments = list(schema.arguments)
     # A Python keyword (``from``) is only a legal name for a positional-only parameter, and
     # positional-only parameters must come first, so everything up to it becomes positional-only.
-    keyword_positions = [index for index, argument in enumerate(arguments) if keyword.iskeyword(argument.name)]
+    keyword_positions = [
+        index for index, argument in enumerate(arguments) if keyword.iskeyword(argument.name)
+    ]
     positional_only_until = keyword_positions[-1] if keyword_positions else -1
     parameters = []
     for index, argument in enumerate(arguments):
@@ -226,9 +229,7 @@ def _hashable(value: Any) -> bool:
     return True
 
 
-def _bind(
-    signature: inspect.Signature, args: Tuple[Any, ...], kwargs: Dict[str, Any]
-) -> Dict[str, Any]:
+def _bind(signature: inspect.Signature, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Dict[str, Any]:
     """Map every parameter to its value (defaults filled in), like ``Signature.bind`` + ``apply_defaults``.
 
     ``*args``/``**kwargs`` parameters are not supported; raises TypeError when the call does not fit.
@@ -291,7 +292,9 @@ def _normalize_with(
     return ArgsKwargsPair(tuple(new_args), new_kwargs)
 
 
-def _all_types_match(signature: inspect.Signature, arg_types: Tuple[Any, ...], kwarg_types: Dict[str, Any]) -> bool:
+def _all_types_match(
+    signature: inspect.Signature, arg_types: Tuple[Any, ...], kwarg_types: Dict[str, Any]
+) -> bool:
     """Whether ``signature`` accepts arguments of the given types (unpassed parameters are not checked)."""
     try:
         _bind(signature, arg_types, kwarg_types)
@@ -299,7 +302,9 @@ def _all_types_match(signature: inspect.Signature, arg_types: Tuple[Any, ...], k
         return False
     given = dict(zip(signature.parameters, arg_types))
     given.update(kwarg_types)
-    return all(type_matches(signature.parameters[name].annotation, arg_type) for name, arg_type in given.items())
+    return all(
+        type_matches(signature.parameters[name].annotation, arg_type) for name, arg_type in given.items()
+    )
 
 
 def _normalize_torch_op(
@@ -392,10 +397,14 @@ def normalize_module(
     if getattr(torch.nn, module_class.__name__, None) is not module_class:
         return None
     signature = inspect.signature(inspect.unwrap(module.forward))
-    return _normalize_with(signature, args, kwargs if kwargs is not None else {}, normalize_to_only_use_kwargs)
+    return _normalize_with(
+        signature, args, kwargs if kwargs is not None else {}, normalize_to_only_use_kwargs
+    )
 
 
-def check_for_mutable_operation(target: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
+def check_for_mutable_operation(
+    target: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]
+) -> None:
     """Raise RuntimeError when the call resolves to exactly one aten overload and that overload mutates its inputs."""
     if not isinstance(target, (types.BuiltinFunctionType, OpOverload, OpOverloadPacket)):
         return
@@ -426,7 +435,10 @@ def type_matches(signature_type: Any, argument_type: Any) -> bool:
     if signature_origin is list:
         element_type = typing.get_args(signature_type)[0]
         if not _is_class(element_type):
-            warnings.warn(f"Does not support nested parametric types, got {signature_type}. Please file a bug.")
+            warnings.warn(
+                f"Does not support nested parametric types, got {signature_type}. Please file a bug.",
+                stacklevel=2,
+            )
             return False
         argument_origin = typing.get_origin(argument_type)
         argument_parts = typing.get_args(argument_type)

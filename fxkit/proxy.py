@@ -4,6 +4,7 @@ Every operation done on a :class:`Proxy` (an operator, a method call, an attribu
 read, a ``torch`` function) is recorded as a :class:`~fxkit.node.Node` in the graph
 of the proxy's tracer, and answered with a new proxy standing for the result.
 """
+
 from __future__ import annotations
 
 import collections
@@ -89,13 +90,25 @@ class ScopeContextManager:
 # Types that are stored in a graph as they are.
 _ATOMIC_ARG_TYPES = frozenset(
     {
-        str, int, float, bool, complex, type(None), type(Ellipsis),
-        torch.dtype, torch.device, torch.memory_format, torch.layout,
-        torch.SymInt, torch.SymFloat, torch.SymBool,
+        str,
+        int,
+        float,
+        bool,
+        complex,
+        type(None),
+        type(Ellipsis),
+        torch.dtype,
+        torch.device,
+        torch.memory_format,
+        torch.layout,
+        torch.SymInt,
+        torch.SymFloat,
+        torch.SymBool,
     }
 )
 _OPERATOR_ARG_TYPES: Tuple[type, ...] = tuple(
-    cls for cls in (getattr(torch._ops, "OpOverload", None), getattr(torch._ops, "HigherOrderOperator", None))
+    cls
+    for cls in (getattr(torch._ops, "OpOverload", None), getattr(torch._ops, "HigherOrderOperator", None))
     if cls is not None
 )
 
@@ -360,7 +373,9 @@ class Proxy:
         )
 
     def __float__(self) -> float:
-        raise TypeError("float() argument must be a string or a real number, not 'Proxy'" + _where(sys._getframe(1)))
+        raise TypeError(
+            "float() argument must be a string or a real number, not 'Proxy'" + _where(sys._getframe(1))
+        )
 
     @classmethod
     def __torch_function__(
@@ -428,21 +443,42 @@ def _read_from_param(attr: str, as_property: bool) -> Any:
     return method
 
 
-for _attr, _is_property in (("shape", True), ("ndim", True), ("dim", False), ("numel", False), ("nelement", False)):
+for _attr, _is_property in (
+    ("shape", True),
+    ("ndim", True),
+    ("dim", False),
+    ("numel", False),
+    ("nelement", False),
+):
     setattr(ParameterProxy, _attr, _read_from_param(_attr, _is_property))
 del _attr, _is_property
 
 
 # Operators recorded as call_function nodes of the `operator` function of the same name.
 _BINARY_OPERATORS = {
-    "add": operator.add, "sub": operator.sub, "mul": operator.mul, "floordiv": operator.floordiv,
-    "truediv": operator.truediv, "div": operator.truediv, "mod": operator.mod, "pow": operator.pow,
-    "lshift": operator.lshift, "rshift": operator.rshift, "and": operator.and_, "or": operator.or_,
-    "xor": operator.xor, "getitem": operator.getitem, "matmul": operator.matmul,
+    "add": operator.add,
+    "sub": operator.sub,
+    "mul": operator.mul,
+    "floordiv": operator.floordiv,
+    "truediv": operator.truediv,
+    "div": operator.truediv,
+    "mod": operator.mod,
+    "pow": operator.pow,
+    "lshift": operator.lshift,
+    "rshift": operator.rshift,
+    "and": operator.and_,
+    "or": operator.or_,
+    "xor": operator.xor,
+    "getitem": operator.getitem,
+    "matmul": operator.matmul,
 }
 _COMPARISONS = {
-    "eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "gt": operator.gt,
-    "le": operator.le, "ge": operator.ge,
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "lt": operator.lt,
+    "gt": operator.gt,
+    "le": operator.le,
+    "ge": operator.ge,
 }
 _UNARY_OPERATORS = {"neg": operator.neg, "pos": operator.pos, "invert": operator.invert, "abs": operator.abs}
 

@@ -116,7 +116,9 @@ def replace_pattern(gm: GraphModule, pattern: PatternLike, replacement: PatternL
         matches = replace_pattern(traced_module, pattern, replacement)
     """
     with collector_paused():
-        return [Match(anchor, nodes_map) for anchor, nodes_map, _ in _replace_pattern(gm, pattern, replacement)]
+        return [
+            Match(anchor, nodes_map) for anchor, nodes_map, _ in _replace_pattern(gm, pattern, replacement)
+        ]
 
 
 def replace_pattern_with_filters(
@@ -181,7 +183,9 @@ def _replace_pattern(
     # The matcher's defaults are what a rewrite wants: anchored nowhere, overlapping matches dropped.
     matcher = SubgraphMatcher(pattern_graph, ignore_literals=ignore_literals)
     # Erased last-to-first, so that every node is unused when it goes.
-    pattern_compute_nodes = [n for n in reversed(pattern_graph.nodes) if n.op not in ("placeholder", "output")]
+    pattern_compute_nodes = [
+        n for n in reversed(pattern_graph.nodes) if n.op not in ("placeholder", "output")
+    ]
     plan = _ReplacementPlan(replacement_graph) if replacement_graph is not None else None
     # An earlier replacement may have swapped out a node that a later match takes as an input.
     replaced_by: Dict[Node, Node] = {}
@@ -190,14 +194,18 @@ def _replace_pattern(
     results: List[_Replaced] = []
     matches = matcher.match(original_graph, node_name_match=node_name_match)
     if match_filters:
-        matches = [m for m in matches if all(keep(m, original_graph, pattern_graph) for keep in match_filters)]
+        matches = [
+            m for m in matches if all(keep(m, original_graph, pattern_graph) for keep in match_filters)
+        ]
     for match in matches:
         if replacement_callback is not None:
             replacement_graph = replacement_callback(match, original_graph, pattern_graph)
         assert replacement_graph is not None
         if plan is None or plan.graph is not replacement_graph:
             plan = _ReplacementPlan(replacement_graph)
-        results.append(_replace_one(match, original_graph, pattern_compute_nodes, plan, replaced_by, out_of_order))
+        results.append(
+            _replace_one(match, original_graph, pattern_compute_nodes, plan, replaced_by, out_of_order)
+        )
     if any(_defined_after_a_use(node) for copied_nodes in out_of_order for node in copied_nodes):
         _restore_definition_order(original_graph)
 
@@ -228,12 +236,24 @@ class _ReplacementPlan:
         # One recipe per node to copy: (source node, op, target, args, how to map them, kwargs, how
         # to map them, name, type); the _MAP_* values say how arguments become the copy's.
         self.recipes = [
-            (n, n.op, n.target, n.args, _how_to_map(n.args), n.kwargs, _how_to_map(n.kwargs.values()), n.name, n.type)
+            (
+                n,
+                n.op,
+                n.target,
+                n.args,
+                _how_to_map(n.args),
+                n.kwargs,
+                _how_to_map(n.kwargs.values()),
+                n.name,
+                n.type,
+            )
             for n in nodes
             if n.op not in ("placeholder", "output")
         ]
 
-    def copy_before(self, graph: Graph, successor: Node, value_map: Dict[Node, Any]) -> Tuple[Any, List[Node]]:
+    def copy_before(
+        self, graph: Graph, successor: Node, value_map: Dict[Node, Any]
+    ) -> Tuple[Any, List[Node]]:
         """Copy the body into ``graph`` right before ``successor`` (as ``graph.graph_copy`` would);
         return what the replacement outputs (mapped) and the new nodes, in order."""
         lookup = value_map.__getitem__
@@ -408,5 +428,3 @@ def _restore_definition_order(graph: Graph) -> None:
     for previous, node in zip(ordered, ordered[1:]):
         if node.prev is not previous:
             previous.append(node)
-
-

@@ -12,6 +12,7 @@ look up the tracer of the *current thread*, so other threads keep the normal
 behaviour, and every replaced global is counted per user and put back by the
 last trace that needs it, also when the traced code raises.
 """
+
 from __future__ import annotations
 
 import builtins
@@ -22,7 +23,7 @@ import sys
 import threading
 import types
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.utils._pytree as pytree
@@ -31,9 +32,11 @@ from torch import nn
 from ._gc import collector_paused
 from .graph import Graph, _PyTreeCodeGen, _PyTreeInfo
 from .node import Node
+
+if TYPE_CHECKING:
+    from .graph_module import GraphModule
 from .proxy import (
     _ATOMIC_ARG_TYPES,
-    Attribute,
     ParameterProxy,
     Proxy,
     Scope,
@@ -431,7 +434,9 @@ class Tracer(TracerBase):
             self.root = root
             fn = getattr(type(root), self.traced_func_name)
             if not callable(fn):
-                raise TypeError(f"{type(root).__name__}.{self.traced_func_name} is not callable; nothing to trace")
+                raise TypeError(
+                    f"{type(root).__name__}.{self.traced_func_name} is not callable; nothing to trace"
+                )
             self.root_module_name = root._get_name()
             self.submodule_paths = {module: name for name, module in root.named_modules()}
         else:
@@ -464,7 +469,9 @@ class Tracer(TracerBase):
                 traced_fn, args = self.create_args_for_root(fn, isinstance(root, nn.Module), concrete_args)
                 return_annotation = getattr(inspect.unwrap(fn), "__annotations__", {}).get("return", None)
                 result = _call_traced_root(traced_fn, args)
-                self.create_node("output", "output", (self.create_arg(result),), {}, type_expr=return_annotation)
+                self.create_node(
+                    "output", "output", (self.create_arg(result),), {}, type_expr=return_annotation
+                )
         finally:
             self._finish_trace(stack)
         return self.graph
@@ -525,9 +532,13 @@ class Tracer(TracerBase):
         elif code.co_kwonlyargcount or has_varstuff:
             extra_names = iter(code.co_varnames[positional_count:])
             if code.co_flags & inspect.CO_VARARGS:
-                args.append(self._proxy_placeholder("*" + next(extra_names), concrete_args, signature, inner_fn))
+                args.append(
+                    self._proxy_placeholder("*" + next(extra_names), concrete_args, signature, inner_fn)
+                )
             if code.co_flags & inspect.CO_VARKEYWORDS:
-                args.append(self._proxy_placeholder("**" + next(extra_names), concrete_args, signature, inner_fn))
+                args.append(
+                    self._proxy_placeholder("**" + next(extra_names), concrete_args, signature, inner_fn)
+                )
             call_fn = _with_flat_signature(root_fn, len(args))
         else:
             call_fn = root_fn
@@ -574,13 +585,16 @@ class Tracer(TracerBase):
                 message = f"{name} has been specialized to have value {leaf} but got another value"
                 if leaf is None:
                     self.create_proxy("call_function", _assert_is_none, (proxy, message), {})
-                elif type(leaf) in (bool, int, float, complex, str) or isinstance(leaf, (torch.dtype, torch.device)):
+                elif type(leaf) in (bool, int, float, complex, str) or isinstance(
+                    leaf, (torch.dtype, torch.device)
+                ):
                     torch._assert(proxy == leaf, message)
                 else:
                     warnings.warn(
                         f"Was not able to add assertion to guarantee correct input {name} to specialized"
                         " function. It is up to the user to make sure that your inputs match the inputs you"
-                        " specialized the function with."
+                        " specialized the function with.",
+                        stacklevel=2,
                     )
                 return leaf
 
@@ -627,7 +641,11 @@ class Tracer(TracerBase):
         return self._buffer_paths
 
     def _on_module_call(
-        self, module: nn.Module, original_call: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]
+        self,
+        module: nn.Module,
+        original_call: Callable[..., Any],
+        args: Tuple[Any, ...],
+        kwargs: Dict[str, Any],
     ) -> Any:
         forward_globals = getattr(getattr(module, "forward", None), "__globals__", None)
         if forward_globals is not None:
@@ -659,7 +677,11 @@ class Tracer(TracerBase):
         for name, value in list(globals_dict.items()):
             if name.startswith("_") or not callable(value):
                 continue
-            original = getattr(value, "__fxkit_original__", value) if _PATCHES.is_patched(globals_dict, name) else value
+            original = (
+                getattr(value, "__fxkit_original__", value)
+                if _PATCHES.is_patched(globals_dict, name)
+                else value
+            )
             if id(original) in wanted:
                 self._patch_keys.append(_PATCHES.acquire(globals_dict, name, _recording_wrapper))
 

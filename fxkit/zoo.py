@@ -37,7 +37,9 @@ _INPUT_SEED = 1
 class MLP(nn.Module):
     """Linear layers with ReLU between them."""
 
-    def __init__(self, in_features: int = 32, hidden: int = 64, out_features: int = 10, depth: int = 3) -> None:
+    def __init__(
+        self, in_features: int = 32, hidden: int = 64, out_features: int = 10, depth: int = 3
+    ) -> None:
         super().__init__()
         widths = [in_features] + [hidden] * (depth - 1) + [out_features]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:]))
@@ -78,7 +80,9 @@ class BasicBlock(nn.Module):
 class ResNet(nn.Module):
     """A narrow ResNet with the torchvision layout (``layer1.0.conv1`` ...)."""
 
-    def __init__(self, widths: tuple[int, ...] = (16, 32, 64), blocks_per_stage: int = 2, num_classes: int = 10) -> None:
+    def __init__(
+        self, widths: tuple[int, ...] = (16, 32, 64), blocks_per_stage: int = 2, num_classes: int = 10
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, widths[0], 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
@@ -109,7 +113,9 @@ class Attention(nn.Module):
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
         if dim % heads:
-            raise ValueError(f"Attention: dim={dim} is not divisible by heads={heads}; pick a dim that is a multiple of heads")
+            raise ValueError(
+                f"Attention: dim={dim} is not divisible by heads={heads}; pick a dim that is a multiple of heads"
+            )
         self.heads = heads
         self.head_dim = dim // heads
         self.scale = 1.0 / math.sqrt(self.head_dim)

@@ -46,9 +46,12 @@ def test_sides_run_interleaved_with_their_own_library() -> None:
     result = harness.run_workload(workload, harness.Settings(repeats=3, warmup=False))
     assert result.error is None
     assert calls == [
-        "fxkit:fxkit", "baseline:torch.fx",
-        "baseline:torch.fx", "fxkit:fxkit",
-        "fxkit:fxkit", "baseline:torch.fx",
+        "fxkit:fxkit",
+        "baseline:torch.fx",
+        "baseline:torch.fx",
+        "fxkit:fxkit",
+        "fxkit:fxkit",
+        "baseline:torch.fx",
     ]
     assert len(result.fxkit_seconds) == len(result.baseline_seconds) == 3
     assert result.speedup is not None and result.speedup > 0
@@ -111,10 +114,14 @@ def test_hand_built_mlp_graph_is_what_tracing_gives() -> None:
     torch.testing.assert_close(module(*inputs), model(*inputs))
 
 
-def test_command_runs_one_quick_workload_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_command_runs_one_quick_workload_and_writes_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "results.json"
     threads_before = torch.get_num_threads()
-    exit_code = cli.main(["--compare", "torch.fx", "--only", "graph/build-1k$", "--quick", "--json", str(out)])
+    exit_code = cli.main(
+        ["--compare", "torch.fx", "--only", "graph/build-1k$", "--quick", "--json", str(out)]
+    )
     assert torch.get_num_threads() == threads_before
     printed = capsys.readouterr().out
     assert "graph/build-1k" in printed

@@ -3,6 +3,7 @@
 Every captured graph is checked against eager execution of the same model; where torch.fx can
 trace a model, the captured graph is also compared with torch.fx's.
 """
+
 from __future__ import annotations
 
 import json
@@ -205,7 +206,11 @@ def test_len_and_iteration_fix_the_count():
 def test_item_and_int_of_tensor_data():
     for model, x, other in (
         (control_flow_zoo.ItemThreshold(), torch.randn(3, 4) * 10, torch.randn(3, 4) * 0.01),
-        (control_flow_zoo.TopKWidth(), torch.tensor([[1.0, -1.0, 2.0]] * 2), torch.tensor([[1.0, 1.0, 1.0]] * 2)),
+        (
+            control_flow_zoo.TopKWidth(),
+            torch.tensor([[1.0, -1.0, 2.0]] * 2),
+            torch.tensor([[1.0, 1.0, 1.0]] * 2),
+        ),
     ):
         result = fxkit.capture(model, (x,))
         torch.testing.assert_close(result(x), model(x))
@@ -288,19 +293,30 @@ def test_named_leaf_modules(spec):
 
 def test_leaf_functions_from_this_and_other_modules_are_restored():
     x = torch.randn(3, 4)
-    before = (helper_counts_positive, control_flow_zoo.count_positive, control_flow_zoo.Helpers.__dict__["halve"])
+    before = (
+        helper_counts_positive,
+        control_flow_zoo.count_positive,
+        control_flow_zoo.Helpers.__dict__["halve"],
+    )
     result = fxkit.capture(UsesHelper(), (x,), leaf_functions=[helper_counts_positive])
-    assert [node.target for node in result.graph.nodes if node.op == "call_function"][0] is helper_counts_positive
+    assert [node.target for node in result.graph.nodes if node.op == "call_function"][
+        0
+    ] is helper_counts_positive
     torch.testing.assert_close(result(x), UsesHelper()(x))
     other = fxkit.capture(
-        UsesZooHelper(), (x,),
+        UsesZooHelper(),
+        (x,),
         leaf_functions=["tests.models.control_flow_zoo.count_positive", control_flow_zoo.Helpers.halve],
     )
     targets = [node.target for node in other.graph.nodes if node.op == "call_function"]
     assert control_flow_zoo.count_positive in targets and control_flow_zoo.Helpers.halve in targets
     torch.testing.assert_close(other(x), UsesZooHelper()(x))
     assert [leaf.kind for leaf in other.leaves] == ["function", "function"]
-    after = (helper_counts_positive, control_flow_zoo.count_positive, control_flow_zoo.Helpers.__dict__["halve"])
+    after = (
+        helper_counts_positive,
+        control_flow_zoo.count_positive,
+        control_flow_zoo.Helpers.__dict__["halve"],
+    )
     assert before == after
 
 
@@ -313,7 +329,13 @@ def test_nothing_stays_patched_when_capture_raises():
 
     with pytest.raises(KeyError):
         fxkit.capture(Broken(), (torch.ones(1),), leaf_functions=[helper_counts_positive])
-    assert saved == (nn.Module.__call__, nn.Module.__getattr__, torch.ones, torch.arange, helper_counts_positive)
+    assert saved == (
+        nn.Module.__call__,
+        nn.Module.__getattr__,
+        torch.ones,
+        torch.arange,
+        helper_counts_positive,
+    )
     with pytest.raises(TypeError):
         # torch.fx's own behaviour for a proxy among the sizes is untouched after a capture.
         fxkit.symbolic_trace(lambda x: torch.ones(x.shape[0], 2))
@@ -395,7 +417,9 @@ def test_llama_7b_on_meta_captures_fast_and_small():
     pytest.importorskip("transformers")
     root = os.path.dirname(os.path.dirname(THIS_FILE))
     env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    done = subprocess.run([sys.executable, "-c", _LLAMA_7B_SCRIPT], capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", _LLAMA_7B_SCRIPT], capture_output=True, text=True, env=env, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     seconds, rss_mb, params, nodes, leaves = done.stdout.split()[-5:]
     assert int(params) > 6_000_000_000
@@ -411,7 +435,9 @@ def weighted_sum(xs, scale):
 def test_functions_with_a_list_of_tensors_and_a_number():
     xs = [torch.ones(2), torch.full((2,), 2.0)]
     result = fxkit.capture(weighted_sum, (xs, 3.0))
-    torch.testing.assert_close(result([torch.ones(2), torch.zeros(2)], 3.0), weighted_sum([torch.ones(2), torch.zeros(2)], 3.0))
+    torch.testing.assert_close(
+        result([torch.ones(2), torch.zeros(2)], 3.0), weighted_sum([torch.ones(2), torch.zeros(2)], 3.0)
+    )
     assert [guard.condition for guard in result.guards] == ["len(xs) == 2", "scale == 3.0"]
     assert all(guard.location.function == "weighted_sum" for guard in result.guards)
     with pytest.raises(GuardError, match="len"):
@@ -463,12 +489,18 @@ def test_keyword_inputs_through_var_keyword_become_named_inputs():
     placeholders = [node.target for node in result.graph.nodes if node.op == "placeholder"]
     assert placeholders == ["x", "mask", "double", "bias", "**kwargs"]
     other_x, other_bias = torch.randn(2, 3), torch.randn(3)
-    torch.testing.assert_close(result(x=other_x, double=True, bias=other_bias), model(other_x, double=True, bias=other_bias))
-    torch.testing.assert_close(result(other_x, None, True, other_bias), model(other_x, double=True, bias=other_bias))
+    torch.testing.assert_close(
+        result(x=other_x, double=True, bias=other_bias), model(other_x, double=True, bias=other_bias)
+    )
+    torch.testing.assert_close(
+        result(other_x, None, True, other_bias), model(other_x, double=True, bias=other_bias)
+    )
     with pytest.raises(GuardError, match="double == True"):
         result(x=other_x, double=False, bias=other_bias)
     # A keyword the capture never saw would take another path: a guard names **kwargs.
-    with pytest.raises(GuardError, match=r"no keyword inputs other than double, bias are given through \*\*kwargs"):
+    with pytest.raises(
+        GuardError, match=r"no keyword inputs other than double, bias are given through \*\*kwargs"
+    ):
         result(x=other_x, double=True, bias=other_bias, scale=3)
 
 

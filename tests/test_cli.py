@@ -1,4 +1,5 @@
 """The ``fxkit`` command line: what it prints for each way of naming a model, and its errors."""
+
 from __future__ import annotations
 
 import subprocess
@@ -37,13 +38,16 @@ def test_show_graph_and_table(capsys):
     assert status == 0
     lines = out.splitlines()
     assert lines[0].split() == ["opcode", "name", "target", "args", "kwargs"]
-    assert [line.split()[1] for line in lines[2:]] == [n.name for n in torch.fx.symbolic_trace(zoo.get_model("mlp")).graph.nodes]
+    assert [line.split()[1] for line in lines[2:]] == [
+        n.name for n in torch.fx.symbolic_trace(zoo.get_model("mlp")).graph.nodes
+    ]
 
 
 def test_module_attribute_forms(capsys, tmp_path):
     source = tmp_path / "models.py"
-    source.write_text(textwrap.dedent(
-        """
+    source.write_text(
+        textwrap.dedent(
+            """
         import torch
 
         class Doubler(torch.nn.Module):
@@ -62,12 +66,13 @@ def test_module_attribute_forms(capsys, tmp_path):
             def __init__(self, width):
                 super().__init__()
         """
-    ))
+        )
+    )
     for attr in ("Doubler", "instance"):
         status, out, _ = run(capsys, "trace", f"{source}:{attr}")
         assert status == 0 and "mul = x * 2" in out
     status, out, _ = run(capsys, "trace", f"{source}:build")
-    assert status == 0 and "_0 = getattr(self, \"0\")(input_1)" in out
+    assert status == 0 and '_0 = getattr(self, "0")(input_1)' in out
     status, out, _ = run(capsys, "trace", "fxkit.zoo:mlp")
     assert status == 0 and out.rstrip("\n") == oracle_code(zoo.get_model("mlp"))
 
@@ -86,7 +91,9 @@ def test_module_attribute_forms(capsys, tmp_path):
 
 def test_trace_error_is_one_line_naming_the_user_code(capsys, tmp_path):
     source = tmp_path / "dyn.py"
-    source.write_text("import torch\n\nclass D(torch.nn.Module):\n    def forward(self, x):\n        if x.sum() > 0:\n            return x\n        return -x\n")
+    source.write_text(
+        "import torch\n\nclass D(torch.nn.Module):\n    def forward(self, x):\n        if x.sum() > 0:\n            return x\n        return -x\n"
+    )
     status, out, err = run(capsys, "trace", f"{source}:D")
     assert status == 1 and out == ""
     assert "symbolically traced variables cannot be used as inputs to control flow" in err

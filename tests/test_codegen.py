@@ -104,8 +104,10 @@ def build_operators(fx: Any) -> Any:
     floored = g.call_function(operator.floordiv, (value, 3))
     modded = g.call_function(operator.mod, (floored, 5))
     matmul = g.call_function(operator.matmul, (modded, y))
-    compared = [g.call_function(op, (matmul, 0.5)) for op in (operator.lt, operator.le, operator.gt, operator.ge,
-                                                               operator.eq, operator.ne)]
+    compared = [
+        g.call_function(op, (matmul, 0.5))
+        for op in (operator.lt, operator.le, operator.gt, operator.ge, operator.eq, operator.ne)
+    ]
     bits = g.call_function(operator.and_, (compared[0], compared[1]))
     bits = g.call_function(operator.or_, (bits, compared[2]))
     bits = g.call_function(operator.xor, (bits, compared[3]))
@@ -184,15 +186,27 @@ def build_arguments(fx: Any) -> Any:
     sizes = g.placeholder("sizes", type_expr=List[int], default_value=(1, 2))
     varargs = g.placeholder("*args")
     varkw = g.placeholder("**kwargs")
-    full = g.call_function(torch.full, ((2, 2), math.inf), {"dtype": torch.float32, "device": torch.device("cpu")})
+    full = g.call_function(
+        torch.full, ((2, 2), math.inf), {"dtype": torch.float32, "device": torch.device("cpu")}
+    )
     packed = g.call_function(
         _pick,
-        (((x, [count, {"label": label, "nested": (maybe, None)}], slice(None, 1, None)), Ellipsis, True, 1e-5), 0),
+        (
+            (
+                (x, [count, {"label": label, "nested": (maybe, None)}], slice(None, 1, None)),
+                Ellipsis,
+                True,
+                1e-5,
+            ),
+            0,
+        ),
     )
     contiguous = g.call_method("contiguous", (x,), {"memory_format": torch.contiguous_format})
     typed = g.call_method("to", (contiguous, torch.float64))
-    g.output((typed, packed, full, sizes, varargs, varkw, -math.inf, [label, None], {"n": count}),
-             type_expr=Tuple[torch.Tensor, ...])
+    g.output(
+        (typed, packed, full, sizes, varargs, varkw, -math.inf, [label, None], {"n": count}),
+        type_expr=Tuple[torch.Tensor, ...],
+    )
     return g
 
 
@@ -205,8 +219,29 @@ def build_names(fx: Any) -> Any:
     builtin_sum = g.call_function(sum, ([x, numbered],))
     builtin_len = g.call_function(len, (x,))
     value = x
-    for explicit in ("input", "print", "torch", "class", "x", "x_1", "add_1", None, None, "foo.bar", "1abc",
-                     "inf", "device", "getattr", "sum", "len", "lambda", "nan", "NoneType", "add_1", "_"):
+    for explicit in (
+        "input",
+        "print",
+        "torch",
+        "class",
+        "x",
+        "x_1",
+        "add_1",
+        None,
+        None,
+        "foo.bar",
+        "1abc",
+        "inf",
+        "device",
+        "getattr",
+        "sum",
+        "len",
+        "lambda",
+        "nan",
+        "NoneType",
+        "add_1",
+        "_",
+    ):
         value = g.create_node("call_function", operator.add, (value, numbered), name=explicit)
     relu_a = g.call_method("relu", (value,))
     relu_b = g.call_function(torch.relu, (relu_a,))
@@ -269,7 +304,11 @@ def build_replace_with_callback(fx: Any) -> Any:
     g = fx.Graph()
     x = g.placeholder("x")
     a = g.call_function(torch.neg, (x,))
-    users = [g.call_function(torch.sin, (a,)), g.call_function(torch.cos, (a,)), g.call_function(torch.tan, (a,))]
+    users = [
+        g.call_function(torch.sin, (a,)),
+        g.call_function(torch.cos, (a,)),
+        g.call_function(torch.tan, (a,)),
+    ]
     total = g.call_function(torch.stack, (users,))
     g.output(total)
     with g.inserting_after(a):
@@ -451,10 +490,24 @@ def build_names_and_constants(fx: Any) -> Any:
     """Node names derived from many kinds of targets, and constants of many types (printed, not run)."""
     g = fx.Graph()
     x = g.placeholder("x")
-    for target in (camelCaseHelper, camelCaseHelper, conv2d, conv2d, torch.nn.functional.relu, torch.Tensor.add,
-                   torch.Tensor.__add__, torch.ops.aten.add_.Tensor, torch.ops.aten.add,
-                   torch.ops.aten.convolution.default, math.floor, abs, torch._C._nn.linear,
-                   torch.nn.functional.linear, torch.conv2d, torch.Tensor.size):
+    for target in (
+        camelCaseHelper,
+        camelCaseHelper,
+        conv2d,
+        conv2d,
+        torch.nn.functional.relu,
+        torch.Tensor.add,
+        torch.Tensor.__add__,
+        torch.ops.aten.add_.Tensor,
+        torch.ops.aten.add,
+        torch.ops.aten.convolution.default,
+        math.floor,
+        abs,
+        torch._C._nn.linear,
+        torch.nn.functional.linear,
+        torch.conv2d,
+        torch.Tensor.size,
+    ):
         g.call_function(target, (x,))
     g.call_function(operator.__getitem__, (x, 0))
     for path in ("layers.0.lin", "seq.10", "Conv2D", "a.B"):
@@ -462,13 +515,52 @@ def build_names_and_constants(fx: Any) -> Any:
         g.get_attr(path)
     for method in ("__getitem__", "size", "add_", "__add__"):
         g.call_method(method, (x, 1))
-    for explicit in ("x_01", "add_0", "foo_1", "foo_1", "foo", "foo", "foo_2", "a__1", "_", "__x__", "FooBar",
-                     "fooBar", "x_1", "relu_", "a b", ""):
+    for explicit in (
+        "x_01",
+        "add_0",
+        "foo_1",
+        "foo_1",
+        "foo",
+        "foo",
+        "foo_2",
+        "a__1",
+        "_",
+        "__x__",
+        "FooBar",
+        "fooBar",
+        "x_1",
+        "relu_",
+        "a b",
+        "",
+    ):
         g.create_node("call_function", torch.relu, (x,), name=explicit)
-    for constant in (1e-5, 1e20, -0.0, 1 + 2j, b"ab", torch.Size([2, 3]), [torch.float16, torch.int64],
-                     torch.channels_last, torch.strided, torch.device("cuda:0"), None, Pair(1, 2), "it's \"q\"",
-                     -7, 2**70, True, math.nan, (), [], {}, {"a b": 1, 3: 2}, range(3), slice(None), ...,
-                     float("-inf")):
+    for constant in (
+        1e-5,
+        1e20,
+        -0.0,
+        1 + 2j,
+        b"ab",
+        torch.Size([2, 3]),
+        [torch.float16, torch.int64],
+        torch.channels_last,
+        torch.strided,
+        torch.device("cuda:0"),
+        None,
+        Pair(1, 2),
+        'it\'s "q"',
+        -7,
+        2**70,
+        True,
+        math.nan,
+        (),
+        [],
+        {},
+        {"a b": 1, 3: 2},
+        range(3),
+        slice(None),
+        ...,
+        float("-inf"),
+    ):
         g.call_function(operator.add, (x, constant))
     g.call_function(getattr, (x, "1"))
     g.output(x)

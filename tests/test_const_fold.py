@@ -67,7 +67,9 @@ def test_same_folding_as_torch_fx(case: str) -> None:
         theirs = oracle_const_fold.split_const_subgraphs(torch.fx.symbolic_trace(model))
     assert isinstance(ours, FoldedGraphModule)
     assert _call_targets(ours.graph) == _call_targets(theirs.graph)
-    assert _call_targets(ours.const_subgraph_module.graph) == _call_targets(theirs.const_subgraph_module.graph)
+    assert _call_targets(ours.const_subgraph_module.graph) == _call_targets(
+        theirs.const_subgraph_module.graph
+    )
     assert not ours.has_folding_been_run
     x = torch.randn(3, 4)
     with torch.no_grad():
@@ -77,7 +79,9 @@ def test_same_folding_as_torch_fx(case: str) -> None:
         torch.testing.assert_close(ours_out, eager)
         torch.testing.assert_close(ours_out, theirs_out)
     ours_folded, theirs_folded = _folded_values(ours), _folded_values(theirs)
-    assert type(getattr(ours, ours.fx_const_folded_attrs_name)) is type(getattr(theirs, theirs.fx_const_folded_attrs_name))
+    assert type(getattr(ours, ours.fx_const_folded_attrs_name)) is type(
+        getattr(theirs, theirs.fx_const_folded_attrs_name)
+    )
     assert len(ours_folded) == len(theirs_folded)
     for mine, oracle in zip(ours_folded, theirs_folded):
         torch.testing.assert_close(mine, oracle)

@@ -48,7 +48,9 @@ def python_blocks(path: Path) -> list[CodeBlock]:
         while end < len(lines) and not lines[end].strip().startswith(fence):
             end += 1
         if language.lower() in ("python", "py", "python3"):
-            body = [line[len(indent):] if line.startswith(indent) else line for line in lines[line_no + 1 : end]]
+            body = [
+                line[len(indent) :] if line.startswith(indent) else line for line in lines[line_no + 1 : end]
+            ]
             previous = next((lines[i].strip() for i in range(line_no - 1, -1, -1) if lines[i].strip()), "")
             blocks.append(
                 CodeBlock(path, len(blocks), line_no + 2, "\n".join(body) + "\n", previous == SKIP_MARKER)

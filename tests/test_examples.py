@@ -17,7 +17,14 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 
 def test_the_spec_examples_are_all_there() -> None:
     names = {path.stem for path in EXAMPLES}
-    assert {"replace_one_op", "conv_bn_fusion", "quantization", "invert", "shape_propagation", "profiler"} <= names
+    assert {
+        "replace_one_op",
+        "conv_bn_fusion",
+        "quantization",
+        "invert",
+        "shape_propagation",
+        "profiler",
+    } <= names
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=[path.stem for path in EXAMPLES])

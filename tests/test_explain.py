@@ -1,4 +1,5 @@
 """fxkit.explain: the report of a capture, through the API and the ``fxkit explain`` command."""
+
 from __future__ import annotations
 
 import os
@@ -101,6 +102,9 @@ def test_cli_errors_are_one_line(capsys):
     assert cli.main(["explain", "mlp", "--shape", "2,y"]) == 1
     assert "--shape" in capsys.readouterr().err
     before = zoo.example_inputs("mlp")
-    assert cli.main(["explain", "tests.models.control_flow_zoo:SignBranch", "--shape", "4,8", "--dtype", "nope"]) == 1
+    assert (
+        cli.main(["explain", "tests.models.control_flow_zoo:SignBranch", "--shape", "4,8", "--dtype", "nope"])
+        == 1
+    )
     assert "not a torch dtype" in capsys.readouterr().err
     assert torch.equal(before[0], zoo.example_inputs("mlp")[0])

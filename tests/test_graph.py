@@ -318,7 +318,9 @@ def test_find_nodes_order_after_many_inserts_at_one_spot() -> None:
     moved = in_list_order[::7]
     for node in moved:
         out.prepend(node)
-    assert g.find_nodes(op="call_function", target=torch.relu) == [n for n in g.nodes if n.op == "call_function"]
+    assert g.find_nodes(op="call_function", target=torch.relu) == [
+        n for n in g.nodes if n.op == "call_function"
+    ]
 
 
 def test_find_nodes_matches_torch_fx_on_a_chain() -> None:
@@ -462,8 +464,10 @@ def test_on_generate_code_transforms_body_temporarily() -> None:
 def test_names_never_shadow_builtins_or_globals() -> None:
     g = fxkit.Graph()
     x = g.placeholder("x")
-    made = [g.create_node("call_function", torch.relu, (x,), name=name)
-            for name in ("len", "torch", "fx_pytree", "pytree", "NoneType", "for", "self", "None", "9lives")]
+    made = [
+        g.create_node("call_function", torch.relu, (x,), name=name)
+        for name in ("len", "torch", "fx_pytree", "pytree", "NoneType", "for", "self", "None", "9lives")
+    ]
     for node in made:
         assert node.name.isidentifier()
         assert node.name not in ("len", "torch", "fx_pytree", "pytree", "NoneType", "for", "self", "None")

@@ -64,7 +64,9 @@ def test_options_hide_getattr_and_parameters() -> None:
             return self.lin(x) * self.scale
 
     traced = fx.symbolic_trace(M())
-    nodes, _ = _parse(FxGraphDrawer(traced, "m", ignore_getattr=True, ignore_parameters_and_buffers=True).get_dot_graph())
+    nodes, _ = _parse(
+        FxGraphDrawer(traced, "m", ignore_getattr=True, ignore_parameters_and_buffers=True).get_dot_graph()
+    )
     assert set(nodes) == {node.name for node in traced.graph.nodes if node.op != "get_attr"}
     nodes, _ = _parse(FxGraphDrawer(traced, "m", skip_node_names_in_args=False).get_dot_graph())
     assert "args=(%x,)" in nodes["lin"] and "lin.weight" in nodes

@@ -58,7 +58,9 @@ def build_net_graph(fx: Any) -> Any:
 def pair(root: Any = None) -> tuple:
     """(ours, theirs) built from the same root module."""
     root = Net().eval() if root is None else root
-    return fxkit.GraphModule(root, build_net_graph(fxkit)), torch.fx.GraphModule(root, build_net_graph(torch.fx))
+    return fxkit.GraphModule(root, build_net_graph(fxkit)), torch.fx.GraphModule(
+        root, build_net_graph(torch.fx)
+    )
 
 
 def inputs() -> torch.Tensor:
@@ -361,7 +363,9 @@ def test_state_dict_to_and_train_eval() -> None:
     for key, value in ours.state_dict().items():
         torch.testing.assert_close(value, theirs.state_dict()[key])
     moved = ours.to(torch.float64)
-    assert moved is ours and ours.block.gain.dtype == torch.float64 and ours.block.offset.dtype == torch.float64
+    assert (
+        moved is ours and ours.block.gain.dtype == torch.float64 and ours.block.offset.dtype == torch.float64
+    )
     assert ours(inputs().double()).dtype == torch.float64
     ours.eval()
     assert not ours.training and not ours.block.norm.training

@@ -90,8 +90,15 @@ def build(program: Tuple[int, List[Tuple[int, int, int]], List[int]]) -> fxkit.G
             node = g.call_function(target, (a, g.get_attr("scale")))
         elif kind == "chunk":
             pieces = g.call_function(target, (a, 2))
-            node = g.call_function(torch.cat, ([g.call_function(operator.getitem, (pieces, 1)),
-                                                g.call_function(operator.getitem, (pieces, 0))],))
+            node = g.call_function(
+                torch.cat,
+                (
+                    [
+                        g.call_function(operator.getitem, (pieces, 1)),
+                        g.call_function(operator.getitem, (pieces, 0)),
+                    ],
+                ),
+            )
         else:  # stack_sum
             node = g.call_method("sum", (g.call_function(target, ([a, b],)),), {"dim": 0})
         node.meta["vector"] = True  # a tensor of shape (4,): any other vector may stand in for it
@@ -214,7 +221,11 @@ def edit_dead_code(graph: fxkit.Graph, pick: int, choice: int) -> None:
 
 
 EDITS: List[Callable[[fxkit.Graph, int, int], None]] = [
-    edit_insert, edit_erase_unused, edit_replace_uses, edit_move, edit_dead_code,
+    edit_insert,
+    edit_erase_unused,
+    edit_replace_uses,
+    edit_move,
+    edit_dead_code,
 ]
 
 edit_sequences = st.lists(

@@ -272,7 +272,6 @@ def test_transformer_identity_and_rewrite_match_torch_fx() -> None:
     torch.testing.assert_close(rewritten(x), oracle(x))
 
 
-
 def test_transformer_copies_provenance_meta_to_new_nodes() -> None:
     traced = fx.symbolic_trace(lambda x: torch.relu(x) + 1)
     relu = next(node for node in traced.graph.nodes if node.target is torch.relu)
@@ -324,7 +323,9 @@ def _random_graph(library, choices):
         elif kind == 2:
             node = graph.call_function(torch.add, (a, b), {"alpha": 2})
         elif kind == 3:
-            node = graph.call_function(torch.sum, (graph.call_function(torch.stack, ([a, b, a],)),), {"dim": 0})
+            node = graph.call_function(
+                torch.sum, (graph.call_function(torch.stack, ([a, b, a],)),), {"dim": 0}
+            )
         elif kind == 4:
             node = graph.call_function(torch.clamp, (a,), {"min": -1.0, "max": 1.5})
         elif kind == 5:
@@ -348,7 +349,9 @@ def test_random_graphs_run_like_their_generated_code() -> None:
     @hypothesis.settings(max_examples=40, deadline=None)
     @hypothesis.given(
         strategies.lists(
-            strategies.tuples(strategies.integers(0, 8), strategies.integers(0, 50), strategies.integers(0, 50)),
+            strategies.tuples(
+                strategies.integers(0, 8), strategies.integers(0, 50), strategies.integers(0, 50)
+            ),
             min_size=1,
             max_size=25,
         )

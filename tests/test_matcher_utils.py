@@ -1,6 +1,5 @@
 """fxkit.passes.utils.matcher_utils.SubgraphMatcher against torch.fx's on the same traced graphs."""
 
-
 import copy
 import random
 from typing import Any, Callable, Dict, List, Tuple
@@ -35,7 +34,9 @@ def _summary(matches: List[Any]) -> List[Tuple[Any, ...]]:
     ]
 
 
-def match_both(model: Callable[..., Any], pattern: Callable[..., Any], node_name_match: str = "", **options: Any) -> List[InternalMatch]:
+def match_both(
+    model: Callable[..., Any], pattern: Callable[..., Any], node_name_match: str = "", **options: Any
+) -> List[InternalMatch]:
     """Match ``pattern`` in ``model`` with both libraries and check the results agree."""
     torch_matcher = torch_matcher_utils.SubgraphMatcher(torch.fx.symbolic_trace(pattern).graph, **options)
     matcher = SubgraphMatcher(fxkit.symbolic_trace(pattern).graph, **options)
@@ -84,7 +85,9 @@ def test_overlapping_matches_kept_when_asked() -> None:
 
 @pytest.mark.parametrize("name", ["", "relu", "relu_1", "elu_2", "output", "r.*2", "add"])
 def test_node_name_match(name: str) -> None:
-    match_both(three_relus, lambda x: torch.sigmoid(x), node_name_match=name, remove_overlapping_matches=False)
+    match_both(
+        three_relus, lambda x: torch.sigmoid(x), node_name_match=name, remove_overlapping_matches=False
+    )
     match_both(three_relus, lambda x: torch.sigmoid(torch.sigmoid(x)), node_name_match=name)
 
 
@@ -143,7 +146,9 @@ def test_get_attr_and_call_module() -> None:
             return self.lin(x) + self.other
 
     model = M()
-    expected = torch_matcher_utils.SubgraphMatcher(torch.fx.symbolic_trace(P()).graph).match(torch.fx.symbolic_trace(model).graph)
+    expected = torch_matcher_utils.SubgraphMatcher(torch.fx.symbolic_trace(P()).graph).match(
+        torch.fx.symbolic_trace(model).graph
+    )
     actual = SubgraphMatcher(fxkit.symbolic_trace(P()).graph).match(fxkit.symbolic_trace(model).graph)
     assert _summary(actual) == _summary(expected) and len(actual) == 1
 
@@ -185,7 +190,14 @@ def test_long_pattern_does_not_hit_the_recursion_limit() -> None:
 
 def random_program(rng: random.Random, size: int) -> Callable[..., Any]:
     """A straight-line program of relu/sigmoid/neg/add/mul over two inputs, mostly chained."""
-    templates = ("torch.relu({a})", "torch.sigmoid({a})", "torch.neg({a})", "{a} + 1", "torch.add({a}, {b})", "{a} * {b}")
+    templates = (
+        "torch.relu({a})",
+        "torch.sigmoid({a})",
+        "torch.neg({a})",
+        "{a} + 1",
+        "torch.add({a}, {b})",
+        "{a} * {b}",
+    )
     values = ["x", "y"]
     lines = ["def program(x, y):"]
     for index in range(size):

@@ -15,7 +15,7 @@ import torch.fx
 
 import fxkit
 from fxkit.immutable_collections import immutable_dict, immutable_list
-from fxkit.node import Node, has_side_effect, map_aggregate, map_arg
+from fxkit.node import has_side_effect, map_aggregate, map_arg
 
 
 def users_snapshot(graph: Any) -> Dict[str, List[str]]:
@@ -304,7 +304,9 @@ def test_is_impure_matches_torch_fx() -> None:
     theirs, ours = build(torch.fx), build(fxkit)
     for their_node, our_node in zip(theirs.nodes, ours.nodes):
         assert our_node.is_impure() == their_node.is_impure(), our_node.name
-        assert our_node.is_impure(impure_random=False) == their_node.is_impure(impure_random=False), our_node.name
+        assert our_node.is_impure(impure_random=False) == their_node.is_impure(impure_random=False), (
+            our_node.name
+        )
 
 
 def test_call_module_purity_follows_the_owning_module() -> None:
@@ -423,6 +425,8 @@ def test_private_input_nodes_reads_like_torch_fx() -> None:
         a, b = graph.placeholder("a"), graph.placeholder("b")
         flat = graph.call_function(operator.add, (a, b))
         mixed = graph.call_function(operator.add, (b, 1.0), {"alpha": a})
-        return [(type(n._input_nodes).__name__, [i.name for i in n._input_nodes.keys()]) for n in (flat, mixed)]
+        return [
+            (type(n._input_nodes).__name__, [i.name for i in n._input_nodes.keys()]) for n in (flat, mixed)
+        ]
 
     assert inputs(fxkit) == inputs(torch.fx)

@@ -1,4 +1,5 @@
 """Differential tests of fxkit.operator_schemas and Node.normalized_arguments against torch.fx."""
+
 import numbers
 import operator
 import re
@@ -109,8 +110,12 @@ def test_normalized_arguments_match_torch_fx(model_class, only_kwargs):
     ours, theirs, pairs = traced_pairs(model_class)
     compared = 0
     for our_node, their_node in pairs:
-        expected = outcome(lambda: their_node.normalized_arguments(theirs, normalize_to_only_use_kwargs=only_kwargs))
-        actual = outcome(lambda: our_node.normalized_arguments(ours, normalize_to_only_use_kwargs=only_kwargs))
+        expected = outcome(
+            lambda: their_node.normalized_arguments(theirs, normalize_to_only_use_kwargs=only_kwargs)
+        )
+        actual = outcome(
+            lambda: our_node.normalized_arguments(ours, normalize_to_only_use_kwargs=only_kwargs)
+        )
         assert actual == expected, our_node.format_node()
         compared += 1
     assert compared >= 3
@@ -215,9 +220,13 @@ FUNCTION_CALLS = [
 @pytest.mark.parametrize("only_kwargs", [False, True])
 def test_normalize_function_matches_torch_fx(target, args, kwargs, only_kwargs):
     expected = outcome(
-        lambda: oracle_schemas.normalize_function(target, args, kwargs, normalize_to_only_use_kwargs=only_kwargs)
+        lambda: oracle_schemas.normalize_function(
+            target, args, kwargs, normalize_to_only_use_kwargs=only_kwargs
+        )
     )
-    actual = outcome(lambda: schemas.normalize_function(target, args, kwargs, normalize_to_only_use_kwargs=only_kwargs))
+    actual = outcome(
+        lambda: schemas.normalize_function(target, args, kwargs, normalize_to_only_use_kwargs=only_kwargs)
+    )
     assert actual == expected
 
 
@@ -295,15 +304,40 @@ def test_signatures_of_all_torch_builtins_match_torch_fx():
 
 
 TYPE_PAIRS = [
-    (Tensor, Tensor), (Tensor, torch.nn.Parameter), (torch.nn.Parameter, Tensor), (numbers.Number, int),
-    (numbers.Number, bool), (numbers.Number, Tensor), (int, bool), (float, int), (Optional[Tensor], Tensor),
-    (Optional[Tensor], type(None)), (Union[int, Tensor], Tensor), (List[int], list), (List[int], List[int]),
-    (List[int], Tuple[int, int]), (List[int], Tuple[int, ...]), (List[Tensor], Tuple[Tensor, Tensor]),
-    (List[float], List[int]), (List[numbers.Number], List[int]), (List[int], int), (List[float], float),
-    (List[int], bool), (List[int], Tuple[int, str]), (List[int], list[int, str]), (Any, Any), (Any, int),
-    (Optional[List[int]], Tuple[int]), (Dict[str, int], Dict[str, int]), (Dict[str, int], dict[str, int]),
-    (Tuple[int, int], Tuple[int, int, int]), (Tensor, 3), (Tensor, "Tensor"), (List[Optional[Tensor]], List[Tensor]),
-    (Optional[Tensor], Union[Tensor, None]), (List[int], List[List[int]]),
+    (Tensor, Tensor),
+    (Tensor, torch.nn.Parameter),
+    (torch.nn.Parameter, Tensor),
+    (numbers.Number, int),
+    (numbers.Number, bool),
+    (numbers.Number, Tensor),
+    (int, bool),
+    (float, int),
+    (Optional[Tensor], Tensor),
+    (Optional[Tensor], type(None)),
+    (Union[int, Tensor], Tensor),
+    (List[int], list),
+    (List[int], List[int]),
+    (List[int], Tuple[int, int]),
+    (List[int], Tuple[int, ...]),
+    (List[Tensor], Tuple[Tensor, Tensor]),
+    (List[float], List[int]),
+    (List[numbers.Number], List[int]),
+    (List[int], int),
+    (List[float], float),
+    (List[int], bool),
+    (List[int], Tuple[int, str]),
+    (List[int], list[int, str]),
+    (Any, Any),
+    (Any, int),
+    (Optional[List[int]], Tuple[int]),
+    (Dict[str, int], Dict[str, int]),
+    (Dict[str, int], dict[str, int]),
+    (Tuple[int, int], Tuple[int, int, int]),
+    (Tensor, 3),
+    (Tensor, "Tensor"),
+    (List[Optional[Tensor]], List[Tensor]),
+    (Optional[Tensor], Union[Tensor, None]),
+    (List[int], List[List[int]]),
 ]
 
 

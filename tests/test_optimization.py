@@ -26,7 +26,10 @@ class AllPairs(nn.Module):
         self.conv3d, self.bn3d = nn.Conv3d(3, 4, 3), nn.BatchNorm3d(4)
         self.linear, self.bn_linear = nn.Linear(6, 5), nn.BatchNorm1d(5)
         self.shared_conv, self.shared_bn = nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4)
-        self.stateless_conv, self.stateless_bn = nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4, track_running_stats=False)
+        self.stateless_conv, self.stateless_bn = (
+            nn.Conv2d(3, 4, 1),
+            nn.BatchNorm2d(4, track_running_stats=False),
+        )
 
     def forward(self, x1, x2, x3, x4):
         shared = self.shared_conv(x2)
@@ -50,7 +53,12 @@ def _randomize_stats(model: nn.Module) -> nn.Module:
     return model
 
 
-ALL_PAIRS_INPUTS = (torch.randn(2, 3, 8), torch.randn(2, 3, 6, 6), torch.randn(2, 3, 5, 5, 5), torch.randn(4, 6))
+ALL_PAIRS_INPUTS = (
+    torch.randn(2, 3, 8),
+    torch.randn(2, 3, 6, 6),
+    torch.randn(2, 3, 5, 5, 5),
+    torch.randn(4, 6),
+)
 
 
 @pytest.mark.parametrize("name", ["resnet", "all_pairs"])

@@ -1,4 +1,5 @@
 """Package-level rules: the public surface, and no runtime use of torch.fx / dynamo / export."""
+
 from __future__ import annotations
 
 import ast
@@ -56,9 +57,30 @@ print(added)
 
 def test_public_names_match_torch_fx_top_level() -> None:
     expected = {
-        "Graph", "GraphModule", "Node", "Tracer", "Proxy", "Interpreter", "Transformer", "symbolic_trace",
-        "wrap", "replace_pattern", "map_arg", "has_side_effect", "CodeGen", "PH",
+        "Graph",
+        "GraphModule",
+        "Node",
+        "Tracer",
+        "Proxy",
+        "Interpreter",
+        "Transformer",
+        "symbolic_trace",
+        "wrap",
+        "replace_pattern",
+        "map_arg",
+        "has_side_effect",
+        "CodeGen",
+        "PH",
     }
     assert expected <= set(fxkit.__all__)
-    for name in ("node", "graph", "graph_module", "proxy", "interpreter", "subgraph_rewriter", "passes", "experimental"):
+    for name in (
+        "node",
+        "graph",
+        "graph_module",
+        "proxy",
+        "interpreter",
+        "subgraph_rewriter",
+        "passes",
+        "experimental",
+    ):
         assert hasattr(fxkit, name), name

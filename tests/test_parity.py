@@ -6,6 +6,7 @@ ops, targets, output tensors, exception type names and key message parts). Where
 from torch.fx on purpose, the snippet returns the part both agree on and asserts the documented
 difference explicitly, checking the library it runs with.
 """
+
 from __future__ import annotations
 
 import copy
@@ -50,7 +51,11 @@ def summary(graph: Any) -> list[tuple[str, str, str, str, str]]:
     """Each node as (op, name, target, args, kwargs) text."""
     rows = []
     for node in graph.nodes:
-        target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", repr(node.target))
+        target = (
+            node.target
+            if isinstance(node.target, str)
+            else getattr(node.target, "__name__", repr(node.target))
+        )
         rows.append((node.op, node.name, target, repr(node.args), repr(node.kwargs)))
     return rows
 
@@ -219,7 +224,13 @@ def keyword_only_and_default_args(fx):
             return x * scale + bias
 
     gm = fx.symbolic_trace(M())
-    return gm.code, str(gm.graph), summary(gm.graph), gm(torch.ones(2)), gm(torch.ones(2), scale=torch.tensor(5.0))
+    return (
+        gm.code,
+        str(gm.graph),
+        summary(gm.graph),
+        gm(torch.ones(2)),
+        gm(torch.ones(2), scale=torch.tensor(5.0)),
+    )
 
 
 @snippet
@@ -288,7 +299,9 @@ def container_modules(fx):
 def constants_from_factories(fx):
     class M(nn.Module):
         def forward(self, x):
-            return x + torch.ones(3) + x.new_zeros(x.shape[0], 3) + torch.full((1, 3), 2.0) + torch.zeros(2, 3)
+            return (
+                x + torch.ones(3) + x.new_zeros(x.shape[0], 3) + torch.full((1, 3), 2.0) + torch.zeros(2, 3)
+            )
 
     gm = fx.symbolic_trace(M())
     return gm.code, gm(torch.randn(2, 3))
@@ -385,7 +398,7 @@ def tensor_attribute_methods_on_proxy(fx):
 @snippet
 def builtin_operators_on_proxies(fx):
     def fn(x, y):
-        return (-x, abs(x), ~(x > 0), x // 2, x % 3, x ** 2, 2 ** x, x @ y, x < y, x != y, 1 - x, 2 / x)
+        return (-x, abs(x), ~(x > 0), x // 2, x % 3, x**2, 2**x, x @ y, x < y, x != y, 1 - x, 2 / x)
 
     gm = fx.symbolic_trace(fn)
     x = torch.arange(1.0, 5.0).reshape(2, 2)
@@ -596,7 +609,11 @@ def tracer_param_shapes_constant(fx):
             self.weight = nn.Parameter(torch.randn(3, 4))
 
         def forward(self, x):
-            return x.reshape(-1, self.weight.shape[1]) @ self.weight.t() + self.weight.dim() + self.weight.numel()
+            return (
+                x.reshape(-1, self.weight.shape[1]) @ self.weight.t()
+                + self.weight.dim()
+                + self.weight.numel()
+            )
 
     default = fx.Tracer().trace(M())
     constant = fx.Tracer(param_shapes_constant=True).trace(M())
@@ -628,7 +645,12 @@ def tracer_attributes_after_trace(fx):
     tracer = fx.Tracer()
     root = SmallNet()
     graph = tracer.trace(root)
-    return tracer.root is root, tracer.graph is graph, type(tracer.graph).__name__, tracer.path_of_module(root.linear)
+    return (
+        tracer.root is root,
+        tracer.graph is graph,
+        type(tracer.graph).__name__,
+        tracer.path_of_module(root.linear),
+    )
 
 
 @snippet
@@ -681,7 +703,7 @@ def proxy_repr_and_node(fx):
 @snippet
 def proxy_keys_and_iteration_errors(fx):
     def iterate(x):
-        for item in x:
+        for _item in x:
             pass
 
     def boolean(x):
@@ -716,7 +738,6 @@ def proxy_len_is_an_error(fx):
             return torch.zeros(len(x.size()))
 
     return error_of(lambda: fx.Tracer().trace(M()))
-
 
 
 def in_fresh_module(fx: Any, source: str) -> dict[str, Any]:
@@ -825,7 +846,9 @@ def interpreter_call_module_and_method_override(fx):
 def interpreter_initial_env(fx):
     gm = fx.symbolic_trace(AddRelu())
     add_node = next(node for node in gm.graph.nodes if node.name == "add")
-    return fx.Interpreter(gm).run(torch.ones(2), torch.ones(2), initial_env={add_node: torch.tensor([-1.0, 5.0])})
+    return fx.Interpreter(gm).run(
+        torch.ones(2), torch.ones(2), initial_env={add_node: torch.tensor([-1.0, 5.0])}
+    )
 
 
 @snippet
@@ -870,7 +893,12 @@ def transformer_replaces_call_function(fx):
             return super().call_function(target, args, kwargs)
 
     new_gm = ReluToGelu(fx.symbolic_trace(AddRelu())).transform()
-    return new_gm.code, summary(new_gm.graph), new_gm(torch.ones(2), -torch.ones(2) * 0.5), type(new_gm).__name__
+    return (
+        new_gm.code,
+        summary(new_gm.graph),
+        new_gm(torch.ones(2), -torch.ones(2) * 0.5),
+        type(new_gm).__name__,
+    )
 
 
 @snippet
@@ -950,7 +978,12 @@ def graph_copy_with_val_map(fx):
     returned = new_graph.graph_copy(gm.graph, val_map)
     new_graph.output(new_graph.call_function(torch.neg, (returned,)))
     new_gm = fx.GraphModule(gm, new_graph)
-    return repr(returned), sorted(node.name for node in val_map), new_gm.code, new_gm(torch.ones(2), torch.ones(2))
+    return (
+        repr(returned),
+        sorted(node.name for node in val_map),
+        new_gm.code,
+        new_gm(torch.ones(2), torch.ones(2)),
+    )
 
 
 @snippet
@@ -1035,9 +1068,18 @@ def output_node_and_graph_navigation(fx):
     out = graph.output_node()
     nodes = list(graph.nodes)
     return (
-        out.name, out.op, repr(out.args), out.prev.name, nodes[0].next.name, len(graph.nodes),
-        [n.name for n in reversed(graph.nodes)], [n.name for n in nodes[2].all_input_nodes],
-        list(nodes[0].users) == [nodes[2]], repr(nodes[2]), nodes[2].format_node(), out.format_node(),
+        out.name,
+        out.op,
+        repr(out.args),
+        out.prev.name,
+        nodes[0].next.name,
+        len(graph.nodes),
+        [n.name for n in reversed(graph.nodes)],
+        [n.name for n in nodes[2].all_input_nodes],
+        list(nodes[0].users) == [nodes[2]],
+        repr(nodes[2]),
+        nodes[2].format_node(),
+        out.format_node(),
     )
 
 
@@ -1046,7 +1088,12 @@ def graph_deepcopy(fx):
     gm = fx.symbolic_trace(SmallNet())
     copied = copy.deepcopy(gm.graph)
     original_nodes = set(gm.graph.nodes)
-    return str(copied), summary(copied), any(node in original_nodes for node in copied.nodes), copied.owning_module is None
+    return (
+        str(copied),
+        summary(copied),
+        any(node in original_nodes for node in copied.nodes),
+        copied.owning_module is None,
+    )
 
 
 @snippet
@@ -1059,7 +1106,12 @@ def node_argument_editing(fx):
     add.args = (y, x)
     add.kwargs = {"alpha": 4}
     gm.recompile()
-    return gm.code, [user.name for user in x.users], [user.name for user in y.users], gm(torch.ones(1), torch.ones(1))
+    return (
+        gm.code,
+        [user.name for user in x.users],
+        [user.name for user in y.users],
+        gm(torch.ones(1), torch.ones(1)),
+    )
 
 
 @snippet
@@ -1154,7 +1206,6 @@ def map_arg_and_map_aggregate(fx):
     return names, doubled, type(fx.map_arg(cat.args, lambda n: n.name)[0]).__name__
 
 
-
 # ---------------------------------------------------------------------------------------------
 # GraphModule
 
@@ -1176,8 +1227,11 @@ def graph_module_from_dict_root(fx):
     root = {"encoder.proj": nn.Linear(2, 3), "scale": nn.Parameter(torch.full((3,), 2.0))}
     gm = fx.GraphModule(root, graph)
     return (
-        gm.code, [name for name, _ in gm.named_modules()], [name for name, _ in gm.named_parameters()],
-        list(gm.state_dict()), gm(torch.ones(1, 2)),
+        gm.code,
+        [name for name, _ in gm.named_modules()],
+        [name for name, _ in gm.named_parameters()],
+        list(gm.state_dict()),
+        gm(torch.ones(1, 2)),
     )
 
 
@@ -1199,7 +1253,13 @@ def add_submodule_then_call_module(fx):
         scaled = gm.graph.call_module("extra.scale", (out.args[0],))
     out.args = (scaled,)
     gm.recompile()
-    return added, gm.code, summary(gm.graph), gm(torch.ones(2), torch.ones(2)), [n for n, _ in gm.named_modules()]
+    return (
+        added,
+        gm.code,
+        summary(gm.graph),
+        gm(torch.ones(2), torch.ones(2)),
+        [n for n, _ in gm.named_modules()],
+    )
 
 
 @snippet
@@ -1230,7 +1290,12 @@ def recompile_after_edit_returns_python_code(fx):
         if node.target is torch.relu:
             node.target = torch.sigmoid
     result = gm.recompile()
-    return isinstance(result, fx.graph.PythonCode), result.src == gm.code, gm.code, gm(torch.zeros(2), torch.zeros(2))
+    return (
+        isinstance(result, fx.graph.PythonCode),
+        result.src == gm.code,
+        gm.code,
+        gm(torch.zeros(2), torch.zeros(2)),
+    )
 
 
 @snippet
@@ -1279,8 +1344,11 @@ def named_members_of_traced_module(fx):
 
     gm = fx.symbolic_trace(M())
     return (
-        [n for n, _ in gm.named_modules()], [n for n, _ in gm.named_parameters()],
-        [n for n, _ in gm.named_buffers()], list(gm.state_dict()), [n for n, _ in gm.named_children()],
+        [n for n, _ in gm.named_modules()],
+        [n for n, _ in gm.named_parameters()],
+        [n for n, _ in gm.named_buffers()],
+        list(gm.state_dict()),
+        [n for n, _ in gm.named_children()],
     )
 
 
@@ -1314,8 +1382,12 @@ def graph_module_deepcopy(fx):
     copied = copy.deepcopy(gm)
     same_graph = copied.graph is gm.graph
     return (
-        copied.code, same_graph, copied(torch.ones(2)), copied_class_name(fx, gm, copied),
-        hasattr(copied, "_tensor_constant0"), copied_class_name(fx, gm, copy.copy(gm)),
+        copied.code,
+        same_graph,
+        copied(torch.ones(2)),
+        copied_class_name(fx, gm, copied),
+        hasattr(copied, "_tensor_constant0"),
+        copied_class_name(fx, gm, copy.copy(gm)),
     )
 
 
@@ -1394,7 +1466,9 @@ def annotations_in_generated_code(fx):
     from typing import List, Optional, Tuple
 
     class M(nn.Module):
-        def forward(self, x: torch.Tensor, sizes: List[int], flag: Optional[bool] = None) -> Tuple[torch.Tensor, int]:
+        def forward(
+            self, x: torch.Tensor, sizes: List[int], flag: Optional[bool] = None
+        ) -> Tuple[torch.Tensor, int]:
             return x.view(sizes), 1
 
     gm = fx.symbolic_trace(M())
@@ -1471,7 +1545,9 @@ def node_meta_from_tracing(fx):
     rows = []
     for node in gm.graph.nodes:
         stack = node.meta.get("nn_module_stack")
-        rows.append((node.name, sorted(node.meta), None if stack is None else {k: v for k, v in stack.items()}))
+        rows.append(
+            (node.name, sorted(node.meta), None if stack is None else {k: v for k, v in stack.items()})
+        )
     return rows
 
 
@@ -1499,8 +1575,19 @@ def shape_prop_tensor_meta(fx):
         if meta is None:
             rows.append((node.name, None))
             continue
-        rows.append((node.name, tuple(meta.shape), str(meta.dtype), meta.requires_grad, meta.stride,
-                     str(meta.memory_format), meta.is_quantized, type(meta).__name__, node.meta["type"].__name__))
+        rows.append(
+            (
+                node.name,
+                tuple(meta.shape),
+                str(meta.dtype),
+                meta.requires_grad,
+                meta.stride,
+                str(meta.memory_format),
+                meta.is_quantized,
+                type(meta).__name__,
+                node.meta["type"].__name__,
+            )
+        )
     return rows
 
 
@@ -1534,8 +1621,11 @@ def split_module_partitions(fx):
     split = fx.passes.split_module.split_module(gm, root, lambda node: partition_of[node.name])
     x, y = torch.randn(2, 4), torch.randn(2, 4)
     return (
-        split.code, [(name, type(m).__name__) for name, m in split.named_children()],
-        [split.get_submodule(name).code for name, _ in split.named_children()], split(x, y), gm(x, y),
+        split.code,
+        [(name, type(m).__name__) for name, m in split.named_children()],
+        [split.get_submodule(name).code for name, _ in split.named_children()],
+        split(x, y),
+        gm(x, y),
     )
 
 
@@ -1543,12 +1633,19 @@ def split_module_partitions(fx):
 def split_module_keep_original_order(fx):
     gm = fx.symbolic_trace(lambda x: (x + 1).relu() * 2 - x.neg())
     parts = {"add": 0, "relu": 1, "mul": 1, "neg": 0, "sub": 2}
-    split = fx.passes.split_module.split_module(gm, None, lambda node: parts[node.name], keep_original_order=True)
+    split = fx.passes.split_module.split_module(
+        gm, None, lambda node: parts[node.name], keep_original_order=True
+    )
     cyclic = {"add": 0, "relu": 1, "mul": 0, "neg": 1, "sub": 0}
-    name, message = error_of(lambda: fx.passes.split_module.split_module(gm, None, lambda node: cyclic[node.name]))
+    name, message = error_of(
+        lambda: fx.passes.split_module.split_module(gm, None, lambda node: cyclic[node.name])
+    )
     return (
-        split.code, [split.get_submodule(name).code for name, _ in split.named_children()], split(torch.ones(2)),
-        name, message[:32],
+        split.code,
+        [split.get_submodule(name).code for name, _ in split.named_children()],
+        split(torch.ones(2)),
+        name,
+        message[:32],
     )
 
 
@@ -1569,7 +1666,11 @@ def replace_pattern_return_values(fx):
     gm = fx.symbolic_trace(M())
     matches = fx.subgraph_rewriter.replace_pattern(gm, pattern, replacement)
     rows = [
-        (match.anchor.name, sorted((k.name, str(v)) for k, v in match.nodes_map.items()), type(match).__name__)
+        (
+            match.anchor.name,
+            sorted((k.name, str(v)) for k, v in match.nodes_map.items()),
+            type(match).__name__,
+        )
         for match in matches
     ]
     return rows, gm.code, gm(torch.ones(2), torch.ones(2))
@@ -1587,7 +1688,9 @@ def replace_pattern_with_filters_and_replacements(fx):
         return any(node.name == "neg" for node in match.nodes_map.values())
 
     gm = fx.symbolic_trace(lambda x: x.neg().neg() + 1)
-    results = fx.subgraph_rewriter.replace_pattern_with_filters(gm, pattern, replacement, match_filters=[only_first])
+    results = fx.subgraph_rewriter.replace_pattern_with_filters(
+        gm, pattern, replacement, match_filters=[only_first]
+    )
     return (
         [(r.anchor.name, [n.name for n in r.replacements], type(r).__name__) for r in results],
         gm.code,
@@ -1673,7 +1776,9 @@ def concrete_args_with_unknown_name(fx):
 @snippet
 def get_submodule_missing(fx):
     gm = fx.symbolic_trace(TwoLayer())
-    return error_type_of(lambda: gm.get_submodule("fc.nope")), error_type_of(lambda: gm.get_parameter("fc.nope"))
+    return error_type_of(lambda: gm.get_submodule("fc.nope")), error_type_of(
+        lambda: gm.get_parameter("fc.nope")
+    )
 
 
 @snippet
@@ -1689,7 +1794,6 @@ def erase_node_of_other_graph_and_missing_output(fx):
         assert no_output == "RuntimeError"
         no_output = "AssertionError"
     return error_type_of(lambda: second.erase_node(foreign)), no_output
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1911,7 +2015,13 @@ def node_copy_keeps_meta_and_type(fx):
     for node in graph.nodes:
         env[node] = other.node_copy(node, lambda n: env[n])
     copied = env[y]
-    return copied.meta, copied.meta is y.meta, copied.meta["custom"] is y.meta["custom"], repr(copied.type), copied.name
+    return (
+        copied.meta,
+        copied.meta is y.meta,
+        copied.meta["custom"] is y.meta["custom"],
+        repr(copied.type),
+        copied.name,
+    )
 
 
 @snippet
@@ -1942,8 +2052,11 @@ def interpreter_attributes(fx):
     gm = fx.symbolic_trace(TwoLayer())
     interpreter = fx.Interpreter(gm)
     return (
-        interpreter.module is gm, sorted(interpreter.submodules), interpreter.garbage_collect_values,
-        interpreter.graph is gm.graph, interpreter.extra_traceback,
+        interpreter.module is gm,
+        sorted(interpreter.submodules),
+        interpreter.garbage_collect_values,
+        interpreter.graph is gm.graph,
+        interpreter.extra_traceback,
     )
 
 
@@ -1952,8 +2065,11 @@ def transformer_keeps_submodules_and_names(fx):
     gm = fx.symbolic_trace(SmallNet())
     new_gm = fx.Transformer(gm).transform()
     return (
-        new_gm.code, [n for n, _ in new_gm.named_modules()], sorted(new_gm.state_dict()),
-        [n.name for n in new_gm.graph.nodes], type(new_gm).__name__,
+        new_gm.code,
+        [n for n, _ in new_gm.named_modules()],
+        sorted(new_gm.state_dict()),
+        [n.name for n in new_gm.graph.nodes],
+        type(new_gm).__name__,
     )
 
 
@@ -1967,7 +2083,12 @@ def transformer_meta_propagation(fx):
     new_gm = fx.Transformer(gm).transform()
     # torch.fx also records its own provenance entries ("from_node", "seq_nr"); fxkit has no such entries.
     return [
-        (n.name, sorted(set(n.meta) - {"from_node", "seq_nr"}), n.meta.get("stack_trace"), n.meta.get("custom"))
+        (
+            n.name,
+            sorted(set(n.meta) - {"from_node", "seq_nr"}),
+            n.meta.get("stack_trace"),
+            n.meta.get("custom"),
+        )
         for n in new_gm.graph.nodes
     ]
 
@@ -1997,8 +2118,10 @@ def split_module_with_qualname_map(fx):
 def shape_prop_returns_output_and_handles_ints(fx):
     gm = fx.symbolic_trace(lambda x: (x.sum(), x.shape[0], x.dim()))
     result = fx.passes.shape_prop.ShapeProp(gm).propagate(torch.ones(3, 2))
-    return result, [(n.name, "tensor_meta" in n.meta, n.meta.get("type").__name__ if "type" in n.meta else None)
-                    for n in gm.graph.nodes]
+    return result, [
+        (n.name, "tensor_meta" in n.meta, n.meta.get("type").__name__ if "type" in n.meta else None)
+        for n in gm.graph.nodes
+    ]
 
 
 @snippet
@@ -2006,7 +2129,6 @@ def script_a_graph_module(fx):
     gm = fx.symbolic_trace(AddRelu())
     scripted = torch.jit.script(gm)
     return scripted(torch.ones(2), torch.ones(2)), scripted.code.strip().splitlines()[0]
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -2119,7 +2241,9 @@ def lint_failures(fx):
         graph.output(graph.call_function("relu", (x,)))
         graph.lint()
 
-    return [error_type_of(case) is not None for case in (unknown_op, missing_module_target, non_callable_target)]
+    return [
+        error_type_of(case) is not None for case in (unknown_op, missing_module_target, non_callable_target)
+    ]
 
 
 @snippet
@@ -2155,7 +2279,9 @@ def interpreter_error_inside_node(fx):
     graph.output(graph.call_function(torch.mm, (a, a)))
     gm = fx.GraphModule(nn.Module(), graph)
     # Messages differ on purpose (torch.fx rewrites the message, fxkit adds a note); the type is common.
-    return error_type_of(lambda: fx.Interpreter(gm).run(torch.ones(2, 3))), error_type_of(lambda: gm(torch.ones(2, 3)))
+    return error_type_of(lambda: fx.Interpreter(gm).run(torch.ones(2, 3))), error_type_of(
+        lambda: gm(torch.ones(2, 3))
+    )
 
 
 @snippet
@@ -2234,8 +2360,10 @@ def graph_module_to_and_train_eval(fx):
 @snippet
 def proxy_torch_function_kwargs_out_and_dtype(fx):
     def fn(x):
-        return torch.softmax(x, dim=-1, dtype=torch.float64), x.sum(dtype=torch.float64), torch.nn.functional.one_hot(
-            x.long(), num_classes=3
+        return (
+            torch.softmax(x, dim=-1, dtype=torch.float64),
+            x.sum(dtype=torch.float64),
+            torch.nn.functional.one_hot(x.long(), num_classes=3),
         )
 
     gm = fx.symbolic_trace(fn)
@@ -2264,15 +2392,21 @@ def assert_same(expected: Any, actual: Any, path: str = "result") -> None:
     """Structural equality with allclose for tensors."""
     if isinstance(expected, torch.Tensor):
         assert isinstance(actual, torch.Tensor), f"{path}: expected a tensor, got {type(actual).__name__}"
-        assert expected.shape == actual.shape and expected.dtype == actual.dtype, f"{path}: {expected} != {actual}"
+        assert expected.shape == actual.shape and expected.dtype == actual.dtype, (
+            f"{path}: {expected} != {actual}"
+        )
         assert torch.allclose(expected, actual, equal_nan=True), f"{path}: {expected} != {actual}"
     elif isinstance(expected, (list, tuple)) and not isinstance(expected, torch.Size):
-        assert type(expected).__name__ == type(actual).__name__, f"{path}: {type(expected).__name__} != {type(actual).__name__}"
+        assert type(expected).__name__ == type(actual).__name__, (
+            f"{path}: {type(expected).__name__} != {type(actual).__name__}"
+        )
         assert len(expected) == len(actual), f"{path}: lengths differ\n{expected!r}\n{actual!r}"
         for index, (left, right) in enumerate(zip(expected, actual)):
             assert_same(left, right, f"{path}[{index}]")
     elif isinstance(expected, dict):
-        assert isinstance(actual, dict) and list(expected) == list(actual), f"{path}: keys {list(expected)} != {list(actual)}"
+        assert isinstance(actual, dict) and list(expected) == list(actual), (
+            f"{path}: keys {list(expected)} != {list(actual)}"
+        )
         for key in expected:
             assert_same(expected[key], actual[key], f"{path}[{key!r}]")
     elif isinstance(expected, str) and isinstance(actual, str):

@@ -4,6 +4,7 @@ snippet taking the library module as ``fx`` and run with torch.fx (the oracle) a
 Snippets return plain data (generated code, node summaries, outputs, error type names); the
 comparison helpers come from tests/test_parity.py.
 """
+
 from __future__ import annotations
 
 import collections
@@ -563,7 +564,9 @@ def bool_and_int_of_proxy_raise(fx):
     def as_float(x):
         return float(x.sum())
 
-    return error_type_of(lambda: fx.symbolic_trace(as_int)), error_type_of(lambda: fx.symbolic_trace(as_float))
+    return error_type_of(lambda: fx.symbolic_trace(as_int)), error_type_of(
+        lambda: fx.symbolic_trace(as_float)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -730,7 +733,9 @@ def list_and_tuple_of_shape(fx):
     def as_tuple(x):
         return x.new_zeros(tuple(x.shape))
 
-    return error_type_of(lambda: fx.symbolic_trace(as_list)), error_type_of(lambda: fx.symbolic_trace(as_tuple))
+    return error_type_of(lambda: fx.symbolic_trace(as_list)), error_type_of(
+        lambda: fx.symbolic_trace(as_tuple)
+    )
 
 
 @snippet
@@ -887,7 +892,11 @@ def stack_cat_of_proxy_lists(fx):
 @snippet
 def creation_ops_from_shape(fx):
     def fn(x):
-        return torch.full((x.size(0),), 1.5), torch.zeros(x.shape, dtype=torch.int64), torch.ones_like(x, dtype=torch.bool)
+        return (
+            torch.full((x.size(0),), 1.5),
+            torch.zeros(x.shape, dtype=torch.int64),
+            torch.ones_like(x, dtype=torch.bool),
+        )
 
     return traced(fx, fn, torch.ones(2, 3))
 
@@ -931,7 +940,9 @@ def sequential_traced_directly_and_nested(fx):
 
 @snippet
 def batchnorm_eval_and_dropout_leaf(fx):
-    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.Dropout(0.5), nn.AdaptiveAvgPool2d(1))
+    model = nn.Sequential(
+        nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.Dropout(0.5), nn.AdaptiveAvgPool2d(1)
+    )
     model.eval()
     return traced(fx, model, torch.randn(1, 1, 4, 4))
 
@@ -995,7 +1006,9 @@ def unbound_tensor_methods_and_dunders(fx):
     def unbound(x, y):
         return torch.Tensor.add(x, y)
 
-    return traced(fx, fn, torch.ones(2, 2), torch.ones(2, 2)), error_type_of(lambda: fx.symbolic_trace(unbound))
+    return traced(fx, fn, torch.ones(2, 2), torch.ones(2, 2)), error_type_of(
+        lambda: fx.symbolic_trace(unbound)
+    )
 
 
 @snippet
@@ -1357,7 +1370,9 @@ def parameter_list_and_dict(fx):
         def __init__(self):
             super().__init__()
             self.scales = nn.ParameterList([nn.Parameter(torch.full((2,), 2.0)), nn.Parameter(torch.ones(2))])
-            self.biases = nn.ParameterDict({"first": nn.Parameter(torch.ones(2)), "if": nn.Parameter(torch.zeros(2))})
+            self.biases = nn.ParameterDict(
+                {"first": nn.Parameter(torch.ones(2)), "if": nn.Parameter(torch.zeros(2))}
+            )
 
         def forward(self, x):
             for scale in self.scales:
@@ -1372,7 +1387,9 @@ def parameter_list_and_dict(fx):
         def forward(self, x):
             return x + self.biases["if"]
 
-    return traced(fx, Net(), torch.ones(2)), keyword_named_attributes_outcome(fx, WithKeyword(), torch.ones(2))
+    return traced(fx, Net(), torch.ones(2)), keyword_named_attributes_outcome(
+        fx, WithKeyword(), torch.ones(2)
+    )
 
 
 @snippet

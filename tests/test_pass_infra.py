@@ -1,4 +1,5 @@
 """PassBase / PassManager, compared with torch.fx's pass infrastructure."""
+
 import pytest
 import torch
 import torch.fx

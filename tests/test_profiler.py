@@ -36,7 +36,9 @@ def test_summary_tables() -> None:
     seconds = [float(line.split()[-2]) for line in node_table[2:]]
     assert seconds == sorted(seconds, reverse=True)
     assert "Linear (module)" in text and "relu" in text
-    linear_row = next(line for line in lines[5 + len(traced.graph.nodes):] if line.startswith("Linear (module)"))
+    linear_row = next(
+        line for line in lines[5 + len(traced.graph.nodes) :] if line.startswith("Linear (module)")
+    )
     linear_count = sum(1 for node in traced.graph.nodes if node.op == "call_module")
     assert linear_row.split()[2] == str(linear_count)
 

@@ -1,8 +1,8 @@
 """Proxy, Attribute, GraphAppendingTracer and the trace errors, checked against torch.fx."""
+
 from __future__ import annotations
 
 import copy
-import operator
 
 import pytest
 import torch
@@ -33,13 +33,45 @@ def _same_as_oracle(fn, n_inputs=1):
 
 
 OPERATOR_CASES = {
-    "binary": lambda a, b: (a + b, a - b, a * b, a / b, a // b, a % b, a ** b, a @ b, a & b, a | b, a ^ b, a << b, a >> b),
-    "reflected": lambda a, b: (1 + a, 1 - a, 2 * a, 1 / a, 3 // a, 3 % a, 2 ** a, 1 & a, 1 | a, 1 ^ a, 1 << a, 1 >> a),
+    "binary": lambda a, b: (
+        a + b,
+        a - b,
+        a * b,
+        a / b,
+        a // b,
+        a % b,
+        a**b,
+        a @ b,
+        a & b,
+        a | b,
+        a ^ b,
+        a << b,
+        a >> b,
+    ),
+    "reflected": lambda a, b: (
+        1 + a,
+        1 - a,
+        2 * a,
+        1 / a,
+        3 // a,
+        3 % a,
+        2**a,
+        1 & a,
+        1 | a,
+        1 ^ a,
+        1 << a,
+        1 >> a,
+    ),
     "unary": lambda a, b: (-a, +a, ~a, abs(a)),
     "comparisons": lambda a, b: (a == b, a != b, a < b, a > b, a <= b, a >= b, 1 < a, 2 >= a),
     "indexing": lambda a, b: (a[0], a[1:2], a[..., None], a[b], a[:, b, 1:-1:2], a[None, ..., 0]),
     "attribute_and_methods": lambda a, b: (a.shape, a.T, a.view(-1), a.sum(dim=1, keepdim=True), a.shape[0]),
-    "torch_functions": lambda a, b: (torch.relu(a), torch.cat([a, b], 1), torch.add(a, b, alpha=2), F.gelu(a)),
+    "torch_functions": lambda a, b: (
+        torch.relu(a),
+        torch.cat([a, b], 1),
+        torch.add(a, b, alpha=2),
+        F.gelu(a),
+    ),
     "functional_defaults": lambda a, b: (F.relu(a), F.dropout(a, 0.3), F.softmax(a, dim=-1)),
     "call_proxy": lambda a, b: a(b, 3),
 }
@@ -65,7 +97,12 @@ def test_unpacking_with_fixed_count_records_getitems():
 def test_attribute_node_is_created_only_when_used():
     graph = _record(fxkit, lambda a: (a.shape, a.view(-1)))
     ops = [(n.op, n.target) for n in graph.nodes]
-    assert ops == [("placeholder", "x0"), ("call_method", "view"), ("call_function", getattr), ("output", "output")]
+    assert ops == [
+        ("placeholder", "x0"),
+        ("call_method", "view"),
+        ("call_function", getattr),
+        ("output", "output"),
+    ]
     unused = _record(fxkit, lambda a: (a.some_attribute, a)[1])
     assert [n.op for n in unused.nodes] == ["placeholder", "output"]
 
@@ -117,7 +154,11 @@ def test_iteration_and_len_errors_match_torch_fx_and_name_the_line():
     for lib in (torch.fx, fxkit):
         graph = lib.Graph()
         x = lib.Proxy(graph.placeholder("x"))
-        for kind, action in (("iter", lambda: [v for v in x]), ("len", lambda: len(x)), ("int", lambda: int(x))):
+        for kind, action in (
+            ("iter", lambda: [v for v in x]),
+            ("len", lambda: len(x)),
+            ("int", lambda: int(x)),
+        ):
             with pytest.raises(Exception) as info:
                 action()
             if lib is torch.fx:

@@ -73,8 +73,27 @@ def test_first_command_installs_and_traces_a_bundled_model() -> None:
 
 def test_test_command_installs_the_dev_extra() -> None:
     steps = [shlex.split(step) for step in readme_test_command().split("&&")]
-    assert ["python3", "-m", "pip", "install", "-e", ".[dev]"] in steps
+    assert ["python3", "-m", "pip", "install", "-e", ".[dev]", "-c", "constraints.txt"] in steps
+    assert ["python3", "-m", "ruff", "check", "."] in steps
+    assert ["python3", "-m", "ruff", "format", "--check", "."] in steps
     assert steps[-1][:3] == ["python3", "-m", "pytest"]
+
+
+def test_every_dev_dependency_is_pinned_exactly() -> None:
+    pins = {}
+    for line in (REPO_ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt: {line!r} is not an exact pin"
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    assert pins["torch"] == "2.13.0"
+    pyproject = (REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    dev_block = re.search(r"^dev = \[(.*?)\]", pyproject, flags=re.MULTILINE | re.DOTALL)
+    assert dev_block is not None
+    for requirement in re.findall(r'"([^"]+)"', dev_block.group(1)):
+        name = re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0]
+        assert re.sub(r"[-_.]+", "-", name).lower() in pins, f"{name} is not pinned in constraints.txt"
 
 
 def test_first_command_prints_the_code_torch_fx_generates(capsys: pytest.CaptureFixture[str]) -> None:

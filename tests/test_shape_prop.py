@@ -14,7 +14,9 @@ from fxkit.passes.shape_prop import ShapeProp, TensorMetadata, _extract_tensor_m
 
 
 def _metas(graph_module) -> dict:
-    return {node.name: (node.meta.get("tensor_meta"), node.meta.get("type")) for node in graph_module.graph.nodes}
+    return {
+        node.name: (node.meta.get("tensor_meta"), node.meta.get("type")) for node in graph_module.graph.nodes
+    }
 
 
 def _same_meta(ours, theirs) -> None:

@@ -88,8 +88,14 @@ def test_primer_print_tabular():
     text = same_text(both(lambda fx: printed(fx.symbolic_trace(PrimerModule()).graph.print_tabular)))
     rows = [line.split()[:3] for line in text.splitlines()[2:]]
     assert [row[:2] for row in rows] == [
-        ["placeholder", "x"], ["get_attr", "linear_weight"], ["call_function", "add"], ["call_module", "linear"],
-        ["call_method", "relu"], ["call_function", "sum_1"], ["call_function", "topk"], ["output", "output"],
+        ["placeholder", "x"],
+        ["get_attr", "linear_weight"],
+        ["call_function", "add"],
+        ["call_module", "linear"],
+        ["call_method", "relu"],
+        ["call_function", "sum_1"],
+        ["call_function", "topk"],
+        ["output", "output"],
     ]
     assert "{'dim': -1}" in text
 
@@ -149,7 +155,9 @@ def test_proxy_retracing_decomposition():
         tracer = fx.proxy.GraphAppendingTracer(new_graph)
         for node in graph.nodes:
             if node.op == "call_function" and node.target is F.relu:
-                proxy_args = [fx.Proxy(env[x.name], tracer) if isinstance(x, fx.Node) else x for x in node.args]
+                proxy_args = [
+                    fx.Proxy(env[x.name], tracer) if isinstance(x, fx.Node) else x for x in node.args
+                ]
                 env[node.name] = relu_decomposition(*proxy_args).node
             else:
                 env[node.name] = new_graph.node_copy(node, lambda x: env[x.name])
@@ -300,7 +308,9 @@ def test_transform_graph_retraces_a_graph_module():
         g = (tracer_class or fx.Tracer)().trace(module)
         return fx.GraphModule(module, g)
 
-    text = same_text(both(lambda fx: printed(lambda: print(transform_graph(fx, fx.symbolic_trace(PlainAdd()))))))
+    text = same_text(
+        both(lambda fx: printed(lambda: print(transform_graph(fx, fx.symbolic_trace(PlainAdd())))))
+    )
     assert "add = x + y" in text
 
 
@@ -316,7 +326,10 @@ def func_to_trace(x):
 
 def test_dynamic_control_flow_raises_trace_error():
     for lib in LIBRARIES.values():
-        with pytest.raises(lib.proxy.TraceError, match="symbolically traced variables cannot be used as inputs to control flow"):
+        with pytest.raises(
+            lib.proxy.TraceError,
+            match="symbolically traced variables cannot be used as inputs to control flow",
+        ):
             lib.symbolic_trace(func_to_trace)
 
 
@@ -335,7 +348,9 @@ class StaticFlow(nn.Module):
 
 def test_static_control_flow():
     without = same_text(both(lambda fx: fx.symbolic_trace(StaticFlow(do_activation=False)).code))
-    assert without.strip() == "def forward(self, x):\n    linear = self.linear(x);  x = None\n    return linear"
+    assert (
+        without.strip() == "def forward(self, x):\n    linear = self.linear(x);  x = None\n    return linear"
+    )
     with_act = same_text(both(lambda fx: fx.symbolic_trace(StaticFlow(do_activation=True)).code))
     assert "relu = torch.relu(linear);  linear = None" in with_act and "return relu" in with_act
 
@@ -384,7 +399,11 @@ def test_non_torch_functions_len_fails_then_wrap_records_calls(tmp_path):
         x = torch.rand(3, 4)
         torch.testing.assert_close(traced(x), wrapped.normalize(x))
     body = [line.strip() for line in same_text(codes).splitlines() if "=" in line and "wrap(" not in line]
-    assert body == ["len_1 = len(x)", "sqrt = math_sqrt(len_1);  len_1 = None", "truediv = x / sqrt;  x = sqrt = None"]
+    assert body == [
+        "len_1 = len(x)",
+        "sqrt = math_sqrt(len_1);  len_1 = None",
+        "truediv = x / sqrt;  x = sqrt = None",
+    ]
 
 
 # ---------------------------------------------------------------- Tracer class, leaf modules
@@ -435,7 +454,7 @@ def test_leaf_modules_default_set():
 # ---------------------------------------------------------------- Miscellanea
 
 
-RANDN_SOURCE = '''
+RANDN_SOURCE = """
 import torch
 import FX
 
@@ -445,7 +464,7 @@ def torch_randn(x, shape):
 
 def f(x):
     return x + torch_randn(x, 5)
-'''
+"""
 
 
 def test_wrapped_randn_is_not_baked_in(tmp_path):
@@ -455,8 +474,14 @@ def test_wrapped_randn_is_not_baked_in(tmp_path):
         assert [n.target for n in traced.graph.nodes if n.op == "call_function"][0] is module.torch_randn
         x = torch.zeros(5)
         assert not torch.equal(traced(x), traced(x))  # a fresh random value on each call
-    same_text({name: lib.symbolic_trace(load_module_source(tmp_path, "randn2", RANDN_SOURCE, name).f).graph.__str__()
-               .replace(f"randn2_{name.replace('.', '_')}", "M") for name, lib in LIBRARIES.items()})
+    same_text(
+        {
+            name: lib.symbolic_trace(load_module_source(tmp_path, "randn2", RANDN_SOURCE, name).f)
+            .graph.__str__()
+            .replace(f"randn2_{name.replace('.', '_')}", "M")
+            for name, lib in LIBRARIES.items()
+        }
+    )
 
 
 def test_type_annotations_are_preserved():
@@ -483,7 +508,10 @@ class DropoutRepro2(nn.Module):
 
 def test_dropout_training_flag_gotcha():
     code = same_text(both(lambda fx: fx.symbolic_trace(DropoutRepro()).code))
-    assert "dropout = torch.nn.functional.dropout(x, p = 0.5, training = True, inplace = False);  x = None" in code
+    assert (
+        "dropout = torch.nn.functional.dropout(x, p = 0.5, training = True, inplace = False);  x = None"
+        in code
+    )
     traced = fxkit.symbolic_trace(DropoutRepro())
     traced.eval()
     x = torch.randn(5, 3)

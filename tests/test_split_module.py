@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import operator
-
 import pytest
 import torch
 import torch.fx
@@ -32,8 +30,18 @@ class Branchy(torch.nn.Module):
         return w + y * scale + self.shift, z.sum(), x
 
 
-BRANCHY_PARTITIONS = {"add": 0, "linear": 1, "clamp": 1, "seq_0": 2, "seq_1": 2, "mul": 4, "add_1": 4,
-                      "add_2": 4, "mean": 5, "sum_1": 3}
+BRANCHY_PARTITIONS = {
+    "add": 0,
+    "linear": 1,
+    "clamp": 1,
+    "seq_0": 2,
+    "seq_1": 2,
+    "mul": 4,
+    "add_1": 4,
+    "add_2": 4,
+    "mean": 5,
+    "sum_1": 3,
+}
 
 
 def _by_position(step: int):
@@ -44,11 +52,17 @@ def _by_position(step: int):
 
 
 CASES = {
-    "branchy": (Branchy, lambda: (torch.randn(3, 4), torch.randn(3, 5)), lambda n: BRANCHY_PARTITIONS[n.name]),
+    "branchy": (
+        Branchy,
+        lambda: (torch.randn(3, 4), torch.randn(3, 5)),
+        lambda n: BRANCHY_PARTITIONS[n.name],
+    ),
     "mlp_by_3": (lambda: zoo.get_model("mlp"), lambda: zoo.example_inputs("mlp"), _by_position(3)),
     "resnet_by_7": (lambda: zoo.get_model("resnet"), lambda: zoo.example_inputs("resnet"), _by_position(7)),
     "transformer_by_11": (
-        lambda: zoo.get_model("transformer"), lambda: zoo.example_inputs("transformer"), _by_position(11)
+        lambda: zoo.get_model("transformer"),
+        lambda: zoo.example_inputs("transformer"),
+        _by_position(11),
     ),
 }
 
@@ -63,9 +77,7 @@ def _describe(split) -> dict:
 
 
 @pytest.mark.parametrize("keep_original_order", [False, True])
-@pytest.mark.parametrize(
-    "case", sorted(CASES)
-)
+@pytest.mark.parametrize("case", sorted(CASES))
 def test_same_split_as_torch_fx(case: str, keep_original_order: bool) -> None:
     build, make_inputs, callback = CASES[case]
     model = build().eval()
@@ -81,11 +93,14 @@ def test_same_split_as_torch_fx(case: str, keep_original_order: bool) -> None:
         torch.testing.assert_close(split(*inputs), model(*inputs))
 
 
-@pytest.mark.parametrize("options", [
-    {"keep_original_node_name": True},
-    {"keep_original_input_name": False},
-    {"tuple_return": True},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"keep_original_node_name": True},
+        {"keep_original_input_name": False},
+        {"tuple_return": True},
+    ],
+)
 def test_options_match_torch_fx(options: dict) -> None:
     model = Branchy()
     callback = CASES["branchy"][2]

@@ -1,6 +1,5 @@
 """fxkit.subgraph_rewriter against torch.fx's: same matches, same rewritten code, same outputs."""
 
-
 import copy
 import operator
 import random
@@ -49,7 +48,9 @@ def rewrite_both(
     model: Any, pattern: Any, replacement: Any, inputs: Tuple[torch.Tensor, ...] = (), **options: Any
 ) -> Tuple[List[Any], GraphModule, torch.fx.GraphModule]:
     """Trace ``model`` with both libraries, rewrite both the same way, check they agree."""
-    expected_gm = torch.fx.symbolic_trace(copy.deepcopy(model) if isinstance(model, torch.nn.Module) else model)
+    expected_gm = torch.fx.symbolic_trace(
+        copy.deepcopy(model) if isinstance(model, torch.nn.Module) else model
+    )
     actual_gm = fxkit.symbolic_trace(copy.deepcopy(model) if isinstance(model, torch.nn.Module) else model)
     assert actual_gm.code == expected_gm.code, "the tracers disagree before rewriting"
     try:
@@ -119,7 +120,9 @@ def test_replace_pattern_returns_matches_like_torch_fx() -> None:
 
 
 def test_overlapping_candidates_keep_the_first() -> None:
-    rewrite_both(lambda x: x.relu().relu().relu().relu().relu(), lambda x: x.relu().relu(), lambda x: x.sigmoid(), (X,))
+    rewrite_both(
+        lambda x: x.relu().relu().relu().relu().relu(), lambda x: x.relu().relu(), lambda x: x.sigmoid(), (X,)
+    )
 
 
 def test_no_match_leaves_graph_unchanged() -> None:
@@ -173,7 +176,9 @@ def test_multiple_outputs() -> None:
         a, b, c, d = x.relu(), y.relu(), x.sigmoid(), y.sigmoid()
         return a + c, b * d
 
-    results, _, _ = rewrite_both(model, lambda x: (x.relu(), x.sigmoid()), lambda x: (x.tanh(), x.neg()), (X, Y))
+    results, _, _ = rewrite_both(
+        model, lambda x: (x.relu(), x.sigmoid()), lambda x: (x.tanh(), x.neg()), (X, Y)
+    )
     assert len(results) == 2
 
 
@@ -195,7 +200,10 @@ def test_literals_and_ignore_literals() -> None:
 def test_placeholder_matches_a_literal_and_a_list() -> None:
     rewrite_both(lambda x: (x + 1) * (x + 2), lambda x, y: x + y, lambda x, y: x - y, (X,))
     rewrite_both(
-        lambda x, y: torch.cat([x.relu(), y], 1), lambda a, b: torch.cat(a, b), lambda a, b: torch.stack(a, b), (X, Y)
+        lambda x, y: torch.cat([x.relu(), y], 1),
+        lambda a, b: torch.cat(a, b),
+        lambda a, b: torch.stack(a, b),
+        (X, Y),
     )
 
 
@@ -304,17 +312,23 @@ def test_match_filters_and_replacement_callback() -> None:
     def not_the_middle_one(match: Any, original_graph: Any, pattern_graph: Any) -> bool:
         return match.nodes_map[match.anchors[0]].name != "relu_1"
 
-    rewrite_both(chain_of_relus, lambda x: torch.relu(x), lambda x: x.neg(), (X, Y), match_filters=[not_the_middle_one])
+    rewrite_both(
+        chain_of_relus, lambda x: torch.relu(x), lambda x: x.neg(), (X, Y), match_filters=[not_the_middle_one]
+    )
 
     def build_replacement(match: Any, original_graph: Any, pattern_graph: Any) -> Any:
         library = fxkit if isinstance(original_graph, fxkit.Graph) else torch.fx
         return library.symbolic_trace(lambda x: x.tanh()).graph
 
-    rewrite_both(chain_of_relus, lambda x: torch.relu(x), None, (X, Y), replacement_callback=build_replacement)
+    rewrite_both(
+        chain_of_relus, lambda x: torch.relu(x), None, (X, Y), replacement_callback=build_replacement
+    )
 
 
 def test_node_name_match_makes_named_nodes_anchor_candidates() -> None:
-    rewrite_both(chain_of_relus, lambda x: torch.sigmoid(x), lambda x: x.neg(), (X, Y), node_name_match="relu_1")
+    rewrite_both(
+        chain_of_relus, lambda x: torch.sigmoid(x), lambda x: x.neg(), (X, Y), node_name_match="relu_1"
+    )
 
 
 def test_errors() -> None:
@@ -341,7 +355,9 @@ def test_transformer_from_the_zoo() -> None:
     def scores_replacement(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         return torch.matmul(q, torch.transpose(k, -2, -1))
 
-    results, _, _ = rewrite_both(zoo.get_model("transformer"), scores, scores_replacement, zoo.example_inputs("transformer"))
+    results, _, _ = rewrite_both(
+        zoo.get_model("transformer"), scores, scores_replacement, zoo.example_inputs("transformer")
+    )
     assert len(results) == 2
 
 
@@ -406,7 +422,10 @@ def test_many_repeated_blocks_agree_with_torch_fx() -> None:
         return x
 
     results, _, _ = rewrite_both(
-        blocks, lambda x, w: torch.relu(torch.add(x, w)), lambda x, w: torch.clamp(torch.add(x, w), min=0.0), (X, Y)
+        blocks,
+        lambda x, w: torch.relu(torch.add(x, w)),
+        lambda x, w: torch.clamp(torch.add(x, w), min=0.0),
+        (X, Y),
     )
     assert len(results) == 60
 

@@ -1,5 +1,6 @@
 """Tracer behaviour beyond graph equality: hooks for subclasses, wrap, patch hygiene,
 threads, stack traces, concrete_args checks and decorated forwards."""
+
 from __future__ import annotations
 
 import functools
@@ -33,8 +34,15 @@ def decorated_wrapped(x, n):
 
 
 def _globals_snapshot():
-    return (nn.Module.__call__, nn.Module.__getattr__, math.sqrt, math.floor, globals().get("scaled_by_three"),
-            globals().get("decorated_wrapped"), "len" in globals())
+    return (
+        nn.Module.__call__,
+        nn.Module.__getattr__,
+        math.sqrt,
+        math.floor,
+        globals().get("scaled_by_three"),
+        globals().get("decorated_wrapped"),
+        "len" in globals(),
+    )
 
 
 class Block(nn.Module):
@@ -75,7 +83,9 @@ def test_is_leaf_module_override():
     assert [(n.op, n.target) for n in graph.nodes if n.op == "call_module"] == [("call_module", "block")]
     graph = EverythingTracer().trace(Outer())
     assert [n.target for n in graph.nodes if n.op in ("call_function", "get_attr")][:3] == [
-        "block.conv1.weight", "block.conv1.bias", torch.conv2d
+        "block.conv1.weight",
+        "block.conv1.bias",
+        torch.conv2d,
     ]
 
 
@@ -104,7 +114,10 @@ def test_wrap_by_name_and_decorator_record_one_node():
 
     gm = symbolic_trace(f)
     calls = [n for n in gm.graph.nodes if n.op == "call_function" and n.target is not operator_add()]
-    assert [n.target for n in calls] == [scaled_by_three, decorated_wrapped.__wrapped__ if hasattr(decorated_wrapped, "__wrapped__") else decorated_wrapped]
+    assert [n.target for n in calls] == [
+        scaled_by_three,
+        decorated_wrapped.__wrapped__ if hasattr(decorated_wrapped, "__wrapped__") else decorated_wrapped,
+    ]
     assert all(n.meta.get("is_wrapped") for n in calls)
     x = torch.zeros(3)
     torch.manual_seed(1)
@@ -155,7 +168,9 @@ def test_module_calls_outside_a_trace_are_untouched_while_another_thread_traces(
             return super().call_module(m, forward, args, kwargs)
 
     results = {}
-    worker = threading.Thread(target=lambda: results.setdefault("graph", SlowTracer().trace(zoo.get_model("mlp"))))
+    worker = threading.Thread(
+        target=lambda: results.setdefault("graph", SlowTracer().trace(zoo.get_model("mlp")))
+    )
     worker.start()
     assert started.wait(10)
     try:

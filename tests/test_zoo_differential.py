@@ -4,12 +4,11 @@ For every case both tracers run on separate copies of the same module; the graph
 generated code and every node's (op, name, target, args, kwargs) must match, and the traced
 module must compute what the eager module computes.
 """
+
 from __future__ import annotations
 
-import collections
 import copy
 import math
-import operator
 from math import sqrt
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
@@ -74,12 +73,12 @@ def assert_same_outputs(actual, expected) -> None:
 
 class Arithmetic(nn.Module):
     def forward(self, x, y):
-        return x + y, x - y, x * y, x / y, x // y, x % y, x ** 2, x @ y.t(), -x, +x, abs(x)
+        return x + y, x - y, x * y, x / y, x // y, x % y, x**2, x @ y.t(), -x, +x, abs(x)
 
 
 class Reflected(nn.Module):
     def forward(self, x):
-        return 1 + x, 2 - x, 3 * x, 1 / x, 2 ** x, 7 // x, 5 % x
+        return 1 + x, 2 - x, 3 * x, 1 / x, 2**x, 7 // x, 5 % x
 
 
 class Bitwise(nn.Module):
@@ -112,7 +111,14 @@ class Functionals(nn.Module):
 class TensorMethods(nn.Module):
     def forward(self, x):
         y = x.view(2, -1).permute(1, 0).contiguous().reshape(-1)
-        return y.sum(dim=0, keepdim=True), x.mean(), x.transpose(0, 1).flatten(), x.size(), x.size(1), x.float().half()
+        return (
+            y.sum(dim=0, keepdim=True),
+            x.mean(),
+            x.transpose(0, 1).flatten(),
+            x.size(),
+            x.size(1),
+            x.float().half(),
+        )
 
 
 class Attributes(nn.Module):
@@ -146,7 +152,12 @@ class InPlace(nn.Module):
 
 class Conversions(nn.Module):
     def forward(self, x):
-        return x.to(torch.float64), x.to(dtype=torch.int32), x.type_as(x), torch.zeros_like(x, dtype=torch.float16)
+        return (
+            x.to(torch.float64),
+            x.to(dtype=torch.int32),
+            x.type_as(x),
+            torch.zeros_like(x, dtype=torch.float16),
+        )
 
 
 class LeafModules(nn.Module):
@@ -213,7 +224,14 @@ class ParamsAndBuffers(nn.Module):
 class TensorConstants(nn.Module):
     def forward(self, x):
         t = torch.ones(4)
-        return x + t, t + x, x * torch.zeros(4), torch.arange(4.0) + x, x + torch.tensor([1.0, 2.0, 3.0, 4.0]), t
+        return (
+            x + t,
+            t + x,
+            x * torch.zeros(4),
+            torch.arange(4.0) + x,
+            x + torch.tensor([1.0, 2.0, 3.0, 4.0]),
+            t,
+        )
 
 
 class MathAutowrap(nn.Module):
@@ -289,7 +307,15 @@ class MethodChains(nn.Module):
 
 class Reductions(nn.Module):
     def forward(self, x):
-        return x.max(dim=1), x.min(), x.argmax(-1), torch.max(x, x + 1), x.std(0), torch.logsumexp(x, 1), x.norm()
+        return (
+            x.max(dim=1),
+            x.min(),
+            x.argmax(-1),
+            torch.max(x, x + 1),
+            x.std(0),
+            torch.logsumexp(x, 1),
+            x.norm(),
+        )
 
 
 class Attention(nn.Module):
@@ -323,7 +349,11 @@ class ScaledDotProduct(nn.Module):
 
 class Einsum(nn.Module):
     def forward(self, a, b):
-        return torch.einsum("ij,jk->ik", a, b), torch.bmm(a.unsqueeze(0), b.unsqueeze(0)), torch.outer(a[0], b[0])
+        return (
+            torch.einsum("ij,jk->ik", a, b),
+            torch.bmm(a.unsqueeze(0), b.unsqueeze(0)),
+            torch.outer(a[0], b[0]),
+        )
 
 
 class ShapeArithmetic(nn.Module):
@@ -427,18 +457,18 @@ CASES: Dict[str, Tuple[Callable[[], object], Callable[[], tuple], dict]] = {
     "function_with_functional": (lambda: function_with_module_call, lambda: (torch.randn(2, 3),), {}),
     "concrete_bool": (lambda: StaticControlFlow(True), lambda: (torch.randn(2, 5),), {}),
     "concrete_flag": (
-        lambda: (lambda x, flag: x * 2 if flag else x),
+        lambda: lambda x, flag: x * 2 if flag else x,
         lambda: (torch.randn(3), True),
         {"concrete_args": {"flag": True}},
     ),
     "concrete_none": (
-        lambda: (lambda x, bias=None: x if bias is None else x + bias),
+        lambda: lambda x, bias=None: x if bias is None else x + bias,
         lambda: (torch.randn(3), None),
         {"concrete_args": {"bias": None}},
     ),
     "concrete_int": (DefaultArgs, lambda: (torch.randn(3), 4), {"concrete_args": {"bias": 4}}),
     "pytree_dict_list": (
-        lambda: (lambda x, d, l: (x + d["a"] * l[0] - l[1], {"o": x})),
+        lambda: lambda x, d, l: (x + d["a"] * l[0] - l[1], {"o": x}),
         lambda: (torch.randn(2), {"a": torch.randn(2)}, [torch.randn(2), torch.randn(2)]),
         {"concrete_args": {"d": {"a": torch.fx.PH}, "l": [torch.fx.PH, torch.fx.PH]}},
     ),

@@ -11,7 +11,6 @@ and returns a ``FoldedGraphModule`` whose graph reads the results from the attri
 from __future__ import annotations
 
 import copy
-
 import operator
 from typing import Any, Callable, Dict, List, Optional, Union
 
@@ -42,9 +41,7 @@ class FoldedGraphModule(GraphModule):
         device_for_folded_attrs: str = "cuda",
     ) -> None:
         super().__init__(root, graph)
-        self.const_subgraph_module = (
-            None if const_subgraph is None else GraphModule(root, const_subgraph)
-        )
+        self.const_subgraph_module = None if const_subgraph is None else GraphModule(root, const_subgraph)
         self.has_folding_been_run = False
         self.fx_const_folded_attrs_name = fx_const_folded_attrs_name
         self.device_for_folded_attrs = device_for_folded_attrs
@@ -66,7 +63,9 @@ class FoldedGraphModule(GraphModule):
 
         def as_parameter(value: Any) -> torch.nn.Parameter:
             if isinstance(value, torch.Tensor):
-                return torch.nn.Parameter(value.detach().clone().to(device), requires_grad=value.requires_grad)
+                return torch.nn.Parameter(
+                    value.detach().clone().to(device), requires_grad=value.requires_grad
+                )
             return torch.nn.Parameter(torch.tensor([value], device=device), requires_grad=False)
 
         if isinstance(folded, tuple):
@@ -108,7 +107,9 @@ def split_const_subgraphs(
     constant = _constant_nodes(graph, skip_folding_node_fn)
     # Values to fold: computed (not plain get_attr) constants that something non-constant reads.
     folded = [
-        node for node in constant if node.op != "get_attr" and any(user not in constant for user in node.users)
+        node
+        for node in constant
+        if node.op != "get_attr" and any(user not in constant for user in node.users)
     ]
     if not folded:
         return FoldedGraphModule(traced, copy.deepcopy(graph))
@@ -138,7 +139,8 @@ def split_const_subgraphs(
     folded_index = {node: index for index, node in enumerate(folded)}
     # Attributes the non-constant part reads directly come first, then the folded values (torch.fx's order).
     hoisted = [
-        node for node in graph.nodes
+        node
+        for node in graph.nodes
         if node.op == "get_attr" and (node not in constant or any(u not in constant for u in node.users))
     ]
     for node in graph.nodes:
@@ -162,7 +164,9 @@ def split_const_subgraphs(
     holder = torch.nn.Module()
     holder.training = traced.training
     targets: List[str] = [
-        node.target for source in (main_graph, const_graph) for node in source.nodes
+        node.target
+        for source in (main_graph, const_graph)
+        for node in source.nodes
         if node.op in ("get_attr", "call_module") and node.target != _FOLDED_ATTRS_NAME
     ]
     for target in dict.fromkeys(targets):

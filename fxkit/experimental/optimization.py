@@ -108,7 +108,9 @@ def remove_dropout(model: nn.Module) -> GraphModule:
     for node in list(traced.graph.nodes):
         if node.op == "call_module" and isinstance(modules.get(node.target), nn.Dropout):
             if len(node.args) != 1:
-                raise ValueError(f"remove_dropout: dropout node {node.name} has {len(node.args)} args, expected 1")
+                raise ValueError(
+                    f"remove_dropout: dropout node {node.name} has {len(node.args)} args, expected 1"
+                )
             node.replace_all_uses_with(node.args[0])
             traced.graph.erase_node(node)
     traced.graph.eliminate_dead_code()

@@ -9,7 +9,6 @@ type, so ``x + 1``, ``x + 1.0`` and ``x + True`` stay distinct.
 from __future__ import annotations
 
 import copy
-
 from typing import Any, Dict, Hashable, Iterable, Optional
 
 import torch
@@ -42,7 +41,12 @@ def _key(value: Any) -> Hashable:
 
 def _is_mutating_method(node: Node) -> bool:
     target = node.target
-    return node.op == "call_method" and isinstance(target, str) and target.endswith("_") and not target.endswith("__")
+    return (
+        node.op == "call_method"
+        and isinstance(target, str)
+        and target.endswith("_")
+        and not target.endswith("__")
+    )
 
 
 def eliminate_common_subexpressions(gm: GraphModule, banned_ops: Optional[Iterable[Any]] = None) -> bool:
@@ -57,8 +61,12 @@ def eliminate_common_subexpressions(gm: GraphModule, banned_ops: Optional[Iterab
             continue
         if any(node.target is op or node.target == op for op in banned):
             continue
-        key = (node.op, _key(node.target) if isinstance(node.target, str) else ("target", node.target),
-               _key(node.args), _key(node.kwargs))
+        key = (
+            node.op,
+            _key(node.target) if isinstance(node.target, str) else ("target", node.target),
+            _key(node.args),
+            _key(node.kwargs),
+        )
         try:
             earlier = seen.get(key)
         except TypeError:

@@ -54,7 +54,9 @@ class DotGraph(str):
                 "Rendering needs Graphviz's 'dot' program, which is not on PATH. Install Graphviz "
                 "(e.g. apt-get install graphviz), or use write_raw(path) / str(graph) for the DOT text."
             )
-        return subprocess.run([dot, f"-T{format}"], input=str(self).encode(), capture_output=True, check=True).stdout
+        return subprocess.run(
+            [dot, f"-T{format}"], input=str(self).encode(), capture_output=True, check=True
+        ).stdout
 
     def create_svg(self) -> bytes:
         return self.create("svg")
@@ -83,7 +85,7 @@ def _quote(text: str) -> str:
 
 def _record_escape(text: str) -> str:
     """Escape the characters that structure a Graphviz record label."""
-    for char in "\\{}|<>\"":
+    for char in '\\{}|<>"':
         text = text.replace(char, "\\" + char)
     return text.replace("\n", "\\n")
 
@@ -158,7 +160,7 @@ class FxGraphDrawer:
         if key not in self._dot_graphs:
             raise KeyError(
                 f"No GraphModule child named {submod_name!r}; drawn children: "
-                f"{[k[len(self._name) + 1:] for k in self._dot_graphs if k != self._name]}"
+                f"{[k[len(self._name) + 1 :] for k in self._dot_graphs if k != self._name]}"
             )
         return self._dot_graphs[key]
 
@@ -182,7 +184,11 @@ class FxGraphDrawer:
                 fields.append(f"{type(submodule).__name__}")
             except AttributeError:
                 pass
-        target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
+        target = (
+            node.target
+            if isinstance(node.target, str)
+            else getattr(node.target, "__name__", str(node.target))
+        )
         fields.append(f"target={target}")
         if node.args:
             fields.append(f"args={show(node.args)}")
@@ -192,21 +198,29 @@ class FxGraphDrawer:
             fields.append(f"type={getattr(node.type, '__name__', str(node.type))}")
         fields.extend(_describe_tensor_meta(node.meta.get("tensor_meta")))
         if self._options["parse_stack_trace"] and node.stack_trace:
-            last_frame = [line for line in node.stack_trace.strip().splitlines() if line.strip().startswith("File")]
+            last_frame = [
+                line for line in node.stack_trace.strip().splitlines() if line.strip().startswith("File")
+            ]
             if last_frame:
                 fields.append(last_frame[-1].strip())
         body = "|".join(_record_escape(_shorten(field)) for field in fields)
         return "{" + body + "}" if self._options["shape"] == "record" else body.replace("|", "\\n")
 
     def _to_dot(self, module: GraphModule, name: str) -> DotGraph:
-        lines = [f"digraph {_quote(name)} {{", "  rankdir=TB;", f"  node [shape={self._options['shape']}, style=filled];"]
+        lines = [
+            f"digraph {_quote(name)} {{",
+            "  rankdir=TB;",
+            f"  node [shape={self._options['shape']}, style=filled];",
+        ]
         drawn: Dict[Node, None] = {}
         for node in module.graph.nodes:
             if self._options["ignore_getattr"] and node.op == "get_attr":
                 continue
             drawn[node] = None
             color = _OP_COLORS.get(node.op, "White")
-            lines.append(f"  {_quote(node.name)} [label={_quote(self._label(module, node))}, fillcolor={color}];")
+            lines.append(
+                f"  {_quote(node.name)} [label={_quote(self._label(module, node))}, fillcolor={color}];"
+            )
             if node.op == "call_module" and not self._options["ignore_parameters_and_buffers"]:
                 lines.extend(self._tensor_boxes(module, node))
         for node in drawn:
@@ -222,12 +236,16 @@ class FxGraphDrawer:
         except AttributeError:
             return []
         lines = []
-        tensors = list(submodule.named_parameters(recurse=False)) + list(submodule.named_buffers(recurse=False))
+        tensors = list(submodule.named_parameters(recurse=False)) + list(
+            submodule.named_buffers(recurse=False)
+        )
         for tensor_name, tensor in tensors:
             box = f"{node.name}.{tensor_name}"  # '.' never appears in node names: no clashes
             kind = "parameter" if isinstance(tensor, torch.nn.Parameter) else "buffer"
-            label = _record_escape(f"{node.target}.{tensor_name}") + "|" + _record_escape(
-                f"{kind} {tuple(tensor.shape)} {tensor.dtype}"
+            label = (
+                _record_escape(f"{node.target}.{tensor_name}")
+                + "|"
+                + _record_escape(f"{kind} {tuple(tensor.shape)} {tensor.dtype}")
             )
             if self._options["shape"] == "record":
                 label = "{" + label + "}"

@@ -1,9 +1,9 @@
 """A profiling Interpreter: how long each node, and each kind of operation, takes in a run.
 
-    profiler = ProfilingInterpreter(traced)
-    for _ in range(10):
-        profiler.run(x)
-    print(profiler.summary(should_sort=True))
+profiler = ProfilingInterpreter(traced)
+for _ in range(10):
+    profiler.run(x)
+print(profiler.summary(should_sort=True))
 """
 
 from __future__ import annotations
@@ -85,19 +85,23 @@ class ProfilingInterpreter(Interpreter):
         if should_sort:
             per_node.sort(key=lambda row: row[3], reverse=True)
         node_rows = [
-            (name, op, kind, f"{mean:.6f}", f"{100 * mean / mean_total:.2f}%") for name, op, kind, mean in per_node
+            (name, op, kind, f"{mean:.6f}", f"{100 * mean / mean_total:.2f}%")
+            for name, op, kind, mean in per_node
         ]
         kind_totals = [(kind, counts[kind], sum(means)) for kind, means in per_kind.items()]
         if should_sort:
             kind_totals.sort(key=lambda row: row[2], reverse=True)
         kind_rows = [
-            (kind, count, f"{total:.6f}", f"{100 * total / mean_total:.2f}%") for kind, count, total in kind_totals
+            (kind, count, f"{total:.6f}", f"{100 * total / mean_total:.2f}%")
+            for kind, count, total in kind_totals
         ]
         return "\n".join(
             [
                 f"Mean total run time: {mean_total:.6f} s over {len(self.total_runtime_sec)} run(s)",
                 "",
-                format_table(["Node", "Op code", "Operation", "Mean runtime (s)", "Pct total runtime"], node_rows),
+                format_table(
+                    ["Node", "Op code", "Operation", "Mean runtime (s)", "Pct total runtime"], node_rows
+                ),
                 "",
                 format_table(["Operation", "Nodes", "Mean runtime (s)", "Pct total runtime"], kind_rows),
             ]

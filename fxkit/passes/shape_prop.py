@@ -54,7 +54,11 @@ def _extract_tensor_metadata(result: torch.Tensor, include_contiguity: bool = Tr
         if scheme in (torch.per_tensor_affine, torch.per_tensor_symmetric):
             qparams["scale"] = result.q_scale()
             qparams["zero_point"] = result.q_zero_point()
-        elif scheme in (torch.per_channel_affine, torch.per_channel_affine_float_qparams, torch.per_channel_symmetric):
+        elif scheme in (
+            torch.per_channel_affine,
+            torch.per_channel_affine_float_qparams,
+            torch.per_channel_symmetric,
+        ):
             qparams["scale"] = result.q_per_channel_scales().tolist()
             qparams["zero_point"] = result.q_per_channel_zero_points().tolist()
             qparams["axis"] = result.q_per_channel_axis()
@@ -70,11 +74,11 @@ def _fake_copy(module: torch.nn.Module, fake_mode: Any) -> torch.nn.Module:
     """
     memo: Dict[int, Any] = {}
     for tensor_dict_owner in module.modules():
-        for name, param in tensor_dict_owner._parameters.items():
+        for param in tensor_dict_owner._parameters.values():
             if param is not None and id(param) not in memo:
                 fake = fake_mode.from_tensor(param)
                 memo[id(param)] = torch.nn.Parameter(fake, requires_grad=param.requires_grad)
-        for name, buffer in tensor_dict_owner._buffers.items():
+        for buffer in tensor_dict_owner._buffers.values():
             if buffer is not None and id(buffer) not in memo:
                 memo[id(buffer)] = fake_mode.from_tensor(buffer)
     return copy.deepcopy(module, memo)
@@ -137,7 +141,9 @@ class ShapeProp(Interpreter):
                 self.fake_module = _fake_copy(self.real_module, found_mode)
         if self.fake_mode is not None:
             args = tuple(
-                self.fake_mode.from_tensor(arg) if isinstance(arg, torch.Tensor) and not _is_fake(arg) else arg
+                self.fake_mode.from_tensor(arg)
+                if isinstance(arg, torch.Tensor) and not _is_fake(arg)
+                else arg
                 for arg in args
             )
         return super().run(*args)

@@ -37,8 +37,11 @@ class Partition:
 
     def __repr__(self) -> str:
         labelled = (
-            ("name", self.name), ("nodes", self.node_names), ("inputs", list(self.inputs)),
-            ("outputs", list(self.outputs)), ("partitions depended on", list(self.dependencies)),
+            ("name", self.name),
+            ("nodes", self.node_names),
+            ("inputs", list(self.inputs)),
+            ("outputs", list(self.outputs)),
+            ("partitions depended on", list(self.dependencies)),
             ("partition dependents", list(self.dependents)),
         )
         return ",\n ".join(f"{label}: {value}" for label, value in labelled)
@@ -66,7 +69,9 @@ def _fetch(root: torch.nn.Module, qualified_name: str) -> Any:
     owner: Any = root
     for atom in qualified_name.split("."):
         if not hasattr(owner, atom):
-            raise AttributeError(f"split_module: root module has no attribute {qualified_name!r} (missing {atom!r})")
+            raise AttributeError(
+                f"split_module: root module has no attribute {qualified_name!r} (missing {atom!r})"
+            )
         owner = getattr(owner, atom)
     return owner
 
@@ -274,6 +279,8 @@ def _copy_attribute(source: torch.nn.Module, destination: torch.nn.Module, quali
         destination_owner = child
     value = getattr(source_owner, leaf)
     if isinstance(source_owner, torch.nn.Module) and leaf in source_owner._buffers:
-        destination_owner.register_buffer(leaf, value, persistent=leaf not in source_owner._non_persistent_buffers_set)
+        destination_owner.register_buffer(
+            leaf, value, persistent=leaf not in source_owner._non_persistent_buffers_set
+        )
     else:
         setattr(destination_owner, leaf, value)

@@ -4,6 +4,7 @@
 ``fxkit.capture``, compares the captured graph with eager execution, and feeds it inputs that take
 other paths; :func:`coverage_table` prints the results side by side.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -122,7 +123,9 @@ def run_entry(entry: ZooEntry, with_torch_fx: bool = True) -> ZooResult:
     return result
 
 
-def _other_path_outcome(model: torch.nn.Module, graph_module: Any, inputs: Dict[str, Any], result: ZooResult) -> str:
+def _other_path_outcome(
+    model: torch.nn.Module, graph_module: Any, inputs: Dict[str, Any], result: ZooResult
+) -> str:
     from fxkit.capture import GuardError
 
     try:
@@ -147,13 +150,32 @@ _RAISED = object()
 
 def coverage_table(results: List[ZooResult]) -> str:
     """One line per model: torch.fx, capture, numerics, other paths; totals at the end."""
-    header = ("model", "kind", "torch.fx", "capture", "=eager", "=eager 2nd", "other paths", "guards", "leaves")
+    header = (
+        "model",
+        "kind",
+        "torch.fx",
+        "capture",
+        "=eager",
+        "=eager 2nd",
+        "other paths",
+        "guards",
+        "leaves",
+    )
     rows = [header]
     for r in results:
-        rows.append((
-            r.name, r.category, r.fx_status, r.capture_status, _yes(r.same_on_example), _yes(r.same_on_second),
-            ",".join(r.other_paths) or "-", str(r.guards), str(len(r.leaves)),
-        ))
+        rows.append(
+            (
+                r.name,
+                r.category,
+                r.fx_status,
+                r.capture_status,
+                _yes(r.same_on_example),
+                _yes(r.same_on_second),
+                ",".join(r.other_paths) or "-",
+                str(r.guards),
+                str(len(r.leaves)),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))

@@ -1,4 +1,5 @@
 """Small models of our own whose control flow depends on the values or sizes of their inputs."""
+
 from __future__ import annotations
 
 import json
@@ -106,19 +107,54 @@ def control_flow_entries() -> List[ZooEntry]:
     """Our own models with data-dependent control flow."""
     positive = lambda seed: {"x": _floats(seed, 4, 8).abs() + 0.1}  # noqa: E731
     return [
-        ZooEntry("sign-branch", "control-flow", SignBranch, lambda: positive(1), lambda: positive(2),
-                 lambda: [{"x": -positive(3)["x"] * 10}]),
-        ZooEntry("row-loop", "control-flow", RowLoop, lambda: {"x": _floats(1, 3, 8)}, lambda: {"x": _floats(2, 3, 8)},
-                 lambda: [{"x": _floats(3, 5, 8)}]),
-        ZooEntry("shape-unpacking", "control-flow", ShapeUnpacking, lambda: {"x": _floats(1, 2, 5, 8)},
-                 lambda: {"x": _floats(2, 2, 5, 8)}, lambda: [{"x": _floats(3, 6, 5, 8)}, {"x": _floats(3, 5, 8)}]),
-        ZooEntry("topk-width", "control-flow", TopKWidth, lambda: {"x": torch.tensor([[1.0, -1.0, 2.0, -3.0]] * 3)},
-                 lambda: {"x": torch.tensor([[4.0, -2.0, 1.0, -1.0]] * 3)},
-                 lambda: [{"x": torch.tensor([[1.0, 1.0, 1.0, 1.0]] * 3)}]),
-        ZooEntry("item-threshold", "control-flow", ItemThreshold, lambda: {"x": _floats(1, 4, 8) * 10},
-                 lambda: {"x": _floats(2, 4, 8) * 10}, lambda: [{"x": _floats(3, 4, 8) * 0.01}]),
-        ZooEntry("logged-sign-branch", "control-flow", LoggedSignBranch, lambda: positive(1), lambda: positive(2),
-                 lambda: [{"x": -positive(3)["x"] * 10}]),
+        ZooEntry(
+            "sign-branch",
+            "control-flow",
+            SignBranch,
+            lambda: positive(1),
+            lambda: positive(2),
+            lambda: [{"x": -positive(3)["x"] * 10}],
+        ),
+        ZooEntry(
+            "row-loop",
+            "control-flow",
+            RowLoop,
+            lambda: {"x": _floats(1, 3, 8)},
+            lambda: {"x": _floats(2, 3, 8)},
+            lambda: [{"x": _floats(3, 5, 8)}],
+        ),
+        ZooEntry(
+            "shape-unpacking",
+            "control-flow",
+            ShapeUnpacking,
+            lambda: {"x": _floats(1, 2, 5, 8)},
+            lambda: {"x": _floats(2, 2, 5, 8)},
+            lambda: [{"x": _floats(3, 6, 5, 8)}, {"x": _floats(3, 5, 8)}],
+        ),
+        ZooEntry(
+            "topk-width",
+            "control-flow",
+            TopKWidth,
+            lambda: {"x": torch.tensor([[1.0, -1.0, 2.0, -3.0]] * 3)},
+            lambda: {"x": torch.tensor([[4.0, -2.0, 1.0, -1.0]] * 3)},
+            lambda: [{"x": torch.tensor([[1.0, 1.0, 1.0, 1.0]] * 3)}],
+        ),
+        ZooEntry(
+            "item-threshold",
+            "control-flow",
+            ItemThreshold,
+            lambda: {"x": _floats(1, 4, 8) * 10},
+            lambda: {"x": _floats(2, 4, 8) * 10},
+            lambda: [{"x": _floats(3, 4, 8) * 0.01}],
+        ),
+        ZooEntry(
+            "logged-sign-branch",
+            "control-flow",
+            LoggedSignBranch,
+            lambda: positive(1),
+            lambda: positive(2),
+            lambda: [{"x": -positive(3)["x"] * 10}],
+        ),
     ]
 
 

@@ -5,6 +5,7 @@ example input, a second input of the same shapes, and inputs that take another p
 program (used to check that a guard fires). Configs are tiny (hidden 32, 2 layers, vocab 99) so the
 whole zoo builds and runs in seconds.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,12 @@ from .zoo_entry import ZooEntry
 VOCAB = 99
 BATCH, SEQ = 2, 7
 
-_TEXT = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
-_DECODER = dict(_TEXT, num_key_value_heads=2, max_position_embeddings=64, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+_TEXT = dict(
+    vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64
+)
+_DECODER = dict(
+    _TEXT, num_key_value_heads=2, max_position_embeddings=64, pad_token_id=0, bos_token_id=1, eos_token_id=2
+)
 
 
 def _transformers() -> Any:
@@ -71,7 +76,10 @@ def _text_entry(name: str, category: str, make: Callable[[], nn.Module], **extra
         build=make,
         example=lambda: _text(1, **extra),
         second=lambda: _text(2, **extra),
-        other_paths=lambda: [_text(3, attention_mask=_padded_mask(), **extra), {**_text(4, **extra), "input_ids": _ids(4, seq=SEQ + 3)}],
+        other_paths=lambda: [
+            _text(3, attention_mask=_padded_mask(), **extra),
+            {**_text(4, **extra), "input_ids": _ids(4, seq=SEQ + 3)},
+        ],
     )
 
 
@@ -84,7 +92,9 @@ _bert = _from_config("BertModel", "BertConfig", **_TEXT)
 _roberta = _from_config("RobertaModel", "RobertaConfig", **_TEXT, pad_token_id=1)
 
 
-_distilbert = _from_config("DistilBertModel", "DistilBertConfig", vocab_size=VOCAB, dim=32, n_layers=2, n_heads=4, hidden_dim=64)
+_distilbert = _from_config(
+    "DistilBertModel", "DistilBertConfig", vocab_size=VOCAB, dim=32, n_layers=2, n_heads=4, hidden_dim=64
+)
 
 
 _albert = _from_config("AlbertModel", "AlbertConfig", **_TEXT, embedding_size=16)
@@ -99,13 +109,30 @@ _xlm_roberta = _from_config("XLMRobertaModel", "XLMRobertaConfig", **_TEXT, pad_
 _bert_classifier = _from_config("BertForSequenceClassification", "BertConfig", **_TEXT, num_labels=3)
 
 
-_deberta_v2 = _from_config("DebertaV2Model", "DebertaV2Config", **_TEXT, relative_attention=True, position_buckets=8, pos_att_type=["p2c", "c2p"])
+_deberta_v2 = _from_config(
+    "DebertaV2Model",
+    "DebertaV2Config",
+    **_TEXT,
+    relative_attention=True,
+    position_buckets=8,
+    pos_att_type=["p2c", "c2p"],
+)
 
 
 _mpnet = _from_config("MPNetModel", "MPNetConfig", **_TEXT)
 
 
-_funnel = _from_config("FunnelModel", "FunnelConfig", vocab_size=VOCAB, d_model=32, n_head=4, d_head=8, d_inner=64, block_sizes=[1, 1], num_decoder_layers=1)
+_funnel = _from_config(
+    "FunnelModel",
+    "FunnelConfig",
+    vocab_size=VOCAB,
+    d_model=32,
+    n_head=4,
+    d_head=8,
+    d_inner=64,
+    block_sizes=[1, 1],
+    num_decoder_layers=1,
+)
 
 
 _convbert = _from_config("ConvBertModel", "ConvBertConfig", **_TEXT, embedding_size=32)
@@ -117,7 +144,17 @@ _clip_text = _from_config("CLIPTextModel", "CLIPTextConfig", **_TEXT, max_positi
 # --------------------------------------------------------------------------- decoders
 
 
-_gpt2 = _from_config("GPT2LMHeadModel", "GPT2Config", vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=64, bos_token_id=1, eos_token_id=2)
+_gpt2 = _from_config(
+    "GPT2LMHeadModel",
+    "GPT2Config",
+    vocab_size=VOCAB,
+    n_embd=32,
+    n_layer=2,
+    n_head=4,
+    n_positions=64,
+    bos_token_id=1,
+    eos_token_id=2,
+)
 
 
 _llama = _from_config("LlamaForCausalLM", "LlamaConfig", **_DECODER)
@@ -132,38 +169,85 @@ _qwen2 = _from_config("Qwen2ForCausalLM", "Qwen2Config", **_DECODER)
 _phi = _from_config("PhiForCausalLM", "PhiConfig", **_DECODER)
 
 
-_gpt_neox = _from_config("GPTNeoXForCausalLM", "GPTNeoXConfig", **{k: v for k, v in _DECODER.items() if k != "num_key_value_heads"})
+_gpt_neox = _from_config(
+    "GPTNeoXForCausalLM", "GPTNeoXConfig", **{k: v for k, v in _DECODER.items() if k != "num_key_value_heads"}
+)
 
 
 def _opt() -> nn.Module:
     t = _transformers()
     return t.OPTForCausalLM(
-        t.OPTConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, ffn_dim=64,
-                    max_position_embeddings=64, word_embed_proj_dim=32, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+        t.OPTConfig(
+            vocab_size=VOCAB,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            ffn_dim=64,
+            max_position_embeddings=64,
+            word_embed_proj_dim=32,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
+        )
     )
 
 
 _gemma = _from_config("GemmaForCausalLM", "GemmaConfig", **_DECODER, head_dim=8)
 
 
-_bloom = _from_config("BloomForCausalLM", "BloomConfig", vocab_size=VOCAB, hidden_size=32, n_layer=2, n_head=4)
+_bloom = _from_config(
+    "BloomForCausalLM", "BloomConfig", vocab_size=VOCAB, hidden_size=32, n_layer=2, n_head=4
+)
 
 
-_falcon_alibi = _from_config("FalconForCausalLM", "FalconConfig", vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, alibi=True)
+_falcon_alibi = _from_config(
+    "FalconForCausalLM",
+    "FalconConfig",
+    vocab_size=VOCAB,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    alibi=True,
+)
 
 
-_gptj = _from_config("GPTJForCausalLM", "GPTJConfig", vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, rotary_dim=4, n_positions=64)
+_gptj = _from_config(
+    "GPTJForCausalLM",
+    "GPTJConfig",
+    vocab_size=VOCAB,
+    n_embd=32,
+    n_layer=2,
+    n_head=4,
+    rotary_dim=4,
+    n_positions=64,
+)
 
 
 def _gpt_neo() -> nn.Module:
     t = _transformers()
     return t.GPTNeoForCausalLM(
-        t.GPTNeoConfig(vocab_size=VOCAB, hidden_size=32, num_layers=2, num_heads=4, attention_types=[[["global", "local"], 1]],
-                       window_size=4, max_position_embeddings=64)
+        t.GPTNeoConfig(
+            vocab_size=VOCAB,
+            hidden_size=32,
+            num_layers=2,
+            num_heads=4,
+            attention_types=[[["global", "local"], 1]],
+            window_size=4,
+            max_position_embeddings=64,
+        )
     )
 
 
-_codegen = _from_config("CodeGenForCausalLM", "CodeGenConfig", vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, rotary_dim=4, n_positions=64)
+_codegen = _from_config(
+    "CodeGenForCausalLM",
+    "CodeGenConfig",
+    vocab_size=VOCAB,
+    n_embd=32,
+    n_layer=2,
+    n_head=4,
+    rotary_dim=4,
+    n_positions=64,
+)
 
 
 _stablelm = _from_config("StableLmForCausalLM", "StableLmConfig", **_DECODER)
@@ -175,16 +259,26 @@ _phi3 = _from_config("Phi3ForCausalLM", "Phi3Config", **_DECODER)
 _gemma2 = _from_config("Gemma2ForCausalLM", "Gemma2Config", **_DECODER, head_dim=8, sliding_window=4)
 
 
-_mpt = _from_config("MptForCausalLM", "MptConfig", vocab_size=VOCAB, d_model=32, n_layers=2, n_heads=4, max_seq_len=64)
+_mpt = _from_config(
+    "MptForCausalLM", "MptConfig", vocab_size=VOCAB, d_model=32, n_layers=2, n_heads=4, max_seq_len=64
+)
 
 
-_mixtral = _from_config("MixtralForCausalLM", "MixtralConfig", **_DECODER, num_local_experts=4, num_experts_per_tok=2)
+_mixtral = _from_config(
+    "MixtralForCausalLM", "MixtralConfig", **_DECODER, num_local_experts=4, num_experts_per_tok=2
+)
 
 
 def _qwen2_moe() -> nn.Module:
     t = _transformers()
     return t.Qwen2MoeForCausalLM(
-        t.Qwen2MoeConfig(**_DECODER, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, shared_expert_intermediate_size=32)
+        t.Qwen2MoeConfig(
+            **_DECODER,
+            num_experts=4,
+            num_experts_per_tok=2,
+            moe_intermediate_size=32,
+            shared_expert_intermediate_size=32,
+        )
     )
 
 
@@ -205,7 +299,9 @@ class DecoderWithCache(nn.Module):
         super().__init__()
         self.lm = lm
 
-    def forward(self, input_ids: torch.Tensor, past_keys: torch.Tensor, past_values: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    def forward(
+        self, input_ids: torch.Tensor, past_keys: torch.Tensor, past_values: torch.Tensor
+    ) -> Tuple[torch.Tensor, ...]:
         from transformers import DynamicCache
 
         cache = DynamicCache(config=self.lm.config)
@@ -243,24 +339,46 @@ def _cached_entry(name: str, make: Callable[[], nn.Module]) -> ZooEntry:
 def _t5() -> nn.Module:
     t = _transformers()
     return t.T5ForConditionalGeneration(
-        t.T5Config(vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, decoder_start_token_id=0)
+        t.T5Config(
+            vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, decoder_start_token_id=0
+        )
     )
 
 
 def _bart() -> nn.Module:
     t = _transformers()
     return t.BartForConditionalGeneration(
-        t.BartConfig(vocab_size=VOCAB, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
-                     decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=64)
+        t.BartConfig(
+            vocab_size=VOCAB,
+            d_model=32,
+            encoder_layers=2,
+            decoder_layers=2,
+            encoder_attention_heads=4,
+            decoder_attention_heads=4,
+            encoder_ffn_dim=64,
+            decoder_ffn_dim=64,
+            max_position_embeddings=64,
+        )
     )
 
 
 def _bart_like(model_class: str, config_class: str, **extra: Any) -> nn.Module:
     t = _transformers()
     config = getattr(t, config_class)(
-        vocab_size=VOCAB, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
-        encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=64, pad_token_id=0, bos_token_id=1, eos_token_id=2,
-        decoder_start_token_id=1, **extra,
+        vocab_size=VOCAB,
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=64,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=1,
+        **extra,
     )
     return getattr(t, model_class)(config)
 
@@ -268,8 +386,17 @@ def _bart_like(model_class: str, config_class: str, **extra: Any) -> nn.Module:
 def _long_t5() -> nn.Module:
     t = _transformers()
     return t.LongT5ForConditionalGeneration(
-        t.LongT5Config(vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, decoder_start_token_id=0,
-                       local_radius=2, global_block_size=4)
+        t.LongT5Config(
+            vocab_size=VOCAB,
+            d_model=32,
+            d_kv=8,
+            d_ff=64,
+            num_layers=2,
+            num_heads=4,
+            decoder_start_token_id=0,
+            local_radius=2,
+            global_block_size=4,
+        )
     )
 
 
@@ -284,26 +411,54 @@ def _seq2seq_entry(name: str, make: Callable[[], nn.Module], **extra: Any) -> Zo
         build=make,
         example=lambda: _seq2seq(1, **extra),
         second=lambda: _seq2seq(2, **extra),
-        other_paths=lambda: [_seq2seq(3, attention_mask=_padded_mask(), **extra), _seq2seq(4, seq=SEQ + 4, **extra)],
+        other_paths=lambda: [
+            _seq2seq(3, attention_mask=_padded_mask(), **extra),
+            _seq2seq(4, seq=SEQ + 4, **extra),
+        ],
     )
 
 
 # --------------------------------------------------------------------------- vision
 
 
-_vit = _from_config("ViTModel", "ViTConfig", **{k: v for k, v in _TEXT.items() if k != "vocab_size"}, image_size=16, patch_size=4)
+_vit = _from_config(
+    "ViTModel",
+    "ViTConfig",
+    **{k: v for k, v in _TEXT.items() if k != "vocab_size"},
+    image_size=16,
+    patch_size=4,
+)
 
 
-_deit = _from_config("DeiTModel", "DeiTConfig", **{k: v for k, v in _TEXT.items() if k != "vocab_size"}, image_size=16, patch_size=4)
+_deit = _from_config(
+    "DeiTModel",
+    "DeiTConfig",
+    **{k: v for k, v in _TEXT.items() if k != "vocab_size"},
+    image_size=16,
+    patch_size=4,
+)
 
 
-_resnet = _from_config("ResNetModel", "ResNetConfig", embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic")
+_resnet = _from_config(
+    "ResNetModel", "ResNetConfig", embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic"
+)
 
 
-_convnext = _from_config("ConvNextModel", "ConvNextConfig", hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, patch_size=2)
+_convnext = _from_config(
+    "ConvNextModel", "ConvNextConfig", hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, patch_size=2
+)
 
 
-_swin = _from_config("SwinModel", "SwinConfig", image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2], window_size=4)
+_swin = _from_config(
+    "SwinModel",
+    "SwinConfig",
+    image_size=32,
+    patch_size=4,
+    embed_dim=16,
+    depths=[1, 1],
+    num_heads=[2, 2],
+    window_size=4,
+)
 
 
 _mobilenet_v2 = _from_config("MobileNetV2Model", "MobileNetV2Config", image_size=32, depth_multiplier=0.25)
@@ -312,53 +467,99 @@ _mobilenet_v2 = _from_config("MobileNetV2Model", "MobileNetV2Config", image_size
 _VISION_TEXT = {k: v for k, v in _TEXT.items() if k != "vocab_size"}
 
 
-_beit = _from_config("BeitModel", "BeitConfig", **_TEXT, image_size=16, patch_size=4, use_relative_position_bias=True)
+_beit = _from_config(
+    "BeitModel", "BeitConfig", **_TEXT, image_size=16, patch_size=4, use_relative_position_bias=True
+)
 
 
 _dinov2 = _from_config("Dinov2Model", "Dinov2Config", **_VISION_TEXT, image_size=16, patch_size=4)
 
 
-_clip_vision = _from_config("CLIPVisionModel", "CLIPVisionConfig", **_VISION_TEXT, image_size=16, patch_size=4)
+_clip_vision = _from_config(
+    "CLIPVisionModel", "CLIPVisionConfig", **_VISION_TEXT, image_size=16, patch_size=4
+)
 
 
-_siglip_vision = _from_config("SiglipVisionModel", "SiglipVisionConfig", **_VISION_TEXT, image_size=16, patch_size=4)
+_siglip_vision = _from_config(
+    "SiglipVisionModel", "SiglipVisionConfig", **_VISION_TEXT, image_size=16, patch_size=4
+)
 
 
-_yolos = _from_config("YolosModel", "YolosConfig", **_VISION_TEXT, image_size=[16, 16], patch_size=4, num_detection_tokens=2)
+_yolos = _from_config(
+    "YolosModel", "YolosConfig", **_VISION_TEXT, image_size=[16, 16], patch_size=4, num_detection_tokens=2
+)
 
 
 def _segformer() -> nn.Module:
     t = _transformers()
     return t.SegformerModel(
-        t.SegformerConfig(num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16], num_attention_heads=[1, 2],
-                          patch_sizes=[7, 3], strides=[4, 2], mlp_ratios=[2, 2])
+        t.SegformerConfig(
+            num_encoder_blocks=2,
+            depths=[1, 1],
+            sr_ratios=[2, 1],
+            hidden_sizes=[8, 16],
+            num_attention_heads=[1, 2],
+            patch_sizes=[7, 3],
+            strides=[4, 2],
+            mlp_ratios=[2, 2],
+        )
     )
 
 
 def _poolformer() -> nn.Module:
     t = _transformers()
     return t.PoolFormerModel(
-        t.PoolFormerConfig(num_encoder_blocks=2, depths=[1, 1], hidden_sizes=[8, 16], patch_sizes=[7, 3], strides=[4, 2], padding=[2, 1])
+        t.PoolFormerConfig(
+            num_encoder_blocks=2,
+            depths=[1, 1],
+            hidden_sizes=[8, 16],
+            patch_sizes=[7, 3],
+            strides=[4, 2],
+            padding=[2, 1],
+        )
     )
 
 
-_regnet = _from_config("RegNetModel", "RegNetConfig", embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], groups_width=8)
+_regnet = _from_config(
+    "RegNetModel", "RegNetConfig", embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], groups_width=8
+)
 
 
-_efficientnet = _from_config("EfficientNetModel", "EfficientNetConfig", image_size=32, width_coefficient=0.1, depth_coefficient=0.1, hidden_dim=128)
+_efficientnet = _from_config(
+    "EfficientNetModel",
+    "EfficientNetConfig",
+    image_size=32,
+    width_coefficient=0.1,
+    depth_coefficient=0.1,
+    hidden_dim=128,
+)
 
 
-_convnext_v2 = _from_config("ConvNextV2Model", "ConvNextV2Config", hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, patch_size=2)
+_convnext_v2 = _from_config(
+    "ConvNextV2Model", "ConvNextV2Config", hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, patch_size=2
+)
 
 
-_mobilevit = _from_config("MobileViTModel", "MobileViTConfig", image_size=32, hidden_sizes=[16, 16, 16], neck_hidden_sizes=[8, 8, 8, 8, 8, 8, 16])
+_mobilevit = _from_config(
+    "MobileViTModel",
+    "MobileViTConfig",
+    image_size=32,
+    hidden_sizes=[16, 16, 16],
+    neck_hidden_sizes=[8, 8, 8, 8, 8, 8, 16],
+)
 
 
 def _levit() -> nn.Module:
     t = _transformers()
     return t.LevitModel(
-        t.LevitConfig(image_size=32, hidden_sizes=[16, 24, 32], num_attention_heads=[1, 2, 2], depths=[1, 1, 1], key_dim=[8, 8, 8],
-                      patch_size=16)
+        t.LevitConfig(
+            image_size=32,
+            hidden_sizes=[16, 24, 32],
+            num_attention_heads=[1, 2, 2],
+            depths=[1, 1, 1],
+            key_dim=[8, 8, 8],
+            patch_size=16,
+        )
     )
 
 
@@ -395,37 +596,82 @@ def _vision_flag_entry(name: str, make: Callable[[], nn.Module], size: int, flag
 def _whisper() -> nn.Module:
     t = _transformers()
     return t.WhisperForConditionalGeneration(
-        t.WhisperConfig(vocab_size=VOCAB, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
-                        decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=8,
-                        max_source_positions=16, max_target_positions=32, pad_token_id=0, bos_token_id=1,
-                        eos_token_id=2, decoder_start_token_id=1, suppress_tokens=None, begin_suppress_tokens=None)
+        t.WhisperConfig(
+            vocab_size=VOCAB,
+            d_model=32,
+            encoder_layers=2,
+            decoder_layers=2,
+            encoder_attention_heads=4,
+            decoder_attention_heads=4,
+            encoder_ffn_dim=64,
+            decoder_ffn_dim=64,
+            num_mel_bins=8,
+            max_source_positions=16,
+            max_target_positions=32,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
+            decoder_start_token_id=1,
+            suppress_tokens=None,
+            begin_suppress_tokens=None,
+        )
     )
 
 
 def _whisper_inputs(seed: int, frames: int = 32, seq: int = 5) -> Dict[str, Any]:
-    return {"input_features": _floats(seed, BATCH, 8, frames), "decoder_input_ids": _ids(seed + 50, seq=seq), "use_cache": False}
+    return {
+        "input_features": _floats(seed, BATCH, 8, frames),
+        "decoder_input_ids": _ids(seed + 50, seq=seq),
+        "use_cache": False,
+    }
 
 
 def _wav2vec2() -> nn.Module:
     t = _transformers()
     return t.Wav2Vec2Model(
-        t.Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                         conv_dim=(16, 16), conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=16,
-                         num_conv_pos_embedding_groups=4, do_stable_layer_norm=False)
+        t.Wav2Vec2Config(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
+            conv_dim=(16, 16),
+            conv_stride=(5, 2),
+            conv_kernel=(10, 3),
+            num_conv_pos_embeddings=16,
+            num_conv_pos_embedding_groups=4,
+            do_stable_layer_norm=False,
+        )
     )
 
 
 def _hubert() -> nn.Module:
     t = _transformers()
     return t.HubertModel(
-        t.HubertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                       conv_dim=(16, 16), conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=16,
-                       num_conv_pos_embedding_groups=4)
+        t.HubertConfig(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
+            conv_dim=(16, 16),
+            conv_stride=(5, 2),
+            conv_kernel=(10, 3),
+            num_conv_pos_embeddings=16,
+            num_conv_pos_embedding_groups=4,
+        )
     )
 
 
-_AUDIO = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, conv_dim=(16, 16), conv_stride=(5, 2),
-              conv_kernel=(10, 3), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
+_AUDIO = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    conv_dim=(16, 16),
+    conv_stride=(5, 2),
+    conv_kernel=(10, 3),
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=4,
+)
 
 
 _data2vec_audio = _from_config("Data2VecAudioModel", "Data2VecAudioConfig", **_AUDIO)
@@ -448,7 +694,10 @@ def _audio_entry(name: str, make: Callable[[], nn.Module]) -> ZooEntry:
         build=make,
         example=lambda: _waveform(1),
         second=lambda: _waveform(2),
-        other_paths=lambda: [{**_waveform(3), "attention_mask": _padded_mask_audio()}, _waveform(4, samples=1000)],
+        other_paths=lambda: [
+            {**_waveform(3), "attention_mask": _padded_mask_audio()},
+            _waveform(4, samples=1000),
+        ],
     )
 
 
@@ -500,12 +749,20 @@ def hf_entries() -> List[ZooEntry]:
         _cached_entry("qwen2+cache", _qwen2),
         _seq2seq_entry("t5", _t5, use_cache=False),
         _seq2seq_entry("bart", _bart, use_cache=False),
-        _seq2seq_entry("mbart", lambda: _bart_like("MBartForConditionalGeneration", "MBartConfig"), use_cache=False),
-        _seq2seq_entry("pegasus", lambda: _bart_like("PegasusForConditionalGeneration", "PegasusConfig"), use_cache=False),
+        _seq2seq_entry(
+            "mbart", lambda: _bart_like("MBartForConditionalGeneration", "MBartConfig"), use_cache=False
+        ),
+        _seq2seq_entry(
+            "pegasus", lambda: _bart_like("PegasusForConditionalGeneration", "PegasusConfig"), use_cache=False
+        ),
         _seq2seq_entry("marian", lambda: _bart_like("MarianMTModel", "MarianConfig"), use_cache=False),
         _seq2seq_entry(
             "bigbird-pegasus",
-            lambda: _bart_like("BigBirdPegasusForConditionalGeneration", "BigBirdPegasusConfig", attention_type="original_full"),
+            lambda: _bart_like(
+                "BigBirdPegasusForConditionalGeneration",
+                "BigBirdPegasusConfig",
+                attention_type="original_full",
+            ),
             use_cache=False,
         ),
         _seq2seq_entry("long-t5", _long_t5, use_cache=False),

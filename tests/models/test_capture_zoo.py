@@ -7,6 +7,7 @@ names it and the user's file:line). The coverage table is printed at the end (``
 
 Marked ``models``: ``pytest -m 'not models'`` leaves it out; the default run includes it.
 """
+
 from __future__ import annotations
 
 from typing import Dict

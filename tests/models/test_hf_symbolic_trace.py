@@ -8,6 +8,7 @@ fxkit and by torch.fx (the oracle).
   shapes, with a tracing error that names the transformers line.
 * Building blocks without decorators: both trace; graphs are equal and outputs match eager.
 """
+
 import copy
 import inspect
 import warnings
@@ -43,7 +44,9 @@ def _model(name):
         if name == "bert":
             return T.BertModel(T.BertConfig(vocab_size=100, **SMALL)), {"input_ids": _ids(2, 8)}
         if name == "gpt2":
-            config = T.GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=100, bos_token_id=0, eos_token_id=0)
+            config = T.GPT2Config(
+                n_embd=32, n_layer=2, n_head=4, vocab_size=100, bos_token_id=0, eos_token_id=0
+            )
             return T.GPT2Model(config), {"input_ids": _ids(2, 8)}
         if name == "llama":
             config = T.LlamaConfig(vocab_size=100, num_key_value_heads=2, **SMALL)
@@ -59,12 +62,25 @@ def _model(name):
             return T.ResNetModel(config), {"pixel_values": torch.randn(2, 3, 32, 32)}
         if name == "whisper":
             config = T.WhisperConfig(
-                vocab_size=100, pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1,
-                d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=4,
-                decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=8,
+                vocab_size=100,
+                pad_token_id=0,
+                bos_token_id=1,
+                eos_token_id=2,
+                decoder_start_token_id=1,
+                d_model=32,
+                encoder_layers=1,
+                decoder_layers=1,
+                encoder_attention_heads=4,
+                decoder_attention_heads=4,
+                encoder_ffn_dim=64,
+                decoder_ffn_dim=64,
+                num_mel_bins=8,
                 max_source_positions=16,
             )
-            return T.WhisperModel(config), {"input_features": torch.randn(1, 8, 32), "decoder_input_ids": _ids(1, 4)}
+            return T.WhisperModel(config), {
+                "input_features": torch.randn(1, 8, 32),
+                "decoder_input_ids": _ids(1, 4),
+            }
     raise KeyError(name)
 
 
@@ -115,9 +131,11 @@ def test_whole_model_traces_exactly_when_torch_fx_can(name):
             assert not any(message in str(our_error) for message in DECORATOR_BUG_MESSAGES)
             assert isinstance(our_error, (TraceError, TypeError, RuntimeError)), repr(our_error)
             frames = [frame.filename for frame in __import__("traceback").extract_tb(our_error.__traceback__)]
-            assert any("transformers" in f and "utils" not in f.split("transformers")[-1] for f in frames) or (
-                isinstance(our_error, TraceError) and "transformers" in str(our_error)
-            ), f"{name}: the error should come from the model's own code: {our_error!r}"
+            assert any(
+                "transformers" in f and "utils" not in f.split("transformers")[-1] for f in frames
+            ) or (isinstance(our_error, TraceError) and "transformers" in str(our_error)), (
+                f"{name}: the error should come from the model's own code: {our_error!r}"
+            )
     else:
         assert our_error is not None, f"torch.fx failed on {name} ({oracle_error!r}) but fxkit traced it"
         assert type(our_error) is type(oracle_error) or (
@@ -142,7 +160,9 @@ def _blocks():
         "llama-rmsnorm": (T.models.llama.modeling_llama.LlamaRMSNorm(32), (hidden,)),
         "t5-layer-ff": (T.models.t5.modeling_t5.T5LayerFF(t5), (hidden,)),
         "vit-patch-embeddings": (
-            T.models.vit.modeling_vit.ViTPatchEmbeddings(vit), (torch.randn(2, 3, 16, 16),)),
+            T.models.vit.modeling_vit.ViTPatchEmbeddings(vit),
+            (torch.randn(2, 3, 16, 16),),
+        ),
         "vit-mlp": (T.models.vit.modeling_vit.ViTMLP(vit), (hidden,)),
         "vit-layer": (T.models.vit.modeling_vit.ViTLayer(vit), (hidden,)),
         "bert-pooler": (T.models.bert.modeling_bert.BertPooler(bert), (hidden,)),

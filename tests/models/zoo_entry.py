@@ -1,4 +1,5 @@
 """One model of the capture zoo, with the inputs its tests need."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """``PassBase``: a graph pass as an object with pre/post-condition hooks."""
+
 from __future__ import annotations
 
 import abc

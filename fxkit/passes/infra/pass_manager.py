@@ -1,4 +1,5 @@
 """``PassManager``: run a list of passes, ordered by constraints, until nothing changes."""
+
 from __future__ import annotations
 
 import functools
@@ -30,7 +31,9 @@ def pass_result_wrapper(fn: Callable[..., Any]) -> Callable[..., PassResult]:
             return returned
         if isinstance(returned, torch.nn.Module):
             return PassResult(returned, True)
-        raise TypeError(f"pass {_name(fn)} returned {type(returned).__name__}; expected a module, PassResult or None")
+        raise TypeError(
+            f"pass {_name(fn)} returned {type(returned).__name__}; expected a module, PassResult or None"
+        )
 
     if not inspect.isfunction(fn):
         adapted.__name__ = type(fn).__name__
@@ -81,7 +84,7 @@ class PassManager:
         if self._validated:
             return
         for position, earlier in enumerate(self.passes):
-            for later in self.passes[position + 1:]:
+            for later in self.passes[position + 1 :]:
                 for constraint in self.constraints:
                     if not constraint(earlier, later):
                         raise RuntimeError(

@@ -116,8 +116,14 @@ class SubgraphMatcher:
         ignore_literals: treat every literal argument of the pattern as a wildcard.
     """
 
-    def __init__(self, pattern: Graph, match_output: bool = False, match_placeholder: bool = False,
-                 remove_overlapping_matches: bool = True, ignore_literals: bool = False) -> None:
+    def __init__(
+        self,
+        pattern: Graph,
+        match_output: bool = False,
+        match_placeholder: bool = False,
+        remove_overlapping_matches: bool = True,
+        ignore_literals: bool = False,
+    ) -> None:
         self.pattern = pattern
         self.match_output, self.match_placeholder = match_output, match_placeholder
         self.remove_overlapping_matches, self.ignore_literals = remove_overlapping_matches, ignore_literals
@@ -166,7 +172,7 @@ class SubgraphMatcher:
             raise AssertionError(f"get_attr targets must be strings, got {pn.target!r} and {gn.target!r}")
         pn_value = _attribute(pn.graph.owning_module, pn.target)
         gn_value = _attribute(gn.graph.owning_module, gn.target)
-        if type(pn_value) != type(gn_value):
+        if type(pn_value) is not type(gn_value):
             return False
         if isinstance(pn_value, torch.Tensor):
             return isinstance(gn_value, torch.Tensor)
@@ -190,7 +196,9 @@ class SubgraphMatcher:
 
     def _match_literals(self, pn: Any, gn: Any, match: InternalMatch) -> bool:
         """Compare two argument leaves that are not both nodes (public, as torch.fx's)."""
-        binding = _Binding(match.nodes_map, {v: None for v in match.nodes_map.values() if isinstance(v, Node)})
+        binding = _Binding(
+            match.nodes_map, {v: None for v in match.nodes_map.values() if isinstance(v, Node)}
+        )
         return self._leaves_match(pn, gn, binding)
 
     def _leaves_match(self, pn: Any, gn: Any, binding: _Binding) -> bool:
@@ -207,15 +215,17 @@ class SubgraphMatcher:
             return True
         if gn_is_node:
             return False
-        return type(gn) == type(pn) and bool(gn == pn)
+        return type(gn) is type(pn) and bool(gn == pn)
 
     @staticmethod
     def _arguments_by_schema(target: Any, args: Sequence[Any], kwargs: Dict[str, Any]) -> List[Any]:
         """An aten overload's arguments in schema order, defaults filled in."""
         positional_count = len(args)
         return [
-            kwargs[param.name] if param.name in kwargs
-            else args[position] if position < positional_count and not param.kwarg_only
+            kwargs[param.name]
+            if param.name in kwargs
+            else args[position]
+            if position < positional_count and not param.kwarg_only
             else param.default_value
             for position, param in enumerate(target._schema.arguments)
         ]
@@ -237,10 +247,14 @@ class SubgraphMatcher:
 
     def _match_nodes(self, pn: Node, gn: Node, match: InternalMatch) -> bool:
         """Extend ``match`` so that ``pn`` matches ``gn``; False (``match`` is then partial) if it cannot."""
-        binding = _Binding(match.nodes_map, {v: None for v in match.nodes_map.values() if isinstance(v, Node)})
+        binding = _Binding(
+            match.nodes_map, {v: None for v in match.nodes_map.values() if isinstance(v, Node)}
+        )
         return self._extend(pn, gn, binding)
 
-    def _extend(self, anchor: Node, anchor_graph_node: Node, binding: _Binding, node_name_match: str = "") -> bool:
+    def _extend(
+        self, anchor: Node, anchor_graph_node: Node, binding: _Binding, node_name_match: str = ""
+    ) -> bool:
         """Walk the pattern backwards from ``anchor``, binding as it goes; stop at the first difference.
 
         The walk is depth-first, arguments left to right, exactly the order in which torch.fx binds,
@@ -295,7 +309,9 @@ class SubgraphMatcher:
                         push((_NODE if isinstance(ga, Node) else _LEAF, pa, ga))
                     elif isinstance(pa, (list, tuple)) and isinstance(ga, (list, tuple)):
                         push((_SEQUENCE, pa, ga))
-                    elif not ignore_literals and (isinstance(ga, Node) or type(ga) != type(pa) or not bool(ga == pa)):
+                    elif not ignore_literals and (
+                        isinstance(ga, Node) or type(ga) is not type(pa) or not bool(ga == pa)
+                    ):
                         return False
             elif kind is _SEQUENCE:
                 if not self._push_arguments(pv, gv, work):
@@ -304,7 +320,9 @@ class SubgraphMatcher:
                 return False
         return True
 
-    def _follow_walk(self, walk: List["_WalkStep"], anchor_graph_node: Node, binding: _Binding) -> Optional[bool]:
+    def _follow_walk(
+        self, walk: List["_WalkStep"], anchor_graph_node: Node, binding: _Binding
+    ) -> Optional[bool]:
         """``_extend`` from the first anchor with nothing bound, along the precomputed ``walk``.
 
         Returns what ``_extend`` would, after the same comparisons in the same order, or None as soon
@@ -339,7 +357,11 @@ class SubgraphMatcher:
                     return None
                 for index, literal in literals:
                     value = graph_node._args[index]
-                    if isinstance(value, Node) or type(value) != type(literal) or not bool(value == literal):
+                    if (
+                        isinstance(value, Node)
+                        or type(value) is not type(literal)
+                        or not bool(value == literal)
+                    ):
                         return False
             nodes_map[pattern_node] = graph_node
             bound[graph_node] = None
@@ -357,7 +379,9 @@ class SubgraphMatcher:
                 push((_NODE if isinstance(ga, Node) else _LEAF, pa, ga))
             elif isinstance(pa, (list, tuple)) and isinstance(ga, (list, tuple)):
                 push((_SEQUENCE, pa, ga))
-            elif not self.ignore_literals and (isinstance(ga, Node) or type(ga) != type(pa) or not bool(ga == pa)):
+            elif not self.ignore_literals and (
+                isinstance(ga, Node) or type(ga) is not type(pa) or not bool(ga == pa)
+            ):
                 return False
         return True
 
@@ -465,9 +489,7 @@ class SubgraphMatcher:
             candidates.append([n for n in graph_nodes if self._nodes_are_equal(anchor, n, node_name_match)])
         return candidates
 
-    def _narrowed(
-        self, anchor_index: int, candidates: List[Node], binding: _Binding
-    ) -> Iterable[Node]:
+    def _narrowed(self, anchor_index: int, candidates: List[Node], binding: _Binding) -> Iterable[Node]:
         """The candidates of a later anchor that can still agree with what is already bound."""
         path = self._anchor_paths[anchor_index]
         if path is None or self.ignore_literals:
@@ -611,13 +633,17 @@ class _Search:
 
     __slots__ = ("searched", "node_name_match", "can_narrow", "found", "claimed")
 
-    def __init__(self, searched: List[Tuple[int, List[Node]]], node_name_match: str, can_narrow: bool) -> None:
+    def __init__(
+        self, searched: List[Tuple[int, List[Node]]], node_name_match: str, can_narrow: bool
+    ) -> None:
         self.searched = searched  # (anchor index, its candidates) for each anchor that has any
         self.node_name_match = node_name_match
         self.can_narrow = can_narrow
         self.found: List[InternalMatch] = []
         # Graph compute nodes of the matches kept so far (used to drop overlapping ones).
         self.claimed: Dict[Node, None] = {}
+
+
 class _UnboundPatternNodeError(KeyError):
     """A pattern node that a match leaves unbound (a KeyError, as in torch.fx)."""
 
@@ -637,5 +663,3 @@ class _UnboundPatternNodeError(KeyError):
             "in the graph while the pattern's other outputs do, so the match is incomplete; split the "
             "pattern into one pattern per output"
         )
-
-
