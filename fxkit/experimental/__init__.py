@@ -1,6 +1,6 @@
 """Experimental passes with torch.fx's module paths (``fxkit.experimental.optimization``,
 ``fxkit.experimental.const_fold``)."""
 
-from . import const_fold, optimization
+from . import const_fold, optimization, proxy_tensor
 
-__all__ = ["const_fold", "optimization"]
+__all__ = ["const_fold", "optimization", "proxy_tensor"]

@@ -1,0 +1,278 @@
+"""``make_fx``: record the ATen operations a function runs into an fxkit graph.
+
+Where ``symbolic_trace`` records the Python-level calls of a program, ``make_fx`` runs the program
+on example inputs and records every ATen operator that reaches the dispatcher, below autograd, so
+composite operations arrive already decomposed (``F.silu`` stays ``aten.silu``, ``torch.split``
+becomes ``aten.split.Tensor`` and ``getitem`` nodes). The recording is a
+:class:`~torch.utils._python_dispatch.TorchDispatchMode`: each operator runs on the real (or fake)
+values, and a node is added for it whose arguments are the nodes that produced its tensor inputs.
+
+Tensors the program did not receive as inputs (module parameters, buffers, constants built with
+``torch.tensor``) become ``get_attr`` nodes named ``_param_constant<i>`` / ``_tensor_constant<i>``
+on the returned module, as in torch.fx.
+"""
+
+from __future__ import annotations
+
+import inspect
+import operator
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+import torch
+import torch.utils._pytree as pytree
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from ..codegen import _PyTreeCodeGen, _PyTreeInfo
+from ..graph import Graph
+from ..graph_module import GraphModule
+from ..node import Node
+from ..passes.shape_prop import _extract_tensor_metadata
+
+__all__ = ["make_fx"]
+
+_TRACING_MODES = ("real", "fake", "symbolic")
+
+# Questions about a tensor's metadata that fake tensors answer through the dispatcher; they compute
+# nothing and are never part of the program.
+_METADATA_QUERIES = frozenset({torch.ops.prim.device.default})
+_COMPOSITE = torch._C.DispatchKey.CompositeImplicitAutograd
+
+
+def make_fx(
+    f: Callable[..., Any],
+    decomposition_table: Optional[Mapping[torch._ops.OpOverload, Callable[..., Any]]] = None,
+    tracing_mode: str = "real",
+    _allow_non_fake_inputs: bool = False,
+    *,
+    pre_dispatch: bool = False,
+    record_module_stack: bool = False,
+    _allow_fake_constant: bool = False,
+    _error_on_data_dependent_ops: bool = True,
+    record_stack_traces: bool = False,
+    proxy_module_inputs: bool = False,
+    _disable_torch_fn_metadata_mode: bool = False,
+) -> Callable[..., GraphModule]:
+    """Return a function that runs ``f`` on its arguments and returns the ATen graph it ran.
+
+    ``tracing_mode="real"`` runs the operators on the given tensors; ``"fake"`` runs them on fake
+    tensors of the same shapes (no data is read or allocated). ``decomposition_table`` maps
+    operators to Python functions that are traced in their place.
+    """
+    if tracing_mode not in _TRACING_MODES:
+        raise AssertionError(f"Unexpected tracing type: {tracing_mode}")
+    if tracing_mode == "symbolic":
+        raise NotImplementedError(
+            "make_fx(tracing_mode='symbolic') needs torch's symbolic shape environment, which fxkit does"
+            " not reach; trace with tracing_mode='real' or 'fake' (static shapes), or use"
+            " torch.fx.experimental.proxy_tensor.make_fx and fxkit.interop.from_torch_fx"
+        )
+    if pre_dispatch:
+        raise NotImplementedError(
+            "make_fx(pre_dispatch=True) records above autograd, which fxkit's dispatch-mode recorder"
+            " does not see; leave pre_dispatch=False"
+        )
+    table = dict(decomposition_table or {})
+
+    def wrapped(*args: Any) -> GraphModule:
+        recorder = _Recorder(f, table, tracing_mode, _allow_non_fake_inputs, _error_on_data_dependent_ops)
+        return recorder.trace(args)
+
+    return wrapped
+
+
+def _argument_names(f: Callable[..., Any], count: int) -> List[str]:
+    """The names of ``f``'s positional parameters, or ``arg<i>`` where they cannot be named."""
+    if isinstance(f, torch.nn.Module):
+        return [f"arg{i}" for i in range(count)]
+    try:
+        parameters = list(inspect.signature(f).parameters.values())
+    except (TypeError, ValueError):
+        return [f"arg{i}" for i in range(count)]
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters):
+        return [f"arg{i}" for i in range(count)]
+    names = [p.name for p in parameters if p.kind in positional]
+    if len(names) != count:
+        raise RuntimeError(f"Tracing expected {len(names)} arguments but got {count} concrete arguments")
+    return names
+
+
+class _Recorder(TorchDispatchMode):
+    """Adds one node per ATen call to a graph while the traced function runs."""
+
+    def __init__(
+        self,
+        f: Callable[..., Any],
+        decompositions: Dict[Any, Callable[..., Any]],
+        tracing_mode: str,
+        allow_non_fake_inputs: bool,
+        error_on_data_dependent_ops: bool = True,
+    ) -> None:
+        super().__init__()
+        self.f = f
+        self.decompositions = decompositions
+        self.tracing_mode = tracing_mode
+        self.allow_non_fake_inputs = allow_non_fake_inputs
+        self.error_on_data_dependent_ops = error_on_data_dependent_ops
+        self.graph = Graph()
+        self.root = torch.nn.Module()
+        # id(tensor) -> node; the tensors themselves are kept alive so that ids stay unique.
+        self.nodes: Dict[int, Node] = {}
+        self.alive: List[torch.Tensor] = []
+        self.constants: Dict[int, Node] = {}
+        self.counts = {"_param_constant": 0, "_tensor_constant": 0}
+        self.fake_mode: Any = None
+        self.fresh_factory_result: Optional[torch.Tensor] = None
+        self.meta_mode: Any = None
+
+    # ------------------------------------------------------------------ the trace
+
+    def trace(self, args: Tuple[Any, ...]) -> GraphModule:
+        from torch._subclasses.fake_tensor import FakeTensorMode
+
+        # Node meta carries fake tensors in both modes, as torch.fx's does.
+        self.meta_mode = FakeTensorMode(allow_non_fake_inputs=True)
+        if self.tracing_mode == "fake":
+            self.fake_mode = FakeTensorMode(allow_non_fake_inputs=self.allow_non_fake_inputs)
+        names = _argument_names(self.f, len(args))
+        flat_args, in_spec = pytree.tree_flatten(args)
+        structured = any(not isinstance(leaf_spec, pytree.LeafSpec) for leaf_spec in _child_specs(in_spec))
+        call_args: List[Any] = []
+        for name, arg in zip(names, args):
+            leaves, spec = pytree.tree_flatten(arg)
+            values = [self._placeholder(name, leaf) for leaf in leaves]
+            call_args.append(pytree.tree_unflatten(values, spec))
+        if self.fake_mode is not None:
+            with self.fake_mode, self:
+                result = self.f(*call_args)
+        else:
+            with self:
+                result = self.f(*call_args)
+        flat_result, out_spec = pytree.tree_flatten(result)
+        outputs = [self._output_arg(value) for value in flat_result]
+        if structured:
+            self.graph._codegen = _PyTreeCodeGen(_PyTreeInfo(names, in_spec, out_spec))
+            self.graph.output(tuple(outputs) if len(outputs) != 1 else outputs[0])
+        else:
+            self.graph.output(pytree.tree_unflatten(outputs, out_spec))
+        del flat_args
+        return GraphModule(self.root, self.graph)
+
+    def _placeholder(self, name: str, value: Any) -> Any:
+        node = self.graph.placeholder(f"{name}_1")
+        node.target = node.name  # a repeated candidate was renamed; the target follows
+        if isinstance(value, torch.Tensor):
+            if self.fake_mode is not None:
+                value = self.fake_mode.from_tensor(value)
+            self._bind(value, node)
+        return value
+
+    def _output_arg(self, value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return self._node_of(value)
+        return value
+
+    # ------------------------------------------------------------------ tensors and nodes
+
+    def _bind(self, tensor: torch.Tensor, node: Node) -> None:
+        self.nodes[id(tensor)] = node
+        self.alive.append(tensor)
+        node.meta["val"] = self._fake_copy(tensor)
+        if node.op != "get_attr":
+            node.meta["tensor_meta"] = _extract_tensor_metadata(tensor)
+
+    def _fake_copy(self, tensor: torch.Tensor) -> torch.Tensor:
+        from torch._subclasses.fake_tensor import FakeTensor
+
+        if isinstance(tensor, FakeTensor):
+            return tensor
+        with torch.utils._python_dispatch._disable_current_modes():
+            return self.meta_mode.from_tensor(tensor)
+
+    def _node_of(self, tensor: torch.Tensor) -> Node:
+        node = self.nodes.get(id(tensor))
+        if node is not None:
+            return node
+        return self._constant(tensor)
+
+    def _constant(self, tensor: torch.Tensor) -> Node:
+        """A ``get_attr`` node for a tensor the function did not receive as an input."""
+        original = getattr(tensor, "constant", None) if self.fake_mode is not None else None
+        stored = original if isinstance(original, torch.Tensor) else tensor
+        prefix = "_param_constant" if isinstance(stored, torch.nn.Parameter) else "_tensor_constant"
+        attr = f"{prefix}{self.counts[prefix]}"
+        self.counts[prefix] += 1
+        if isinstance(stored, torch.nn.Parameter):
+            self.root.register_parameter(attr, stored)
+        else:
+            self.root.register_buffer(attr, stored)
+        node = self.graph.get_attr(attr)
+        self._bind(tensor, node)
+        return node
+
+    # ------------------------------------------------------------------ recording
+
+    def __torch_dispatch__(
+        self, func: Any, types: Any, args: Tuple[Any, ...] = (), kwargs: Any = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        decomposition = self.decompositions.get(func)
+        if decomposition is not None:
+            with self:
+                return decomposition(*args, **kwargs)
+        if func in _METADATA_QUERIES:
+            return func(*args, **kwargs)
+        pending, self.fresh_factory_result = self.fresh_factory_result, None
+        if func is torch.ops.aten.detach.default and pending is not None and args and args[0] is pending:
+            # The dispatcher detaches the tensor a factory function returned through a mode before
+            # the program sees it: bookkeeping, not part of the program.
+            detached = func(*args, **kwargs)
+            self.nodes[id(detached)] = self.nodes[id(pending)]
+            self.alive.append(detached)
+            return detached
+        if torch._C._dispatch_has_kernel_for_dispatch_key(func.name(), _COMPOSITE):
+            # Composite operators called from inside a decomposition skipped autograd's own
+            # decomposition; run theirs so that only the operators they are made of are recorded.
+            with self:
+                decomposed = func.decompose(*args, **kwargs)
+            if decomposed is not NotImplemented:
+                return decomposed
+        if func is torch.ops.aten._local_scalar_dense.default and self.error_on_data_dependent_ops:
+            # The graph would bake in this one input's value: a wrong answer for every other input.
+            traced = [a for a in args if isinstance(a, torch.Tensor) and id(a) in self.nodes]
+            if traced:
+                raise RuntimeError(
+                    "It appears that you're trying to get value out of a tracing tensor with"
+                    f" {func} - erroring out! The value of {self.nodes[id(traced[0])].name} decides"
+                    " what the program does (.item(), int(), bool() or data-dependent control flow),"
+                    " so the graph would only be right for this example. Compute with tensors instead,"
+                    " or pass _error_on_data_dependent_ops=False to bake in the example's value."
+                )
+        if func is torch.ops.aten.lift_fresh.default:
+            # torch.tensor(...) lifts its constant; record an explicit copy so the graph owns it.
+            func = torch.ops.aten.lift_fresh_copy.default
+        node_args, node_kwargs = pytree.tree_map_only(torch.Tensor, self._node_of, (args, kwargs))
+        result = func(*args, **kwargs)
+        node = self.graph.create_node(
+            "call_function", func, tuple(node_args), dict(node_kwargs), name=func.overloadpacket.__name__
+        )
+        self._record_result(node, result)
+        if isinstance(result, torch.Tensor) and not node.all_input_nodes:
+            self.fresh_factory_result = result
+        return result
+
+    def _record_result(self, node: Node, result: Any) -> None:
+        if isinstance(result, torch.Tensor):
+            self._bind(result, node)
+        elif isinstance(result, (tuple, list)):
+            node.meta["val"] = [self._fake_copy(r) if isinstance(r, torch.Tensor) else r for r in result]
+            for index, item in enumerate(result):
+                if isinstance(item, torch.Tensor):
+                    self._bind(item, self.graph.call_function(operator.getitem, (node, index)))
+        else:
+            node.meta["val"] = result
+
+
+def _child_specs(spec: pytree.TreeSpec) -> List[pytree.TreeSpec]:
+    """The specs of the top-level arguments (the children of the args tuple's spec)."""
+    return [spec.child(index) for index in range(spec.num_children)]
