@@ -4,7 +4,7 @@ The public API mirrors torch.fx, so ``import fxkit as fx`` runs code written for
 """
 
 from . import experimental, operator_schemas, passes  # noqa: F401  (torch.fx exposes these as attributes too)
-from .capture import capture
+from .capture_tracer import capture
 from .graph import CodeGen, Graph, PythonCode
 from .graph_module import GraphModule
 from .interpreter import Interpreter, Transformer

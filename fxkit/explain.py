@@ -19,7 +19,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from .capture import CaptureResult, Guard, Leaf, SourceLocation, Specialization, capture
+from .capture_tracer import CaptureResult, capture
+from .guards import Guard, GuardKind, Leaf, SourceLocation, Specialization
 
 __all__ = ["Explanation", "ExplanationEntry", "explain", "explain_capture"]
 
@@ -34,6 +35,7 @@ class ExplanationEntry:
     reason: str
     location: Optional[SourceLocation]
     suggestion: str
+    automatic: bool = False  # an automatic leaf
 
 
 @dataclasses.dataclass
@@ -55,7 +57,7 @@ class Explanation:
 
     def render(self) -> str:
         """The report as plain text, one block per entry, grouped by section."""
-        automatic = sum(entry.summary.endswith("(automatic leaf)") for entry in self.leaves)
+        automatic = sum(entry.automatic for entry in self.leaves)
         lines = [
             f"Capture of {self.model_name}: {self.node_count} nodes, {len(self.guards)} guards,"
             f" {len(self.leaves)} leaves ({automatic} automatic), {len(self.specializations)} specializations"
@@ -88,48 +90,78 @@ def _module_hint(module_path: str) -> str:
     return "it is in the root's own forward, so rather capture once per path"
 
 
+# kind -> (reason, suggestion); {module} is the hint naming the enclosing module, {argument} the input.
+_GUARD_TEXT: Dict[GuardKind, Tuple[str, str]] = {
+    GuardKind.BOOL: (
+        "a condition on sizes, dtypes or other non-data values; it holds for inputs like the example",
+        "nothing to do for inputs of the example's shapes and dtypes; capture again for inputs that take the"
+        " other branch",
+    ),
+    GuardKind.INT: (
+        "a size (or a value computed from sizes) was used as a Python number, so the graph uses the example's",
+        "inputs of other sizes fail this guard: capture with the sizes you run, or keep the size symbolic"
+        " (pass x.size(d) to torch functions instead of int()/range())",
+    ),
+    GuardKind.LEN: (
+        "a length (often a tensor's rank or its first size) was needed to unpack, iterate or len()",
+        "the graph only handles this many items; index the items explicitly, or make the enclosing module a"
+        " leaf ({module}) if the count varies",
+    ),
+    GuardKind.ATTRIBUTE: (
+        "tensor.{attribute} was used as a Python value",
+        "inputs with another dtype or rank fail this guard: capture once per dtype/rank you use",
+    ),
+    GuardKind.ARGUMENT: (
+        "the argument was {spec_reason}",
+        "capture once per value of {argument} you use, or pass it as a tensor",
+    ),
+    GuardKind.NOT_GIVEN: (
+        "the example call did not pass {argument}, so the graph calls the model without it",
+        "to run with {argument}, capture with an example that passes it",
+    ),
+    GuardKind.KEYWORDS: (
+        "the graph was captured with only these keyword inputs through **{argument}",
+        "to use another keyword input, capture with an example that passes it",
+    ),
+}
+# Any kind decided by a tensor's data (not its sizes) has this text instead.
+_DATA_DEPENDENT_TEXT = (
+    "Python needed a {kind} of a tensor's data; the example had {example}",
+    "the other path is not in the graph: make the enclosing module a leaf ({module}), or write the choice"
+    " as tensor code (torch.where, masking) so that both paths are traced",
+)
+_GUARD_TEXT[GuardKind.INDEX] = _GUARD_TEXT[GuardKind.FLOAT] = _GUARD_TEXT[GuardKind.INT]
+_GUARD_TEXT[GuardKind.ITER] = _GUARD_TEXT[GuardKind.LEN]
+_GUARD_TEXT[GuardKind.METHOD] = (
+    "tensor.{attribute}() was used as a Python value",
+    _GUARD_TEXT[GuardKind.ATTRIBUTE][1],
+)
+
+
 def _guard_entry(guard: Guard, specialized: Dict[str, Specialization]) -> ExplanationEntry:
     spec = specialized.get(guard.name)
     module = guard.module
-    if guard.kind == "argument":
-        reason = f"the argument was {spec.reason if spec else 'fixed during capture'}"
-        name_of_argument = guard.condition.split(" ")[0]
-        suggestion = (
-            f"to trace {name_of_argument} as an input, pass a tensor for it in the example inputs"
-            if guard.condition.endswith("is None")
-            else f"capture once per value of {name_of_argument} you use, or pass it as a tensor"
-        )
-    elif guard.data_dependent:
-        reason = f"Python needed a {guard.kind} of a tensor's data; the example had {guard.example_value}"
-        suggestion = (
-            f"the other path is not in the graph: make the enclosing module a leaf ({_module_hint(module)}),"
-            " or write the choice as tensor code (torch.where, masking) so that both paths are traced"
-        )
-    elif guard.kind in ("bool",):
-        reason = "a condition on sizes, dtypes or other non-data values; it holds for inputs like the example"
-        suggestion = (
-            "nothing to do for inputs of the example's shapes and dtypes; capture again for inputs that"
-            " take the other branch"
-        )
-    elif guard.kind in ("int", "index", "float"):
-        reason = "a size (or a value computed from sizes) was used as a Python number, so the graph uses the example's"
-        suggestion = (
-            "inputs of other sizes fail this guard: capture with the sizes you run, or keep the size symbolic"
-            " (pass x.size(d) to torch functions instead of int()/range())"
-        )
-    elif guard.kind in ("len", "iter"):
-        reason = "a length (often a tensor's rank or its first size) was needed to unpack, iterate or len()"
-        suggestion = (
-            "the graph only handles this many items; index the items explicitly, or make the enclosing module"
-            f" a leaf ({_module_hint(module)}) if the count varies"
+    if guard.data_dependent:
+        text = _DATA_DEPENDENT_TEXT
+    elif guard.kind is GuardKind.ARGUMENT and guard.example_value is None:
+        text = (
+            "the argument was {spec_reason}",
+            "to trace {argument} as an input, pass a value for it in the example inputs",
         )
     else:
-        reason = f"tensor.{guard.kind} was used as a Python value"
-        suggestion = "inputs with another dtype or rank fail this guard: capture once per dtype/rank you use"
+        text = _GUARD_TEXT[guard.kind]
+    fields = {
+        "module": _module_hint(module),
+        "argument": guard.argument,
+        "attribute": guard.attribute,
+        "kind": guard.kind.value,
+        "example": guard.example_value,
+        "spec_reason": spec.reason if spec else "fixed during capture",
+    }
+    reason, suggestion = (part.format(**fields) for part in text)
     where_module = f" in module {module!r}" if module else ""
-    summary = (
-        f"{guard.condition} [{guard.kind}{', data-dependent' if guard.data_dependent else ''}]{where_module}"
-    )
+    label = guard.attribute if guard.kind in (GuardKind.ATTRIBUTE, GuardKind.METHOD) else guard.kind.value
+    summary = f"{guard.condition} [{label}{', data-dependent' if guard.data_dependent else ''}]{where_module}"
     return ExplanationEntry("guard", guard.name, summary, reason, guard.location, suggestion)
 
 
@@ -146,15 +178,15 @@ def _leaf_entry(leaf: Leaf) -> ExplanationEntry:
     else:
         suggestion = "none needed: its inside is not in the graph, so passes do not see it"
         reason = leaf.reason
-    return ExplanationEntry("leaf", leaf.name, summary, reason, leaf.location, suggestion)
+    return ExplanationEntry("leaf", leaf.name, summary, reason, leaf.location, suggestion, leaf.automatic)
 
 
 def _specialization_entry(spec: Specialization) -> ExplanationEntry:
     checked = f"checked by {spec.guard}" if spec.guard else "NOT checked at run time"
     summary = f"{spec.what} = {spec.value!r} ({checked})"
-    if spec.what.startswith("argument "):
+    if spec.argument is not None and spec.kind is not GuardKind.LEN:
         suggestion = "pass the value you will run with in the example inputs; a tensor input stays an input of the graph"
-    elif spec.what.startswith("length"):
+    elif spec.kind in (GuardKind.LEN, GuardKind.ITER):
         suggestion = "the number of items is part of the graph; capture again for another count"
     else:
         suggestion = "the graph is specialized to this value; capture again for other values"
@@ -281,8 +313,8 @@ def _to_meta(value: Any) -> Any:
 
 def run_cli(args: argparse.Namespace) -> int:
     """``fxkit explain MODEL``: capture the model and print the report."""
-    from .capture import CaptureError
     from .cli import CliError, load_model
+    from .guards import CaptureError
 
     model = load_model(args.model)
     positional, keywords = _example_inputs(args)

@@ -22,7 +22,8 @@ from torch import nn
 
 import fxkit
 from fxkit import zoo
-from fxkit.capture import CaptureError, CaptureResult, GuardError, _guard_bool, _guard_int, _guard_len
+from fxkit.capture_tracer import CaptureResult
+from fxkit.guards import CaptureError, GuardError, GuardKind, guard_bool, guard_int, guard_len
 from tests.models import control_flow_zoo
 
 THIS_FILE = os.path.abspath(__file__)
@@ -143,11 +144,11 @@ def test_branch_is_decided_by_the_example_and_guarded():
     torch.testing.assert_close(result.graph_module(x), model(x))
     torch.testing.assert_close(result(x * 3), model(x * 3))
     [guard] = result.guards
-    assert guard.kind == "bool" and guard.data_dependent
+    assert guard.kind is GuardKind.BOOL and guard.data_dependent
     assert guard.location.filename == THIS_FILE and guard.location.lineno == _line_of("MARK-branch")
     assert guard.location.source == "if x.sum() > 0:  # MARK-branch"
     [node] = _guard_nodes(result)
-    assert node.target is _guard_bool and node.name == guard.node
+    assert node.target is guard_bool and node.name == guard.node
     with pytest.raises(GuardError) as raised:
         result.graph_module(-x)
     message = str(raised.value)
@@ -177,7 +178,7 @@ def test_size_used_as_python_int_is_specialized_with_a_guard():
     torch.testing.assert_close(result(x + 1), model(x + 1))
     [spec] = result.specializations
     assert spec.value == 3 and spec.guard == "guard_0" and spec.location.lineno == _line_of("MARK-range")
-    assert [node.target for node in _guard_nodes(result)] == [_guard_int]
+    assert [node.target for node in _guard_nodes(result)] == [guard_int]
     with pytest.raises(GuardError, match=r"guard_0 failed at .*test_capture.py:\d+"):
         result(torch.randn(4, 5))
 
@@ -198,7 +199,7 @@ def test_len_and_iteration_fix_the_count():
     result = fxkit.capture(model, (x,))
     other_sizes = torch.randn(4, 5, 8)
     torch.testing.assert_close(result(other_sizes), model(other_sizes))
-    assert _guard_len in [node.target for node in _guard_nodes(result)]
+    assert guard_len in [node.target for node in _guard_nodes(result)]
     with pytest.raises(GuardError, match="len"):
         result(torch.randn(5, 8))
 
@@ -225,7 +226,8 @@ def test_dtype_is_fixed_with_a_guard():
     result = fxkit.capture(model, (x,))
     torch.testing.assert_close(result(x * 1e38), model(x * 1e38))
     [guard] = result.guards
-    assert guard.kind == "dtype" and guard.example_value == torch.float32
+    assert (guard.kind, guard.attribute) == (GuardKind.ATTRIBUTE, "dtype")
+    assert guard.example_value == torch.float32
     with pytest.raises(GuardError, match="dtype"):
         result(x.double())
 
@@ -554,3 +556,23 @@ def test_plain_symbolic_trace_still_refuses_item_assignment_like_torch_fx():
     result = fxkit.capture(FillInput(), (torch.randn(2, 3),))
     other = torch.randn(4, 3)
     torch.testing.assert_close(result(other), FillInput()(other))
+
+
+@pytest.mark.parametrize("bad", [None, 3, "x"])
+def test_example_inputs_of_the_wrong_type_say_what_was_expected(bad):
+    with pytest.raises(CaptureError, match="tuple .* of positional inputs, a single tensor, or a dict"):
+        fxkit.capture(Branchy(), bad)
+    with pytest.raises(CaptureError, match="example_kwargs must be a dict"):
+        fxkit.capture(Branchy(), (), [torch.ones(2, 4)])
+
+
+def test_capture_modules_and_records():
+    import fxkit.guards
+
+    assert fxkit.capture is fxkit.capture_tracer.capture and callable(fxkit.capture)
+    assert fxkit.capture_tracer.CaptureTracer.__doc__.startswith("A :class:")
+    result = fxkit.capture(Branchy(), (torch.rand(2, 4),))
+    assert "fxkit.guards.guard_bool(" in result.graph_module.code
+    assert fxkit.guards.guard_bool.__module__ == "fxkit.guards"
+    leaf = fxkit.capture(Outer(), (torch.randn(2, 3),)).leaves[0]
+    assert leaf.kind is fxkit.guards.LeafKind.MODULE

@@ -126,7 +126,7 @@ def run_entry(entry: ZooEntry, with_torch_fx: bool = True) -> ZooResult:
 def _other_path_outcome(
     model: torch.nn.Module, graph_module: Any, inputs: Dict[str, Any], result: ZooResult
 ) -> str:
-    from fxkit.capture import GuardError
+    from fxkit.guards import GuardError
 
     try:
         actual = graph_module(**inputs)

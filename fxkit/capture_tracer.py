@@ -1,11 +1,12 @@
-"""Capture: trace a program with example inputs running beside the symbols.
+"""The capture engine: trace a program with example inputs running beside the symbols.
 
 ``symbolic_trace`` stops at the first place where a program needs a concrete value (``if`` on a
 tensor, ``len()`` of a proxy, a size used as a Python ``int``). :func:`capture` traces the same
 program with every recorded operation also run on example values, so such a decision is taken
 from the example, and recorded as a *guard*: a node of the graph that re-checks the condition at
-run time and raises :class:`GuardError` naming the guard and the user's ``file:line`` when an input
-takes another path. Submodules that still cannot be traced become ``call_module`` leaves.
+run time and raises :class:`~fxkit.guards.GuardError` naming the guard and the user's ``file:line``
+when an input takes another path. Submodules that still cannot be traced become ``call_module``
+leaves. The records and the run-time checks live in :mod:`fxkit.guards`.
 
     result = fxkit.capture(model, (input_ids,))
     result.graph_module(input_ids)       # runs the captured graph, guards included
@@ -30,174 +31,32 @@ import torch
 from torch import nn
 
 from .graph_module import GraphModule
-from .node import Node, has_side_effect
+from .guards import (
+    CaptureError,
+    Guard,
+    GuardError,
+    GuardKind,
+    Leaf,
+    LeafKind,
+    SourceLocation,
+    Specialization,
+    guard_bool,
+    guard_equal,
+    guard_float,
+    guard_int,
+    guard_is_none,
+    guard_len,
+    guard_not_given,
+)
+from .node import Node
 from .proxy import Attribute, Proxy, TraceError, _unpack_count
 from .tracer import _PATCHES, Tracer, _recording_wrapper, _thread_state
 
-__all__ = [
-    "CaptureError",
-    "CaptureResult",
-    "Guard",
-    "GuardError",
-    "Leaf",
-    "SourceLocation",
-    "Specialization",
-    "capture",
-]
+__all__ = ["CaptureError", "CaptureResult", "CaptureTracer", "GuardError", "capture"]
 
 _FXKIT_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
 _STDLIB_DIR = os.path.dirname(os.path.abspath(os.__file__)) + os.sep
-
-
-class GuardError(RuntimeError):
-    """Raised by a captured graph when an input takes a path the example input did not take."""
-
-
-class CaptureError(RuntimeError):
-    """Raised when a program cannot be captured, even with automatic leaves."""
-
-
-# --------------------------------------------------------------------------- records
-
-
-@dataclasses.dataclass(frozen=True)
-class SourceLocation:
-    """A line of the user's program: where a decision or a failure happened."""
-
-    def __str__(self) -> str:
-        return f"{self.filename}:{self.lineno}"
-
-    def describe(self) -> str:
-        """``file:line in function (`source`)`` on one line."""
-        text = f"{self} in {self.function}"
-        return f"{text} (`{self.source}`)" if self.source else text
-
-    filename: str
-    lineno: int
-    function: str
-    source: str  # the stripped text of the line
-
-
-@dataclasses.dataclass(frozen=True)
-class Guard:
-    """A condition the example input satisfied and that the captured graph re-checks at run time.
-
-    ``kind`` says what Python needed (``bool``, ``len``, ``int``, ``float``, ``dtype``, ``ndim``,
-    ``argument``), ``condition`` the check in words, ``example_value`` the value that decided it.
-    """
-
-    name: str
-    kind: str
-    condition: str
-    example_value: Any
-    location: Optional[SourceLocation]
-    node: str
-    data_dependent: bool
-    module: str = ""  # qualified name of the module whose code decided it ("" for the root)
-
-    def __str__(self) -> str:
-        where = f" at {self.location}" if self.location is not None else ""
-        return f"{self.name}: {self.condition}{where}"
-
-
-@dataclasses.dataclass(frozen=True)
-class Specialization:
-    """A value that the graph fixed to what the example had (checked by ``guard``)."""
-
-    what: str
-    value: Any
-    reason: str
-    location: Optional[SourceLocation]
-    guard: Optional[str]
-
-    def __str__(self) -> str:
-        where = f" at {self.location}" if self.location is not None else ""
-        return f"{self.what} fixed to {self.value!r}{where}"
-
-
-@dataclasses.dataclass(frozen=True)
-class Leaf:
-    """A submodule or function kept as one call in the graph instead of being traced through."""
-
-    name: str
-    kind: str  # "module" or "function"
-    type_name: str
-    automatic: bool
-    reason: str
-    location: Optional[SourceLocation]
-
-    def __str__(self) -> str:
-        how = "automatic" if self.automatic else "requested"
-        return f"{self.name} ({self.type_name}, {how} leaf)"
-
-
-@dataclasses.dataclass
-class CaptureResult:
-    """What :func:`capture` returns: the graph module and the assumptions it rests on."""
-
-    graph_module: GraphModule
-    guards: List[Guard]
-    leaves: List[Leaf]
-    specializations: List[Specialization]
-    model_name: str = "model"
-
-    @property
-    def graph(self) -> Any:
-        return self.graph_module.graph
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.graph_module(*args, **kwargs)
-
-    def explain(self) -> "Any":
-        """The report of every guard, leaf and specialization, with suggestions (see :mod:`fxkit.explain`)."""
-        from .explain import explain_capture
-
-        return explain_capture(self)
-
-
-# --------------------------------------------------------------------------- run-time guards
-
-
-def _guard_failure(message: str, actual: Any) -> GuardError:
-    return GuardError(
-        f"{message}; this input gave {actual!r}. Capture again with an input that takes this path."
-    )
-
-
-def _checked_guard(name: str, convert: Callable[[Any], Any], what: str) -> Callable[..., None]:
-    """A run-time guard ``name(value, expected, message)``: ``convert(value)`` must equal ``expected``.
-
-    Guards are module-level functions of ``fxkit.capture`` so that generated code names them
-    (``fxkit.capture._guard_len(...)``) and dead code elimination keeps them.
-    """
-
-    def guard(value: Any, expected: Any, message: str) -> None:
-        actual = convert(value)
-        if actual != expected:
-            raise _guard_failure(message, actual)
-
-    guard.__name__ = guard.__qualname__ = name
-    guard.__module__ = __name__
-    guard.__doc__ = f"Run-time check of {what} fixed during capture."
-    return has_side_effect(guard)
-
-
-_guard_bool = _checked_guard("_guard_bool", bool, "a branch (``bool(value)``)")
-_guard_equal = _checked_guard("_guard_equal", lambda value: value, "a value (a size, a length, a dtype)")
-_guard_len = _checked_guard("_guard_len", len, "a length (unpacking, iteration, ``len``)")
-_guard_int = _checked_guard("_guard_int", int, "``int(value)`` or ``operator.index(value)``")
-_guard_float = _checked_guard("_guard_float", float, "``float(value)``")
-
-
-@has_side_effect
-def _guard_is_none(value: Any, message: str) -> None:
-    """Run-time check of an argument that was left out (``None``) during capture."""
-    if value is not None:
-        raise _guard_failure(message, type(value).__name__)
-
-
-GUARD_FUNCTIONS = (_guard_bool, _guard_equal, _guard_len, _guard_int, _guard_float, _guard_is_none)
 
 
 # --------------------------------------------------------------------------- locations
@@ -295,24 +154,24 @@ class _ExampleOps:
         return _proxy_example(self)  # type: ignore[arg-type]
 
     def __bool__(self) -> bool:
-        return self.tracer.decide_bool(self)  # type: ignore[arg-type]
+        return self.tracer.decide(GuardKind.BOOL, self)  # type: ignore[arg-type]
 
     def __len__(self) -> int:
-        return self.tracer.decide_len(self, "len")  # type: ignore[arg-type]
+        return self.tracer.decide(GuardKind.LEN, self)  # type: ignore[arg-type]
 
     def __index__(self) -> int:
-        return self.tracer.decide_int(self, "index")  # type: ignore[arg-type]
+        return self.tracer.decide(GuardKind.INDEX, self)  # type: ignore[arg-type]
 
     def __int__(self) -> int:
-        return self.tracer.decide_int(self, "int")  # type: ignore[arg-type]
+        return self.tracer.decide(GuardKind.INT, self)  # type: ignore[arg-type]
 
     def __float__(self) -> float:
-        return self.tracer.decide_float(self)  # type: ignore[arg-type]
+        return self.tracer.decide(GuardKind.FLOAT, self)  # type: ignore[arg-type]
 
     def __iter__(self) -> Iterator[Any]:
         count = _unpack_count(sys._getframe(1))
         if count is None:
-            count = self.tracer.decide_len(self, "iter")  # type: ignore[arg-type]
+            count = self.tracer.decide(GuardKind.ITER, self)  # type: ignore[arg-type]
         else:
             example = self.example
             actual = len(example) if not isinstance(example, torch.Tensor) or example.dim() else None
@@ -330,7 +189,7 @@ class _ExampleOps:
         if isinstance(self.example, torch.Tensor):
             # A tensor answers `item in tensor` with "any element equals item", not by iterating
             # rows; the recorded test is the same, so one bool guard covers it.
-            return self.tracer.decide_bool((self == item).any())  # type: ignore[arg-type, operator]
+            return self.tracer.decide(GuardKind.BOOL, (self == item).any())  # type: ignore[arg-type, operator]
         return any(element is item or bool(element == item) for element in self)  # type: ignore[attr-defined]
 
     def keys(self) -> Any:
@@ -343,9 +202,9 @@ class _ExampleOps:
             raise AttributeError(f"{type(example).__name__!r} object has no attribute {name!r}")
         if isinstance(example, torch.Tensor):
             if name in _FIXED_ATTRIBUTES:
-                return self.tracer.decide_attribute(self, name)  # type: ignore[arg-type]
+                return self.tracer.decide(GuardKind.ATTRIBUTE, self, name)  # type: ignore[arg-type]
             if name in _FIXED_METHODS:
-                return functools.partial(self.tracer.decide_method, self, name)
+                return functools.partial(self.tracer.decide_method, self, name)  # type: ignore[arg-type]
         return CaptureAttribute(self, name)  # type: ignore[arg-type]
 
 
@@ -358,6 +217,50 @@ class CaptureProxy(_ExampleOps, Proxy):
 
 class CaptureAttribute(_ExampleOps, Attribute):
     """``proxy.name`` during a capture; its example is the attribute of the root's example."""
+
+
+# How each kind of decision turns the example into a Python value, the run-time check that re-takes
+# it, and how the condition and the specialization read.
+_CONVERT: Dict[GuardKind, Callable[[Any], Any]] = {
+    GuardKind.BOOL: bool,
+    GuardKind.LEN: len,
+    GuardKind.ITER: len,
+    GuardKind.INT: int,
+    GuardKind.INDEX: operator.index,
+    GuardKind.FLOAT: float,
+}
+_GUARD_FUNCTION_OF: Dict[GuardKind, Callable[..., None]] = {
+    GuardKind.BOOL: guard_bool,
+    GuardKind.LEN: guard_len,
+    GuardKind.ITER: guard_len,
+    GuardKind.INT: guard_int,
+    GuardKind.INDEX: guard_int,
+    GuardKind.FLOAT: guard_float,
+    GuardKind.ATTRIBUTE: guard_equal,
+    GuardKind.METHOD: guard_equal,
+    GuardKind.ARGUMENT: guard_equal,
+    GuardKind.NOT_GIVEN: guard_not_given,
+    GuardKind.KEYWORDS: guard_len,
+}
+_UNARY_GUARDS = (guard_is_none, guard_not_given)
+_CONDITION = {
+    GuardKind.LEN: "len({what}) == {value}",
+    GuardKind.ITER: "len({what}) == {value}",
+    GuardKind.INT: "int({what}) == {value}",
+    GuardKind.INDEX: "int({what}) == {value}",
+    GuardKind.FLOAT: "float({what}) == {value}",
+    GuardKind.ATTRIBUTE: "{what} == {value!r}",
+    GuardKind.METHOD: "{what} == {value!r}",
+}
+_SPECIALIZATION_REASON = {
+    GuardKind.LEN: "len() needs a Python number",
+    GuardKind.ITER: "iter() needs a Python number",
+    GuardKind.INT: "used as a Python int (a size, an index or a range bound)",
+    GuardKind.INDEX: "used as a Python int (a size, an index or a range bound)",
+    GuardKind.FLOAT: "used as a Python float",
+    GuardKind.ATTRIBUTE: "tensor.{name} is used as a Python value",
+    GuardKind.METHOD: "tensor.{name}() is used as a Python value",
+}
 
 
 # --------------------------------------------------------------------------- the tracer
@@ -442,13 +345,13 @@ def _truncate(mapping: Dict[Any, Any], length: int) -> None:
 
 
 class CaptureTracer(Tracer):
-    proxy_buffer_attributes = True
-
     """A :class:`~fxkit.tracer.Tracer` whose proxies carry example values.
 
     Decisions that need a concrete value are taken from the example and recorded as guards;
     submodules whose tracing fails are retried as ``call_module`` leaves when ``auto_leaves``.
     """
+
+    proxy_buffer_attributes = True
 
     def __init__(
         self,
@@ -514,164 +417,123 @@ class CaptureTracer(Tracer):
 
     def _record_guard(
         self,
-        kind: str,
+        kind: GuardKind,
         subject: Proxy,
-        guard_fn: Callable[..., None],
         expected: Any,
         condition: str,
         example_value: Any,
         data_dependent: bool,
         location: Optional[SourceLocation],
+        argument: Optional[str] = None,
+        attribute: Optional[str] = None,
     ) -> Guard:
         name = f"guard_{len(self.guards)}"
         where = f" at {location.describe()}" if location is not None else ""
         message = f"Guard {name} failed{where}: the graph was captured where {condition}"
-        args = (subject, message) if guard_fn is _guard_is_none else (subject, expected, message)
+        guard_fn = _GUARD_FUNCTION_OF[kind]
+        if kind is GuardKind.ARGUMENT and expected is None:
+            guard_fn = guard_is_none
+        args = (subject, message) if guard_fn in _UNARY_GUARDS else (subject, expected, message)
         node = Tracer.create_proxy(self, "call_function", guard_fn, args, {}).node
         node.meta["guard"] = name
         guard = Guard(
-            name, kind, condition, example_value, location, node.name, data_dependent, self.scope.module_path
+            name,
+            kind,
+            condition,
+            example_value,
+            location,
+            node.name,
+            data_dependent,
+            self.scope.module_path,
+            argument,
+            attribute,
         )
         self.guards.append(guard)
         return guard
 
-    def _cached(self, key: Any) -> Any:
-        return self._decided.get(key, _MISSING)
+    def decide(self, kind: GuardKind, proxy: Proxy, attribute: Optional[str] = None) -> Any:
+        """The example's answer to what Python asked of ``proxy``, recorded as a guard (once per question).
 
-    def decide_bool(self, proxy: Proxy) -> bool:
-        example = _proxy_example(proxy)
-        key = ("bool", proxy.node)
-        cached = self._cached(key)
+        ``kind`` is BOOL, LEN, ITER, INT, INDEX, FLOAT or ATTRIBUTE (``attribute`` names the tensor
+        attribute, such as ``dtype``); sizes and values fixed this way are also specializations.
+        """
+        key = (kind, attribute, proxy.node)
+        cached = self._decided.get(key, _MISSING)
         if cached is not _MISSING:
             return cached
-        location = _location_of_frame(sys._getframe(2))
-        value = self._concrete(lambda: bool(example), proxy, "bool()", location)
-        data_dependent = _is_data_dependent(proxy, example)
-        condition = f"bool({proxy.node.name}) is {value}"
-        self._record_guard(
-            "bool", proxy, _guard_bool, value, condition, _describe_value(example), data_dependent, location
-        )
+        location = _location_of_frame(sys._getframe(1))
+        subject = proxy
+        if kind is GuardKind.ATTRIBUTE:
+            subject = self.create_proxy("call_function", getattr, (proxy, attribute), {})
+            value = _proxy_example(subject)
+            what = f"{proxy.node.name}.{attribute}"
+        else:
+            example = _proxy_example(proxy)
+            value = self._concrete(_CONVERT[kind], example, proxy, kind, location)
+            what = proxy.node.name
         self._decided[key] = value
-        return value
-
-    def decide_len(self, proxy: Proxy, kind: str) -> int:
-        example = _proxy_example(proxy)
-        key = ("len", proxy.node)
-        cached = self._cached(key)
-        if cached is not _MISSING:
-            return cached
-        location = _location_of_frame(sys._getframe(2))
-        try:
-            value = len(example)
-        except TypeError as error:
-            raise TraceError(f"{kind}() of {proxy.node.name}: {error}") from None
-        condition = f"len({proxy.node.name}) == {value}"
-        guard = self._record_guard(kind, proxy, _guard_len, value, condition, value, False, location)
-        self.specializations.append(
-            Specialization(
-                f"length of {proxy.node.name}", value, f"{kind}() needs a Python number", location, guard.name
-            )
-        )
-        self._decided[key] = value
-        return value
-
-    def decide_int(self, proxy: Proxy, kind: str) -> int:
-        example = _proxy_example(proxy)
-        key = ("int", proxy.node)
-        cached = self._cached(key)
-        if cached is not _MISSING:
-            return cached
-        location = _location_of_frame(sys._getframe(2))
-        convert = int if kind == "int" else (lambda v: v.__index__())
-        value = self._concrete(lambda: convert(example), proxy, f"{kind}()", location)
-        data_dependent = _is_data_dependent(proxy, example)
-        condition = f"int({proxy.node.name}) == {value}"
-        guard = self._record_guard(
-            "int", proxy, _guard_int, value, condition, value, data_dependent, location
-        )
-        reason = "used as a Python int (a size, an index or a range bound)"
-        self.specializations.append(Specialization(proxy.node.name, value, reason, location, guard.name))
-        self._decided[key] = value
-        return value
-
-    def decide_float(self, proxy: Proxy) -> float:
-        example = _proxy_example(proxy)
-        key = ("float", proxy.node)
-        cached = self._cached(key)
-        if cached is not _MISSING:
-            return cached
-        location = _location_of_frame(sys._getframe(2))
-        value = self._concrete(lambda: float(example), proxy, "float()", location)
-        condition = f"float({proxy.node.name}) == {value}"
-        guard = self._record_guard(
-            "float",
-            proxy,
-            _guard_float,
-            value,
-            condition,
-            value,
-            _is_data_dependent(proxy, example),
-            location,
-        )
-        self.specializations.append(
-            Specialization(proxy.node.name, value, "used as a Python float", location, guard.name)
-        )
-        self._decided[key] = value
-        return value
-
-    def decide_attribute(self, proxy: Proxy, name: str) -> Any:
-        key = (name, proxy.node)
-        cached = self._cached(key)
-        if cached is not _MISSING:
-            return cached
-        location = _location_of_frame(sys._getframe(2))
-        attribute = self.create_proxy("call_function", getattr, (proxy, name), {})
-        value = _proxy_example(attribute)
-        condition = f"{proxy.node.name}.{name} == {value!r}"
-        guard = self._record_guard(name, attribute, _guard_equal, value, condition, value, False, location)
-        self.specializations.append(
-            Specialization(
-                f"{proxy.node.name}.{name}",
-                value,
-                f"tensor.{name} is used as a Python value",
-                location,
-                guard.name,
-            )
-        )
-        self._decided[key] = value
+        self._note_decision(kind, subject, value, what, location, attribute)
         return value
 
     def decide_method(self, proxy: Proxy, name: str, *args: Any, **kwargs: Any) -> Any:
-        key = (name, proxy.node, args, tuple(sorted(kwargs.items())))
-        cached = self._cached(key)
+        """``tensor.name(*args)`` (``dim()``, ``is_floating_point()``) as a Python value, guarded."""
+        key = (GuardKind.METHOD, name, proxy.node, args, tuple(sorted(kwargs.items())))
+        cached = self._decided.get(key, _MISSING)
         if cached is not _MISSING:
             return cached
         location = _location_of_frame(sys._getframe(1))
         result = self.create_proxy("call_method", name, (proxy,) + args, kwargs)
         value = _proxy_example(result)
-        condition = f"{proxy.node.name}.{name}() == {value!r}"
-        guard = self._record_guard(name, result, _guard_equal, value, condition, value, False, location)
-        self.specializations.append(
-            Specialization(
-                f"{proxy.node.name}.{name}()",
-                value,
-                f"tensor.{name}() is used as a Python value",
-                location,
-                guard.name,
-            )
-        )
         self._decided[key] = value
+        self._note_decision(GuardKind.METHOD, result, value, f"{proxy.node.name}.{name}()", location, name)
         return value
 
+    def _note_decision(
+        self,
+        kind: GuardKind,
+        subject: Proxy,
+        value: Any,
+        what: str,
+        location: Optional[SourceLocation],
+        attribute: Optional[str],
+    ) -> None:
+        if kind is GuardKind.BOOL:
+            example = _proxy_example(subject)
+            condition = f"bool({what}) is {value}"
+            data_dependent = _is_data_dependent(subject, example)
+            self._record_guard(
+                kind, subject, value, condition, _describe_value(example), data_dependent, location
+            )
+            return
+        data_dependent = kind in (GuardKind.INT, GuardKind.INDEX, GuardKind.FLOAT) and _is_data_dependent(
+            subject, _proxy_example(subject)
+        )
+        condition = _CONDITION[kind].format(what=what, value=value)
+        guard = self._record_guard(
+            kind, subject, value, condition, value, data_dependent, location, attribute=attribute
+        )
+        reason = _SPECIALIZATION_REASON[kind].format(name=attribute)
+        spec_what = f"length of {what}" if kind in (GuardKind.LEN, GuardKind.ITER) else what
+        self.specializations.append(Specialization(spec_what, value, reason, location, guard.name, kind))
+
     def _concrete(
-        self, compute: Callable[[], Any], proxy: Proxy, what: str, location: Optional[SourceLocation]
+        self,
+        convert: Callable[[Any], Any],
+        example: Any,
+        proxy: Proxy,
+        kind: GuardKind,
+        location: Optional[SourceLocation],
     ) -> Any:
         try:
-            return compute()
+            return convert(example)
+        except TypeError as error:
+            if kind in (GuardKind.LEN, GuardKind.ITER):
+                raise TraceError(f"{kind.value}() of {proxy.node.name}: {error}") from None
+            raise
         except (RuntimeError, NotImplementedError) as error:
             where = f" at {location.describe()}" if location is not None else ""
             raise TraceError(
-                f"{what} of {proxy.node.name} needs the data of the example value, which it cannot give"
+                f"{kind.value}() of {proxy.node.name} needs the data of the example value, which it cannot give"
                 f" ({error}){where}. Capture with real (not meta) example inputs, or make the module a leaf."
             ) from None
 
@@ -686,7 +548,7 @@ class CaptureTracer(Tracer):
                 self.leaves.append(
                     Leaf(
                         module_qualified_name,
-                        "module",
+                        LeafKind.MODULE,
                         type(m).__name__,
                         False,
                         "named in leaf_modules",
@@ -719,7 +581,14 @@ class CaptureTracer(Tracer):
                 ": "
             )
             self.leaves.append(
-                Leaf(qualified_name, "module", type(m).__name__, True, reason, _location_of_exception(error))
+                Leaf(
+                    qualified_name,
+                    LeafKind.MODULE,
+                    type(m).__name__,
+                    True,
+                    reason,
+                    _location_of_exception(error),
+                )
             )
             return result
 
@@ -813,10 +682,18 @@ class CaptureTracer(Tracer):
         proxy = self.create_proxy("placeholder", target, (), {})
         seen = f" other than {', '.join(given_keys)}" if given_keys else ""
         condition = f"no keyword inputs{seen} are given through **{name}"
-        guard = self._record_guard("len", proxy, _guard_len, 0, condition, 0, False, self._argument_location)
+        guard = self._record_guard(
+            GuardKind.KEYWORDS, proxy, 0, condition, 0, False, self._argument_location, argument=name
+        )
         self.specializations.append(
             Specialization(
-                f"argument **{name}", {}, "no other keyword inputs", self._argument_location, guard.name
+                f"argument **{name}",
+                {},
+                "no other keyword inputs",
+                self._argument_location,
+                guard.name,
+                GuardKind.KEYWORDS,
+                name,
             )
         )
 
@@ -834,30 +711,53 @@ class CaptureTracer(Tracer):
         location = self._argument_location
         if value is None:
             guard = self._record_guard(
-                "argument", proxy, _guard_is_none, None, f"{name} is None", None, False, location
+                GuardKind.ARGUMENT, proxy, None, f"{name} is None", None, False, location, argument=name
             )
         elif type(value) in (bool, int, float, str) or isinstance(value, (torch.dtype, torch.device)):
             guard = self._record_guard(
-                "argument", proxy, _guard_equal, value, f"{name} == {value!r}", value, False, location
+                GuardKind.ARGUMENT,
+                proxy,
+                value,
+                f"{name} == {value!r}",
+                value,
+                False,
+                location,
+                argument=name,
             )
         else:
             self.specializations.append(
                 Specialization(
-                    f"argument {name}", value, reason + " (not checked at run time)", location, None
+                    f"argument {name}",
+                    value,
+                    reason + " (not checked at run time)",
+                    location,
+                    None,
+                    GuardKind.ARGUMENT,
+                    name,
                 )
             )
             return value
-        self.specializations.append(Specialization(f"argument {name}", value, reason, location, guard.name))
+        self.specializations.append(
+            Specialization(f"argument {name}", value, reason, location, guard.name, GuardKind.ARGUMENT, name)
+        )
         return value
 
     def decide_len_at_input(self, proxy: Proxy, name: str) -> int:
         value = len(_proxy_example(proxy))
         location = self._argument_location
         guard = self._record_guard(
-            "len", proxy, _guard_len, value, f"len({name}) == {value}", value, False, location
+            GuardKind.LEN, proxy, value, f"len({name}) == {value}", value, False, location, argument=name
         )
         self.specializations.append(
-            Specialization(f"length of argument {name}", value, "a sequence input", location, guard.name)
+            Specialization(
+                f"length of argument {name}",
+                value,
+                "a sequence input",
+                location,
+                guard.name,
+                GuardKind.LEN,
+                name,
+            )
         )
         return value
 
@@ -1057,6 +957,30 @@ class _FactoryPatches:
 # --------------------------------------------------------------------------- entry point
 
 
+@dataclasses.dataclass
+class CaptureResult:
+    """What :func:`capture` returns: the graph module and the assumptions it rests on."""
+
+    graph_module: GraphModule
+    guards: List[Guard]
+    leaves: List[Leaf]
+    specializations: List[Specialization]
+    model_name: str = "model"
+
+    @property
+    def graph(self) -> Any:
+        return self.graph_module.graph
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.graph_module(*args, **kwargs)
+
+    def explain(self) -> Any:
+        """The report of every guard, leaf and specialization, with suggestions (see :mod:`fxkit.explain`)."""
+        from .explain import explain_capture
+
+        return explain_capture(self)
+
+
 def capture(
     model: Union[nn.Module, Callable[..., Any]],
     example_inputs: Union[Tuple[Any, ...], List[Any], torch.Tensor, Dict[str, Any]] = (),
@@ -1081,15 +1005,7 @@ def capture(
     Returns a :class:`CaptureResult` with the ``graph_module``, its ``guards``, ``leaves`` and
     ``specializations``, and ``explain()``.
     """
-    if isinstance(example_inputs, dict):
-        example_args: Tuple[Any, ...] = ()
-        keyword_inputs = dict(example_inputs)
-    else:
-        example_args = (
-            (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
-        )
-        keyword_inputs = {}
-    keyword_inputs.update(example_kwargs or {})
+    example_args, keyword_inputs = _split_example_inputs(example_inputs, example_kwargs)
     functions = [_resolve_function(spec) for spec in leaf_functions]
     tracer = CaptureTracer(leaf_modules=leaf_modules, auto_leaves=auto_leaves)
     is_module = isinstance(model, nn.Module)
@@ -1106,7 +1022,7 @@ def capture(
             tracer.leaves.append(
                 Leaf(
                     f"{fn.__module__}.{fn.__qualname__}",
-                    "function",
+                    LeafKind.FUNCTION,
                     "function",
                     False,
                     "named in leaf_functions",
@@ -1120,3 +1036,28 @@ def capture(
 
 def _model_name(model: Any) -> str:
     return type(model).__name__ if isinstance(model, nn.Module) else getattr(model, "__name__", "function")
+
+
+def _split_example_inputs(example_inputs: Any, example_kwargs: Any) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
+    """Positional and keyword example inputs, or a CaptureError saying what was expected."""
+    if isinstance(example_inputs, dict):
+        example_args: Tuple[Any, ...] = ()
+        keyword_inputs = dict(example_inputs)
+    elif isinstance(example_inputs, torch.Tensor):
+        example_args, keyword_inputs = (example_inputs,), {}
+    elif type(example_inputs) in (tuple, list):
+        example_args, keyword_inputs = tuple(example_inputs), {}
+    else:
+        raise CaptureError(
+            "example_inputs must be a tuple (or list) of positional inputs, a single tensor, or a dict of"
+            f" keyword inputs; got {type(example_inputs).__name__}. For one non-tensor input write"
+            " (value,); for a model without inputs write ()"
+        )
+    if example_kwargs is not None and not isinstance(example_kwargs, dict):
+        raise CaptureError(
+            f"example_kwargs must be a dict of keyword inputs; got {type(example_kwargs).__name__}"
+        )
+    if not all(isinstance(key, str) for key in keyword_inputs):
+        raise CaptureError("keyword example inputs must have str keys (the names of the parameters)")
+    keyword_inputs.update(example_kwargs or {})
+    return example_args, keyword_inputs
