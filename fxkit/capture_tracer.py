@@ -16,6 +16,7 @@ leaves. The records and the run-time checks live in :mod:`fxkit.guards`.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import importlib
 import inspect
@@ -30,8 +31,10 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 import torch
 from torch import nn
 
+from . import _structure
 from .graph_module import GraphModule
 from .guards import (
+    NOT_GIVEN,
     CaptureError,
     Guard,
     GuardError,
@@ -40,6 +43,8 @@ from .guards import (
     LeafKind,
     SourceLocation,
     Specialization,
+    assign,
+    build_object,
     guard_bool,
     guard_equal,
     guard_float,
@@ -47,6 +52,9 @@ from .guards import (
     guard_is_none,
     guard_len,
     guard_not_given,
+    guard_structure,
+    remove,
+    replace_items,
 )
 from .node import Node
 from .proxy import Attribute, Proxy, TraceError, _unpack_count
@@ -110,7 +118,19 @@ def _example_of(value: Any) -> Any:
         return slice(_example_of(value.start), _example_of(value.stop), _example_of(value.step))
     if isinstance(value, tuple) and hasattr(value, "_fields"):
         return cls(*(_example_of(item) for item in value))
+    if not isinstance(value, torch.Tensor) and _structure.children(value) and _holds_proxy(value):
+        # A cache or other object holding traced values, given to a call that runs as one node:
+        # what that call changes inside it could not be followed, so the capture does not guess.
+        raise TraceError(
+            f"a {cls.__name__} object holding traced tensors is passed to a call kept as one node (a leaf);"
+            " capture cannot follow what the call does with it. Let the call be traced through (do not"
+            " make it a leaf), or make its caller the leaf"
+        )
     return value
+
+
+def _holds_proxy(value: Any) -> bool:
+    return any(isinstance(part, Proxy) for _, part in _structure.walk(value))
 
 
 def _proxy_example(proxy: Proxy) -> Any:
@@ -369,6 +389,8 @@ class CaptureTracer(Tracer):
         self._forced_leaves: Dict[int, str] = {}
         self._reported_leaves: Dict[str, None] = {}
         self._examples: Dict[str, Any] = {}
+        self._input_copies: Dict[int, _InputCopy] = {}
+        self._keep_alive: List[Any] = []
         self._argument_location: Optional[SourceLocation] = None
 
     # ---------------------------------------------------------------- example values
@@ -627,8 +649,10 @@ class CaptureTracer(Tracer):
     def create_args_for_root(
         self, root_fn: Callable[..., Any], is_module: bool, concrete_args: Any = None
     ) -> Tuple[Callable[..., Any], List[Any]]:
+        """One placeholder per parameter; the model is called with exactly the example's arguments."""
         positional: List[Any] = [self.root] if is_module else []
         keywords: Dict[str, Any] = {}
+        needs_default = False
         for parameter in self._signature.parameters.values():
             name = parameter.name
             if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
@@ -643,36 +667,51 @@ class CaptureTracer(Tracer):
                 # that take flags such as use_cache only through **kwargs can still be captured.
                 given_keys = list(self._bound.get(name, {}))
                 for key in given_keys:
-                    keywords[key] = self._keyword_input_value(key, self._bound[name][key])
+                    keywords[key] = self._input(key, self._bound[name][key], (NOT_GIVEN,), None)
                 self._guard_no_other_keywords(name, given_keys)
                 continue
-            value = self._input_value(parameter)
+            if name not in self._bound:
+                # Left out of the example call, so left out of the replayed call: passing the default
+                # explicitly is not the same call for code that inspects what it was given.
+                self._not_given_input(name)
+                needs_default = True
+                continue
+            needs_default = needs_default or parameter.default is not inspect.Parameter.empty
+            annotation = parameter.annotation
+            type_expr = (
+                None if annotation is inspect.Parameter.empty or isinstance(annotation, str) else annotation
+            )
+            value = self._input(name, self._bound[name], (NOT_GIVEN,) if needs_default else (), type_expr)
             if parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
                 positional.append(value)
             else:
                 keywords[name] = value
 
         def call_root(*_: Any) -> Any:
-            return root_fn(*positional, **keywords)
+            result = root_fn(*positional, **keywords)
+            self._write_back_inputs()
+            return result
 
         return call_root, []
 
-    def _input_value(self, parameter: inspect.Parameter) -> Any:
-        name = parameter.name
-        default = () if parameter.default is inspect.Parameter.empty else (parameter.default,)
-        annotation = getattr(parameter, "annotation", inspect.Parameter.empty)
-        type_expr = (
-            None if annotation is inspect.Parameter.empty or isinstance(annotation, str) else annotation
+    def _not_given_input(self, name: str) -> None:
+        self._examples[name] = NOT_GIVEN
+        proxy = self.create_proxy("placeholder", name, (NOT_GIVEN,), {})
+        location = self._argument_location
+        guard = self._record_guard(
+            GuardKind.NOT_GIVEN, proxy, None, f"{name} is not given", None, False, location, argument=name
         )
-        given = name in self._bound
-        value = self._bound[name] if given else parameter.default
-        return self._placeholder_value(name, value, default, type_expr, given)
-
-    def _keyword_input_value(self, name: str, value: Any) -> Any:
-        # Inputs of **kwargs come after parameters that may have defaults, so they need one too:
-        # the example for a plain value (its guard still checks it), None otherwise.
-        plain = type(value) in (bool, int, float, str) or value is None
-        return self._placeholder_value(name, value, (value if plain else None,), None, True)
+        self.specializations.append(
+            Specialization(
+                f"argument {name}",
+                NOT_GIVEN,
+                "not given in the example call, so not passed",
+                location,
+                guard.name,
+                GuardKind.NOT_GIVEN,
+                name,
+            )
+        )
 
     def _guard_no_other_keywords(self, name: str, given_keys: List[str]) -> None:
         # The graph keeps **name so that a keyword the capture never saw (output_hidden_states=True)
@@ -697,77 +736,181 @@ class CaptureTracer(Tracer):
             )
         )
 
-    def _placeholder_value(
-        self, name: str, value: Any, default: Tuple[Any, ...], type_expr: Any, given: bool
-    ) -> Any:
+    def _input(self, name: str, value: Any, default: Tuple[Any, ...], type_expr: Any) -> Any:
+        """The value the model receives for input ``name``: a proxy, a guarded plain value, or a
+        copy of a structured value whose tensors are proxies reading the input's parts."""
         self._examples[name] = value
         proxy = self.create_proxy("placeholder", name, default, {}, type_expr=type_expr)
         if isinstance(value, torch.Tensor):
             return proxy
-        if isinstance(value, (tuple, list)) and any(isinstance(item, torch.Tensor) for item in value):
-            # A sequence of tensors: each item is traced, the length is fixed.
-            return type(value)(proxy[index] for index in range(self.decide_len_at_input(proxy, name)))
-        reason = "given as a non-tensor example input" if given else "not given, so its default is used"
         location = self._argument_location
-        if value is None:
+        if _structure.is_plain(value):
+            condition = f"{name} is None" if value is None else f"{name} == {value!r}"
             guard = self._record_guard(
-                GuardKind.ARGUMENT, proxy, None, f"{name} is None", None, False, location, argument=name
+                GuardKind.ARGUMENT, proxy, value, condition, value, False, location, argument=name
             )
-        elif type(value) in (bool, int, float, str) or isinstance(value, (torch.dtype, torch.device)):
-            guard = self._record_guard(
-                GuardKind.ARGUMENT,
-                proxy,
-                value,
-                f"{name} == {value!r}",
-                value,
-                False,
-                location,
-                argument=name,
-            )
-        else:
             self.specializations.append(
                 Specialization(
                     f"argument {name}",
                     value,
-                    reason + " (not checked at run time)",
+                    "given as a non-tensor example input",
                     location,
-                    None,
+                    guard.name,
                     GuardKind.ARGUMENT,
                     name,
                 )
             )
             return value
-        self.specializations.append(
-            Specialization(f"argument {name}", value, reason, location, guard.name, GuardKind.ARGUMENT, name)
-        )
-        return value
+        return self._structured_input(name, value, proxy)
 
-    def decide_len_at_input(self, proxy: Proxy, name: str) -> int:
-        value = len(_proxy_example(proxy))
+    def _structured_input(self, name: str, value: Any, proxy: Proxy) -> Any:
+        opaque: List[Any] = []
+        expected = _structure.fingerprint(value, opaque)
+        what = _structure.describe_fingerprint(expected)
+        condition = f"{name} has the example's structure ({what})"
         location = self._argument_location
-        guard = self._record_guard(
-            GuardKind.LEN, proxy, value, f"len({name}) == {value}", value, False, location, argument=name
+        message = f"Guard guard_{len(self.guards)} failed at {location.describe() if location else name}:"
+        message += f" the graph was captured where {condition}"
+        node = self.create_node(
+            "call_function", guard_structure, (proxy.node, expected, tuple(opaque), message), {}
         )
-        self.specializations.append(
-            Specialization(
-                f"length of argument {name}",
-                value,
-                "a sequence input",
+        guard_name = f"guard_{len(self.guards)}"
+        node.meta["guard"] = guard_name
+        self.guards.append(
+            Guard(
+                guard_name,
+                GuardKind.STRUCTURE,
+                condition,
+                what,
                 location,
-                guard.name,
-                GuardKind.LEN,
+                node.name,
+                False,
+                self.scope.module_path,
                 name,
             )
         )
-        return value
+        self.specializations.append(
+            Specialization(
+                f"structure of argument {name}",
+                what,
+                "a structured input: its containers, keys and plain values are fixed, its tensors are inputs",
+                location,
+                guard_name,
+                GuardKind.STRUCTURE,
+                name,
+            )
+        )
+        accessors: Dict[Tuple[Tuple[str, Any], ...], Proxy] = {(): proxy}
+
+        def accessor(path: Tuple[Tuple[str, Any], ...]) -> Proxy:
+            found = accessors.get(path)
+            if found is None:
+                parent = accessor(path[:-1])
+                how, key = path[-1]
+                if how == "item":
+                    found = self.create_proxy("call_function", operator.getitem, (parent, key), {})
+                elif how == "attr":
+                    found = self.create_proxy("call_function", getattr, (parent, key), {})
+                else:
+                    found = self.create_proxy("call_function", _structure.part_of, (parent, how, key), {})
+                accessors[path] = found
+            return found
+
+        paths: Dict[int, Tuple[Tuple[str, Any], ...]] = {}
+        for path, part in _structure.walk(value):
+            paths.setdefault(id(part), path)
+        copies: Dict[int, Any] = {}
+
+        def replace(leaf: Any) -> Any:
+            return accessor(paths[id(leaf)]) if isinstance(leaf, torch.Tensor) else leaf
+
+        traced = _structure.rebuild(value, replace, copies)
+        originals = {id(part): part for _, part in _structure.walk(value)}
+        for original_id, copy in copies.items():
+            parts = _structure.children(copy)
+            self._input_copies[id(copy)] = _InputCopy(
+                copy, paths[original_id], accessor, [(step, part) for step, part in parts or []], name
+            )
+            self._keep_alive.append(originals[original_id])
+        return traced
+
+    def _write_back_inputs(self) -> None:
+        """Replays on the caller's objects the changes the model made to structured inputs (a cache
+        updated in place is updated in place by the captured module too)."""
+        for entry in list(self._input_copies.values()):
+            now = _structure.children(entry.copy) or []
+            if [(s, id(p)) for s, p in now] == [(s, id(p)) for s, p in entry.parts]:
+                continue
+            target = entry.accessor(entry.path)
+            if isinstance(entry.copy, tuple) or (
+                not isinstance(entry.copy, (list, dict)) and not _structure.has_attributes(entry.copy)
+            ):
+                raise CaptureError(
+                    f"the model changed the input {entry.input_name} in place at {_structure.path_text(entry.path)},"
+                    f" a {type(entry.copy).__name__}, which capture cannot replay; pass a value the model does not"
+                    " change, or one whose class keeps its state in attributes"
+                )
+            before = {step: part for step, part in entry.parts}
+            after = {step: part for step, part in now}
+            if isinstance(entry.copy, list):
+                self.create_node(
+                    "call_function", replace_items, (target.node, self.create_arg(list(entry.copy))), {}
+                )
+                continue
+            for step, part in now:
+                if step not in before or before[step] is not part:
+                    args = (target.node, step[0], step[1], self.create_arg(part))
+                    self.create_node("call_function", assign, args, {})
+            for step in before:
+                if step not in after:
+                    self.create_node("call_function", remove, (target.node, step[0], step[1]), {})
 
     def create_arg(self, a: Any) -> Any:
+        if a is NOT_GIVEN or isinstance(a, enum.Enum):
+            return a
+        entry = self._input_copies.get(id(a)) if self._input_copies else None
+        if entry is not None and entry.copy is a:
+            # The model returned (part of) a structured input: the caller's own object.
+            return entry.accessor(entry.path).node
         cls = type(a)
         if isinstance(a, dict) and cls is not dict and not isinstance(a, Proxy) and _rebuildable_mapping(a):
             # A dict subclass (a ModelOutput) returned by the program is rebuilt with its own class.
             items = {key: self.create_arg(value) for key, value in a.items()}
             return self.create_node("call_function", cls, (), items)
+        if (
+            not isinstance(a, (Proxy, torch.Tensor, tuple, list, dict))
+            and _structure.has_attributes(a)
+            and not _built_by_class_call(a)
+        ):
+            # An object built by the program (a cache, a dataclass): rebuilt with its class and state.
+            state = {key: self.create_arg(value) for key, value in vars(a).items()}
+            return self.create_node("call_function", build_object, (cls, state), {})
         return super().create_arg(a)
+
+
+def _built_by_class_call(value: Any) -> bool:
+    """Dataclasses whose fields all go through ``__init__`` are rebuilt by calling their class."""
+    return _structure.is_dataclass_instance(value) and all(field.init for field in dataclasses.fields(value))
+
+
+class _InputCopy:
+    """A container or object of a structured input as the model saw it, and its parts at the start."""
+
+    __slots__ = ("copy", "path", "accessor", "parts", "input_name")
+
+    def __init__(
+        self,
+        copy: Any,
+        path: Tuple[Tuple[str, Any], ...],
+        accessor: Callable[[Tuple[Tuple[str, Any], ...]], Proxy],
+        parts: List[Tuple[Tuple[str, Any], Any]],
+        input_name: str,
+    ) -> None:
+        self.copy = copy
+        self.path = path
+        self.accessor = accessor
+        self.parts = parts
+        self.input_name = input_name
 
 
 def _rebuildable_mapping(value: Dict[Any, Any]) -> bool:

@@ -32,6 +32,11 @@ __all__ = [
     "guard_is_none",
     "guard_len",
     "guard_not_given",
+    "guard_structure",
+    "assign",
+    "build_object",
+    "remove",
+    "replace_items",
 ]
 
 
@@ -56,6 +61,7 @@ class GuardKind(str, enum.Enum):
     METHOD = "method"  # tensor.dim(), tensor.is_floating_point() ... used as a Python value
     ARGUMENT = "argument"  # a non-tensor input fixed to the example's value
     NOT_GIVEN = "not given"  # a parameter the example call did not pass
+    STRUCTURE = "structure"  # the containers, keys and plain values of a structured input
     KEYWORDS = "keywords"  # no keyword inputs beyond the example's through **kwargs
 
     def __str__(self) -> str:
@@ -152,6 +158,7 @@ class Leaf:
 class _NotGiven:
     """The default of an input the example call did not pass: the call is replayed without it."""
 
+    __slots__ = ()
     _instance: Optional["_NotGiven"] = None
 
     def __new__(cls) -> "_NotGiven":
@@ -210,6 +217,64 @@ def guard_not_given(value: Any, message: str) -> None:
         raise _failure(message, value if value is None else type(value).__name__)
 
 
+@has_side_effect
+def guard_structure(value: Any, expected: Any, opaque: tuple, message: str) -> None:
+    """Run-time check of a structured input: the same containers, keys, lengths and plain values
+    as the example (``expected`` is the example's fingerprint), and the same objects where the
+    example held functions, classes or modules (``opaque``, compared by identity)."""
+    from . import _structure
+
+    found: list = []
+    actual = _structure.fingerprint(value, found)
+    difference = _structure.first_difference(actual, expected)
+    if difference is None:
+        difference = next(
+            (
+                f"it holds another {type(new).__name__} object"
+                for new, old in zip(found, opaque)
+                if new is not old
+            ),
+            None,
+        )
+    if difference is not None:
+        raise GuardError(
+            f"{message}; this input differs: {difference}. Capture again with an input of this structure."
+        )
+
+
+@has_side_effect
+def assign(target: Any, how: str, key: Any, value: Any) -> None:
+    """Replays ``target.key = value`` (``how == "attr"``) or ``target[key] = value`` on a caller's object."""
+    if how == "attr":
+        object.__setattr__(target, key, value)
+    else:
+        target[key] = value
+
+
+@has_side_effect
+def remove(target: Any, how: str, key: Any) -> None:
+    """Replays ``del target.key`` or ``del target[key]`` on a caller's object."""
+    if how == "attr":
+        object.__delattr__(target, key)
+    else:
+        del target[key]
+
+
+@has_side_effect
+def replace_items(target: list, items: list) -> None:
+    """Replays changes to a caller's list (appends, replaced items) by setting its items."""
+    target[:] = items
+
+
+def build_object(cls: type, state: dict) -> Any:
+    """An object of class ``cls`` with attributes ``state``, built without calling ``__init__``:
+    how a captured module returns objects (caches, dataclasses) the program built."""
+    new = cls.__new__(cls)
+    for key, value in state.items():
+        object.__setattr__(new, key, value)
+    return new
+
+
 GUARD_FUNCTIONS = (
     guard_bool,
     guard_equal,
@@ -218,4 +283,5 @@ GUARD_FUNCTIONS = (
     guard_float,
     guard_is_none,
     guard_not_given,
+    guard_structure,
 )

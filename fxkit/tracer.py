@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import builtins
 import collections
+import dataclasses
 import functools
 import inspect
 import sys
@@ -401,6 +402,10 @@ class Tracer(TracerBase):
             # A NamedTuple built in traced code is rebuilt by a call of its class.
             fields = tuple(self.create_arg(elem) for elem in a)
             return self.create_node("call_function", type(a), fields, {})
+        if dataclasses.is_dataclass(a) and not isinstance(a, type):
+            # A dataclass is rebuilt by a call of its class with every field by keyword (as torch.fx does).
+            values = {field.name: self.create_arg(getattr(a, field.name)) for field in dataclasses.fields(a)}
+            return self.create_node("call_function", type(a), (), values)
         if isinstance(a, torch.ScriptObject):
             path = self._tensor_attr_path(a)
             if path is None:

@@ -23,7 +23,7 @@ from torch import nn
 import fxkit
 from fxkit import zoo
 from fxkit.capture_tracer import CaptureResult
-from fxkit.guards import CaptureError, GuardError, GuardKind, guard_bool, guard_int, guard_len
+from fxkit.guards import NOT_GIVEN, CaptureError, GuardError, GuardKind, guard_bool, guard_int, guard_len
 from tests.models import control_flow_zoo
 
 THIS_FILE = os.path.abspath(__file__)
@@ -232,19 +232,29 @@ def test_dtype_is_fixed_with_a_guard():
         result(x.double())
 
 
-def test_arguments_not_given_are_fixed_and_checked():
+def test_arguments_not_given_are_not_passed_and_checked():
     model = OptionalMask()
     x = torch.randn(3)
     result = fxkit.capture(model, (x,))
     torch.testing.assert_close(result(x), model(x))
-    kinds = {spec.what: spec.value for spec in result.specializations}
-    assert kinds == {"argument mask": None, "argument scale": 2.0}
-    with pytest.raises(GuardError, match="mask is None"):
+    kinds = {spec.what: (spec.value, spec.kind) for spec in result.specializations}
+    assert kinds == {
+        "argument mask": (NOT_GIVEN, GuardKind.NOT_GIVEN),
+        "argument scale": (NOT_GIVEN, GuardKind.NOT_GIVEN),
+    }
+    with pytest.raises(GuardError, match="mask is not given"):
         result(x, torch.ones(3))
-    with pytest.raises(GuardError, match="scale == 2.0"):
-        result(x, None, 3.0)
+    with pytest.raises(GuardError, match="scale is not given"):
+        result(x, scale=3.0)
+    # Even the default, passed explicitly, is another call than leaving it out.
+    with pytest.raises(GuardError, match="mask is not given"):
+        result(x, None)
     with_mask = fxkit.capture(model, (x, torch.ones(3)))
     torch.testing.assert_close(with_mask(x, torch.zeros(3)), model(x, torch.zeros(3)))
+    with_scale = fxkit.capture(model, (x,), {"scale": 3.0})
+    torch.testing.assert_close(with_scale(x, scale=3.0), model(x, scale=3.0))
+    with pytest.raises(GuardError, match="scale == 3.0"):
+        with_scale(x, scale=2.0)
 
 
 def test_keyword_example_inputs_and_a_single_tensor():
@@ -440,9 +450,12 @@ def test_functions_with_a_list_of_tensors_and_a_number():
     torch.testing.assert_close(
         result([torch.ones(2), torch.zeros(2)], 3.0), weighted_sum([torch.ones(2), torch.zeros(2)], 3.0)
     )
-    assert [guard.condition for guard in result.guards] == ["len(xs) == 2", "scale == 3.0"]
+    assert [guard.condition for guard in result.guards] == [
+        "xs has the example's structure (a list of 2 parts)",
+        "scale == 3.0",
+    ]
     assert all(guard.location.function == "weighted_sum" for guard in result.guards)
-    with pytest.raises(GuardError, match="len"):
+    with pytest.raises(GuardError, match=r"\[1\] is missing"):
         result([torch.ones(2)], 3.0)
 
 
@@ -494,9 +507,8 @@ def test_keyword_inputs_through_var_keyword_become_named_inputs():
     torch.testing.assert_close(
         result(x=other_x, double=True, bias=other_bias), model(other_x, double=True, bias=other_bias)
     )
-    torch.testing.assert_close(
-        result(other_x, None, True, other_bias), model(other_x, double=True, bias=other_bias)
-    )
+    with pytest.raises(GuardError, match="mask is not given"):
+        result(other_x, None, True, other_bias)
     with pytest.raises(GuardError, match="double == True"):
         result(x=other_x, double=False, bias=other_bias)
     # A keyword the capture never saw would take another path: a guard names **kwargs.

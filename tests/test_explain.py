@@ -55,7 +55,7 @@ def test_specializations_of_arguments_and_sizes():
     assert "= 3" in size.summary and "range(x.shape[0])" in size.location.source
     size_guard = next(entry for entry in report.guards if entry.name == "guard_1")
     assert "int" in size_guard.summary and "capture with the sizes you run" in size_guard.suggestion
-    assert any("pass a value for it" in entry.suggestion for entry in report.guards)
+    assert any("capture with an example that passes it" in entry.suggestion for entry in report.guards)
 
 
 def test_every_record_of_a_real_model_is_in_the_report():
