@@ -23,6 +23,7 @@ import inspect
 import linecache
 import operator
 import os
+import re
 import sys
 import traceback
 import types
@@ -347,6 +348,51 @@ def _leaf_location(module: nn.Module) -> Optional[SourceLocation]:
     return _definition_location(getattr(type(module), "forward", None))
 
 
+def _name_for(module: nn.Module, frame: Optional[types.FrameType]) -> str:
+    """A readable name for an unregistered module: how the user's calling code refers to it."""
+    while frame is not None and _is_library_frame(frame.f_code.co_filename):
+        frame = frame.f_back
+    if frame is not None:
+        owner = frame.f_locals.get("self")
+        for attr, value in getattr(owner, "__dict__", {}).items():
+            for key, item in _container_items(value):
+                if item is module:
+                    return f"{attr}_{key}" if str(key).isidentifier() or isinstance(key, int) else attr
+        for name, value in frame.f_locals.items():
+            if value is module and name.isidentifier() and name != "self":
+                return name
+        for name, value in frame.f_globals.items():
+            if value is module and name.isidentifier():
+                return name
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(module).__name__).lower()
+
+
+def _container_items(value: Any) -> Iterable[Tuple[Any, Any]]:
+    if isinstance(value, dict):
+        return value.items()
+    if isinstance(value, (list, tuple)):
+        return enumerate(value)
+    return ()
+
+
+class _RootWithInstalled(nn.Module):
+    """The traced root seen together with the modules capture installed under generated names."""
+
+    def __init__(self, root: nn.Module, installed: Dict[str, nn.Module]) -> None:
+        super().__init__()
+        self.training = root.training
+        self.meta = getattr(root, "meta", {})
+        self.__dict__["_fxkit_root"] = root
+        self.__dict__["_fxkit_installed"] = installed
+        self.__dict__["_non_persistent_buffers_set"] = getattr(root, "_non_persistent_buffers_set", set())
+
+    def __getattr__(self, name: str) -> Any:
+        installed = self.__dict__["_fxkit_installed"]
+        if name in installed:
+            return installed[name]
+        return getattr(self.__dict__["_fxkit_root"], name)
+
+
 class _Checkpoint:
     __slots__ = ("node_count", "guards", "specializations", "leaves", "decided", "parameter_cache")
 
@@ -392,6 +438,9 @@ class CaptureTracer(Tracer):
         self._input_copies: Dict[int, _InputCopy] = {}
         self._keep_alive: List[Any] = []
         self._argument_location: Optional[SourceLocation] = None
+        # Modules called during forward but not registered under the root, by generated name.
+        self.installed: Dict[str, nn.Module] = {}
+        self._installed_paths: Dict[int, str] = {}
 
     # ---------------------------------------------------------------- example values
 
@@ -412,7 +461,7 @@ class CaptureTracer(Tracer):
             example = self._examples[target]
         elif kind == "get_attr":
             with self.running_eagerly():
-                example = _fetch(self.root, target)
+                example = self.fetch(target)
         else:
             example = self._run_example(kind, target, _example_of(args), _example_of(kwargs))
         proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
@@ -428,7 +477,7 @@ class CaptureTracer(Tracer):
             if kind == "call_method":
                 return getattr(args[0], target)(*args[1:], **kwargs)
             if kind == "call_module":
-                return self.root.get_submodule(target)(*args, **kwargs)
+                return self.fetch(target)(*args, **kwargs)
         raise CaptureError(f"cannot compute an example value for a {kind!r} node")
 
     def running_eagerly(self) -> "_EagerScope":
@@ -560,6 +609,55 @@ class CaptureTracer(Tracer):
             ) from None
 
     # ---------------------------------------------------------------- modules
+
+    def path_of_module(self, mod: nn.Module) -> str:
+        """The qualified name of ``mod``; a module not registered under the root gets a generated one.
+
+        Modules built inside ``forward`` (``CrossEntropyLoss()``), held in plain lists or dicts, or
+        living at module level (the function layers of kernel hubs) run like any other: they are
+        traced through, and where one stays a call it is installed under its generated name in the
+        captured module (the user's model is never changed).
+        """
+        path = self._installed_paths.get(id(mod))
+        if path is not None:
+            return path
+        try:
+            return super().path_of_module(mod)
+        except NameError:
+            return self._install(mod)
+
+    def _install(self, module: nn.Module) -> str:
+        base = f"_unregistered_{_name_for(module, sys._getframe(2))}"
+        name, number = base, 0
+        while name in self.installed or hasattr(self.root, name):
+            number += 1
+            name = f"{base}_{number}"
+        self.installed[name] = module
+        parameters, buffers = self._parameter_path_map(), self._buffer_path_map()
+        for sub_path, sub in module.named_modules(remove_duplicate=False):
+            prefix = f"{name}.{sub_path}" if sub_path else name
+            self._installed_paths.setdefault(id(sub), prefix)
+            for attr, value in sub.__dict__.items():
+                if isinstance(value, torch.Tensor):
+                    self.tensor_attrs.setdefault(value, f"{prefix}.{attr}")
+        for param_path, param in module.named_parameters():
+            parameters.setdefault(id(param), f"{name}.{param_path}")
+        for buffer_path, buffer in module.named_buffers():
+            buffers.setdefault(id(buffer), f"{name}.{buffer_path}")
+        return name
+
+    def fetch(self, target: str) -> Any:
+        """The object at qualified name ``target`` of the root, or of a module installed by capture."""
+        head, _, rest = target.partition(".")
+        if head in self.installed:
+            return _fetch(self.installed[head], rest) if rest else self.installed[head]
+        return _fetch(self.root, target)
+
+    def graph_module_root(self) -> Any:
+        """What the captured GraphModule copies its attributes from: the root and the installed modules."""
+        if not self.installed:
+            return self.root
+        return _RootWithInstalled(self.root, self.installed)
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if id(m) in self._forced_leaves:
@@ -1173,7 +1271,7 @@ def capture(
                 )
             )
     name = _model_name(model)
-    graph_module = GraphModule(tracer.root, graph, name)
+    graph_module = GraphModule(tracer.graph_module_root(), graph, name)
     return CaptureResult(graph_module, tracer.guards, tracer.leaves, tracer.specializations, name)
 
 

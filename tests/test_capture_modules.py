@@ -1,0 +1,179 @@
+"""fxkit.capture on modules that run during forward without being registered under the root.
+
+Modules built inside ``forward``, held in plain lists or dicts, or living at module level (as the
+kernel-hub function layers of transformers do) are traced through; one that stays a call is
+installed under a generated name in the captured module, never on the user's model. Every graph
+is checked against eager execution.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.fx
+from torch import nn
+
+import fxkit
+
+
+class Rotate(nn.Module):
+    """A function wrapped in a module, as kernel hubs wrap ``apply_rotary_pos_emb``."""
+
+    def forward(self, x):
+        return torch.cat([-x[..., 1:], x[..., :1]], dim=-1)
+
+
+ROTATE = Rotate()  # module level, never registered under any model
+
+
+class UsesGlobalModule(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return ROTATE(self.linear(x)) + ROTATE(x)
+
+
+class LossBuiltInForward(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 3)
+
+    def forward(self, x, labels):
+        logits = self.linear(x)
+        loss_fct = nn.CrossEntropyLoss()
+        return loss_fct(logits, labels), logits
+
+
+class Scale(nn.Module):
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((4,), value))
+        self.register_buffer("shift", torch.arange(4.0))
+
+    def forward(self, x):
+        return x * self.weight + self.shift
+
+
+class PlainContainers(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = [Scale(2.0), nn.Linear(4, 4)]  # a plain list: not registered
+        self.named = {"last": Scale(-1.0)}  # a plain dict: not registered
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return self.named["last"](x)
+
+
+def _captured(model: nn.Module, *inputs: torch.Tensor) -> fxkit.CaptureResult:
+    return fxkit.capture(model, inputs)
+
+
+def test_module_level_function_layer_is_traced_through_without_a_leaf():
+    model = UsesGlobalModule()
+    x = torch.randn(2, 4)
+    result = _captured(model, x)
+    assert result.leaves == []
+    assert not [
+        node for node in result.graph.nodes if node.op == "call_module" and "rotate" in node.target.lower()
+    ]
+    torch.testing.assert_close(result.graph_module(x), model(x))
+    other = torch.randn(3, 4)
+    torch.testing.assert_close(result.graph_module(other), model(other))
+
+
+def test_loss_module_built_in_forward_is_installed_under_a_generated_name():
+    model = LossBuiltInForward()
+    x, labels = torch.randn(5, 4), torch.tensor([0, 2, 1, 1, 0])
+    before = dict(model.named_modules())
+    result = _captured(model, x, labels)
+    assert result.leaves == []
+    targets = [node.target for node in result.graph.nodes if node.op == "call_module"]
+    assert "_unregistered_loss_fct" in targets
+    assert isinstance(result.graph_module.get_submodule("_unregistered_loss_fct"), nn.CrossEntropyLoss)
+    assert dict(model.named_modules()) == before, "capture changed the user's model"
+    for args in ((x, labels), (torch.randn(5, 4), torch.tensor([2, 2, 0, 1, 1]))):
+        expected = model(*args)
+        actual = result.graph_module(*args)
+        for left, right in zip(expected, actual):
+            torch.testing.assert_close(right, left)
+
+
+def test_modules_in_plain_lists_and_dicts_keep_their_parameters_and_buffers():
+    model = PlainContainers()
+    x = torch.randn(2, 4)
+    result = _captured(model, x)
+    assert result.leaves == []
+    gm = result.graph_module
+    torch.testing.assert_close(gm(x), model(x))
+    # Parameters and buffers of unregistered modules are read from the captured module, by path.
+    gets = sorted(node.target for node in result.graph.nodes if node.op == "get_attr")
+    assert gets == [
+        "_unregistered_blocks_0.shift",
+        "_unregistered_blocks_0.weight",
+        "_unregistered_named_last.shift",
+        "_unregistered_named_last.weight",
+    ]
+    with torch.no_grad():
+        gm.get_parameter("_unregistered_blocks_0.weight").mul_(3)
+    expected = model.named["last"](model.blocks[1](x * model.blocks[0].weight + model.blocks[0].shift))
+    torch.testing.assert_close(gm(x), expected)
+    assert list(dict(model.named_modules())) == [""]
+
+
+def test_generated_names_do_not_collide_with_the_roots_attributes():
+    model = LossBuiltInForward()
+    model._unregistered_loss_fct = nn.Identity()  # a user attribute with the generated name
+    x, labels = torch.randn(5, 4), torch.tensor([0, 2, 1, 1, 0])
+    result = _captured(model, x, labels)
+    targets = [node.target for node in result.graph.nodes if node.op == "call_module"]
+    assert "_unregistered_loss_fct_1" in targets
+    torch.testing.assert_close(result.graph_module(x, labels)[0], model(x, labels)[0])
+
+
+def test_a_function_calling_a_module_is_captured():
+    linear = nn.Linear(4, 2)
+
+    def run(x):
+        return linear(x).relu()
+
+    x = torch.randn(3, 4)
+    result = _captured(run, x)
+    torch.testing.assert_close(result.graph_module(x), run(x))
+    assert [node.target for node in result.graph.nodes if node.op == "call_module"] == [
+        "_unregistered_linear"
+    ]
+
+
+def test_symbolic_trace_still_refuses_unregistered_modules_like_torch_fx():
+    model = UsesGlobalModule()
+    with pytest.raises(NameError):
+        torch.fx.symbolic_trace(model)
+    with pytest.raises(NameError):
+        fxkit.symbolic_trace(model)
+
+
+def test_llama_with_kernel_hub_layers_has_no_leaf():
+    transformers = pytest.importorskip("transformers")
+    transformers.logging.set_verbosity_error()
+    config = transformers.LlamaConfig(
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=64,
+    )
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(config).eval()
+    ids = torch.randint(3, 99, (2, 6))
+    result = fxkit.capture(model, {"input_ids": ids, "use_cache": False}, auto_leaves=False)
+    assert result.leaves == []
+    with torch.no_grad():
+        torch.testing.assert_close(
+            result.graph_module(input_ids=ids, use_cache=False).logits,
+            model(input_ids=ids, use_cache=False).logits,
+        )
