@@ -86,9 +86,10 @@ def workloads() -> list[Workload]:
 def main() -> int:
     """Print the coverage table of the capture zoo."""
     from tests.models import all_entries, coverage_table, run_entry
+    from tests.models.hf_zoo import extended_hf_entries
 
     results = []
-    for entry in all_entries():
+    for entry in all_entries() + extended_hf_entries():
         result = run_entry(entry)
         results.append(result)
         fx_time = f"{result.fx_seconds:.3f}s" if result.fx_seconds is not None else "-"

@@ -63,7 +63,8 @@ def test_every_record_of_a_real_model_is_in_the_report():
     from tests.models.hf_zoo import hf_entries
 
     entry = next(entry for entry in hf_entries() if entry.name == "bert")
-    result = fxkit.capture(entry.build().eval(), entry.example())
+    model = entry.build().eval()
+    result = fxkit.capture(model, entry.example(model))
     report = explain_capture(result)
     assert [e.name for e in report.guards] == [guard.name for guard in result.guards]
     assert len(report.specializations) == len(result.specializations)

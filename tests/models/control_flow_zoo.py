@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import List
+from typing import Callable, List
 
 import torch
 from torch import nn
 
-from .zoo_entry import ZooEntry
+from .zoo_entry import Inputs, ZooEntry
 
 
 def _floats(seed: int, *shape: int) -> torch.Tensor:
@@ -103,58 +103,48 @@ class LoggedSignBranch(nn.Module):
         return y.tanh()
 
 
+def _x(make: Callable[[int], torch.Tensor], seed: int) -> Inputs:
+    return lambda model: {"x": make(seed)}
+
+
+def _entry(
+    name: str, build: Callable[[], nn.Module], make: Callable[[int], torch.Tensor], *others: Inputs
+) -> ZooEntry:
+    """Captured on ``make(1)``, checked on ``make(2)`` and ``make(3)`` and on the ``others``."""
+    return ZooEntry(name, "control-flow", build, _x(make, 1), (_x(make, 2), _x(make, 3)), others)
+
+
 def control_flow_entries() -> List[ZooEntry]:
     """Our own models with data-dependent control flow."""
-    positive = lambda seed: {"x": _floats(seed, 4, 8).abs() + 0.1}  # noqa: E731
+
+    def positive(seed: int) -> torch.Tensor:
+        return _floats(seed, 4, 8).abs() + 0.1
+
+    def rows(seed: int) -> torch.Tensor:
+        # Two positive entries in the first row for seeds 1-3: three columns are kept.
+        first_rows = [[1.0, -1.0, 2.0, -3.0], [4.0, -2.0, 1.0, -1.0], [0.5, -2.0, 3.0, -1.0]]
+        return torch.tensor([first_rows[seed - 1]] * 3)
+
     return [
-        ZooEntry(
-            "sign-branch",
-            "control-flow",
-            SignBranch,
-            lambda: positive(1),
-            lambda: positive(2),
-            lambda: [{"x": -positive(3)["x"] * 10}],
+        _entry("sign-branch", SignBranch, positive, _x(lambda seed: -positive(seed) * 10, 4)),
+        _entry(
+            "row-loop", RowLoop, lambda seed: _floats(seed, 3, 8), _x(lambda seed: _floats(seed, 5, 8), 4)
         ),
-        ZooEntry(
-            "row-loop",
-            "control-flow",
-            RowLoop,
-            lambda: {"x": _floats(1, 3, 8)},
-            lambda: {"x": _floats(2, 3, 8)},
-            lambda: [{"x": _floats(3, 5, 8)}],
-        ),
-        ZooEntry(
+        _entry(
             "shape-unpacking",
-            "control-flow",
             ShapeUnpacking,
-            lambda: {"x": _floats(1, 2, 5, 8)},
-            lambda: {"x": _floats(2, 2, 5, 8)},
-            lambda: [{"x": _floats(3, 6, 5, 8)}, {"x": _floats(3, 5, 8)}],
+            lambda seed: _floats(seed, 2, 5, 8),
+            _x(lambda seed: _floats(seed, 6, 5, 8), 4),
+            _x(lambda seed: _floats(seed, 5, 8), 5),
         ),
-        ZooEntry(
-            "topk-width",
-            "control-flow",
-            TopKWidth,
-            lambda: {"x": torch.tensor([[1.0, -1.0, 2.0, -3.0]] * 3)},
-            lambda: {"x": torch.tensor([[4.0, -2.0, 1.0, -1.0]] * 3)},
-            lambda: [{"x": torch.tensor([[1.0, 1.0, 1.0, 1.0]] * 3)}],
-        ),
-        ZooEntry(
+        _entry("topk-width", TopKWidth, rows, _x(lambda seed: torch.ones(3, 4), 4)),
+        _entry(
             "item-threshold",
-            "control-flow",
             ItemThreshold,
-            lambda: {"x": _floats(1, 4, 8) * 10},
-            lambda: {"x": _floats(2, 4, 8) * 10},
-            lambda: [{"x": _floats(3, 4, 8) * 0.01}],
+            lambda seed: _floats(seed, 4, 8) * 10,
+            _x(lambda seed: _floats(seed, 4, 8) * 0.01, 4),
         ),
-        ZooEntry(
-            "logged-sign-branch",
-            "control-flow",
-            LoggedSignBranch,
-            lambda: positive(1),
-            lambda: positive(2),
-            lambda: [{"x": -positive(3)["x"] * 10}],
-        ),
+        _entry("logged-sign-branch", LoggedSignBranch, positive, _x(lambda seed: -positive(seed) * 10, 4)),
     ]
 
 

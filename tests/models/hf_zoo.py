@@ -1,15 +1,16 @@
 """Hugging Face ``transformers`` models built from tiny configs with random weights.
 
-Nothing is downloaded: every model is built from a config object. Each entry gives the model, an
-example input, a second input of the same shapes, and inputs that take another path through the
-program (used to check that a guard fires). Configs are tiny (hidden 32, 2 layers, vocab 99) so the
-whole zoo builds and runs in seconds.
+Nothing is downloaded: every model is built from a config object and called as user code calls
+it: through its public class, with its defaults, with ``labels=``, and stepping past a cache given
+as ``past_key_values=`` or ``cache=``. Each entry gives the example input, two more inputs of the
+same structure, and inputs that take another path through the program. Configs are tiny (hidden
+32, 2 layers, vocab 99) so the whole zoo builds and runs in seconds.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -17,7 +18,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch
 from torch import nn
 
-from .zoo_entry import ZooEntry
+from .zoo_entry import Inputs, ZooEntry
 
 VOCAB = 99
 BATCH, SEQ = 2, 7
@@ -58,29 +59,49 @@ def _floats(seed: int, *shape: int) -> torch.Tensor:
     return torch.randn(*shape, generator=generator)
 
 
-def _text(seed: int, **extra: Any) -> Dict[str, Any]:
-    return {"input_ids": _ids(seed), **extra}
-
-
-def _padded_mask() -> torch.Tensor:
-    mask = torch.ones(BATCH, SEQ, dtype=torch.long)
-    mask[0, -2:] = 0
+def _mask(seq: int, padding: int) -> torch.Tensor:
+    """An attention mask whose first row ends in ``padding`` padded positions."""
+    mask = torch.ones(BATCH, seq, dtype=torch.long)
+    mask[0, seq - padding :] = 0
     return mask
 
 
-def _text_entry(name: str, category: str, make: Callable[[], nn.Module], **extra: Any) -> ZooEntry:
-    """A model taking ``input_ids``; the other path is an explicit padding ``attention_mask``."""
-    return ZooEntry(
-        name=name,
-        category=category,
-        build=make,
-        example=lambda: _text(1, **extra),
-        second=lambda: _text(2, **extra),
-        other_paths=lambda: [
-            _text(3, attention_mask=_padded_mask(), **extra),
-            {**_text(4, **extra), "input_ids": _ids(4, seq=SEQ + 3)},
-        ],
-    )
+#: Makes the keyword inputs of a model: ``(model, seed, **variation) -> inputs``.
+InputFn = Callable[..., Dict[str, Any]]
+
+
+def _entry(
+    name: str,
+    category: str,
+    build: Callable[[], nn.Module],
+    inputs: InputFn,
+    *others: Dict[str, Any],
+    **fixed: Any,
+) -> ZooEntry:
+    """Captured on seed 1, compared with eager on seeds 2 and 3, and on each variation in ``others``."""
+
+    def at(seed: int, **variation: Any) -> Inputs:
+        return lambda model: inputs(model, seed, **{**fixed, **variation})
+
+    paths = tuple(at(4 + index, **variation) for index, variation in enumerate(others))
+    return ZooEntry(name, category, build, at(1), (at(2), at(3)), paths)
+
+
+def _text(model: nn.Module, seed: int, seq: int = SEQ, padding: int = 0, labels: str = "") -> Dict[str, Any]:
+    """``input_ids`` (with a padding ``attention_mask``), and token or class ``labels`` when asked."""
+    inputs: Dict[str, Any] = {"input_ids": _ids(seed, seq=seq)}
+    if padding:
+        inputs["attention_mask"] = _mask(seq, padding)
+    if labels == "tokens":
+        inputs["labels"] = _ids(seed + 50, seq=seq)
+    elif labels == "classes":
+        inputs["labels"] = torch.randint(0, 3, (BATCH,), generator=torch.Generator().manual_seed(seed))
+    return inputs
+
+
+def _text_entry(name: str, category: str, build: Callable[[], nn.Module], labels: str = "") -> ZooEntry:
+    """A model taking ``input_ids``; the other paths are a padding mask and a longer sequence."""
+    return _entry(name, category, build, _text, {"padding": 2}, {"seq": SEQ + 3}, labels=labels)
 
 
 # --------------------------------------------------------------------------- text encoders
@@ -288,51 +309,6 @@ def _granite_moe() -> nn.Module:
     return t.GraniteMoeForCausalLM(t.GraniteMoeConfig(**_DECODER, num_local_experts=4, num_experts_per_tok=2))
 
 
-class DecoderWithCache(nn.Module):
-    """A causal LM stepping one token past a cache given as flat key/value tensors.
-
-    The cache object of transformers is built inside ``forward`` from plain tensors, and the new
-    keys/values come back as plain tensors, so the captured graph has tensor inputs and outputs.
-    """
-
-    def __init__(self, lm: nn.Module) -> None:
-        super().__init__()
-        self.lm = lm
-
-    def forward(
-        self, input_ids: torch.Tensor, past_keys: torch.Tensor, past_values: torch.Tensor
-    ) -> Tuple[torch.Tensor, ...]:
-        from transformers import DynamicCache
-
-        cache = DynamicCache(config=self.lm.config)
-        for layer in range(past_keys.shape[0]):
-            cache.update(past_keys[layer], past_values[layer], layer)
-        out = self.lm(input_ids=input_ids, cache=cache, use_cache=True)
-        keys = torch.stack([layer.keys for layer in out.cache.layers])
-        values = torch.stack([layer.values for layer in out.cache.layers])
-        return out.logits, keys, values
-
-
-def _cache_inputs(seed: int, past: int = 5, step: int = 1) -> Dict[str, Any]:
-    # 2 layers, 2 key/value heads of width 8.
-    return {
-        "input_ids": _ids(seed, seq=step),
-        "past_keys": _floats(seed + 100, 2, BATCH, 2, past, 8),
-        "past_values": _floats(seed + 200, 2, BATCH, 2, past, 8),
-    }
-
-
-def _cached_entry(name: str, make: Callable[[], nn.Module]) -> ZooEntry:
-    return ZooEntry(
-        name=name,
-        category="decoder+cache",
-        build=lambda: DecoderWithCache(make()),
-        example=lambda: _cache_inputs(1),
-        second=lambda: _cache_inputs(2),
-        other_paths=lambda: [_cache_inputs(3, past=5, step=3), _cache_inputs(4, past=9)],
-    )
-
-
 # --------------------------------------------------------------------------- encoder-decoders
 
 
@@ -400,22 +376,16 @@ def _long_t5() -> nn.Module:
     )
 
 
-def _seq2seq(seed: int, seq: int = SEQ, **extra: Any) -> Dict[str, Any]:
-    return {"input_ids": _ids(seed), "decoder_input_ids": _ids(seed + 50, seq=seq - 2), **extra}
+def _seq2seq(model: nn.Module, seed: int, seq: int = SEQ, padding: int = 0) -> Dict[str, Any]:
+    """Source ids and target ``labels``: the model shifts the labels into its decoder inputs."""
+    inputs: Dict[str, Any] = {"input_ids": _ids(seed), "labels": _ids(seed + 50, seq=seq - 2)}
+    if padding:
+        inputs["attention_mask"] = _mask(SEQ, padding)
+    return inputs
 
 
-def _seq2seq_entry(name: str, make: Callable[[], nn.Module], **extra: Any) -> ZooEntry:
-    return ZooEntry(
-        name=name,
-        category="encoder-decoder",
-        build=make,
-        example=lambda: _seq2seq(1, **extra),
-        second=lambda: _seq2seq(2, **extra),
-        other_paths=lambda: [
-            _seq2seq(3, attention_mask=_padded_mask(), **extra),
-            _seq2seq(4, seq=SEQ + 4, **extra),
-        ],
-    )
+def _seq2seq_entry(name: str, build: Callable[[], nn.Module]) -> ZooEntry:
+    return _entry(name, "encoder-decoder", build, _seq2seq, {"padding": 2}, {"seq": SEQ + 4})
 
 
 # --------------------------------------------------------------------------- vision
@@ -563,31 +533,17 @@ def _levit() -> nn.Module:
     )
 
 
-def _pixels(seed: int, size: int, channels: int = 3) -> Dict[str, Any]:
-    return {"pixel_values": _floats(seed, BATCH, channels, size, size)}
+def _pixels(model: nn.Module, seed: int, size: int, channels: int = 3, **flags: Any) -> Dict[str, Any]:
+    return {"pixel_values": _floats(seed, BATCH, channels, size, size), **flags}
 
 
-def _vision_entry(name: str, make: Callable[[], nn.Module], size: int) -> ZooEntry:
-    return ZooEntry(
-        name=name,
-        category="vision",
-        build=make,
-        example=lambda: _pixels(1, size),
-        second=lambda: _pixels(2, size),
-        other_paths=lambda: [_pixels(3, size, channels=4), _pixels(4, size * 2)],
-    )
+def _vision_entry(name: str, build: Callable[[], nn.Module], size: int) -> ZooEntry:
+    return _entry(name, "vision", build, _pixels, {"channels": 4}, {"size": size * 2}, size=size)
 
 
-def _vision_flag_entry(name: str, make: Callable[[], nn.Module], size: int, flag: str) -> ZooEntry:
+def _vision_flag_entry(name: str, build: Callable[[], nn.Module], size: int, flag: str) -> ZooEntry:
     """A vision model whose other path is a keyword flag (these have no data-dependent branch to guard)."""
-    return ZooEntry(
-        name=name,
-        category="vision",
-        build=make,
-        example=lambda: _pixels(1, size),
-        second=lambda: _pixels(2, size),
-        other_paths=lambda: [_pixels(3, size * 2), {**_pixels(4, size * 2), flag: True}],
-    )
+    return _entry(name, "vision", build, _pixels, {"size": size * 2}, {flag: True}, size=size)
 
 
 # --------------------------------------------------------------------------- audio
@@ -618,12 +574,8 @@ def _whisper() -> nn.Module:
     )
 
 
-def _whisper_inputs(seed: int, frames: int = 32, seq: int = 5) -> Dict[str, Any]:
-    return {
-        "input_features": _floats(seed, BATCH, 8, frames),
-        "decoder_input_ids": _ids(seed + 50, seq=seq),
-        "use_cache": False,
-    }
+def _whisper_inputs(model: nn.Module, seed: int, frames: int = 32, seq: int = 5) -> Dict[str, Any]:
+    return {"input_features": _floats(seed, BATCH, 8, frames), "labels": _ids(seed + 50, seq=seq)}
 
 
 def _wav2vec2() -> nn.Module:
@@ -683,79 +635,149 @@ _sew = _from_config("SEWModel", "SEWConfig", **_AUDIO, squeeze_factor=2)
 _unispeech = _from_config("UniSpeechModel", "UniSpeechConfig", **_AUDIO)
 
 
-def _waveform(seed: int, samples: int = 400) -> Dict[str, Any]:
-    return {"input_values": _floats(seed, BATCH, samples)}
+def _waveform(model: nn.Module, seed: int, samples: int = 400, padding: int = 0) -> Dict[str, Any]:
+    inputs: Dict[str, Any] = {"input_values": _floats(seed, BATCH, samples)}
+    if padding:
+        inputs["attention_mask"] = _mask(samples, padding)
+    return inputs
 
 
-def _audio_entry(name: str, make: Callable[[], nn.Module]) -> ZooEntry:
-    return ZooEntry(
-        name=name,
-        category="audio",
-        build=make,
-        example=lambda: _waveform(1),
-        second=lambda: _waveform(2),
-        other_paths=lambda: [
-            {**_waveform(3), "attention_mask": _padded_mask_audio()},
-            _waveform(4, samples=1000),
-        ],
-    )
+def _audio_entry(name: str, build: Callable[[], nn.Module]) -> ZooEntry:
+    return _entry(name, "audio", build, _waveform, {"padding": 100}, {"samples": 1000})
 
 
-def _padded_mask_audio() -> torch.Tensor:
-    mask = torch.ones(BATCH, 400, dtype=torch.long)
-    mask[0, -100:] = 0
-    return mask
+# --------------------------------------------------------------------------- decode steps
+
+PAST = 5
 
 
-# --------------------------------------------------------------------------- the list
+def _step(model: nn.Module, seed: int, keyword: str, past: int = PAST, tokens: int = 1) -> Dict[str, Any]:
+    """A decode step: new tokens, and the cache of a prompt (made by the model) passed as ``keyword``."""
+    with torch.no_grad():
+        cache = model(input_ids=_ids(seed + 100, seq=past)).cache
+    return {"input_ids": _ids(seed, seq=tokens), keyword: cache}
+
+
+def _decoder_entries(name: str, build: Callable[[], nn.Module]) -> List[ZooEntry]:
+    """A causal LM called with its defaults, with ``labels=``, and stepping past a cache given both ways.
+
+    transformers 5.25 names the cache parameter ``cache``; ``past_key_values=`` still works
+    through ``**kwargs``, and users' code has both.
+    """
+    step_paths = ({"past": PAST + 3}, {"tokens": 3})
+    return [
+        _text_entry(name, "decoder", build),
+        _text_entry(f"{name}+labels", "decoder", build, labels="tokens"),
+        _entry(
+            f"{name}+past_key_values", "decode-step", build, _step, *step_paths, keyword="past_key_values"
+        ),
+        _entry(f"{name}+cache", "decode-step", build, _step, *step_paths, keyword="cache"),
+    ]
+
+
+# --------------------------------------------------------------------------- multimodal
+
+
+def _clip() -> nn.Module:
+    t = _transformers()
+    text = dict(_TEXT, max_position_embeddings=64)
+    vision = dict(_VISION_TEXT, image_size=16, patch_size=4)
+    return t.CLIPModel(t.CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))
+
+
+def _clip_inputs(
+    model: nn.Module, seed: int, seq: int = SEQ, padding: int = 0, size: int = 16
+) -> Dict[str, Any]:
+    return {**_text(model, seed, seq=seq, padding=padding), **_pixels(model, seed, size)}
+
+
+# --------------------------------------------------------------------------- the lists
+
+#: The decoder-only architectures, each called four ways (see :func:`_decoder_entries`).
+_DECODERS: Dict[str, Callable[[], nn.Module]] = {
+    "llama": _llama,
+    "gpt2": _gpt2,
+    "mistral": _mistral,
+    "qwen2": _qwen2,
+    "phi": _phi,
+    "phi3": _phi3,
+    "gpt-neox": _gpt_neox,
+    "opt": _opt,
+    "gemma": _gemma,
+    "bloom": _bloom,
+    "falcon-alibi": _falcon_alibi,
+    "stablelm": _stablelm,
+}
+_CACHE_OUT = (
+    "a cache object crossing the boundary (a DynamicCache returned by default, or passed in as"
+    " past_key_values=/cache=) stops capture with NotImplementedError: argument of type DynamicCache"
+    " (structures at the boundary are the capture-engine work)"
+)
+
+#: Entries written as users call the models but left out of the tested zoo until capture handles
+#: them, with the reason (each is in the report of the change that left it out).
+NOT_YET: Dict[str, str] = {
+    **{
+        f"{name}{call}": _CACHE_OUT
+        for name in _DECODERS
+        for call in ("", "+labels", "+past_key_values", "+cache")
+    },
+    "t5+labels": "returns its EncoderDecoderCache (use_cache defaults to True): " + _CACHE_OUT,
+    "whisper+labels": "returns its EncoderDecoderCache (use_cache defaults to True): " + _CACHE_OUT,
+}
 
 
 def hf_entries() -> List[ZooEntry]:
-    """Every transformers architecture of the zoo, in a fixed order."""
-    return [
+    """The tested zoo: :func:`defined_hf_entries` without those in :data:`NOT_YET`."""
+    return [entry for entry in defined_hf_entries() if entry.name not in NOT_YET]
+
+
+def defined_hf_entries() -> List[ZooEntry]:
+    """Every architecture of the zoo called the way user code calls it, in a fixed order."""
+    entries = [
         _text_entry("bert", "text-encoder", _bert),
-        _text_entry("bert-classifier", "text-encoder", _bert_classifier),
+        _text_entry("bert-classifier+labels", "text-encoder", _bert_classifier, labels="classes"),
         _text_entry("roberta", "text-encoder", _roberta),
-        _text_entry("xlm-roberta", "text-encoder", _xlm_roberta),
         _text_entry("distilbert", "text-encoder", _distilbert),
         _text_entry("albert", "text-encoder", _albert),
         _text_entry("electra", "text-encoder", _electra),
         _text_entry("deberta-v2", "text-encoder", _deberta_v2),
+        *[entry for name, build in _DECODERS.items() for entry in _decoder_entries(name, build)],
+        _seq2seq_entry("t5+labels", _t5),
+        _seq2seq_entry("bart+labels", _bart),
+        _entry("whisper+labels", "encoder-decoder", _whisper, _whisper_inputs, {"frames": 30}, {"seq": 9}),
+        _vision_entry("vit", _vit, 16),
+        _vision_entry("resnet", _resnet, 32),
+        _vision_entry("convnext", _convnext, 32),
+        _vision_entry("swin", _swin, 32),
+        _vision_entry("beit", _beit, 16),
+        _vision_entry("clip-vision", _clip_vision, 16),
+        _audio_entry("wav2vec2", _wav2vec2),
+        _audio_entry("hubert", _hubert),
+        _entry("clip", "multimodal", _clip, _clip_inputs, {"padding": 2}, {"size": 32}),
+    ]
+    return entries
+
+
+def extended_hf_entries() -> List[ZooEntry]:
+    """More architectures, called with their defaults: for the coverage table of the benchmarks."""
+    return [
+        _text_entry("xlm-roberta", "text-encoder", _xlm_roberta),
         _text_entry("mpnet", "text-encoder", _mpnet),
         _text_entry("funnel", "text-encoder", _funnel),
         _text_entry("convbert", "text-encoder", _convbert),
         _text_entry("clip-text", "text-encoder", _clip_text),
-        _text_entry("gpt2", "decoder", _gpt2, use_cache=False),
-        _text_entry("llama", "decoder", _llama, use_cache=False),
-        _text_entry("mistral", "decoder", _mistral, use_cache=False),
-        _text_entry("qwen2", "decoder", _qwen2, use_cache=False),
-        _text_entry("phi", "decoder", _phi, use_cache=False),
-        _text_entry("gpt-neox", "decoder", _gpt_neox, use_cache=False),
-        _text_entry("opt", "decoder", _opt, use_cache=False),
-        _text_entry("gemma", "decoder", _gemma, use_cache=False),
-        _text_entry("bloom", "decoder", _bloom, use_cache=False),
-        _text_entry("falcon-alibi", "decoder", _falcon_alibi, use_cache=False),
-        _text_entry("mpt", "decoder", _mpt, use_cache=False),
-        _text_entry("gpt-j", "decoder", _gptj, use_cache=False),
-        _text_entry("gpt-neo", "decoder", _gpt_neo, use_cache=False),
-        _text_entry("codegen", "decoder", _codegen, use_cache=False),
-        _text_entry("stablelm", "decoder", _stablelm, use_cache=False),
-        _text_entry("phi3", "decoder", _phi3, use_cache=False),
-        _text_entry("gemma2", "decoder", _gemma2, use_cache=False),
-        _text_entry("mixtral", "decoder", _mixtral, use_cache=False),
-        _text_entry("qwen2-moe", "decoder", _qwen2_moe, use_cache=False),
-        _text_entry("granite-moe", "decoder", _granite_moe, use_cache=False),
-        _cached_entry("llama+cache", _llama),
-        _cached_entry("qwen2+cache", _qwen2),
-        _seq2seq_entry("t5", _t5, use_cache=False),
-        _seq2seq_entry("bart", _bart, use_cache=False),
-        _seq2seq_entry(
-            "mbart", lambda: _bart_like("MBartForConditionalGeneration", "MBartConfig"), use_cache=False
-        ),
-        _seq2seq_entry(
-            "pegasus", lambda: _bart_like("PegasusForConditionalGeneration", "PegasusConfig"), use_cache=False
-        ),
-        _seq2seq_entry("marian", lambda: _bart_like("MarianMTModel", "MarianConfig"), use_cache=False),
+        _text_entry("mpt", "decoder", _mpt),
+        _text_entry("gpt-j", "decoder", _gptj),
+        _text_entry("gpt-neo", "decoder", _gpt_neo),
+        _text_entry("codegen", "decoder", _codegen),
+        _text_entry("gemma2", "decoder", _gemma2),
+        _text_entry("mixtral", "decoder", _mixtral),
+        _text_entry("qwen2-moe", "decoder", _qwen2_moe),
+        _text_entry("granite-moe", "decoder", _granite_moe),
+        _seq2seq_entry("mbart", lambda: _bart_like("MBartForConditionalGeneration", "MBartConfig")),
+        _seq2seq_entry("pegasus", lambda: _bart_like("PegasusForConditionalGeneration", "PegasusConfig")),
+        _seq2seq_entry("marian", lambda: _bart_like("MarianMTModel", "MarianConfig")),
         _seq2seq_entry(
             "bigbird-pegasus",
             lambda: _bart_like(
@@ -763,18 +785,11 @@ def hf_entries() -> List[ZooEntry]:
                 "BigBirdPegasusConfig",
                 attention_type="original_full",
             ),
-            use_cache=False,
         ),
-        _seq2seq_entry("long-t5", _long_t5, use_cache=False),
-        _vision_entry("vit", _vit, 16),
+        _seq2seq_entry("long-t5", _long_t5),
         _vision_entry("deit", _deit, 16),
-        _vision_entry("resnet", _resnet, 32),
-        _vision_entry("convnext", _convnext, 32),
-        _vision_entry("swin", _swin, 32),
         _vision_entry("mobilenet-v2", _mobilenet_v2, 32),
-        _vision_entry("beit", _beit, 16),
         _vision_entry("dinov2", _dinov2, 16),
-        _vision_entry("clip-vision", _clip_vision, 16),
         _vision_flag_entry("siglip-vision", _siglip_vision, 16, "interpolate_pos_encoding"),
         _vision_entry("yolos", _yolos, 16),
         _vision_flag_entry("segformer", _segformer, 32, "output_hidden_states"),
@@ -784,16 +799,6 @@ def hf_entries() -> List[ZooEntry]:
         _vision_entry("convnext-v2", _convnext_v2, 32),
         _vision_entry("mobilevit", _mobilevit, 32),
         _vision_entry("levit", _levit, 32),
-        ZooEntry(
-            name="whisper",
-            category="audio",
-            build=_whisper,
-            example=lambda: _whisper_inputs(1),
-            second=lambda: _whisper_inputs(2),
-            other_paths=lambda: [_whisper_inputs(3, frames=30), _whisper_inputs(4, seq=9)],
-        ),
-        _audio_entry("wav2vec2", _wav2vec2),
-        _audio_entry("hubert", _hubert),
         _audio_entry("data2vec-audio", _data2vec_audio),
         _audio_entry("sew", _sew),
         _audio_entry("unispeech", _unispeech),
