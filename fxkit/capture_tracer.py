@@ -410,6 +410,14 @@ def _truncate(mapping: Dict[Any, Any], length: int) -> None:
         del mapping[key]
 
 
+class _AutomaticLeafRefused(CaptureError):
+    """``leaves="error"``: a submodule would have become an automatic leaf (enclosing modules pass it on)."""
+
+
+#: What capture does with a submodule whose tracing fails: keep it as one call ("auto") or raise.
+_LEAF_POLICIES = ("auto", "error")
+
+
 class CaptureTracer(Tracer):
     """A :class:`~fxkit.tracer.Tracer` whose proxies carry example values.
 
@@ -424,10 +432,16 @@ class CaptureTracer(Tracer):
         leaf_modules: Sequence[Any] = (),
         auto_leaves: bool = True,
         autowrap_functions: Tuple[Callable[..., Any], ...] = (),
+        leaves: str = "auto",
     ) -> None:
         super().__init__(autowrap_functions=autowrap_functions)
+        if leaves not in _LEAF_POLICIES:
+            raise CaptureError(
+                f"leaves must be one of {', '.join(map(repr, _LEAF_POLICIES))}; got {leaves!r}"
+            )
         self.leaf_modules = list(leaf_modules)
         self.auto_leaves = auto_leaves
+        self.leaf_policy = leaves
         self.guards: List[Guard] = []
         self.specializations: List[Specialization] = []
         self.leaves: List[Leaf] = []
@@ -689,6 +703,8 @@ class CaptureTracer(Tracer):
         checkpoint = _Checkpoint(self)
         try:
             return super().call_module(m, forward, args, kwargs)
+        except _AutomaticLeafRefused:
+            raise
         except Exception as error:
             self._rollback(checkpoint)
             self._forced_leaves[id(m)] = qualified_name
@@ -700,15 +716,16 @@ class CaptureTracer(Tracer):
             reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(
                 ": "
             )
+            location = _location_of_exception(error)
+            if self.leaf_policy == "error":
+                where = f" at {location.describe()}" if location is not None else ""
+                raise _AutomaticLeafRefused(
+                    f"{qualified_name} ({type(m).__name__}) would become an automatic leaf: tracing it failed"
+                    f" with {reason}{where}. Change the code there so that it traces, name the module in"
+                    f" leaf_modules=[{qualified_name!r}] to keep it as one call, or capture with leaves='auto'"
+                ) from error
             self.leaves.append(
-                Leaf(
-                    qualified_name,
-                    LeafKind.MODULE,
-                    type(m).__name__,
-                    True,
-                    reason,
-                    _location_of_exception(error),
-                )
+                Leaf(qualified_name, LeafKind.MODULE, type(m).__name__, True, reason, location)
             )
             return result
 
@@ -1215,6 +1232,23 @@ class CaptureResult:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.graph_module(*args, **kwargs)
 
+    def leaf_parameter_share(self, automatic_only: bool = False) -> float:
+        """The share (0 to 1) of the captured module's parameter elements that sit inside module leaves.
+
+        A leaf hides its inside from every pass, so this is how much of the model the graph does not
+        show; with ``automatic_only`` only the leaves capture made on its own are counted.
+        """
+        total = sum(param.numel() for param in self.graph_module.parameters())
+        if total == 0:
+            return 0.0
+        modules = dict(self.graph_module.named_modules())
+        inside: Dict[int, int] = {}
+        for leaf in self.leaves:
+            module = modules.get(leaf.name) if leaf.kind is LeafKind.MODULE else None
+            if module is not None and (leaf.automatic or not automatic_only):
+                inside.update((id(param), param.numel()) for param in module.parameters())
+        return sum(inside.values()) / total
+
     def explain(self) -> Any:
         """The report of every guard, leaf and specialization, with suggestions (see :mod:`fxkit.explain`)."""
         from .explain import explain_capture
@@ -1230,6 +1264,7 @@ def capture(
     leaf_modules: Sequence[Any] = (),
     leaf_functions: Sequence[Union[str, Callable[..., Any]]] = (),
     auto_leaves: bool = True,
+    leaves: str = "auto",
 ) -> CaptureResult:
     """Trace ``model`` with ``example_inputs`` flowing beside the symbols.
 
@@ -1241,14 +1276,16 @@ def capture(
     (``"encoder.layer.0"``) or predicates ``(module, qualified_name) -> bool``. ``leaf_functions``
     lists functions (objects or ``"package.module.function"``) kept as single ``call_function``
     nodes wherever they are called from. With ``auto_leaves`` (the default) a submodule whose
-    tracing fails becomes a leaf instead of failing the capture.
+    tracing fails becomes a leaf instead of failing the capture: the smallest such submodule, and
+    ``leaves="error"`` makes that a :class:`CaptureError` naming it, its failure and the user's line
+    (``auto_leaves=False`` raises the failure itself).
 
     Returns a :class:`CaptureResult` with the ``graph_module``, its ``guards``, ``leaves`` and
     ``specializations``, and ``explain()``.
     """
     example_args, keyword_inputs = _split_example_inputs(example_inputs, example_kwargs)
     functions = [_resolve_function(spec) for spec in leaf_functions]
-    tracer = CaptureTracer(leaf_modules=leaf_modules, auto_leaves=auto_leaves)
+    tracer = CaptureTracer(leaf_modules=leaf_modules, auto_leaves=auto_leaves, leaves=leaves)
     is_module = isinstance(model, nn.Module)
     forward = getattr(type(model), "forward") if is_module else model
     tracer.bind_examples(forward, is_module, example_args, keyword_inputs)

@@ -47,6 +47,8 @@ class Explanation:
     leaves: List[ExplanationEntry]
     specializations: List[ExplanationEntry]
     node_count: int
+    leaf_parameter_share: float = 0.0  # of the parameters, the share inside leaves (0 to 1)
+    automatic_leaf_parameter_share: float = 0.0  # ... inside automatic leaves
 
     @property
     def entries(self) -> List[ExplanationEntry]:
@@ -60,7 +62,9 @@ class Explanation:
         automatic = sum(entry.automatic for entry in self.leaves)
         lines = [
             f"Capture of {self.model_name}: {self.node_count} nodes, {len(self.guards)} guards,"
-            f" {len(self.leaves)} leaves ({automatic} automatic), {len(self.specializations)} specializations"
+            f" {len(self.leaves)} leaves ({automatic} automatic), {len(self.specializations)} specializations",
+            f"Parameters inside leaves: {self.leaf_parameter_share:.1%}"
+            f" ({self.automatic_leaf_parameter_share:.1%} inside automatic leaves)",
         ]
         sections = (
             ("Guards (checked each time the graph runs)", self.guards),
@@ -165,9 +169,11 @@ def _guard_entry(guard: Guard, specialized: Dict[str, Specialization]) -> Explan
     return ExplanationEntry("guard", guard.name, summary, reason, guard.location, suggestion)
 
 
-def _leaf_entry(leaf: Leaf) -> ExplanationEntry:
+def _leaf_entry(leaf: Leaf, modules: Dict[str, torch.nn.Module]) -> ExplanationEntry:
     how = "automatic leaf" if leaf.automatic else "requested leaf"
-    summary = f"{leaf.type_name} ({how})"
+    module = modules.get(leaf.name)
+    count = sum(param.numel() for param in module.parameters()) if module is not None else 0
+    summary = f"{leaf.type_name} ({how}, {count:,} parameters)"
     if leaf.automatic:
         suggestion = (
             f"the rest of the model was traced around it; name it in leaf_modules=[{leaf.name!r}] to make this"
@@ -196,12 +202,15 @@ def _specialization_entry(spec: Specialization) -> ExplanationEntry:
 def explain_capture(result: CaptureResult) -> Explanation:
     """The report of an existing :class:`~fxkit.capture.CaptureResult`."""
     by_guard = {spec.guard: spec for spec in result.specializations if spec.guard}
+    modules = dict(result.graph_module.named_modules())
     return Explanation(
         model_name=result.model_name,
         guards=[_guard_entry(guard, by_guard) for guard in result.guards],
-        leaves=[_leaf_entry(leaf) for leaf in result.leaves],
+        leaves=[_leaf_entry(leaf, modules) for leaf in result.leaves],
         specializations=[_specialization_entry(spec) for spec in result.specializations],
         node_count=len(result.graph_module.graph.nodes),
+        leaf_parameter_share=result.leaf_parameter_share(),
+        automatic_leaf_parameter_share=result.leaf_parameter_share(automatic_only=True),
     )
 
 

@@ -1,12 +1,17 @@
-"""fxkit.capture on modules that run during forward without being registered under the root.
+"""fxkit.capture and the modules that run during forward: unregistered ones, and leaves.
 
 Modules built inside ``forward``, held in plain lists or dicts, or living at module level (as the
 kernel-hub function layers of transformers do) are traced through; one that stays a call is
 installed under a generated name in the captured module, never on the user's model. Every graph
-is checked against eager execution.
+is checked against eager execution. An automatic leaf is the smallest module whose tracing fails;
+the result and ``explain`` report the share of parameters inside leaves, and ``leaves="error"``
+turns an automatic leaf into a CaptureError.
 """
 
 from __future__ import annotations
+
+import json
+import os
 
 import pytest
 import torch
@@ -14,6 +19,17 @@ import torch.fx
 from torch import nn
 
 import fxkit
+import fxkit.guards
+
+THIS_FILE = os.path.abspath(__file__)
+
+
+def _line_of(marker: str) -> int:
+    with open(THIS_FILE, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if marker in line and "_line_of" not in line:
+                return number
+    raise AssertionError(marker)
 
 
 class Rotate(nn.Module):
@@ -177,3 +193,92 @@ def test_llama_with_kernel_hub_layers_has_no_leaf():
             result.graph_module(input_ids=ids, use_cache=False).logits,
             model(input_ids=ids, use_cache=False).logits,
         )
+
+
+# --------------------------------------------------------------------------- narrow, visible leaves
+
+
+class Untraceable(nn.Module):
+    """Turns its input into JSON text: it can only run as one call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(4, 4)
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(json.dumps(x.sum().tolist()))  # MARK-untraceable
+        return self.proj(x)
+
+
+class Middle(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.before = nn.Linear(4, 4)
+        self.inner = Untraceable()
+
+    def forward(self, x):
+        return self.inner(self.before(x)).relu()
+
+
+class Outer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.middle = Middle()
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.middle(x))
+
+
+def _numel(module: nn.Module) -> int:
+    return sum(param.numel() for param in module.parameters())
+
+
+def test_the_automatic_leaf_is_the_smallest_failing_module_and_its_share_is_reported():
+    model = Outer()
+    x = torch.randn(3, 4)
+    result = fxkit.capture(model, (x,))
+    assert [(leaf.name, leaf.automatic) for leaf in result.leaves] == [("middle.inner", True)]
+    torch.testing.assert_close(result.graph_module(x), model(x))
+    share = _numel(model.middle.inner) / _numel(model)
+    assert result.leaf_parameter_share() == pytest.approx(share)
+    assert result.leaf_parameter_share(automatic_only=True) == pytest.approx(share)
+    report = result.explain()
+    assert report.automatic_leaf_parameter_share == pytest.approx(share)
+    assert f"Parameters inside leaves: {share:.1%} ({share:.1%} inside automatic leaves)" in str(report)
+    [leaf] = report.leaves
+    assert f"{_numel(model.middle.inner):,} parameters" in leaf.summary
+
+
+def test_requested_leaves_count_in_the_share_but_not_as_automatic():
+    model = Outer()
+    result = fxkit.capture(model, (torch.randn(3, 4),), leaf_modules=["middle"])
+    assert result.leaf_parameter_share() == pytest.approx(_numel(model.middle) / _numel(model))
+    assert result.leaf_parameter_share(automatic_only=True) == 0.0
+
+
+def test_leaves_error_makes_an_automatic_leaf_a_capture_error_naming_it():
+    model = Outer()
+    with pytest.raises(fxkit.guards.CaptureError) as raised:
+        fxkit.capture(model, (torch.randn(3, 4),), leaves="error")
+    message = str(raised.value)
+    assert message.startswith("middle.inner (Untraceable) would become an automatic leaf")
+    assert f"{THIS_FILE}:{_line_of('MARK-untraceable')}" in message
+    assert "leaf_modules=['middle.inner']" in message
+    # Naming the module keeps it a (requested) leaf, which leaves="error" allows.
+    result = fxkit.capture(model, (torch.randn(3, 4),), leaves="error", leaf_modules=["middle.inner"])
+    assert [(leaf.name, leaf.automatic) for leaf in result.leaves] == [("middle.inner", False)]
+
+
+def test_leaves_error_captures_models_without_failures_as_usual():
+    model = PlainContainers()
+    x = torch.randn(2, 4)
+    result = fxkit.capture(model, (x,), leaves="error")
+    assert result.leaves == [] and result.leaf_parameter_share() == 0.0
+    torch.testing.assert_close(result.graph_module(x), model(x))
+
+
+def test_an_unknown_leaves_policy_is_refused():
+    with pytest.raises(fxkit.guards.CaptureError, match="leaves must be one of 'auto', 'error'; got 'never'"):
+        fxkit.capture(Outer(), (torch.randn(3, 4),), leaves="never")
