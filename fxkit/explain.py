@@ -117,7 +117,7 @@ _GUARD_TEXT: Dict[GuardKind, Tuple[str, str]] = {
     ),
     GuardKind.ARGUMENT: (
         "the argument was {spec_reason}",
-        "capture once per value of {argument} you use, or pass it as a tensor",
+        "capture once per value of {argument} you use{or_tensor}",
     ),
     GuardKind.NOT_GIVEN: (
         "the example call did not pass {argument}, so the graph calls the model without it",
@@ -142,19 +142,34 @@ _GUARD_TEXT[GuardKind.METHOD] = (
 )
 
 
-def _guard_entry(guard: Guard, specialized: Dict[str, Specialization]) -> ExplanationEntry:
+def _takes_tensors(annotations: Dict[str, Any], argument: Optional[str]) -> bool:
+    """Whether the parameter ``argument`` is annotated as taking tensors (a flag or a cache is not)."""
+    annotation = annotations.get(argument or "")
+    if annotation is None:
+        return False
+    text = annotation if isinstance(annotation, str) else repr(annotation)
+    return "Tensor" in text
+
+
+def _guard_entry(
+    guard: Guard, specialized: Dict[str, Specialization], annotations: Dict[str, Any]
+) -> ExplanationEntry:
     spec = specialized.get(guard.name)
     module = guard.module
+    takes_tensors = _takes_tensors(annotations, guard.argument)
     if guard.data_dependent:
         text = _DATA_DEPENDENT_TEXT
     elif guard.kind is GuardKind.ARGUMENT and guard.example_value is None:
         text = (
             "the argument was {spec_reason}",
-            "to trace {argument} as an input, pass a value for it in the example inputs",
+            "to trace {argument} as an input, pass a tensor for it in the example inputs"
+            if takes_tensors
+            else "to trace {argument} as an input, pass a value for it in the example inputs",
         )
     else:
         text = _GUARD_TEXT[guard.kind]
     fields = {
+        "or_tensor": ", or pass it as a tensor so that it stays an input" if takes_tensors else "",
         "module": _module_hint(module),
         "argument": guard.argument,
         "attribute": guard.attribute,
@@ -187,11 +202,13 @@ def _leaf_entry(leaf: Leaf, modules: Dict[str, torch.nn.Module]) -> ExplanationE
     return ExplanationEntry("leaf", leaf.name, summary, reason, leaf.location, suggestion, leaf.automatic)
 
 
-def _specialization_entry(spec: Specialization) -> ExplanationEntry:
+def _specialization_entry(spec: Specialization, annotations: Dict[str, Any]) -> ExplanationEntry:
     checked = f"checked by {spec.guard}" if spec.guard else "NOT checked at run time"
     summary = f"{spec.what} = {spec.value!r} ({checked})"
     if spec.argument is not None and spec.kind is not GuardKind.LEN:
-        suggestion = "pass the value you will run with in the example inputs; a tensor input stays an input of the graph"
+        suggestion = "pass the value you will run with in the example inputs"
+        if _takes_tensors(annotations, spec.argument):
+            suggestion += "; a tensor input stays an input of the graph"
     elif spec.kind in (GuardKind.LEN, GuardKind.ITER):
         suggestion = "the number of items is part of the graph; capture again for another count"
     else:
@@ -203,11 +220,13 @@ def explain_capture(result: CaptureResult) -> Explanation:
     """The report of an existing :class:`~fxkit.capture.CaptureResult`."""
     by_guard = {spec.guard: spec for spec in result.specializations if spec.guard}
     modules = dict(result.graph_module.named_modules())
+    # What each input is annotated to take, so that flags and caches are never told to be tensors.
+    annotations = {node.target: node.type for node in result.graph.nodes if node.op == "placeholder"}
     return Explanation(
         model_name=result.model_name,
-        guards=[_guard_entry(guard, by_guard) for guard in result.guards],
+        guards=[_guard_entry(guard, by_guard, annotations) for guard in result.guards],
         leaves=[_leaf_entry(leaf, modules) for leaf in result.leaves],
-        specializations=[_specialization_entry(spec) for spec in result.specializations],
+        specializations=[_specialization_entry(spec, annotations) for spec in result.specializations],
         node_count=len(result.graph_module.graph.nodes),
         leaf_parameter_share=result.leaf_parameter_share(),
         automatic_leaf_parameter_share=result.leaf_parameter_share(automatic_only=True),

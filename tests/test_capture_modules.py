@@ -8,10 +8,9 @@ the result and ``explain`` report the share of parameters inside leaves, and ``l
 turns an automatic leaf into a CaptureError.
 """
 
-from __future__ import annotations
-
 import json
 import os
+from typing import Dict, Optional
 
 import pytest
 import torch
@@ -19,6 +18,7 @@ import torch.fx
 from torch import nn
 
 import fxkit
+import fxkit.capture_tracer
 import fxkit.guards
 
 THIS_FILE = os.path.abspath(__file__)
@@ -84,7 +84,7 @@ class PlainContainers(nn.Module):
         return self.named["last"](x)
 
 
-def _captured(model: nn.Module, *inputs: torch.Tensor) -> fxkit.CaptureResult:
+def _captured(model: nn.Module, *inputs: torch.Tensor) -> "fxkit.capture_tracer.CaptureResult":
     return fxkit.capture(model, inputs)
 
 
@@ -282,3 +282,37 @@ def test_leaves_error_captures_models_without_failures_as_usual():
 def test_an_unknown_leaves_policy_is_refused():
     with pytest.raises(fxkit.guards.CaptureError, match="leaves must be one of 'auto', 'error'; got 'never'"):
         fxkit.capture(Outer(), (torch.randn(3, 4),), leaves="never")
+
+
+# --------------------------------------------------------------------------- explain's suggestions
+
+
+class FlagsAndCache(nn.Module):
+    """Real (not string) annotations, as transformers writes them: explain reads them from the graph."""
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: Optional[torch.Tensor] = None,
+        use_cache: bool = True,
+        cache: Optional[Dict[str, int]] = None,
+    ):
+        if mask is not None:
+            x = x * mask
+        if use_cache and cache is not None:
+            x = x + len(cache)
+        return x.relu()
+
+
+def test_explain_suggests_tensors_only_for_arguments_that_take_tensors():
+    inputs = {"x": torch.randn(2, 3), "mask": None, "use_cache": True, "cache": None}
+    report = fxkit.capture(FlagsAndCache(), inputs).explain()
+    by_argument = {}
+    for entry in report.guards + report.specializations:
+        for name in ("mask", "use_cache", "cache"):
+            if f" {name} " in f" {entry.summary} " or entry.name.endswith(f" {name}"):
+                by_argument.setdefault(name, []).append(entry.suggestion)
+    assert set(by_argument) == {"mask", "use_cache", "cache"}, by_argument
+    assert any("pass a tensor for it" in text for text in by_argument["mask"])
+    for flag_or_cache in ("use_cache", "cache"):
+        assert not any("tensor" in text for text in by_argument[flag_or_cache]), by_argument[flag_or_cache]
