@@ -60,7 +60,8 @@ def single_process_losses() -> list[float]:
         logits = model(inputs, use_cache=False).logits
         # The schedule computes one loss per microbatch and averages the gradients over them.
         per_microbatch = [
-            loss_fn(chunk, target) for chunk, target in zip(logits.chunk(MICROBATCHES), labels.chunk(MICROBATCHES))
+            loss_fn(chunk, target)
+            for chunk, target in zip(logits.chunk(MICROBATCHES), labels.chunk(MICROBATCHES))
         ]
         loss = torch.stack(per_microbatch).mean()
         optimizer.zero_grad()
