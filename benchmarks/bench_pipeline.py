@@ -229,21 +229,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--skip-torch", action="store_true", help="do not run torch's pipeline on the 7B config"
     )
+    parser.add_argument("--only", choices=["split", "throughput"], help="run only one part")
     arguments = parser.parse_args(argv)
     if arguments.one:
         _run_one(arguments)
         return
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(
-        _describe_split(
-            "fxkit   7B  -> 8 stages ", _in_fresh_process("split", "fxkit", "7b", "8"), SPLIT_7B_SECONDS
-        )
-    )
-    if not arguments.skip_torch:
+    if arguments.only != "throughput":
+        _report_splits(arguments.skip_torch)
+    if arguments.only != "split":
+        _report_throughput()
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
+def _report_splits(skip_torch: bool) -> None:
+    seven = _in_fresh_process("split", "fxkit", "7b", "8")
+    print(_describe_split("fxkit   7B  -> 8 stages ", seven, SPLIT_7B_SECONDS))
+    if not skip_torch:
         torch_7b = _in_fresh_process("split", "torch", "7b", "8")
         print(_describe_split("torch   7B  -> 8 stages ", torch_7b, SPLIT_7B_SECONDS))
     seventy = _in_fresh_process("split", "fxkit", "70b", "16")
     print(_describe_split("fxkit   70B -> 16 stages", seventy, SPLIT_70B_SECONDS, SPLIT_70B_BYTES))
+
+
+def _report_throughput() -> None:
     single_1 = _in_fresh_process("single", "1")
     single_2 = _in_fresh_process("single", "2")
     piped = _in_fresh_process("pipeline")
@@ -261,7 +270,6 @@ def main(argv: list[str] | None = None) -> None:
             else f"FAILED {result['error']}"
         )
         print(f"  {label}: {shown}")
-    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import bisect
 import enum
 import inspect
 import operator
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import torch
 import torch.utils._pytree as pytree
@@ -212,6 +212,7 @@ class _Probe(Interpreter):
         super().__init__(module, garbage_collect_values=True)
         self.is_tensor: Dict[Node, bool] = {}
         self.flops: Dict[Node, int] = {}
+        self.result: Any = None
         self._counter: Any = None
         if count_flops:
             from torch.utils.flop_counter import FlopCounterMode
@@ -251,9 +252,9 @@ def _to_meta(value: Any) -> Any:
     return value
 
 
-def _probe(gm: GraphModule, inputs: Sequence[torch.Tensor], count_flops: bool) -> Tuple[_Probe, Any]:
-    """Run ``gm`` on meta copies of its inputs and weights (no real compute, no memory); return the
-    probe and the (meta) output."""
+def _probe(gm: GraphModule, inputs: Sequence[torch.Tensor], count_flops: bool) -> _Probe:
+    """Run ``gm`` on meta copies of its inputs and weights (no real compute, no memory); the probe
+    keeps each value's kind, the FLOPs if asked, and the (meta) output."""
     probe = _Probe(gm, count_flops)
     wrapper = _OnMeta(probe)
     meta_state = {
@@ -272,7 +273,165 @@ def _probe(gm: GraphModule, inputs: Sequence[torch.Tensor], count_flops: bool) -
             f"{type(error).__name__}: {error}. The split needs each value's type (and, for "
             "balance='flops', its shape); an operation that reads tensor data cannot run on meta"
         ) from error
-    return probe, output
+    probe.result = output
+    return probe
+
+
+# Whether a value is a tensor, read off the graph where certain (a fast path: on the 7B LLaMA config
+# the run on meta it saves is ~40% of the split time, see benchmarks/bench_pipeline.py). With it off,
+# or where the graph does not tell, the graph is run once on meta and the values are looked at.
+_STATIC_KINDS = True
+
+_OPERATORS = frozenset(
+    getattr(operator, name)
+    for name in (
+        "add sub mul truediv floordiv mod pow matmul neg pos abs invert and_ or_ xor lshift rshift "
+        "eq ne lt le gt ge iadd isub imul itruediv"
+    ).split()
+)
+_SIZE_ATTRIBUTES = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "is_meta", "layout"})
+_SIZE_METHODS = frozenset({"size", "dim", "numel", "get_device", "is_floating_point", "is_contiguous"})
+_TENSOR_METHODS = frozenset(
+    (
+        "to float half double bfloat16 long int bool type_as view view_as reshape reshape_as transpose "
+        "permute contiguous expand expand_as repeat repeat_interleave unsqueeze squeeze flatten unflatten "
+        "pow mean sum prod sqrt rsqrt exp log abs neg sigmoid tanh relu softmax log_softmax masked_fill "
+        "matmul mul add sub div clone detach t narrow index_select gather clamp triu tril cumsum "
+        "cos sin argmax argmin all any eq ne lt le gt ge float_power new_zeros new_ones new_full new_empty "
+        "masked_fill_ mul_ add_ copy_ fill_ zero_ norm var std amax amin logsumexp where"
+    ).split()
+)
+_TENSOR_FUNCTIONS = frozenset(
+    (
+        "rsqrt sqrt exp log cat stack matmul bmm mm addmm baddbmm einsum softmax log_softmax arange zeros "
+        "ones full empty zeros_like ones_like full_like empty_like tril triu cos sin tanh sigmoid "
+        "relu gelu silu linear embedding layer_norm group_norm rms_norm dropout scaled_dot_product_attention "
+        "outer cumsum mean sum pow abs neg clamp masked_fill flatten reshape transpose permute unsqueeze "
+        "squeeze cross_entropy mse_loss conv1d conv2d pad interpolate normalize"
+    ).split()
+)
+_TENSOR_MODULE_FILES = frozenset(
+    "torch.nn.modules." + name
+    for name in ("linear", "conv", "sparse", "normalization", "batchnorm", "dropout", "activation", "flatten")
+)
+_NOT_TENSOR_MODULES = (nn.Identity, nn.MultiheadAttention, nn.EmbeddingBag)
+
+
+def _torch_function_name(target: Any) -> Optional[str]:
+    """The name of a torch / torch.nn.functional function, when ``target`` is one."""
+    name = getattr(target, "__name__", None)
+    if name is None:
+        return None
+    for namespace in (torch, torch.nn.functional, torch.Tensor):
+        if getattr(namespace, name, None) is target:
+            return name
+    return None
+
+
+class _Unknown(Exception):
+    """A value whose kind the graph alone does not tell."""
+
+
+class _Kinds:
+    """Answers "is this node's value a tensor?" for the split."""
+
+    def __init__(self, gm: GraphModule, run_on_meta: Callable[[], "_Probe"]) -> None:
+        self.gm = gm
+        self._run_on_meta = run_on_meta
+        self._probe: Optional[_Probe] = None
+        self._known: Dict[Node, Optional[bool]] = self._read_graph() if _STATIC_KINDS else {}
+
+    def __call__(self, node: Node) -> bool:
+        known = self._known.get(node)
+        if known is not None:
+            return known
+        return self.probed().is_tensor.get(node, False)
+
+    def probed(self) -> "_Probe":
+        if self._probe is None:
+            self._probe = self._run_on_meta()
+        return self._probe
+
+    def output(self) -> Any:
+        """The model's output with stand-in tensors where the graph tells its structure, else the
+        output of the run on meta."""
+        stand_ins: Dict[Node, Any] = {}
+
+        def stand_in(node: Node) -> Any:
+            if node not in stand_ins:
+                stand_ins[node] = self._stand_in(node, stand_in)
+            return stand_ins[node]
+
+        try:
+            value = map_arg(self.gm.graph.output_node().args[0], stand_in)
+        except _Unknown:
+            return self.probed().result
+        leaves = pytree.tree_leaves(value)
+        made = {id(v) for v in stand_ins.values() if isinstance(v, torch.Tensor)}
+        if not all(id(leaf) in made for leaf in leaves):
+            return self.probed().result
+        return value
+
+    def _stand_in(self, node: Node, stand_in: Callable[[Node], Any]) -> Any:
+        if self._known.get(node) is True:
+            return torch.empty(0, device="meta")
+        if node.op == "call_function" and isinstance(node.target, type) and _STATIC_KINDS:
+            if all(self._known.get(arg) is True for arg in node.all_input_nodes):
+                return node.target(*map_arg(node.args, stand_in), **map_arg(node.kwargs, stand_in))
+        raise _Unknown(node.name)
+
+    def _read_graph(self) -> Dict[Node, Optional[bool]]:
+        known: Dict[Node, Optional[bool]] = {}
+        sizes: Set[Node] = set()  # torch.Size values and their pieces
+        for node in self.gm.graph.nodes:
+            known[node] = self._rule(node, known, sizes)
+        return known
+
+    def _rule(self, node: Node, known: Dict[Node, Optional[bool]], sizes: Set[Node]) -> Optional[bool]:
+        receiver = node.args[0] if node.args and isinstance(node.args[0], Node) else None
+        if node.op == "placeholder":
+            return True  # the non-tensor ones were fixed to constants before
+        if node.op == "get_attr":
+            return isinstance(_fetch(self.gm, node.target), torch.Tensor)
+        if node.op == "call_module":
+            module = self.gm.get_submodule(node.target)
+            tensor_module = type(module).__module__ in _TENSOR_MODULE_FILES
+            return True if tensor_module and not isinstance(module, _NOT_TENSOR_MODULES) else None
+        if node.op == "call_method":
+            if receiver is None or known.get(receiver) is not True:
+                return None
+            if node.target in _SIZE_METHODS:
+                sizes.add(node)
+                return False
+            return True if node.target in _TENSOR_METHODS else None
+        if node.op != "call_function":
+            return None
+        target = node.target
+        if _is_guard(node) or target is pipe_split:
+            return False
+        if target is getattr and receiver is not None and known.get(receiver) is True:
+            if node.args[1] in _SIZE_ATTRIBUTES:
+                sizes.add(node)
+                return False
+            return None
+        if target is operator.getitem and receiver is not None:
+            if known.get(receiver) is True:
+                return True
+            if receiver in sizes:
+                sizes.add(node)
+                return False
+            return None
+        if target in _OPERATORS:
+            if node.all_input_nodes and all(arg in sizes for arg in node.all_input_nodes):
+                sizes.add(node)  # arithmetic on sizes and shape tuples: `(-1,) + x.shape[1:]`
+                return False
+            if any(not isinstance(arg, (Node, int, float, bool)) for arg in node.args) or node.kwargs:
+                return None  # containers: `(a, b) + (c,)` is a tuple
+            return True if any(known.get(arg) is True for arg in node.args if isinstance(arg, Node)) else None
+        name = _torch_function_name(target)
+        if name == "where":  # torch.where(condition) alone returns a tuple
+            return True if len(node.args) + len(node.kwargs) == 3 else None
+        return True if name in _TENSOR_FUNCTIONS else None
 
 
 # --------------------------------------------------------------------------- choosing cuts
@@ -456,7 +615,7 @@ class _Split:
         graph: Graph,
         gm: GraphModule,
         stage_of: Dict[Node, int],
-        is_tensor: Dict[Node, bool],
+        is_tensor: _Kinds,
         inputs: List[Node],
         num_stages: int,
     ) -> None:
@@ -480,10 +639,10 @@ class _Split:
             if node.op != "call_function" or node.target not in _HOISTABLE or node not in self.stage_of:
                 continue
             source = node.args[0] if node.args else None
-            if not isinstance(source, Node) or self.is_tensor.get(source, True):
+            if not isinstance(source, Node):
                 continue
             home = max(self.stage_of[source], 0)
-            if home < self.stage_of[node] and self._available_at(node, home):
+            if home < self.stage_of[node] and not self.is_tensor(source) and self._available_at(node, home):
                 self.stage_of[node] = home
 
     def _parameters_of(self, node: Node) -> List[Tuple[str, nn.Parameter]]:
@@ -531,12 +690,12 @@ class _Split:
                 for source in node.all_input_nodes:
                     if self.stage_of[source] >= stage or source in self.copies[stage]:
                         continue
-                    if self.is_tensor.get(source, source.op == "placeholder"):
+                    if self.is_tensor(source):
                         continue
                     if source.op not in ("call_function", "call_method", "get_attr") or _is_guard(source):
                         raise PipelineError(
                             f"node {source.name} ({source.op} {source.target}) makes a "
-                            f"{'non-tensor value' if source in self.is_tensor else 'value'} that stage "
+                            f"non-tensor value that stage "
                             f"{stage} reads (in {node.name}); only tensors travel between stages and this "
                             "one cannot be recomputed there. Move the cut with split_spec or pipe_split()"
                         )
@@ -683,9 +842,8 @@ def pipeline(
     if split_spec:
         cuts.extend(_spec_cuts(nodes, split_spec, module))
     explicit = bool(cuts)
-    probe, output = _probe(
-        gm, [_example_input(n, mb_args, mb_kwargs, module) for n in inputs], balance == "flops"
-    )
+    examples = [_example_input(n, mb_args, mb_kwargs, module) for n in inputs]
+    kinds = _Kinds(gm, lambda: _probe(gm, examples, balance == "flops"))
     if not explicit:
         if num_stages is None:
             raise PipelineError(
@@ -695,7 +853,8 @@ def pipeline(
             cuts = []
         else:
             if balance == "flops":
-                weights = [float(probe.flops.get(n, 0)) for n in nodes]
+                flops = kinds.probed().flops
+                weights = [float(flops.get(n, 0)) for n in nodes]
             else:
                 weights = _param_weights(nodes, gm)
             cuts = _auto_cuts(nodes, weights, module, num_stages)
@@ -711,7 +870,7 @@ def pipeline(
         if num_stages is not None and num_stages != len(cuts) + 1:
             raise PipelineError(f"num_stages={num_stages}, but the split points make {len(cuts) + 1} stages")
     stage_of = {node: bisect.bisect_right(cuts, i) for i, node in enumerate(nodes)}
-    split = _Split(graph, gm, stage_of, probe.is_tensor, inputs, len(cuts) + 1)
+    split = _Split(graph, gm, stage_of, kinds, inputs, len(cuts) + 1)
     split.hoist()
     split.place_attributes()
     split.rematerialise()
@@ -720,7 +879,7 @@ def pipeline(
     for stage in range(1, split.num_stages):
         if not carried[stage]:
             raise PipelineError(f"stage {stage} receives nothing from stage {stage - 1}; move the cut")
-    spec = _output_spec(output)
+    spec = _output_spec(kinds.output())
     stages = {
         f"submod_{stage}": GraphModule(
             gm, _stage_graph(split, stage, carried, spec is not None), f"PipeStage{stage}"

@@ -11,7 +11,14 @@ from _pipeline_models import VOCAB, TinyLM
 from torch import nn
 
 import fxkit
+import fxkit.pipeline
 from fxkit.pipeline import Pipe, PipelineError, SplitPoint, load_stage_state_dict, pipe_split, pipeline
+
+
+@pytest.fixture(params=[True, False], ids=["kinds-from-graph", "kinds-from-meta-run"])
+def both_kinds(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs a test with value kinds read off the graph (the fast path) and from a run on meta."""
+    monkeypatch.setattr(fxkit.pipeline, "_STATIC_KINDS", request.param)
 
 
 def _ids(batch: int = 2, length: int = 8) -> torch.Tensor:
@@ -40,7 +47,7 @@ def test_automatic_split_runs_like_the_model_and_holds_each_parameter_once(
             assert parameter is model.get_parameter(name)  # original qualified names, same objects
 
 
-def test_other_batch_sizes_and_lengths_give_the_model_output() -> None:
+def test_other_batch_sizes_and_lengths_give_the_model_output(both_kinds: None) -> None:
     model = TinyLM()
     pipe = pipeline(model, (_ids(),), num_stages=3)
     ids = _ids(3, 5)
@@ -120,7 +127,7 @@ def test_pipe_split_marker_in_forward() -> None:
         pipeline(model, (x,), num_stages=2)
 
 
-def test_values_a_later_stage_needs_are_passed_through_the_stages_between() -> None:
+def test_values_a_later_stage_needs_are_passed_through_the_stages_between(both_kinds: None) -> None:
     model = TinyLM()
     ids = _ids()
     pipe = pipeline(model, (ids,), num_stages=4)
@@ -135,7 +142,7 @@ def test_values_a_later_stage_needs_are_passed_through_the_stages_between() -> N
         assert "embed_weight" in inputs[index]  # the tied head's weight travels as an activation
 
 
-def test_python_numbers_crossing_a_cut_are_recomputed_from_tensors() -> None:
+def test_python_numbers_crossing_a_cut_are_recomputed_from_tensors(both_kinds: None) -> None:
     class Sizes(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -160,7 +167,7 @@ def test_python_numbers_crossing_a_cut_are_recomputed_from_tensors() -> None:
     torch.testing.assert_close(pipe(other), model(other))
 
 
-def test_tuple_from_a_leaf_crossing_a_cut_sends_its_tensors() -> None:
+def test_tuple_from_a_leaf_crossing_a_cut_sends_its_tensors(both_kinds: None) -> None:
     class Pair(nn.Module):
         def forward(self, x: torch.Tensor) -> tuple:
             return x.sin(), x.cos()
@@ -203,7 +210,7 @@ def test_non_tensor_inputs_are_fixed_to_the_given_values() -> None:
     torch.testing.assert_close(pipe(x), model(x, scale=3.0, double=True))
 
 
-def test_structured_outputs_leave_the_last_stage_as_tensors_and_come_back_whole() -> None:
+def test_structured_outputs_leave_the_last_stage_as_tensors_and_come_back_whole(both_kinds: None) -> None:
     class DictOut(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -323,3 +330,42 @@ def test_stage_modules_keep_their_code_readable() -> None:
     code = pipe.split_gm.code
     assert "self.submod_0(ids)" in code and "self.submod_1(" in code
     assert any(n.target is operator.getitem for n in pipe.split_gm.graph.nodes)
+
+
+def test_both_ways_of_telling_tensors_give_the_same_stages_on_hf_gpt2(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    transformers = pytest.importorskip("transformers")
+    config = transformers.GPT2Config(
+        vocab_size=VOCAB, n_embd=32, n_layer=4, n_head=4, n_positions=32, tie_word_embeddings=False
+    )
+    model = transformers.GPT2LMHeadModel(config).eval()
+    ids = _ids()
+    codes = []
+    for static in (True, False):
+        monkeypatch.setattr(fxkit.pipeline, "_STATIC_KINDS", static)
+        pipe = pipeline(model, (ids,), {"use_cache": False}, num_stages=4)
+        codes.append([pipe.get_stage_module(i).code for i in range(4)])
+        torch.testing.assert_close(pipe(ids).logits, model(ids, use_cache=False).logits)
+    assert codes[0] == codes[1]
+
+
+def test_hf_llama_splits_without_running_the_graph_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    transformers = pytest.importorskip("transformers")
+    config = transformers.LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
+    model = transformers.LlamaForCausalLM(config)
+
+    def no_meta_run(*args: object) -> None:
+        raise AssertionError("the graph told every kind the split needed: no run on meta expected")
+
+    monkeypatch.setattr(fxkit.pipeline, "_probe", no_meta_run)
+    ids = _ids()
+    pipe = pipeline(model, (ids,), {"use_cache": False}, num_stages=4)
+    torch.testing.assert_close(pipe(ids).logits, model(ids, use_cache=False).logits)
