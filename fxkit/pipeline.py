@@ -20,7 +20,7 @@ import torch
 import torch.utils._pytree as pytree
 from torch import nn
 
-from fxkit.capture import capture
+from fxkit.capture_tracer import capture
 from fxkit.graph import Graph
 from fxkit.graph_module import GraphModule
 from fxkit.interpreter import Interpreter
@@ -156,10 +156,8 @@ def load_stage_state_dict(
 
 
 def _bind_inputs(module: nn.Module, mb_args: Tuple[Any, ...], mb_kwargs: Dict[str, Any]) -> Dict[str, Any]:
-    """Parameter name -> example value (defaults included), as capture binds them."""
-    bound = inspect.signature(module.forward).bind(*mb_args, **mb_kwargs)
-    bound.apply_defaults()
-    return dict(bound.arguments)
+    """Parameter name -> the example value given for it (parameters left out are absent)."""
+    return dict(inspect.signature(module.forward).bind(*mb_args, **mb_kwargs).arguments)
 
 
 def _contains_tensor(value: Any) -> bool:
@@ -172,14 +170,25 @@ def _contains_tensor(value: Any) -> bool:
     return False
 
 
+def _input_value(node: Node, examples: Dict[str, Any]) -> Any:
+    """The example value of a placeholder: the one given, else what capture stands in for a parameter
+    left out (its default, or the "not given" marker its guard expects)."""
+    name = node.target.lstrip("*")
+    if name in examples:
+        return examples[name]
+    if node.args:
+        return node.args[0]
+    return {} if node.target.startswith("**") else ()
+
+
 def _specialize_inputs(graph: Graph, examples: Dict[str, Any]) -> List[Node]:
     """Turn every non-tensor input into the constant it was given as; return the tensor inputs."""
     tensor_inputs = []
     for node in list(graph.nodes):
         if node.op != "placeholder":
             continue
+        value = _input_value(node, examples)
         name = node.target.lstrip("*")
-        value = examples.get(name)
         if isinstance(value, torch.Tensor):
             tensor_inputs.append(node)
             continue
@@ -198,11 +207,13 @@ def _specialize_inputs(graph: Graph, examples: Dict[str, Any]) -> List[Node]:
 # --------------------------------------------------------------------------- probing values
 
 
-_GUARD_MODULE = "fxkit.capture"
-
-
 def _is_guard(node: Node) -> bool:
-    return "guard" in node.meta or getattr(node.target, "__module__", None) == _GUARD_MODULE
+    """A run-time check capture recorded (``fxkit.guards.guard_*``): it returns nothing."""
+    target = node.target
+    named_guard = getattr(target, "__module__", None) == "fxkit.guards" and target.__name__.startswith(
+        "guard_"
+    )
+    return "guard" in node.meta or named_guard
 
 
 class _Probe(Interpreter):
@@ -894,4 +905,4 @@ def pipeline(
 
 
 def _example_input(node: Node, mb_args: Tuple[Any, ...], mb_kwargs: Dict[str, Any], module: nn.Module) -> Any:
-    return _bind_inputs(module, mb_args, mb_kwargs)[node.target.lstrip("*")]
+    return _input_value(node, _bind_inputs(module, mb_args, mb_kwargs))
