@@ -1,229 +1,38 @@
 """Run a Graph node by node (Interpreter) or re-trace it into a new Graph (Transformer).
 
-The loop follows JAX's ``eval_jaxpr``: one environment dict from Node to value, one short loop, and
-each value dropped right after its last use. What makes it fast is that the work done per node on
-every run is decided once per Interpreter: each node gets a tiny generated Python function (code
-shared by all nodes with the same argument layout, the node's own values bound as defaults) that
-reads its inputs straight out of the environment and calls the target. The per-op methods
-(``call_function`` and friends) keep their torch.fx meaning: a subclass that overrides one of
-them gets its override called for every node of that op.
+The definition is the plain loop of ``Interpreter.run``: one environment dict from Node to value,
+each node's value computed by ``run_node`` (which reads its inputs from the environment and calls
+the per-op method), and each value dropped right after its last use. Subclasses change what a node
+does by overriding ``run_node`` or a per-op method, as with torch.fx.
+
+``fxkit._interpreter_fast`` gives the same results faster when a subclass overrides nothing it
+would bypass; ``use_fast_path(False)`` turns it off for the calling thread.
 """
 
 from __future__ import annotations
 
 import inspect
-import keyword
-import types
-import weakref
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+import operator
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
-from fxkit._gc import collector_paused
+from fxkit import _interpreter_fast
+from fxkit._fast_path import FastPathSwitch
 from fxkit.codegen import last_uses
 from fxkit.node import Argument, Node, Target, map_aggregate, map_arg
 
-__all__ = ["Interpreter", "Transformer"]
+__all__ = ["Interpreter", "Transformer", "use_fast_path"]
+
+_FAST_PATH = FastPathSwitch("Interpreter")
+
+#: ``with use_fast_path(False): ...`` runs Interpreters in this thread through the plain loop only.
+use_fast_path = _FAST_PATH.use
 
 _OPCODES = ("placeholder", "get_attr", "call_function", "call_method", "call_module", "output")
 
-# Per-node runner: takes the environment, returns the node's value.
-_Runner = Callable[[Dict[Node, Any]], Any]
-
-
-class _Renderer:
-    """Turns a node's arguments into a Python expression over numbered slots.
-
-    Every Node becomes ``env[sK]`` and every other leaf a plain slot ``sK``, so two nodes with the
-    same argument structure produce the same source text and share one compiled template.
-    """
-
-    def __init__(self) -> None:
-        self.slots: List[Any] = []
-
-    def slot(self, value: Any) -> str:
-        self.slots.append(value)
-        return f"s{len(self.slots) - 1}"
-
-    def value(self, arg: Any) -> str:
-        kind = arg.__class__
-        if kind is Node or isinstance(arg, Node):
-            self.slots.append(arg)
-            return f"env[s{len(self.slots) - 1}]"
-        if kind in _FROZEN_LEAVES or _is_frozen(arg):
-            self.slots.append(arg)
-            return f"s{len(self.slots) - 1}"
-        if isinstance(arg, tuple) and not hasattr(arg, "_fields"):
-            return "(" + "".join(self.value(item) + ", " for item in arg) + ")"
-        if isinstance(arg, list):
-            return "[" + ", ".join(self.value(item) for item in arg) + "]"
-        if _is_plain_dict(arg) and all(type(key) is str for key in arg):
-            return "{" + ", ".join(f"{key!r}: {self.value(item)}" for key, item in arg.items()) + "}"
-        if type(arg) is slice:
-            return f"slice({self.value(arg.start)}, {self.value(arg.stop)}, {self.value(arg.step)})"
-        if _contains_node(arg):
-            # Containers we do not spell out (named tuples, odd dicts): map them at run time.
-            return f"{self.slot(_mapper(arg))}(env)"
-        return self.slot(arg)
-
-    def call_args(self, args: Sequence[Any], kwargs: Dict[str, Any]) -> str:
-        """Arguments spelled as in a call: ``a, b, key=c``."""
-        parts = [self.value(arg) for arg in args]
-        odd_keys: Dict[str, Any] = {}
-        for key, arg in kwargs.items():
-            if key.isidentifier() and not keyword.iskeyword(key):
-                parts.append(f"{key}={self.value(arg)}")
-            else:
-                odd_keys[key] = arg
-        if odd_keys:
-            parts.append("**" + self.value(odd_keys))
-        return ", ".join(parts)
-
-    def packed(self, args: Sequence[Any], kwargs: Dict[str, Any]) -> str:
-        """Arguments as the ``(args_tuple, kwargs_dict)`` pair the per-op methods take."""
-        return f"{self.value(tuple(args))}, {self.value(dict(kwargs))}"
-
-
-def _is_plain_dict(arg: Any) -> bool:
-    # Node.kwargs may be an immutable dict type; it is rebuilt as a plain dict like map_arg does.
-    return type(arg) is dict or (isinstance(arg, dict) and type(arg).__name__ == "immutable_dict")
-
-
-_FROZEN_LEAVES = (
-    int,
-    float,
-    bool,
-    str,
-    complex,
-    type(None),
-    torch.dtype,
-    torch.device,
-    torch.memory_format,
-    torch.layout,
-)
-
-
-def _is_frozen(arg: Any) -> bool:
-    """Immutable and free of Nodes: safe to pass the very same object on every run."""
-    if type(arg) is tuple:
-        return all(_is_frozen(item) for item in arg)
-    return isinstance(arg, _FROZEN_LEAVES) and not isinstance(arg, Node)
-
-
-def _contains_node(arg: Any) -> bool:
-    found = []
-    map_aggregate(arg, lambda leaf: found.append(leaf) if isinstance(leaf, Node) else None)
-    return bool(found)
-
-
-def _mapper(arg: Any) -> Callable[[Dict[Node, Any]], Any]:
-    def load(env: Dict[Node, Any]) -> Any:
-        return map_arg(arg, env.__getitem__)
-
-    return load
-
-
-# Compiled templates ``def run(env, s0=..., s1=...): return <expression>``, one per distinct
-# expression. A node's runner is a new function object sharing the template's code, with the
-# node's slot values as its defaults: one function and one tuple per node, read by LOAD_FAST.
-_TEMPLATES: Dict[Any, types.CodeType] = {}
-_TEMPLATE_LIMIT = 4096
-
-
-def _template(key: Any, expression: str, slot_count: int) -> types.CodeType:
-    code = _TEMPLATES.get(key)
-    if code is None:
-        parameters = "".join(f", s{i}=None" for i in range(slot_count))
-        source = f"def run(env{parameters}):\n    return {expression}\n"
-        namespace: Dict[str, Any] = {}
-        exec(compile(source, f"<fxkit interpreter step: {expression[:60]}>", "exec"), namespace)
-        code = namespace["run"].__code__
-        if len(_TEMPLATES) < _TEMPLATE_LIMIT:
-            _TEMPLATES[key] = code
-    return code
-
-
-def _compile_runner(expression: str, slots: List[Any]) -> _Runner:
-    """``lambda env: <expression>`` with ``s0..sN`` bound to ``slots``."""
-    return types.FunctionType(
-        _template(expression, expression, len(slots)), _RUNNER_GLOBALS, "run", tuple(slots)
-    )
-
-
-_RUNNER_GLOBALS: Dict[str, Any] = {"__builtins__": __builtins__, "slice": slice, "getattr": getattr}
-
-
-_LEAF_CLASSES = frozenset(_FROZEN_LEAVES)
-
-
-def _simple_runner(op: str, target: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Optional[_Runner]:
-    """The runner for the common case (args and kwargs are Nodes or plain constants), built
-    from a template keyed by the argument layout alone, without rendering any source.
-
-    Returns None for anything else; the general renderer handles it.
-    """
-    values: List[Any] = [target]
-    layout: List[Any] = [op]
-    if op == "call_method":
-        if not args or not isinstance(target, str) or not target.isidentifier() or keyword.iskeyword(target):
-            return None
-        layout.append(target)
-    for arg in args:
-        kind = arg.__class__
-        if kind is Node:
-            layout.append(True)
-        elif kind in _LEAF_CLASSES:
-            layout.append(False)
-        else:
-            return None
-        values.append(arg)
-    for key, arg in kwargs.items():
-        kind = arg.__class__
-        if kind is Node:
-            layout.append((key, True))
-        elif kind in _LEAF_CLASSES:
-            layout.append((key, False))
-        else:
-            return None
-        values.append(arg)
-    signature = tuple(layout)
-    code = _TEMPLATES.get(signature)
-    if code is None:
-        expression = _simple_expression(signature)
-        if expression is None:
-            return None
-        code = _template(signature, expression, len(values))
-    return types.FunctionType(code, _RUNNER_GLOBALS, "run", tuple(values))
-
-
-def _simple_expression(signature: Tuple[Any, ...]) -> Optional[str]:
-    op = signature[0]
-    layout = signature[2:] if op == "call_method" else signature[1:]
-    parts = []
-    for index, entry in enumerate(layout, start=1):
-        name = f"s{index}"
-        if isinstance(entry, tuple):
-            key, is_node = entry
-            if not key.isidentifier() or keyword.iskeyword(key):
-                return None
-            parts.append(f"{key}=env[{name}]" if is_node else f"{key}={name}")
-        else:
-            parts.append(f"env[{name}]" if entry else name)
-    if op == "call_method":
-        return f"{parts[0]}.{signature[1]}({', '.join(parts[1:])})"
-    return f"s0({', '.join(parts)})"
-
-
-def _weak_method(interp: "Interpreter", name: str) -> Callable[..., Any]:
-    """``interp.<name>`` looked up at call time through a weak reference: the plan cached on the
-    interpreter must not keep the interpreter alive (no reference cycle, freed promptly)."""
-    owner = weakref.ref(interp)
-
-    def call(*args: Any) -> Any:
-        return getattr(owner(), name)(*args)
-
-    call.__name__ = name
-    return call
+# Methods the fast path does not call: a subclass overriding any of them gets the plain loop.
+_BYPASSED_BY_FAST_PATH = ("run_node", "fetch_args_kwargs_from_env", "map_nodes_to_values")
 
 
 def _default_method(interp: "Interpreter", name: str) -> bool:
@@ -240,7 +49,8 @@ class Interpreter:
     change what each node does. ``run(*args)`` returns what the module would return.
 
     With ``garbage_collect_values=True`` every value leaves ``self.env`` right after the last node
-    that reads it, so memory peaks no higher than when calling the module itself.
+    that reads it (a value nothing reads right after it is computed), so memory peaks no higher
+    than when calling the module itself.
     """
 
     def __init__(
@@ -250,7 +60,7 @@ class Interpreter:
         graph: Optional[Any] = None,
     ) -> None:
         self.module = module
-        self.submodules = dict(module.named_modules())
+        self._submodules: Optional[Dict[str, torch.nn.Module]] = None
         self.graph = graph if graph is not None else module.graph
         self.env: Dict[Node, Any] = {}
         self.name = "Interpreter"
@@ -260,10 +70,22 @@ class Interpreter:
         self.user_to_last_uses: Dict[Node, List[Node]] = {}
         if garbage_collect_values:
             self.user_to_last_uses = last_uses(list(self.graph.nodes))
-        self._plan_key: Optional[Tuple[Any, ...]] = None
-        self._plan: List[Tuple[Node, _Runner, Tuple[Node, ...]]] = []
-        self._runners: Dict[Node, _Runner] = {}
-        self._current_node: Optional[Node] = None
+        # Whatever the fast path keeps between runs (its per-node plan), owned by that module.
+        self._fast_state: Any = None
+
+    @property
+    def submodules(self) -> Dict[str, torch.nn.Module]:
+        """``dict(self.module.named_modules())``, taken on first use.
+
+        Running does not need it (``fetch_attr`` follows the live module), and building it is
+        about a quarter of a one-shot ``Interpreter(gm).run(x)`` on a small ResNet."""
+        if self._submodules is None:
+            self._submodules = dict(self.module.named_modules())
+        return self._submodules
+
+    @submodules.setter
+    def submodules(self, value: Dict[str, torch.nn.Module]) -> None:
+        self._submodules = value
 
     # ----------------------------------------------------------------------------------------
     # Running
@@ -285,72 +107,52 @@ class Interpreter:
             args = self.graph.process_inputs(*args)
         self._check_arg_count(args, initial_env)
         self.args_iter = iter(args)
-
-        custom_loop = not (
-            _default_method(self, "run_node")
-            and _default_method(self, "fetch_args_kwargs_from_env")
-            and _default_method(self, "map_nodes_to_values")
-        )
-        node: Optional[Node] = None
-        try:
-            if custom_loop:
-                output_value = self._run_with_run_node(env)
-            else:
-                plan = self._current_plan()
-                if env:
-                    for node, runner, dead in plan:
-                        if node not in env:
-                            env[node] = runner(env)
-                        for done in dead:
-                            env.pop(done, None)
-                else:
-                    for node, runner, dead in plan:
-                        env[node] = runner(env)
-                        for done in dead:
-                            del env[done]
-                output_value = env[node] if node is not None and node.op == "output" else None
-        except Exception as error:
-            failed = self._failed_node(node, custom_loop)
-            if failed is None or not self.extra_traceback:
-                raise
-            missing = self._missing_input(failed)
-            if missing is not None and isinstance(error, KeyError):
-                raise RuntimeError(
-                    f"Node {failed} referenced nonexistent value {missing}! "
-                    "Run Graph.lint() to diagnose such issues"
-                ) from error
-            _add_node_note(error, failed, self)
-            raise
+        if _FAST_PATH.enabled() and self._fast_path_applies():
+            output_value = _interpreter_fast.run(self, env, Interpreter)
+        else:
+            output_value = self._run_nodes(env)
         if enable_io_processing:
             return self.graph.process_outputs(output_value)
         return output_value
 
-    def _run_with_run_node(self, env: Dict[Node, Any]) -> Any:
-        """The plain loop, used when a subclass overrides run_node or argument fetching."""
-        last_uses = self.user_to_last_uses if self.garbage_collect_values else {}
+    def _run_nodes(self, env: Dict[Node, Any]) -> Any:
+        """The definition: run every node not already in ``env`` in order, freeing as we go."""
+        collect = self.garbage_collect_values
+        frees = self.user_to_last_uses
         output_value = None
         for node in self.graph.nodes:
-            self._current_node = node
             if node in env:
                 continue
-            env[node] = self.run_node(node)
-            for done in last_uses.get(node, ()):
-                del env[done]
+            try:
+                env[node] = self.run_node(node)
+            except Exception as error:
+                self._explain_failure(error, node)
+                raise
             if node.op == "output":
                 output_value = env[node]
-        self._current_node = None
+            elif collect and not node.users:
+                del env[node]  # nothing reads it
+            if collect:
+                for done in frees.get(node, ()):
+                    del env[done]
         return output_value
 
-    def _failed_node(self, loop_node: Optional[Node], custom_loop: bool) -> Optional[Node]:
-        if custom_loop:
-            return getattr(self, "_current_node", None)
-        return loop_node
+    def _fast_path_applies(self) -> bool:
+        return all(_default_method(self, name) for name in _BYPASSED_BY_FAST_PATH)
 
-    def _missing_input(self, node: Node) -> Optional[Node]:
-        for used in node.all_input_nodes:
-            if used not in self.env:
-                return used
-        return None
+    def _explain_failure(self, error: Exception, node: Node) -> None:
+        """Name ``node`` (and its line of generated code) on ``error``, which the caller re-raises;
+        an input missing from the environment becomes torch.fx's RuntimeError instead."""
+        if not self.extra_traceback:
+            return
+        if isinstance(error, KeyError):
+            missing = next((used for used in node.all_input_nodes if used not in self.env), None)
+            if missing is not None:
+                raise RuntimeError(
+                    f"Node {node} referenced nonexistent value {missing}! "
+                    "Run Graph.lint() to diagnose such issues"
+                ) from error
+        _add_node_note(error, node, self)
 
     def _check_arg_count(self, args: Sequence[Any], initial_env: Optional[Dict[Node, Any]]) -> None:
         if initial_env or not _default_method(self, "placeholder"):
@@ -396,14 +198,10 @@ class Interpreter:
 
     def run_node(self, n: Node) -> Any:
         """Run one node and return its value (its inputs must already be in ``self.env``)."""
-        runner = self._runners.get(n)
-        if runner is None or self._plan_key != self._handler_key():
-            self._current_plan()
-            runner = self._runners.get(n)
-            if runner is None:
-                runner = self._build_runner(n)
-                self._runners[n] = runner
-        return runner(self.env)
+        args, kwargs = self.fetch_args_kwargs_from_env(n)
+        assert isinstance(args, tuple)
+        assert isinstance(kwargs, dict)
+        return getattr(self, n.op)(n.target, args, kwargs)
 
     # ----------------------------------------------------------------------------------------
     # The per-op methods: what each kind of node does.
@@ -453,6 +251,10 @@ class Interpreter:
 
     def fetch_attr(self, target: str) -> Any:
         """Follow the dotted path ``target`` from ``self.module``."""
+        try:
+            return operator.attrgetter(target)(self.module)
+        except AttributeError:
+            pass  # walk again, one name at a time, to say which part is missing
         owner: Any = self.module
         atoms = target.split(".")
         for index, atom in enumerate(atoms):
@@ -485,90 +287,6 @@ class Interpreter:
                 ) from None
 
         return map_arg(args, load)
-
-    # ----------------------------------------------------------------------------------------
-    # The per-node plan
-
-    def _handler_key(self) -> Tuple[Any, ...]:
-        key = []
-        for op in _OPCODES + ("fetch_attr",):
-            bound = getattr(self, op)
-            key.append(getattr(bound, "__func__", bound))
-        key.append(self.graph)
-        return tuple(key)
-
-    def _current_plan(self) -> List[Tuple[Node, _Runner, Tuple[Node, ...]]]:
-        key = self._handler_key()
-        if key == self._plan_key:
-            return self._plan
-        overridden = self._overridden_handlers()
-        collect = self.garbage_collect_values
-        last_uses = self.user_to_last_uses
-        no_frees: Tuple[Node, ...] = ()
-        plan = []
-        runners: Dict[Node, _Runner] = {}
-        # Building allocates many small objects and no cycles; a full collection triggered
-        # half-way through a big graph would cost more than the build itself.
-        with collector_paused():
-            for node in self.graph.nodes:
-                runner = self._build_runner(node, overridden)
-                runners[node] = runner
-                dead = no_frees
-                if collect:
-                    # Inputs this node reads last, and its own value when nothing reads it.
-                    used_last = last_uses.get(node)
-                    dead = tuple(used_last) if used_last else no_frees
-                    if not node.users and node._op != "output":
-                        dead += (node,)
-                plan.append((node, runner, dead))
-        self._runners = runners
-        self._plan = plan
-        self._plan_key = key
-        return plan
-
-    def _overridden_handlers(self) -> Dict[str, Any]:
-        """Bound per-op methods that must be called (placeholder always is: it reads args_iter)."""
-        overridden = {op: _weak_method(self, op) for op in _OPCODES if not _default_method(self, op)}
-        overridden.setdefault("placeholder", _weak_method(self, "placeholder"))
-        overridden["fetch_attr"] = _weak_method(self, "fetch_attr")
-        return overridden
-
-    def _build_runner(self, node: Node, overridden: Optional[Dict[str, Any]] = None) -> _Runner:
-        if overridden is None:
-            overridden = self._overridden_handlers()
-        op = node._op
-        target = node._target
-        handler = overridden.get(op)
-        if handler is None and (op == "call_function" or op == "call_method"):
-            runner = _simple_runner(op, target, node._args, node._kwargs)
-            if runner is not None:
-                return runner
-        if op not in _OPCODES:
-            raise RuntimeError(f"Node {node.name} has unknown op {op!r}; expected one of {_OPCODES}")
-        render = _Renderer()
-        if handler is not None:
-            expression = (
-                f"{render.slot(handler)}({render.slot(target)}, {render.packed(node.args, node.kwargs)})"
-            )
-        elif op == "call_function":
-            expression = f"{render.slot(target)}({render.call_args(node.args, node.kwargs)})"
-        elif op == "call_method":
-            if not node.args:
-                raise RuntimeError(f"call_method node {node.name} has no self argument in args")
-            receiver = render.value(node.args[0])
-            rest = render.call_args(node.args[1:], node.kwargs)
-            if isinstance(target, str) and target.isidentifier() and not keyword.iskeyword(target):
-                expression = f"{receiver}.{target}({rest})"
-            else:
-                expression = f"getattr({receiver}, {render.slot(target)})({rest})"
-        elif op == "call_module":
-            fetch = render.slot(overridden["fetch_attr"])
-            expression = f"{fetch}({render.slot(target)})({render.call_args(node.args, node.kwargs)})"
-        elif op == "get_attr":
-            expression = f"{render.slot(overridden['fetch_attr'])}({render.slot(target)})"
-        else:  # output
-            expression = render.value(node.args[0]) if node.args else "None"
-        return _compile_runner(expression, render.slots)
 
 
 def _generated_line(interp: Interpreter, node: Node) -> Optional[Tuple[int, str]]:

@@ -10,8 +10,21 @@ import torch
 import torch.fx
 
 import fxkit as fx
-from fxkit import zoo
-from fxkit.interpreter import Interpreter, Transformer
+from fxkit import _interpreter_fast, zoo
+from fxkit.interpreter import Interpreter, Transformer, use_fast_path
+
+
+@pytest.fixture(autouse=True, params=["plain", "fast", "fast-compiled"])
+def engine(request, monkeypatch):
+    """Every test runs on the plain loop (the definition), on the fast path's first-run loop, and
+    on its compiled per-node runners (normally used from an interpreter's second run on)."""
+    if request.param == "plain":
+        with use_fast_path(False):
+            yield request.param
+        return
+    if request.param == "fast-compiled":
+        monkeypatch.setattr(_interpreter_fast, "COMPILE_AFTER_RUNS", 0)
+    yield request.param
 
 
 def _pair(fn_or_module):
@@ -367,3 +380,61 @@ def test_random_graphs_run_like_their_generated_code() -> None:
         torch.testing.assert_close(kept.run(x), expected)
 
     check()
+
+
+def test_reused_interpreter_gives_the_same_results_run_after_run() -> None:
+    model = zoo.get_model("transformer").eval()
+    traced = fx.symbolic_trace(model)
+    interp = Interpreter(traced)
+    with torch.no_grad():
+        for batch in (2, 3, 1):
+            (x,) = zoo.example_inputs("transformer", batch=batch)
+            torch.testing.assert_close(interp.run(x), model(x))
+            assert [node.op for node in interp.env] == ["output"]
+
+
+def test_overridden_argument_fetching_is_called_like_torch_fx() -> None:
+    def fn(x, y):
+        return torch.relu(x) * y + 1
+
+    def doubling(base):
+        class DoubleInputs(base):
+            def map_nodes_to_values(self, args, n):
+                values = super().map_nodes_to_values(args, n)
+                if n.op == "call_function" and isinstance(values, tuple):
+                    return tuple(v * 2 if isinstance(v, torch.Tensor) else v for v in values)
+                return values
+
+        return DoubleInputs
+
+    ours, theirs = _pair(fn)
+    x, y = torch.randn(4), torch.randn(4)
+    for _ in range(2):  # the second run is where a reused interpreter would switch engines
+        expected = doubling(torch.fx.Interpreter)(theirs).run(x, y)
+        torch.testing.assert_close(doubling(Interpreter)(ours).run(x, y), expected)
+
+
+def test_fast_path_switch_is_per_thread_and_restored_on_error(engine) -> None:
+    import threading
+
+    from fxkit._fast_path import FastPathSwitch
+
+    switch = FastPathSwitch("test")
+    seen = []
+    with switch.use(False):
+        thread = threading.Thread(target=lambda: seen.append(switch.enabled()))
+        thread.start()
+        thread.join()
+        seen.append(switch.enabled())
+    assert seen == [True, False] and switch.enabled()
+    with pytest.raises(ZeroDivisionError):
+        with switch.use(False):
+            1 / 0
+    assert switch.enabled()
+    with pytest.raises(TypeError, match="expected True or False"):
+        with switch.use("no"):
+            pass
+    # The interpreter's own switch: off inside the block only, whatever the parametrized engine.
+    with use_fast_path(False):
+        assert not fx.interpreter._FAST_PATH.enabled()
+    assert fx.interpreter._FAST_PATH.enabled() is (engine != "plain")
