@@ -22,7 +22,7 @@ from fxkit._fast_path import FastPathSwitch
 from fxkit.codegen import last_uses
 from fxkit.node import Argument, Node, Target, map_aggregate, map_arg
 
-__all__ = ["Interpreter", "Transformer", "use_fast_path"]
+__all__ = ["Interpreter", "Transformer"]
 
 _FAST_PATH = FastPathSwitch("Interpreter")
 

@@ -11,17 +11,25 @@ import copy
 import heapq
 import itertools
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 
+from fxkit import _rewriter_fast
+from fxkit._fast_path import FastPathSwitch
 from fxkit._gc import collector_paused
 from fxkit.graph import Graph, _order_of
 from fxkit.graph_module import GraphModule
-from fxkit.node import Node, map_arg
+from fxkit.node import Node
 from fxkit.passes.utils.matcher_utils import InternalMatch, SubgraphMatcher
 
 __all__ = ["Match", "replace_pattern", "replace_pattern_with_filters", "ReplacedPatterns"]
+
+_FAST_PATH = FastPathSwitch("replace_pattern")
+
+#: ``with use_fast_path(False): ...`` copies replacements with ``Graph.graph_copy`` in this thread
+#: (see ``_rewriter_fast`` for the precomputed copy recipes used otherwise).
+use_fast_path = _FAST_PATH.use
 
 PatternLike = Union[Callable[..., Any], Graph, GraphModule]
 MatchFilter = Callable[[InternalMatch, Graph, Graph], bool]
@@ -230,76 +238,20 @@ class _ReplacementPlan:
         nodes = list(replacement_graph.nodes)
         self.graph = replacement_graph
         self.placeholders = [n for n in nodes if n.op == "placeholder"]
-        output = next((n for n in nodes if n.op == "output"), None)
-        self.has_output = output is not None
-        self.output_value = output.args[0] if output is not None else None
-        # One recipe per node to copy: (source node, op, target, args, how to map them, kwargs, how
-        # to map them, name, type); the _MAP_* values say how arguments become the copy's.
-        self.recipes = [
-            (
-                n,
-                n.op,
-                n.target,
-                n.args,
-                _how_to_map(n.args),
-                n.kwargs,
-                _how_to_map(n.kwargs.values()),
-                n.name,
-                n.type,
-            )
-            for n in nodes
-            if n.op not in ("placeholder", "output")
-        ]
+        self.body = [n for n in nodes if n.op not in ("placeholder", "output")]
+        self.fast = _rewriter_fast.CopyRecipes(nodes) if _FAST_PATH.enabled() else None
 
     def copy_before(
         self, graph: Graph, successor: Node, value_map: Dict[Node, Any]
     ) -> Tuple[Any, List[Node]]:
-        """Copy the body into ``graph`` right before ``successor`` (as ``graph.graph_copy`` would);
-        return what the replacement outputs (mapped) and the new nodes, in order."""
-        lookup = value_map.__getitem__
-        create_node = graph.create_node
-        copied_nodes: List[Node] = []
+        """Copy the replacement into ``graph`` right before ``successor``, its placeholders standing
+        for what ``value_map`` maps them to; return what it outputs (a tuple) and the new nodes."""
+        if self.fast is not None:
+            return self.fast.copy_before(graph, successor, value_map)
         with graph.inserting_before(successor):
-            for source, op, target, args, args_how, kwargs, kwargs_how, name, type_expr in self.recipes:
-                if args_how is _MAP_NODES:
-                    args = tuple(map(lookup, args))
-                elif args_how is _MAP_FLAT:
-                    args = tuple([lookup(a) if isinstance(a, Node) else a for a in args])
-                elif args_how is _MAP_NESTED:
-                    args = map_arg(args, lookup)
-                if kwargs_how is _MAP_NESTED:
-                    kwargs = map_arg(kwargs, lookup)
-                elif kwargs_how is not _MAP_NONE:
-                    kwargs = {k: lookup(v) if isinstance(v, Node) else v for k, v in kwargs.items()}
-                copied = create_node(op, target, args, kwargs, name, type_expr)
-                meta = source.meta
-                if type(meta) is not dict:
-                    copied.meta = copy.copy(meta)
-                elif meta:  # an empty one is what the new node already has
-                    copied.meta = meta.copy()
-                value_map[source] = copied
-                copied_nodes.append(copied)
-        if not self.has_output:
-            return None, copied_nodes
-        output_value = self.output_value
-        if isinstance(output_value, Node):
-            return (lookup(output_value),), copied_nodes
-        return map_arg(output_value, lookup), copied_nodes
-
-
-# How a replacement node's arguments become the copy's: used as they are (they hold no node),
-# each looked up (all are nodes), mapped item by item (no nested containers), or with map_arg.
-_MAP_NONE, _MAP_NODES, _MAP_FLAT, _MAP_NESTED = "none", "nodes", "flat", "nested"
-
-
-def _how_to_map(values: Iterable[Any]) -> str:
-    values = list(values)
-    if any(isinstance(v, (list, tuple, dict, slice)) for v in values):
-        return _MAP_NESTED
-    node_count = sum(isinstance(v, Node) for v in values)
-    if node_count == 0:
-        return _MAP_NONE
-    return _MAP_NODES if node_count == len(values) else _MAP_FLAT
+            outputs = graph.graph_copy(self.graph, value_map)
+        copied_nodes = [value_map[n] for n in self.body]
+        return ((outputs,) if isinstance(outputs, Node) else outputs), copied_nodes
 
 
 def _replace_one(

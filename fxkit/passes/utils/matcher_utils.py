@@ -19,8 +19,10 @@ from typing import Any, Dict, Hashable, Iterable, List, Optional, Sequence, Tupl
 
 import torch
 
+from fxkit._fast_path import FastPathSwitch
 from fxkit.graph import Graph, _order_of
 from fxkit.node import Node
+from fxkit.passes.utils import _matcher_fast
 
 __all__ = ["SubgraphMatcher", "InternalMatch"]
 
@@ -31,9 +33,11 @@ _NOT_COMPUTE_OPS = ("placeholder", "output")
 # Kinds of the pending comparisons in ``SubgraphMatcher._extend``.
 _NODE, _SEQUENCE, _LEAF = "node", "seq", "leaf"
 
-# Kinds of the steps of a precomputed walk (see ``_walk_plan``): a pattern node seen before (its
-# graph node must be the one already bound), a placeholder to bind, a compute node to compare.
-_SEEN, _INPUT, _COMPUTE = "seen", "input", "compute"
+_FAST_PATH = FastPathSwitch("SubgraphMatcher")
+
+#: ``with use_fast_path(False): ...`` matches with ``_extend`` alone in this thread (see
+#: ``_matcher_fast`` for the precomputed walk it otherwise tries first).
+use_fast_path = _FAST_PATH.use
 
 
 def _starts_empty(container: type) -> Any:
@@ -146,7 +150,6 @@ class SubgraphMatcher:
             # A value that only the output uses is a sink of the pattern: matching starts there.
             self.pattern_anchors = [n for n in self.pattern_returning_nodes if len(n.users) == 1]
         self._returning_set = dict.fromkeys(self.pattern_returning_nodes)
-        self._pattern_op = {n: n.op for n in pattern_nodes}
         # What a finished match must keep to itself: every matched node but the placeholders is
         # "inside", and only the ones that are not returned need checking for outside users.
         self._pattern_output = output_node
@@ -159,9 +162,9 @@ class SubgraphMatcher:
         self._anchor_paths = self._paths_to_earlier_anchors()
         # The walk from the first anchor, worked out once, for candidates tried with nothing bound
         # yet. Not used in the modes where placeholders or literals compare differently.
-        self._first_anchor_walk: Optional[List[_WalkStep]] = None
+        self._first_anchor_walk: Optional[List[_matcher_fast.WalkStep]] = None
         if self.pattern_anchors and not match_placeholder and not ignore_literals:
-            self._first_anchor_walk = _walk_plan(self.pattern_anchors[0])
+            self._first_anchor_walk = _matcher_fast.walk_plan(self.pattern_anchors[0])
 
     # ----------------------------------------------------------------------------------------------
     # node and argument comparison
@@ -264,16 +267,13 @@ class SubgraphMatcher:
         """
         nodes_map = binding.nodes_map
         bound = binding.bound_graph_nodes
-        pattern_op = self._pattern_op
-        placeholders_match_anything = not self.match_placeholder
         ignore_literals = self.ignore_literals
         # Items are (_NODE, pattern node, graph node), (_SEQUENCE, pattern list, graph list) or
         # (_LEAF, pattern node, graph literal); popped in order, so pushed in reverse. Leaves with a
         # literal on the pattern side change nothing, so they are compared as soon as they are seen.
         work: List[Tuple[str, Any, Any]] = [(_NODE, anchor, anchor_graph_node)]
-        push, pop = work.append, work.pop
         while work:
-            kind, pv, gv = pop()
+            kind, pv, gv = work.pop()
             if kind is _NODE:
                 if pv in nodes_map:
                     if nodes_map[pv] is not gv:
@@ -281,90 +281,19 @@ class SubgraphMatcher:
                     continue
                 if gv in bound:
                     return False
-                op = pattern_op[pv]
-                if op == "placeholder" and placeholders_match_anything:
-                    nodes_map[pv] = gv
-                    bound[gv] = None
-                    continue
-                if op in _INDEXABLE_OPS and not (node_name_match and pv is anchor):
-                    # What _nodes_are_equal decides for these ops, without the call.
-                    if gv._op != op or not pv._target == gv._target:
-                        return False
-                elif not self._nodes_are_equal(pv, gv, node_name_match if pv is anchor else ""):
+                if not self._nodes_are_equal(pv, gv, node_name_match if pv is anchor else ""):
                     return False
-                nodes_map[pv] = gv
-                bound[gv] = None
-                if op == "placeholder":
+                binding.bind(pv, gv)
+                if pv.op == "placeholder":
                     continue
-                pattern_args, graph_args = pv._args, gv._args
-                if pv._kwargs or gv._kwargs or len(pattern_args) != len(graph_args):
-                    paired = self._paired_arguments(pv, gv)
-                    if paired is None or not self._push_arguments(paired[0], paired[1], work):
-                        return False
-                    continue
-                # Positional arguments only, as many on both sides: _push_arguments' loop, inlined
-                # because it runs for every compute node of every candidate.
-                for pa, ga in zip(reversed(pattern_args), reversed(graph_args)):
-                    if isinstance(pa, Node):
-                        push((_NODE if isinstance(ga, Node) else _LEAF, pa, ga))
-                    elif isinstance(pa, (list, tuple)) and isinstance(ga, (list, tuple)):
-                        push((_SEQUENCE, pa, ga))
-                    elif not ignore_literals and (
-                        isinstance(ga, Node) or type(ga) is not type(pa) or not bool(ga == pa)
-                    ):
-                        return False
+                paired = self._paired_arguments(pv, gv)
+                if paired is None or not self._push_arguments(paired[0], paired[1], work):
+                    return False
             elif kind is _SEQUENCE:
                 if not self._push_arguments(pv, gv, work):
                     return False
             elif not self._leaves_match(pv, gv, binding) and not ignore_literals:
                 return False
-        return True
-
-    def _follow_walk(
-        self, walk: List["_WalkStep"], anchor_graph_node: Node, binding: _Binding
-    ) -> Optional[bool]:
-        """``_extend`` from the first anchor with nothing bound, along the precomputed ``walk``.
-
-        Returns what ``_extend`` would, after the same comparisons in the same order, or None as soon
-        as the graph side is not shaped like the pattern (a literal where the pattern has a node,
-        keyword arguments, another argument count), where ``_extend`` must decide instead.
-        """
-        nodes_map = binding.nodes_map
-        bound = binding.bound_graph_nodes
-        graph_nodes: List[Node] = []  # the graph node of each step so far
-        for kind, pattern_node, parent, position, compute in walk:
-            if parent < 0:
-                graph_node = anchor_graph_node
-            else:
-                graph_node = graph_nodes[parent]._args[position]
-                if type(graph_node) is not Node:
-                    return None
-            graph_nodes.append(graph_node)
-            if kind is _SEEN:
-                if nodes_map[pattern_node] is not graph_node:
-                    return False
-                continue
-            if graph_node in bound:
-                return False
-            if kind is _COMPUTE:
-                op, target, arg_count, literals = compute
-                if op in _INDEXABLE_OPS:
-                    if graph_node._op != op or not target == graph_node._target:
-                        return False
-                elif not self._nodes_are_equal(pattern_node, graph_node):
-                    return False
-                if graph_node._kwargs or len(graph_node._args) != arg_count:
-                    return None
-                for index, literal in literals:
-                    value = graph_node._args[index]
-                    if (
-                        isinstance(value, Node)
-                        or type(value) is not type(literal)
-                        or not bool(value == literal)
-                    ):
-                        return False
-            nodes_map[pattern_node] = graph_node
-            bound[graph_node] = None
         return True
 
     def _push_arguments(
@@ -542,10 +471,12 @@ class SubgraphMatcher:
             anchor_candidates = list(self._narrowed(anchor_index, anchor_candidates, binding))
         last_step = step + 1 == len(search.searched)
         node_name_match = search.node_name_match
-        walk = self._first_anchor_walk if step == 0 and anchor_index == 0 and not node_name_match else None
+        walk = None
+        if step == 0 and anchor_index == 0 and not node_name_match and _FAST_PATH.enabled():
+            walk = self._first_anchor_walk
         for graph_node in anchor_candidates:
             trial = binding.copy()
-            matched = self._follow_walk(walk, graph_node, trial) if walk is not None else None
+            matched = _matcher_fast.follow_walk(self, walk, graph_node, trial) if walk is not None else None
             if matched is None:  # the graph's shape differs from the pattern's: the general walk decides
                 trial = binding.copy()
                 matched = self._extend(anchor, graph_node, trial, node_name_match)
@@ -589,43 +520,6 @@ class SubgraphMatcher:
                 [nodes_map[pn] for pn in self.pattern_returning_nodes],
             )
         )
-
-
-# One step of a precomputed walk: (kind, pattern node, index of the step that reached it or -1
-# for the anchor, its argument position there, and for compute nodes (op, target, argument count,
-# literal arguments as (position, value) in the order _extend compares them)).
-_WalkStep = Tuple[str, Node, int, int, Optional[Tuple[str, Any, int, List[Tuple[int, Any]]]]]
-
-
-def _walk_plan(anchor: Node) -> Optional[List[_WalkStep]]:
-    """The steps ``_extend`` takes from ``anchor`` when the graph is shaped like the pattern.
-
-    Plays ``_extend``'s depth-first walk on the pattern alone: pattern nodes in the order they are
-    popped (a node met again becomes a ``_SEEN`` step), literal arguments compared when their node
-    is, last one first. None if a pattern node has keyword arguments or list/tuple arguments,
-    whose handling depends on the graph side.
-    """
-    steps: List[_WalkStep] = []
-    seen: Dict[Node, None] = {}
-    pending: List[Tuple[Node, int, int]] = [(anchor, -1, -1)]
-    while pending:
-        pattern_node, parent, position = pending.pop()
-        if pattern_node in seen:
-            steps.append((_SEEN, pattern_node, parent, position, None))
-            continue
-        seen[pattern_node] = None
-        if pattern_node.op == "placeholder":
-            steps.append((_INPUT, pattern_node, parent, position, None))
-            continue
-        args = pattern_node.args
-        if pattern_node.kwargs or any(isinstance(a, (list, tuple)) for a in args):
-            return None
-        literals = [(i, a) for i, a in reversed(list(enumerate(args))) if not isinstance(a, Node)]
-        here = len(steps)
-        compute = (pattern_node.op, pattern_node.target, len(args), literals)
-        steps.append((_COMPUTE, pattern_node, parent, position, compute))
-        pending.extend((a, here, i) for i, a in reversed(list(enumerate(args))) if isinstance(a, Node))
-    return steps
 
 
 class _Search:
