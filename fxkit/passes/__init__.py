@@ -2,10 +2,15 @@
 ``fxkit.passes.graph_drawer`` ...)."""
 
 from . import (
+    annotate_getitem_nodes,
     cse,
     dce,
+    fake_tensor_prop,
     graph_drawer,
+    graph_manipulation,
     operator_support,
+    param_fetch,
+    pass_manager,
     profiler,
     shape_prop,
     split_module,
@@ -14,10 +19,15 @@ from . import (
 )
 
 __all__ = [
+    "annotate_getitem_nodes",
     "cse",
     "dce",
+    "fake_tensor_prop",
     "graph_drawer",
+    "graph_manipulation",
     "operator_support",
+    "param_fetch",
+    "pass_manager",
     "profiler",
     "shape_prop",
     "split_module",

@@ -159,3 +159,33 @@ class PassManager:
             if not modified_this_round:
                 break
         return PassResult(module, overall_modified)
+
+
+def _topological_sort_passes(
+    passes: List[Callable[..., Any]], constraints: List[Callable[..., Any]]
+) -> List[Callable[..., Any]]:
+    """``passes`` ordered so every constraint holds (Kahn's algorithm; passes that are free to go
+    keep their relative order). Raises RuntimeError naming the passes caught in a cycle."""
+    if not constraints:
+        return passes
+    count = len(passes)
+    waiting = [0] * count
+    followers: List[List[int]] = [[] for _ in range(count)]
+    for first in range(count):
+        for second in range(count):
+            if first != second and not all(c(passes[first], passes[second]) for c in constraints):
+                followers[second].append(first)  # `first` may not precede `second`
+                waiting[first] += 1
+    ready = [index for index in range(count) if waiting[index] == 0]
+    ordered: List[int] = []
+    while ready:
+        index = ready.pop(0)
+        ordered.append(index)
+        for follower in followers[index]:
+            waiting[follower] -= 1
+            if waiting[follower] == 0:
+                ready.append(follower)
+    if len(ordered) != count:
+        stuck = [passes[index] for index in range(count) if index not in ordered]
+        raise RuntimeError(f"Circular dependency detected within the following passes: {stuck}")
+    return [passes[index] for index in ordered]

@@ -1,0 +1,1 @@
+"""Passes for graphs in a particular operator dialect (torch.fx's ``passes.dialect``)."""
