@@ -53,6 +53,50 @@ def rewrite_blocks(fx: ModuleType, gm: Any) -> Any:
     return fx.replace_pattern(gm, block_pattern, block_replacement)
 
 
+def negation_pattern(x: torch.Tensor) -> torch.Tensor:
+    return torch.neg(x)
+
+
+def double_abs_replacement(x: torch.Tensor) -> torch.Tensor:
+    # Its nodes are named ``abs`` and ``abs_1``: every copied ``abs_1`` clashes with an earlier one.
+    return torch.abs(torch.abs(x))
+
+
+#: Matches in the numbered-names rewrite. torch.fx's matcher is quadratic (~3 s at 4,000 matches,
+#: so ~30 min at 100k): it is compared at 4,000; at 100k fxkit is compared with 25 runs at 4,000.
+NUMBERED_SMALL, NUMBERED_LARGE = 4_000, 100_000
+
+
+def negations_module(fx: ModuleType, n_matches: int) -> Any:
+    """A GraphModule of a chain of ``n_matches`` ``torch.neg`` calls (each one a match)."""
+    graph = fx.Graph()
+    value = graph.placeholder("x")
+    for _ in range(n_matches):
+        value = graph.call_function(torch.neg, (value,))
+    graph.output(value)
+    return fx.GraphModule(torch.nn.Module(), graph)
+
+
+def rewrite_negations(fx: ModuleType, gm: Any) -> Any:
+    return fx.replace_pattern(gm, negation_pattern, double_abs_replacement)
+
+
+def _numbered_large_setup(library: ModuleType) -> List[Any]:
+    """fxkit's modules for either side: one of 100k matches (fxkit side) or 25 of 4k (baseline side)."""
+    import fxkit
+
+    if library is fxkit:
+        return [negations_module(fxkit, NUMBERED_LARGE)]
+    return [negations_module(fxkit, NUMBERED_SMALL) for _ in range(NUMBERED_LARGE // NUMBERED_SMALL)]
+
+
+def _rewrite_all_with_fxkit(modules: List[Any]) -> None:
+    import fxkit
+
+    for gm in modules:
+        rewrite_negations(fxkit, gm)
+
+
 def attention_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return torch.matmul(q, k.transpose(-2, -1))
 
@@ -82,6 +126,29 @@ def workloads() -> list[Workload]:
         )
         for n in BLOCK_COUNTS
     ]
+    found.append(
+        mirrored(
+            f"numbered-names-{NUMBERED_SMALL}",
+            run=rewrite_negations,
+            setup=lambda fx: negations_module(fx, NUMBERED_SMALL),
+            target=3.0,
+            description=f"replace_pattern neg(x) -> abs(abs(x)) in a chain of {NUMBERED_SMALL} negations: "
+            "every copied `abs_1` clashes, so naming must not restart its count at 1",
+        )
+    )
+    found.append(
+        Workload(
+            f"numbered-names-{NUMBERED_LARGE}",
+            fxkit=_rewrite_all_with_fxkit,
+            baseline=_rewrite_all_with_fxkit,
+            setup=_numbered_large_setup,
+            baseline_name=f"fxkit {NUMBERED_LARGE // NUMBERED_SMALL} x {NUMBERED_SMALL}",
+            # Linear growth: one rewrite of 100k takes about as long as 25 of 4k.
+            target=0.8,
+            description=f"the same rewrite with {NUMBERED_LARGE} matches, against fxkit doing "
+            f"{NUMBERED_LARGE // NUMBERED_SMALL} rewrites of {NUMBERED_SMALL} (linear scaling check)",
+        )
+    )
     found.append(
         mirrored(
             "transformer",

@@ -49,11 +49,18 @@ _SNAKE_CACHE: Dict[str, str] = {}
 
 
 class _Namespace:
-    """Hands out unique, legal Python identifiers, numbering repeats as ``base_1``, ``base_2``."""
+    """Hands out unique, legal Python identifiers, numbering repeats as ``base_1``, ``base_2``.
+
+    Numbering follows torch.fx: a clash continues from the last number handed out (or taken as
+    it was) for that base. Names are never given back, so a run of taken ``base_k`` names can be
+    jumped over in one step: ``_skip`` maps a taken ``base_k`` to a number past its run (path
+    compression as in a union-find), which keeps naming O(1) amortised however the counter moves.
+    """
 
     def __init__(self) -> None:
         self._used: Dict[str, None] = {}
         self._last_number: Dict[str, int] = {}
+        self._skip: Dict[str, int] = {}
         self._owner: Dict[int, str] = {}
         self._cleaned: Dict[str, str] = {}  # candidate -> its legal-identifier spelling
 
@@ -85,26 +92,45 @@ class _Namespace:
             if numbered:
                 self._last_number[numbered.group(1)] = int(numbered.group(2))
         else:
-            base, number = (numbered.group(1), int(numbered.group(2))) if numbered else (name, 0)
-            number = number or self._last_number.get(base, 0)
-            used = self._used
-            while True:
-                number += 1
-                name = f"{base}_{number}"
-                # ``base_N`` is never a keyword or reserved; only a builtin of that name could clash.
-                if name not in used and (name not in _BUILTIN_NAMES or self._is_legal(name, obj)):
-                    break
+            base = numbered.group(1) if numbered else name
+            number = self._next_free(base, self._last_number.get(base, 0) + 1, obj)
             self._last_number[base] = number
+            name = f"{base}_{number}"
         self._used[name] = None
         if obj is not None:
             self._owner[id(obj)] = name
         return name
 
+    def _next_free(self, base: str, number: int, obj: Any) -> int:
+        """The first number from ``number`` on whose ``base_number`` is free and legal."""
+        used = self._used
+        skip = self._skip
+        passed: List[str] = []
+        while True:
+            name = f"{base}_{number}"
+            if name in used:
+                passed.append(name)
+                number = skip.get(name, number + 1)
+            # ``base_N`` is never a keyword or reserved; only a builtin of that name could clash.
+            elif name in _BUILTIN_NAMES and not self._is_legal(name, obj):
+                # Legality here depends on ``obj``: jumps stop short of this name.
+                for name in passed:
+                    skip[name] = number
+                passed.clear()
+                number += 1
+            else:
+                break
+        for name in passed:
+            skip[name] = number
+        return number
+
     def reserve(self, name: str) -> None:
         self._used[name] = None
 
     def release(self, name: str) -> None:
-        self._used.pop(name, None)
+        """Give back a name just handed out (its node could not be built); forgets the jumps over it."""
+        if self._used.pop(name, _MISSING) is not _MISSING:
+            self._skip.clear()
 
     def __contains__(self, name: str) -> bool:
         return name in self._used

@@ -650,7 +650,7 @@ class Node:
     def _rename(self, candidate: str) -> None:
         if candidate == self.name:
             return
-        self.graph._namespace.release(self.name)
+        # The old name stays taken, as in torch.fx: later nodes are numbered past it.
         self.name = self.graph._namespace.create_name(candidate, None)
 
     def __repr__(self) -> str:

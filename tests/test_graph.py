@@ -505,6 +505,12 @@ NAME_SEQUENCES = [
     ["sum", "sum", "sum_1"],
     ["d_0", "d", "d"],
     ["e_1", "e_5", "e_5"],
+    ["abs_1", "abs_1", "abs", "abs", "abs_1", "abs_3", "abs_1", "abs_1_1", "abs_1_1", "abs_1"],
+    ["abs_10", "abs_2", "abs_2", "abs_2"],
+    ["x_5", "x_2", "x_5", "x_2", "x"],
+    ["x_007", "x_007", "x_7", "x_8"],
+    ["x_1_1", "x_1", "x_1", "x_1_1", "x_1_2", "x_1_1"],
+    ["list", "list_1", "list", "1x", "1x", "a-b", "a_b", "if", "torch", "torch_1"],
 ]
 
 
@@ -513,5 +519,28 @@ def test_numbering_of_repeated_names_matches_torch_fx(requested: List[str]) -> N
     def names(fx: Any) -> List[str]:
         graph = fx.Graph()
         return [graph.create_node("call_function", torch.relu, (), name=name).name for name in requested]
+
+    assert names(fxkit) == names(torch.fx)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_numbering_under_random_creation_and_erasure_matches_torch_fx(seed: int) -> None:
+    """Random requests over a small pool of clashing names, with nodes erased along the way."""
+    import random
+
+    pool = ["abs", "abs_1", "abs_2", "abs_1_1", "abs_10", "x", "x_0", "x_00", "x_3", "relu", "relu_1", "len"]
+
+    def names(fx: Any) -> List[str]:
+        rng = random.Random(seed)
+        graph = fx.Graph()
+        made: List[Any] = []
+        out = []
+        for _ in range(400):
+            if made and rng.random() < 0.2:
+                graph.erase_node(made.pop(rng.randrange(len(made))))
+            else:
+                made.append(graph.create_node("call_function", torch.relu, (), name=rng.choice(pool)))
+                out.append(made[-1].name)
+        return out
 
     assert names(fxkit) == names(torch.fx)
