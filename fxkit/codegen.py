@@ -417,6 +417,7 @@ class CodeGen:
     ) -> PythonCode:
         stack_comments = stack_comments or verbose
         node_list = list(nodes)
+        check_program_order(node_list)
         taken: Dict[str, None] = {node.name: None for node in node_list}
         emit = _Emitter(taken)
         for name, value in self.additional_globals():
@@ -582,6 +583,38 @@ def _stack_summary(stack_trace: Optional[str]) -> Optional[str]:
             code = lines[position + 1].strip() if position + 1 < len(lines) else ""
             return f"File: {match.group(1)}:{match.group(2)} in {match.group(3)}, code: {code}"
     return None
+
+
+def check_program_order(nodes: Iterable[Node]) -> None:
+    """Raise ``RuntimeError`` naming the node if ``nodes`` (a graph's nodes in order) cannot run as
+    straight-line code: an input defined later or not in the graph (a use before definition, a
+    cycle), a second output, or a node after the output. One pass, linear in the edges."""
+    output: Optional[Node] = None
+    for node in nodes:
+        if output is not None:
+            what = "a second output node" if node._op == "output" else "a node"
+            raise RuntimeError(
+                f"Node {node.name!r} is {what} after the output node {output.name!r}: the generated "
+                "code would return before it. Erase it (graph.erase_node) or move it before the output."
+            )
+        order = node._order
+        for used in node._inputs:
+            if used._order >= order or used._erased or used.graph is not node.graph:
+                raise RuntimeError(_misplaced_input(node, used))
+        if node._op == "output":
+            output = node
+
+
+def _misplaced_input(node: Node, used: Node) -> str:
+    if used.graph is not node.graph or used._erased:
+        where = "belongs to another graph" if used.graph is not node.graph else "was erased"
+        return f"Node {node.name!r} reads {used.name!r}, which {where}; copy it in with graph.node_copy"
+    problem = "reads itself (a cycle)" if used is node else f"reads {used.name!r} before it is defined"
+    return (
+        f"Node {node.name!r} {problem}: every input must come earlier in graph.nodes (a use before "
+        f"definition, or a cycle through the arguments). Move {used.name!r} earlier (node.prepend / "
+        "graph.inserting_before) or change the arguments; graph.lint() checks this too."
+    )
 
 
 def last_uses(nodes: List[Node]) -> Dict[Node, List[Node]]:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Type, Union
 import torch
 
 from ._gc import collector_paused as _collector_paused
-from .codegen import PythonCode, _PyTreeCodeGen
+from .codegen import PythonCode, _PyTreeCodeGen, check_program_order
 from .graph import Graph
 
 __all__ = ["GraphModule"]
@@ -309,12 +309,19 @@ class GraphModule(torch.nn.Module):
     def graph(self, new_graph: Graph) -> None:
         if not isinstance(new_graph, Graph):
             raise TypeError(f"GraphModule.graph must be an fxkit Graph, got {type(new_graph).__name__}")
+        check_program_order(new_graph.nodes)
         self._graph = new_graph
         new_graph.owning_module = self
-        self.recompile()
+        self._invalidate_code()
 
     def recompile(self) -> PythonCode:
-        """Bring ``forward`` and ``code`` in sync with ``graph`` (generation is deferred until needed)."""
+        """Bring ``forward`` and ``code`` in sync with ``graph`` (generation is deferred until needed).
+
+        The graph's order is checked now, so a malformed graph fails here, naming the node."""
+        check_program_order(self._graph.nodes)
+        return self._invalidate_code()
+
+    def _invalidate_code(self) -> PythonCode:
         codegen = self._graph._codegen
         if isinstance(codegen, _PyTreeCodeGen) and codegen.pytree_info is not None:
             self._in_spec = codegen.pytree_info.in_spec

@@ -572,3 +572,57 @@ def test_a_body_transformer_is_compiled_as_displayed() -> None:
     module.recompile()
     assert module.graph.python_code(root_module="self")._exec_src is None
     torch.testing.assert_close(module(torch.ones(2)), torch.full((2,), 2.0))
+
+
+def _malformed(kind: str, fx: Any) -> Any:
+    """A graph torch.fx turns into code that fails at the first call or returns early."""
+    graph = fx.Graph()
+    x = graph.placeholder("x")
+    relu = graph.call_function(torch.relu, (x,))
+    neg = graph.call_function(torch.neg, (relu,))
+    if kind == "use-before-definition":
+        relu.prepend(neg)
+        graph.output(neg)
+    elif kind == "cycle":
+        relu.args = (neg,)
+        graph.output(neg)
+    elif kind == "two-outputs":
+        graph.output(neg)
+        graph.output(x)
+    elif kind == "node-after-output":
+        output = graph.output(relu)
+        output.append(neg)
+    return graph
+
+
+MALFORMED = {
+    "use-before-definition": "Node 'neg' reads 'relu' before it is defined",
+    "cycle": "Node 'relu' reads 'neg' before it is defined",
+    "two-outputs": "Node 'output_1' is a second output node after the output node 'output'",
+    "node-after-output": "Node 'neg' is a node after the output node 'output'",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MALFORMED))
+def test_malformed_graph_is_refused_when_code_is_made_naming_the_node(kind: str) -> None:
+    # torch.fx builds the module and fails (or returns before some nodes) only when it runs.
+    theirs = torch.fx.GraphModule(torch.nn.Module(), _malformed(kind, torch.fx))
+    if kind in ("use-before-definition", "cycle"):
+        with pytest.raises(UnboundLocalError):
+            theirs(torch.ones(2))
+    with pytest.raises(RuntimeError, match=MALFORMED[kind]):
+        fxkit.GraphModule(torch.nn.Module(), _malformed(kind, fxkit))
+    with pytest.raises(RuntimeError, match=MALFORMED[kind]):
+        _malformed(kind, fxkit).python_code("self")
+
+
+def test_recompile_refuses_a_graph_broken_after_construction_and_keeps_the_old_code() -> None:
+    graph = _malformed("fine", fxkit)
+    graph.output(list(graph.nodes)[-1])
+    module = fxkit.GraphModule(torch.nn.Module(), graph)
+    relu, neg = list(graph.find_nodes(op="call_function"))
+    relu.prepend(neg)
+    with pytest.raises(RuntimeError, match="Node 'neg' reads 'relu' before it is defined"):
+        module.recompile()
+    neg.prepend(relu)  # repaired: the module runs again
+    torch.testing.assert_close(module(torch.tensor([-1.0, 2.0])), torch.tensor([0.0, -2.0]))
