@@ -24,7 +24,7 @@ import sys
 import threading
 import types
 import warnings
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.utils._pytree as pytree
@@ -74,12 +74,13 @@ _assert_is_none.__module__ = "fxkit._symbolic_trace"
 
 
 class _Patch:
-    __slots__ = ("container", "name", "original", "had_value", "users")
+    __slots__ = ("container", "name", "original", "raw", "had_value", "users")
 
-    def __init__(self, container: Any, name: str, original: Any, had_value: bool):
+    def __init__(self, container: Any, name: str, original: Any, raw: Any, had_value: bool):
         self.container = container
         self.name = name
-        self.original = original
+        self.original = original  # the function callers reached before patching
+        self.raw = raw  # what to put back: the dict value or the class's own descriptor
         self.had_value = had_value
         self.users = 0
 
@@ -89,6 +90,12 @@ class _PatchRegistry:
 
     A replacement is installed by the first trace that asks for it and removed by the
     last one that released it, so concurrent traces never undo each other's patches.
+    Every read and write of the patch table happens under one lock, including the
+    decision whether a global is (still) patched.
+
+    Containers are dicts (module globals), classes or other objects with attributes. On a
+    class, a ``staticmethod`` or ``classmethod`` is wrapped inside the same kind of descriptor
+    and the class's own descriptor is put back on release.
     """
 
     def __init__(self) -> None:
@@ -96,28 +103,60 @@ class _PatchRegistry:
         self._patches: Dict[Tuple[int, str], _Patch] = {}
 
     def acquire(self, container: Any, name: str, make_replacement: Callable[[Any], Any]) -> Tuple[int, str]:
-        """Make sure ``container.name`` (or ``container[name]`` for a dict) is replaced."""
-        key = (id(container), name)
+        """Make sure ``container.name`` (or ``container[name]`` for a dict) is replaced by
+        ``make_replacement(original)``; returns the key to ``release``."""
         with self._lock:
-            patch = self._patches.get(key)
-            if patch is None:
-                if isinstance(container, dict):
-                    had_value = name in container
-                    original = container[name] if had_value else getattr(builtins, name)
-                    container[name] = make_replacement(original)
-                else:
-                    had_value = name in vars(container)
-                    original = getattr(container, name)
-                    setattr(container, name, make_replacement(original))
-                patch = self._patches[key] = _Patch(container, name, original, had_value)
-            patch.users += 1
+            return self._acquire_locked(container, name, make_replacement)
+
+    def acquire_matching(
+        self,
+        globals_dict: Dict[str, Any],
+        wanted_ids: Collection[int],
+        make_replacement: Callable[[Any], Any],
+    ) -> List[Tuple[int, str]]:
+        """Replace every public callable of ``globals_dict`` whose original function's id is in
+        ``wanted_ids``; the check and the patch happen under the lock, so a patch being removed
+        by another thread is never mistaken for a foreign function."""
+        keys: List[Tuple[int, str]] = []
+        container_id = id(globals_dict)
+        with self._lock:
+            patches = self._patches
+            for name, value in list(globals_dict.items()):
+                if name.startswith("_") or not callable(value):
+                    continue
+                patch = patches.get((container_id, name))
+                if id(value if patch is None else patch.original) in wanted_ids:
+                    keys.append(self._acquire_locked(globals_dict, name, make_replacement))
+        return keys
+
+    def unpatched_items(self, globals_dict: Dict[str, Any]) -> List[Tuple[str, Any]]:
+        """The items of ``globals_dict`` as they are with no trace running (patched values replaced
+        by their originals), read under the lock."""
+        container_id = id(globals_dict)
+        with self._lock:
+            patches = self._patches
+            items = list(globals_dict.items())
+            if not patches:
+                return items
+            unpatched = []
+            for name, value in items:
+                patch = patches.get((container_id, name))
+                unpatched.append((name, value if patch is None else patch.original))
+            return unpatched
+
+    def _acquire_locked(
+        self, container: Any, name: str, make_replacement: Callable[[Any], Any]
+    ) -> Tuple[int, str]:
+        key = (id(container), name)
+        patch = self._patches.get(key)
+        if patch is None:
+            patch = self._patches[key] = _install(container, name, make_replacement)
+        patch.users += 1
         return key
 
-    def is_patched(self, container: Any, name: str) -> bool:
-        return (id(container), name) in self._patches
-
     def original(self, key: Tuple[int, str]) -> Any:
-        return self._patches[key].original
+        with self._lock:
+            return self._patches[key].original
 
     def release(self, key: Tuple[int, str]) -> None:
         with self._lock:
@@ -129,13 +168,37 @@ class _PatchRegistry:
             container, name = patch.container, patch.name
             if isinstance(container, dict):
                 if patch.had_value:
-                    container[name] = patch.original
+                    container[name] = patch.raw
                 else:
                     container.pop(name, None)
             elif patch.had_value:
-                setattr(container, name, patch.original)
+                setattr(container, name, patch.raw)
             else:
                 delattr(container, name)
+
+
+def _install(container: Any, name: str, make_replacement: Callable[[Any], Any]) -> _Patch:
+    """Put the replacement in place and return the record that undoes it."""
+    if isinstance(container, dict):
+        had_value = name in container
+        original = container[name] if had_value else getattr(builtins, name)
+        container[name] = make_replacement(original)
+        return _Patch(container, name, original, original, had_value)
+    had_value = name in vars(container)
+    if isinstance(container, type):
+        # The descriptor itself (maybe inherited), not what attribute access makes of it.
+        raw = inspect.getattr_static(container, name)
+        if isinstance(raw, (staticmethod, classmethod)):
+            original = raw.__func__
+            replacement: Any = type(raw)(make_replacement(original))
+        else:
+            original = raw
+            replacement = make_replacement(raw)
+    else:
+        raw = original = getattr(container, name)
+        replacement = make_replacement(original)
+    setattr(container, name, replacement)
+    return _Patch(container, name, original, raw, had_value)
 
 
 _PATCHES = _PatchRegistry()
@@ -304,7 +367,7 @@ class Tracer(TracerBase):
         self._autowrap_function_ids = {
             id(value)
             for module in autowrap_modules
-            for name, value in module.__dict__.items()
+            for name, value in _PATCHES.unpatched_items(module.__dict__)
             if not name.startswith("_") and callable(value)
         }
         self._autowrap_function_ids.update(id(fn) for fn in autowrap_functions)
@@ -665,7 +728,7 @@ class Tracer(TracerBase):
         acquire = self._patch_keys.append
         acquire(_PATCHES.acquire(nn.Module, "__call__", _traced_module_call))
         acquire(_PATCHES.acquire(nn.Module, "__getattr__", _traced_module_getattr))
-        for globals_dict, name in list(((g, n) for (_, n), g in _wrapped_functions.items())):
+        for (_, name), globals_dict in list(_wrapped_functions.items()):
             acquire(_PATCHES.acquire(globals_dict, name, _recording_wrapper))
         fn_globals = getattr(inspect.unwrap(fn), "__globals__", None)
         if fn_globals is not None:
@@ -678,17 +741,9 @@ class Tracer(TracerBase):
         if id(globals_dict) in self._checked_globals or not self._autowrap_function_ids:
             return
         self._checked_globals.add(id(globals_dict))
-        wanted = self._autowrap_function_ids
-        for name, value in list(globals_dict.items()):
-            if name.startswith("_") or not callable(value):
-                continue
-            original = (
-                getattr(value, "__fxkit_original__", value)
-                if _PATCHES.is_patched(globals_dict, name)
-                else value
-            )
-            if id(original) in wanted:
-                self._patch_keys.append(_PATCHES.acquire(globals_dict, name, _recording_wrapper))
+        self._patch_keys.extend(
+            _PATCHES.acquire_matching(globals_dict, self._autowrap_function_ids, _recording_wrapper)
+        )
 
     def _release_patches(self) -> None:
         while self._patch_keys:
