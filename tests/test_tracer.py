@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import math
 import threading
+from typing import Any, Callable, Optional
 
 import pytest
 import torch
@@ -483,3 +484,45 @@ def test_proxyable_class_construction_is_one_node_like_torch_fx():
     x, y = torch.randn(3), torch.randn(3)
     torch.testing.assert_close(ours(x, y), x + y)
     assert _Pair(1, 2).total() == 3  # plain values construct normally
+
+
+class _Level(nn.Module):
+    """One level of a deep module hierarchy: calls its child, then adds one."""
+
+    def __init__(self, child: Optional[nn.Module]) -> None:
+        super().__init__()
+        self.child = child
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.child(x) + 1 if self.child is not None else torch.relu(x)
+
+
+def _nested(depth: int) -> nn.Module:
+    model: Optional[nn.Module] = None
+    for _ in range(depth):
+        model = _Level(model)
+    assert model is not None
+    return model
+
+
+def _deepest_traceable(trace: Callable[[nn.Module], Any]) -> int:
+    """The deepest ``_nested`` model ``trace`` handles at the current recursion limit."""
+    low, high = 1, 600
+    while low < high:
+        middle = (low + high + 1) // 2
+        try:
+            trace(_nested(middle))
+            low = middle
+        except RecursionError:
+            high = middle - 1
+    return low
+
+
+def test_deep_hierarchy_that_torch_fx_traces_at_the_default_limit_traces_with_fxkit() -> None:
+    theirs = _deepest_traceable(torch.fx.symbolic_trace)
+    model = _nested(theirs)
+    traced = fxkit.symbolic_trace(model)  # fxkit spends fewer frames per module level
+    x = torch.randn(3)
+    torch.testing.assert_close(traced(x), model(x))
+    assert _deepest_traceable(fxkit.symbolic_trace) > theirs
+    assert fxkit.tracer._PATCHES._patches == {}  # RecursionError mid-trace left nothing patched
