@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional,
 
 import torch
 
+from . import _paths
 from ._gc import collector_paused as _collector_paused
 from .codegen import CodeGen, PythonCode, _PyTreeCodeGen, _PyTreeInfo
-from .node import Argument, Node, Target, _nodes_to_none, map_aggregate, map_arg
+from .node import GRAPH_OPCODES, Argument, Node, Target, _nodes_to_none, map_aggregate, map_arg
 
 if TYPE_CHECKING:
     from .graph_module import GraphModule
@@ -398,16 +399,14 @@ class Graph:
         root = self._owning_module
         if root is None:
             return
-        owner: Any = root
-        for atom in qualified_name.split("."):
-            if not hasattr(owner, atom):
-                warnings.warn(
-                    f"{op} target {qualified_name!r} does not exist on the owning module "
-                    f"{type(root).__name__}; add it (e.g. with add_submodule/register_buffer) before running.",
-                    stacklevel=3,
-                )
-                return
-            owner = getattr(owner, atom)
+        try:
+            _paths.resolve(root, qualified_name)
+        except _paths.MissingAttribute:
+            warnings.warn(
+                f"{op} target {qualified_name!r} does not exist on the owning module "
+                f"{type(root).__name__}; add it (e.g. with add_submodule/register_buffer) before running.",
+                stacklevel=3,
+            )
 
     def _target_to_str(self, target: Target) -> str:
         if callable(target) and not isinstance(target, str):
@@ -581,14 +580,7 @@ class Graph:
                 raise RuntimeError(
                     f"Node {node.name!r} is in the list of this graph but points at another graph"
                 )
-            if node.op not in (
-                "placeholder",
-                "get_attr",
-                "call_function",
-                "call_method",
-                "call_module",
-                "output",
-            ):
+            if node.op not in GRAPH_OPCODES:
                 raise RuntimeError(f"Node {node.name!r} has unknown opcode {node.op!r}")
             if node.name in names:
                 raise RuntimeError(f"Node name {node.name!r} is used by more than one node")
@@ -629,15 +621,13 @@ class Graph:
         if root is not None:
             for node in self.nodes:
                 if node.op in ("get_attr", "call_module"):
-                    owner: Any = root
-                    for depth, atom in enumerate(node.target.split(".")):
-                        if not hasattr(owner, atom):
-                            missing = ".".join(node.target.split(".")[: depth + 1])
-                            raise RuntimeError(
-                                f"Node {node.name!r} ({node.op}) refers to {node.target!r}, but {missing!r} "
-                                "does not exist on the owning module"
-                            )
-                        owner = getattr(owner, atom)
+                    try:
+                        owner = _paths.resolve(root, node.target)
+                    except _paths.MissingAttribute as error:
+                        raise RuntimeError(
+                            f"Node {node.name!r} ({node.op}) refers to {node.target!r}, but {error.missing!r} "
+                            "does not exist on the owning module"
+                        ) from None
                     if node.op == "call_module" and not isinstance(owner, torch.nn.Module):
                         raise RuntimeError(
                             f"Node {node.name!r} calls {node.target!r} as a module but it is a {type(owner).__name__}"

@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Type, Union
 
 import torch
 
+from . import _paths
 from ._gc import collector_paused as _collector_paused
 from .codegen import PythonCode, _PyTreeCodeGen, check_program_order
 from .graph import Graph
@@ -160,12 +161,6 @@ class _Container(torch.nn.Module):
         return "Module"
 
 
-def _walk_path(owner: Any, qualified_name: str) -> Any:
-    for atom in qualified_name.split("."):
-        owner = getattr(owner, atom)
-    return owner
-
-
 def _parent_of(destination: torch.nn.Module, qualified_name: str) -> Tuple[torch.nn.Module, str]:
     """The module that should hold the last atom of ``qualified_name``, creating empty holders on the way."""
     *parents, leaf = qualified_name.split(".")
@@ -188,11 +183,21 @@ def _install_attr(
         setattr(holder, leaf, value)
 
 
-def _copy_attr(source: torch.nn.Module, destination: torch.nn.Module, qualified_name: str) -> None:
-    """Copy ``source.<qualified_name>`` to the same path on ``destination``; buffers stay buffers."""
-    owner_path, _, leaf = qualified_name.rpartition(".")
-    owner = _walk_path(source, owner_path) if owner_path else source
-    value = getattr(owner, leaf)
+def _copy_attr(source: torch.nn.Module, destination: torch.nn.Module, node: Any) -> None:
+    """Copy ``source.<node.target>`` to the same path on ``destination``; buffers stay buffers.
+
+    A missing target raises AttributeError (as in torch.fx, so callers catching it keep working)."""
+    qualified_name = node.target
+    owner_path, leaf = _paths.split_parent(qualified_name)
+    try:
+        owner = _paths.resolve(source, owner_path) if owner_path else source
+        value = _paths.resolve(owner, leaf)
+    except _paths.MissingAttribute as error:
+        missing = error.missing if owner_path == "" or error.root is source else f"{owner_path}.{leaf}"
+        raise AttributeError(
+            f"Node {node.name!r} ({node.op}) refers to {qualified_name!r}, but {missing!r} does not exist on "
+            f"the root module {type(source).__name__}. Add it to the root or fix the node's target."
+        ) from None
     # A plain tensor attribute becomes a buffer too (as in torch.fx), so .to() and state_dict() see it.
     is_buffer = isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter)
     persistent = leaf not in getattr(owner, "_non_persistent_buffers_set", ())
@@ -272,8 +277,7 @@ class GraphModule(torch.nn.Module):
                 self.training = root.training
             for node in graph.nodes:
                 if node.op in ("get_attr", "call_module"):
-                    _check_target_exists(root, node)
-                    _copy_attr(root, self, node.target)
+                    _copy_attr(root, self, node)
         elif isinstance(root, dict):
             wanted: List[str] = []
             for node in graph.nodes:
@@ -547,20 +551,6 @@ def _rebuild_graph_module(user_class: type, state: Dict[str, Any], class_name: s
     module.__dict__.update(state)
     module._restore_after_copy(class_name)
     return module
-
-
-def _check_target_exists(root: torch.nn.Module, node: Any) -> None:
-    owner: Any = root
-    atoms = node.target.split(".")
-    for depth, atom in enumerate(atoms):
-        if not hasattr(owner, atom):
-            missing = ".".join(atoms[: depth + 1])
-            # AttributeError as in torch.fx, so callers catching it keep working.
-            raise AttributeError(
-                f"Node {node.name!r} ({node.op}) refers to {node.target!r}, but {missing!r} does not exist on "
-                f"the root module {type(root).__name__}. Add it to the root or fix the node's target."
-            )
-        owner = getattr(owner, atom)
 
 
 def _import_lines(globals_: Dict[str, Any]) -> List[str]:

@@ -46,6 +46,8 @@ Argument = Optional[
 ]
 
 OPCODES = ("placeholder", "get_attr", "call_function", "call_method", "call_module", "output", "root")
+# The ops a node in a graph can have ("root" marks the node list's own sentinel).
+GRAPH_OPCODES = OPCODES[:-1]
 
 
 def _side_effect_functions() -> Dict[Any, None]:
