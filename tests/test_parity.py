@@ -13,6 +13,7 @@ import copy
 import math
 import operator
 import pickle
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -37,10 +38,19 @@ import fxkit.subgraph_rewriter
 SNIPPETS: list[Callable[[Any], Any]] = []
 
 
-def snippet(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Register a snippet for the parity test."""
-    SNIPPETS.append(function)
-    return function
+def snippet(
+    function: Callable[[Any], Any] | None = None, *, raises: tuple[type[BaseException], str] | None = None
+) -> Any:
+    """Register a snippet for the parity test: ``@snippet``, or ``@snippet(raises=(ErrorType, "part of
+    the message"))`` for one that must raise that error with both libraries. Any exception a snippet
+    does not declare fails the test, so a snippet broken the same way in both cannot pass silently."""
+
+    def register(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        fn.expected_error = raises  # type: ignore[attr-defined]
+        SNIPPETS.append(fn)
+        return fn
+
+    return register(function) if function is not None else register
 
 
 def is_fxkit(fx: Any) -> bool:
@@ -1824,7 +1834,7 @@ def star_unpacking_a_proxy_in_a_call(fx):
     return error_of(lambda: fx.symbolic_trace(fn))[0]
 
 
-@snippet
+@snippet(raises=(TypeError, "'Proxy' object does not support item assignment"))
 def setitem_on_proxy(fx):
     def fn(x):
         y = x.clone()
@@ -2418,12 +2428,17 @@ def assert_same(expected: Any, actual: Any, path: str = "result") -> None:
 
 
 def run_snippet(function: Callable[[Any], Any], library: Any) -> Any:
+    """The snippet's result with ``library``; a declared error is checked here and returned as
+    ``("raised", type name)``, an undeclared one propagates and fails the test."""
+    expected = getattr(function, "expected_error", None)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        try:
+        if expected is None:
             return function(library)
-        except Exception as error:  # noqa: BLE001 - an unexpected error is compared like a result
-            return ("raised", type(error).__name__, str(error))
+        error_type, message_part = expected
+        with pytest.raises(error_type, match=re.escape(message_part)) as caught:
+            function(library)
+        return ("raised", type(caught.value).__name__)
 
 
 @pytest.mark.parametrize("function", SNIPPETS, ids=[function.__name__ for function in SNIPPETS])
@@ -2436,3 +2451,18 @@ def test_fxkit_matches_torch_fx(function: Callable[[Any], Any]) -> None:
 def test_snippets_are_many_and_uniquely_named() -> None:
     names = [function.__name__ for function in SNIPPETS]
     assert len(names) == len(set(names)) and len(names) >= 80
+
+
+def test_undeclared_errors_fail_and_declared_ones_must_happen() -> None:
+    def broken(fx: Any) -> Any:
+        raise ValueError("boom")
+
+    def quiet(fx: Any) -> Any:
+        return 1
+
+    broken.expected_error = None  # type: ignore[attr-defined]
+    quiet.expected_error = (TypeError, "never raised")  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="boom"):
+        run_snippet(broken, torch.fx)
+    with pytest.raises(pytest.fail.Exception):
+        run_snippet(quiet, torch.fx)
