@@ -588,14 +588,14 @@ def _stack_summary(stack_trace: Optional[str]) -> Optional[str]:
 def check_program_order(nodes: Iterable[Node]) -> None:
     """Raise ``RuntimeError`` naming the node if ``nodes`` (a graph's nodes in order) cannot run as
     straight-line code: an input defined later or not in the graph (a use before definition, a
-    cycle), a second output, or a node after the output. One pass, linear in the edges."""
+    cycle), or a second output. One pass, linear in the edges. Other nodes after the output are
+    dead code, accepted as torch.fx does (``graph.lint()`` reports them)."""
     output: Optional[Node] = None
     for node in nodes:
-        if output is not None:
-            what = "a second output node" if node._op == "output" else "a node"
+        if output is not None and node._op == "output":
             raise RuntimeError(
-                f"Node {node.name!r} is {what} after the output node {output.name!r}: the generated "
-                "code would return before it. Erase it (graph.erase_node) or move it before the output."
+                f"Node {node.name!r} is a second output node after the output node {output.name!r}: the "
+                "generated code would return before it. Erase one of them (graph.erase_node)."
             )
         order = node._order
         for used in node._inputs:

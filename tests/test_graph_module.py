@@ -589,9 +589,6 @@ def _malformed(kind: str, fx: Any) -> Any:
     elif kind == "two-outputs":
         graph.output(neg)
         graph.output(x)
-    elif kind == "node-after-output":
-        output = graph.output(relu)
-        output.append(neg)
     return graph
 
 
@@ -599,7 +596,6 @@ MALFORMED = {
     "use-before-definition": "Node 'neg' reads 'relu' before it is defined",
     "cycle": "Node 'relu' reads 'neg' before it is defined",
     "two-outputs": "Node 'output_1' is a second output node after the output node 'output'",
-    "node-after-output": "Node 'neg' is a node after the output node 'output'",
 }
 
 
@@ -626,3 +622,15 @@ def test_recompile_refuses_a_graph_broken_after_construction_and_keeps_the_old_c
         module.recompile()
     neg.prepend(relu)  # repaired: the module runs again
     torch.testing.assert_close(module(torch.tensor([-1.0, 2.0])), torch.tensor([0.0, -2.0]))
+
+
+def test_a_node_after_the_output_is_dead_code_as_in_torch_fx() -> None:
+    results = []
+    for fx in (torch.fx, fxkit):
+        graph = fx.Graph()
+        x = graph.placeholder("x")
+        output = graph.output(graph.call_function(torch.relu, (x,)))
+        with graph.inserting_after(output):
+            graph.call_function(torch.neg, (x,))
+        results.append(fx.GraphModule(torch.nn.Module(), graph)(torch.tensor([-1.0, 2.0])))
+    torch.testing.assert_close(results[1], results[0])
