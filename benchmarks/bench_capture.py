@@ -1,8 +1,8 @@
 """Capture workloads (issue 6): fxkit.capture against torch.fx.symbolic_trace.
 
 Capture runs every recorded operation on the example values beside the symbols, so it does more
-work than symbolic tracing; the target is to stay within 2x of torch.fx's trace time on the models
-both can trace (the bundled zoo models and a deep MLP; torch.fx traces none of the transformers
+work than symbolic tracing; the target (issue 11) is to stay within 1.5x of torch.fx's trace time on
+the models both can trace (the bundled zoo models and a deep MLP; torch.fx traces none of the transformers
 models). ``python3 -m benchmarks.bench_capture`` prints the coverage table of the capture zoo
 (tests/models): torch.fx's result and fxkit's, model by model, with the time of each.
 """
@@ -17,8 +17,8 @@ import torch
 
 from benchmarks.harness import Workload
 
-#: capture may take at most twice torch.fx's symbolic_trace time (speed-up >= 0.5).
-CAPTURE_TARGET = 0.5
+#: capture may take at most 1.5x torch.fx's symbolic_trace time (speed-up >= 1 / 1.5).
+CAPTURE_TARGET = 1 / 1.5
 
 
 def _state(build: Callable[[], Tuple[torch.nn.Module, Tuple[Any, ...]]]) -> Callable[[ModuleType], Any]:

@@ -123,6 +123,12 @@ _GUARD_TEXT: Dict[GuardKind, Tuple[str, str]] = {
         "the example call did not pass {argument}, so the graph calls the model without it",
         "to run with {argument}, capture with an example that passes it",
     ),
+    GuardKind.STRUCTURE: (
+        "the input is a structure ({example}): its containers, keys, lengths and plain values are fixed, its"
+        " tensors are inputs",
+        "inputs of another structure fail this guard (the message names the first difference): capture once"
+        " per structure you use",
+    ),
     GuardKind.KEYWORDS: (
         "the graph was captured with only these keyword inputs through **{argument}",
         "to use another keyword input, capture with an example that passes it",

@@ -297,3 +297,32 @@ def test_gpt2_decode_step_with_its_cache_matches_eager():
                 torch.testing.assert_close(mine.keys, theirs.keys)
                 torch.testing.assert_close(mine.values, theirs.values)
         assert not torch.allclose(lm(input_ids=token).logits, actual.logits)
+
+
+def test_explain_reports_structure_and_left_out_arguments():
+    class Model(nn.Module):
+        def forward(self, batch, mask=None):
+            return batch["a"] * 2
+
+    report = fxkit.capture(Model(), ({"a": torch.ones(2)},)).explain()
+    kinds = [entry.summary for entry in report.guards]
+    assert "structure" in kinds[0] and "mask is not given" in kinds[1]
+    assert "capture once per structure" in report.guards[0].suggestion
+    assert "capture with an example that passes it" in report.guards[1].suggestion
+    assert "a dict of 1 parts" in str(report)
+
+
+def test_a_structured_capture_pickles_with_its_guards():
+    import pickle
+
+    class Model(nn.Module):
+        def forward(self, batch, mask=None):
+            return batch["a"] * 2
+
+    result = fxkit.capture(Model(), ({"a": torch.ones(2)},))
+    loaded = pickle.loads(pickle.dumps(result.graph_module))
+    torch.testing.assert_close(loaded({"a": torch.full((2,), 3.0)}), torch.full((2,), 6.0))
+    with pytest.raises(GuardError, match="mask is not given"):
+        loaded({"a": torch.ones(2)}, None)
+    with pytest.raises(GuardError, match="is missing"):
+        loaded({})
