@@ -1,33 +1,76 @@
 """The ``fxkit`` command.
 
-``fxkit trace MODEL [--show code|graph|table]`` traces a model and prints its generated
-code, its graph, or a table of its nodes. MODEL is a bundled model name (``fxkit.zoo``),
-``package.module:attr`` or ``path/to/file.py:attr``, where ``attr`` is a module instance, a
-module class that needs no arguments, or a function returning a module.
+``fxkit trace MODEL`` traces a model and prints its code, graph or node table; ``fxkit explain
+MODEL`` captures it with example inputs and prints what the capture assumed. MODEL is a bundled
+model name (``fxkit.zoo``), ``hf:ClassName`` (a transformers model built from its default config,
+no files), ``package.module:attr`` or ``path/to/file.py:attr``, where ``attr`` is a module
+instance, a module class that needs no arguments, or a function returning a module.
 
-Each subcommand is one ``_Command`` in ``COMMANDS``: a name, a help line, a function adding
-its arguments and a function running it. Errors print one line on stderr and exit with 1.
+This module owns argument parsing and model resolution; the library modules it calls never import
+it. Each subcommand is one ``_Command`` in ``COMMANDS``: a name, a help line, a function adding its
+arguments and a function running it. User errors print one line on stderr and exit with 1; Ctrl-C
+exits with 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
-import importlib
-import importlib.util
 import io
 import os
 import sys
+import threading
+import time
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
-__all__ = ["CliError", "COMMANDS", "load_model", "main"]
+from ._resolve import ResolveError, resolve
+
+__all__ = ["CliError", "COMMANDS", "load_model", "main", "progress"]
 
 
 class CliError(Exception):
     """A problem to report to the user as one line, without a traceback."""
+
+
+# --------------------------------------------------------------------------- progress
+
+
+@contextlib.contextmanager
+def progress(label: str, stream: Any = None) -> Iterator[None]:
+    """Show ``label`` and the elapsed seconds on ``stream`` (stderr) while the block runs.
+
+    Only when the stream is a terminal: pipes and logs get nothing. The line is cleared afterwards
+    and the ticking thread is always stopped, also when the block raises.
+    """
+    stream = sys.stderr if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    if not (isatty and isatty()):
+        yield
+        return
+    done = threading.Event()
+    start = time.perf_counter()
+
+    def tick() -> None:
+        while not done.wait(0.25):
+            stream.write(f"\r\x1b[2Kfxkit: {label} ({time.perf_counter() - start:.1f}s)")
+            stream.flush()
+
+    thread = threading.Thread(target=tick, name="fxkit-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        stream.write("\r\x1b[2K")
+        stream.flush()
+
+
+# --------------------------------------------------------------------------- models
 
 
 def _model_from_attribute(value: Any, spec: str) -> torch.nn.Module:
@@ -54,47 +97,194 @@ def _model_from_attribute(value: Any, spec: str) -> torch.nn.Module:
     )
 
 
-def _load_python_file(path: str, spec: str) -> Any:
-    if not os.path.isfile(path):
-        raise CliError(f"{spec}: no such file {path!r}")
-    module_name = "_fxkit_cli_" + os.path.splitext(os.path.basename(path))[0]
-    file_spec = importlib.util.spec_from_file_location(module_name, path)
-    if file_spec is None or file_spec.loader is None:
-        raise CliError(f"{spec}: {path!r} is not a Python file")
-    module = importlib.util.module_from_spec(file_spec)
-    sys.modules[module_name] = module  # dataclasses and pickling look the module up by name
-    file_spec.loader.exec_module(module)
-    return module
+def _parse_config(items: Sequence[str]) -> Dict[str, Any]:
+    """``KEY=VALUE`` overrides; VALUE is a Python literal (``2``, ``0.1``, ``True``) or else a string."""
+    overrides: Dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise CliError(f"--config {item!r}: expected KEY=VALUE, e.g. num_hidden_layers=2")
+        try:
+            overrides[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            overrides[key] = text
+    return overrides
 
 
-def load_model(spec: str) -> torch.nn.Module:
-    """The module that ``spec`` names: a zoo name, ``package.module:attr`` or ``file.py:attr``."""
+def _hf_model(name: str, overrides: Dict[str, Any]) -> torch.nn.Module:
+    """``transformers.<name>`` built from its default config with ``overrides``; random weights."""
+    try:
+        import transformers
+    except ImportError:
+        raise CliError(f"hf:{name} needs the transformers package: pip install transformers") from None
+    model_class = getattr(transformers, name, None)
+    if not (isinstance(model_class, type) and issubclass(model_class, torch.nn.Module)):
+        raise CliError(f"hf:{name}: transformers has no model class {name!r} (e.g. hf:LlamaForCausalLM)")
+    config_class = getattr(model_class, "config_class", None)
+    if config_class is None:
+        raise CliError(f"hf:{name}: {name} names no config class to build it from")
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # its config warnings are not the user's problem here
+    try:
+        defaults = config_class()
+        unknown = sorted(key for key in overrides if not hasattr(defaults, key))
+        if unknown:
+            # transformers would store a misspelt key silently; refuse it instead.
+            fields = ", ".join(map(repr, unknown))
+            raise CliError(f"hf:{name}: {config_class.__name__} has no field {fields}")
+        config = config_class(**overrides) if overrides else defaults
+        return model_class(config).eval()
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+
+
+def load_model(spec: str, *, meta: bool = False, config: Sequence[str] = ()) -> torch.nn.Module:
+    """The module that ``spec`` names: a zoo name, ``hf:ClassName``, ``package.module:attr`` or ``file.py:attr``.
+
+    With ``meta=True`` the module is built on the meta device: construction runs under
+    ``torch.device("meta")``, so no weights are allocated at any point. ``config`` holds
+    ``KEY=VALUE`` overrides of an ``hf:`` model's default config.
+    """
     from . import zoo
 
-    if ":" not in spec:
-        if spec in zoo.MODELS:
-            return zoo.get_model(spec)
-        raise CliError(
-            f"unknown model {spec!r}: use a bundled name ({', '.join(zoo.list_models())}),"
-            " package.module:attr or path/to/file.py:attr"
-        )
-    location, _, attr_path = spec.rpartition(":")
-    if not location or not attr_path:
-        raise CliError(f"{spec!r}: expected package.module:attr or path/to/file.py:attr")
-    if location.endswith(".py") or os.sep in location:
-        module = _load_python_file(location, spec)
+    overrides = _parse_config(config)
+    if overrides and not spec.startswith("hf:"):
+        raise CliError(f"--config applies to hf: models only, not to {spec!r}")
+    with torch.device("meta") if meta else contextlib.nullcontext():
+        if spec.startswith("hf:"):
+            return _hf_model(spec[3:], overrides)
+        if ":" not in spec:
+            if spec in zoo.MODELS:
+                return zoo.get_model(spec)
+            raise CliError(
+                f"unknown model {spec!r}: use a bundled name ({', '.join(zoo.list_models())}),"
+                " hf:ClassName, package.module:attr or path/to/file.py:attr"
+            )
+        return _model_from_attribute(resolve(spec), spec)
+
+
+def _add_model_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        help="bundled name, hf:ClassName (transformers), package.module:attr or path/to/file.py:attr",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override a field of an hf: model's default config, e.g. num_hidden_layers=2 (repeatable)",
+    )
+
+
+# --------------------------------------------------------------------------- example inputs
+
+
+def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--inputs",
+        metavar="REF",
+        help="example inputs: package.module:attr or path/to/file.py:attr naming a tuple, a dict of keyword"
+        " inputs, or a function returning one (default for bundled and hf: models: built for you)",
+    )
+    parser.add_argument(
+        "--shape",
+        metavar="DIMS",
+        action="append",
+        default=[],
+        help="a random example input of this shape, e.g. 2,3,32,32 (repeat for several inputs)",
+    )
+    parser.add_argument(
+        "--dtype", default="float32", help="dtype of the --shape inputs (default float32; e.g. int64)"
+    )
+    parser.add_argument(
+        "--meta", action="store_true", help="build the model and inputs on the meta device (no weights)"
+    )
+
+
+def _hf_inputs(model: torch.nn.Module, spec: str) -> Dict[str, Any]:
+    """Inputs for an ``hf:`` model: token ids for text models, pixels for vision models."""
+    config = getattr(model, "config", None)
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    generator = torch.Generator().manual_seed(0)
+    names = getattr(model, "main_input_name", "input_ids")
+    if names == "input_ids" and getattr(config, "vocab_size", None):
+        ids = torch.randint(0, int(config.vocab_size), (1, 8), generator=generator)
+        return {"input_ids": ids.to(device)}
+    if names == "pixel_values" and getattr(config, "image_size", None):
+        size = config.image_size if isinstance(config.image_size, int) else config.image_size[0]
+        pixels = torch.randn(1, getattr(config, "num_channels", 3), size, size, generator=generator)
+        return {"pixel_values": pixels.to(device)}
+    raise CliError(f"{spec}: no default example inputs for {type(model).__name__}; pass --inputs or --shape")
+
+
+def _random_inputs(shapes: Sequence[str], dtype_name: str) -> List[torch.Tensor]:
+    dtype = getattr(torch, dtype_name, None)
+    if not isinstance(dtype, torch.dtype):
+        raise CliError(f"--dtype {dtype_name!r} is not a torch dtype")
+    generator = torch.Generator().manual_seed(0)
+    values = []
+    for text in shapes:
+        try:
+            shape = [int(dim) for dim in text.replace("x", ",").split(",") if dim]
+        except ValueError:
+            raise CliError(f"--shape {text!r}: expected sizes separated by commas, e.g. 2,3,32,32") from None
+        if dtype.is_floating_point:
+            values.append(torch.randn(shape, generator=generator).to(dtype))
+        else:
+            values.append(torch.randint(0, 10, shape, generator=generator).to(dtype))
+    return values
+
+
+def example_inputs(
+    args: argparse.Namespace, model: torch.nn.Module
+) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
+    """The positional and keyword example inputs that ``--inputs``/``--shape`` (or the model) give."""
+    from . import zoo
+
+    if args.inputs:
+        value = resolve(args.inputs)
+        if callable(value) and not isinstance(value, torch.Tensor):
+            value = value()
+    elif args.shape:
+        value = _random_inputs(args.shape, args.dtype)
+    elif args.model in zoo.MODELS:
+        value = zoo.example_inputs(args.model)
+    elif args.model.startswith("hf:"):
+        value = _hf_inputs(model, args.model)
     else:
-        try:
-            module = importlib.import_module(location)
-        except ImportError as exc:
-            raise CliError(f"{spec}: cannot import {location!r} ({exc})") from None
-    value: Any = module
-    for part in attr_path.split("."):
-        try:
-            value = getattr(value, part)
-        except AttributeError:
-            raise CliError(f"{spec}: {location!r} has no attribute {attr_path!r}") from None
-    return _model_from_attribute(value, spec)
+        raise CliError(f"{args.model}: capture needs example inputs; pass --inputs REF or --shape DIMS")
+    if isinstance(value, dict):
+        positional, keywords = (), dict(value)
+    elif isinstance(value, torch.Tensor):
+        positional, keywords = (value,), {}
+    elif isinstance(value, (tuple, list)):
+        positional, keywords = tuple(value), {}
+    else:
+        raise CliError(
+            f"the example inputs are a {type(value).__name__}; expected a tensor, a tuple or a dict"
+        )
+    if args.meta:
+        positional, keywords = _to_meta(positional), _to_meta(keywords)
+    return positional, keywords
+
+
+def _to_meta(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to("meta")
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to_meta(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _to_meta(item) for key, item in value.items()}
+    return value
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+# --------------------------------------------------------------------------- trace
 
 
 def _table_text(graph: Any) -> str:
@@ -105,27 +295,27 @@ def _table_text(graph: Any) -> str:
 
 
 def _add_trace_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "model", metavar="MODEL", help="bundled name, package.module:attr or path/to/file.py:attr"
-    )
+    _add_model_argument(parser)
     parser.add_argument(
         "--show",
         choices=("code", "graph", "table"),
         default="code",
         help="what to print: the generated code (default), the graph, or a table of the nodes",
     )
+    parser.add_argument("--meta", action="store_true", help="build the model on the meta device (no weights)")
 
 
 def _run_trace(args: argparse.Namespace) -> int:
     from .proxy import TraceError
     from .tracer import symbolic_trace
 
-    model = load_model(args.model)
+    model = load_model(args.model, meta=args.meta, config=args.config)
     try:
-        traced = symbolic_trace(model)
+        with progress(f"tracing {args.model}"):
+            traced = symbolic_trace(model)
     except TraceError as exc:
         # The message already says where, in the user's code; keep it on one line.
-        raise CliError(f"cannot trace {args.model}: " + " ".join(str(exc).split())) from None
+        raise CliError(f"cannot trace {args.model}: " + _one_line(str(exc))) from None
     if args.show == "code":
         text = traced.code.strip("\n").rstrip()
     elif args.show == "graph":
@@ -134,6 +324,36 @@ def _run_trace(args: argparse.Namespace) -> int:
         text = _table_text(traced.graph)
     print(text)
     return 0
+
+
+# --------------------------------------------------------------------------- explain
+
+
+def _add_explain_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_model_argument(parser)
+    _add_input_arguments(parser)
+    parser.add_argument(
+        "--leaf", metavar="NAME", action="append", default=[], help="a submodule to keep as a leaf"
+    )
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    """``fxkit explain MODEL``: capture the model and print the report."""
+    from .guards import CaptureError
+    from .explain import explain
+
+    model = load_model(args.model, meta=args.meta, config=args.config)
+    positional, keywords = example_inputs(args, model)
+    try:
+        with progress(f"capturing {args.model}"):
+            report = explain(model, positional, keywords, leaf_modules=list(args.leaf))
+    except CaptureError as error:
+        raise CliError(_one_line(str(error))) from None
+    print(report.render())
+    return 0
+
+
+# --------------------------------------------------------------------------- the command table
 
 
 @dataclass(frozen=True)
@@ -151,16 +371,10 @@ COMMANDS: List[_Command] = [
     _Command(
         "explain",
         "capture a model with example inputs and report its guards, leaves and specializations",
-        lambda parser: _explain().add_cli_arguments(parser),
-        lambda args: _explain().run_cli(args),
+        _add_explain_arguments,
+        _run_explain,
     ),
 ]
-
-
-def _explain() -> Any:
-    from . import explain
-
-    return explain
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -178,24 +392,27 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
-    args = _parser().parse_args(argv)
     try:
+        args = _parser().parse_args(argv)
         return args.run(args)
-    except CliError as exc:
-        print(f"fxkit: error: {exc}", file=sys.stderr)
+    except (CliError, ResolveError) as exc:
+        print(f"fxkit: error: {_one_line(str(exc))}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("fxkit: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # The reader (e.g. `| head`) stopped early: not an error of ours. Silence the final flush.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as exc:  # the user's model raised: report it without a traceback
-        print(
-            f"fxkit: error: {args.command} {getattr(args, 'model', '')}: {type(exc).__name__}: "
-            + " ".join(str(exc).split()),
-            file=sys.stderr,
-        )
+        command = " ".join(sys.argv[1:3] if argv is None else list(argv)[:2])
+        print(f"fxkit: error: {command}: {type(exc).__name__}: {_one_line(str(exc))}", file=sys.stderr)
         return 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported fxkit.cli, not this __main__ copy, so that there is one CliError class.
+    from fxkit.cli import main as _main
+
+    sys.exit(_main())

@@ -2,7 +2,7 @@
 
 :func:`explain` captures a model and reports every guard, every leaf and every specialization of
 the result, each with the reason, the user's source line and a suggestion. ``fxkit explain MODEL``
-prints the same report on the command line.
+(in :mod:`fxkit.cli`) prints the same report on the command line.
 
     report = fxkit.explain.explain(model, (x,))
     print(report)                       # the text report
@@ -11,13 +11,8 @@ prints the same report on the command line.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import importlib
-import os
-from typing import Any, Dict, List, Optional, Tuple
-
-import torch
+from typing import Any, Dict, List, Optional
 
 from .capture_tracer import CaptureResult, capture
 from .guards import Guard, GuardKind, Leaf, SourceLocation, Specialization
@@ -244,120 +239,3 @@ def explain(
 ) -> Explanation:
     """Capture ``model`` (same arguments as :func:`fxkit.capture`) and return the report."""
     return explain_capture(capture(model, example_inputs, example_kwargs, **options))
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    """The arguments of ``fxkit explain``."""
-    parser.add_argument(
-        "model", metavar="MODEL", help="bundled name, package.module:attr or path/to/file.py:attr"
-    )
-    parser.add_argument(
-        "--inputs",
-        metavar="REF",
-        help="example inputs: package.module:attr or path/to/file.py:attr naming a tuple, a dict of keyword"
-        " inputs, or a function returning one (default for bundled models: their example inputs)",
-    )
-    parser.add_argument(
-        "--shape",
-        metavar="DIMS",
-        action="append",
-        default=[],
-        help="a random example input of this shape, e.g. 2,3,32,32 (repeat for several inputs)",
-    )
-    parser.add_argument(
-        "--dtype", default="float32", help="dtype of the --shape inputs (default float32; e.g. int64)"
-    )
-    parser.add_argument(
-        "--meta", action="store_true", help="capture on the meta device (no weights allocated)"
-    )
-    parser.add_argument(
-        "--leaf", metavar="NAME", action="append", default=[], help="a submodule to keep as a leaf"
-    )
-
-
-def _load_reference(ref: str) -> Any:
-    from .cli import CliError, _load_python_file
-
-    location, _, attr_path = ref.rpartition(":")
-    if not location or not attr_path:
-        raise CliError(f"--inputs {ref!r}: expected package.module:attr or path/to/file.py:attr")
-    if location.endswith(".py") or os.sep in location:
-        value: Any = _load_python_file(location, ref)
-    else:
-        try:
-            value = importlib.import_module(location)
-        except ImportError as error:
-            raise CliError(f"--inputs {ref}: cannot import {location!r} ({error})") from None
-    for part in attr_path.split("."):
-        try:
-            value = getattr(value, part)
-        except AttributeError:
-            raise CliError(f"--inputs {ref}: {location!r} has no attribute {attr_path!r}") from None
-    return value() if callable(value) and not isinstance(value, torch.Tensor) else value
-
-
-def _example_inputs(args: argparse.Namespace) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
-    from . import zoo
-    from .cli import CliError
-
-    if args.inputs:
-        value = _load_reference(args.inputs)
-    elif args.shape:
-        dtype = getattr(torch, args.dtype, None)
-        if not isinstance(dtype, torch.dtype):
-            raise CliError(f"--dtype {args.dtype!r} is not a torch dtype")
-        generator = torch.Generator().manual_seed(0)
-        value = []
-        for text in args.shape:
-            try:
-                shape = [int(dim) for dim in text.replace("x", ",").split(",") if dim]
-            except ValueError:
-                raise CliError(
-                    f"--shape {text!r}: expected sizes separated by commas, e.g. 2,3,32,32"
-                ) from None
-            if dtype.is_floating_point:
-                value.append(torch.randn(shape, generator=generator).to(dtype))
-            else:
-                value.append(torch.randint(0, 10, shape, generator=generator).to(dtype))
-    elif args.model in zoo.MODELS:
-        value = zoo.example_inputs(args.model)
-    else:
-        raise CliError(f"{args.model}: capture needs example inputs; pass --inputs REF or --shape DIMS")
-    if isinstance(value, dict):
-        return (), dict(value)
-    if isinstance(value, torch.Tensor):
-        return (value,), {}
-    if isinstance(value, (tuple, list)):
-        return tuple(value), {}
-    raise CliError(f"the example inputs are a {type(value).__name__}; expected a tensor, a tuple or a dict")
-
-
-def _to_meta(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.to("meta")
-    if isinstance(value, (tuple, list)):
-        return type(value)(_to_meta(item) for item in value)
-    if isinstance(value, dict):
-        return {key: _to_meta(item) for key, item in value.items()}
-    return value
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """``fxkit explain MODEL``: capture the model and print the report."""
-    from .cli import CliError, load_model
-    from .guards import CaptureError
-
-    model = load_model(args.model)
-    positional, keywords = _example_inputs(args)
-    if args.meta:
-        model = model.to("meta")
-        positional, keywords = _to_meta(positional), _to_meta(keywords)
-    try:
-        report = explain(model, positional, keywords, leaf_modules=list(args.leaf))
-    except CaptureError as error:
-        raise CliError(" ".join(str(error).split())) from None
-    print(report.render())
-    return 0

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import io
+import os
+import resource
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import pytest
 import torch.fx
 
 from fxkit import zoo
-from fxkit.cli import COMMANDS, main
+from fxkit.cli import COMMANDS, load_model, main, progress
 
 
 def run(capsys, *argv):
@@ -112,3 +118,98 @@ def test_usage_errors_and_command_table():
     assert info.value.code == 2
     with pytest.raises(SystemExit):
         main(["trace", "mlp", "--show", "pictures"])
+
+
+def _run_module(*argv, **kwargs):
+    return subprocess.run([sys.executable, "-m", "fxkit", *argv], capture_output=True, text=True, **kwargs)
+
+
+def test_python_dash_m_fxkit_is_the_command(tmp_path):
+    done = _run_module("trace", "mlp")
+    assert done.returncode == 0 and done.stdout.rstrip("\n") == oracle_code(zoo.get_model("mlp"))
+    bad = _run_module("explain", "mlp", "--inputs", "nope_pkg:x")
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert bad.stderr.startswith("fxkit: error: ") and bad.stderr.count("\n") == 1, bad.stderr
+    assert "Traceback" not in bad.stderr and "cannot import 'nope_pkg'" in bad.stderr
+
+
+def test_ctrl_c_exits_130_without_a_traceback(tmp_path):
+    started = tmp_path / "started"
+    source = tmp_path / "slow.py"
+    source.write_text(
+        "import pathlib, time, torch\n"
+        "def build():\n"
+        f"    pathlib.Path({str(started)!r}).write_text('yes')\n"
+        "    time.sleep(60)\n"
+        "    return torch.nn.ReLU()\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fxkit", "trace", f"{source}:build"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        assert started.exists()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130 and out == ""
+    assert "Traceback" not in err and err.strip() == "fxkit: interrupted"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_shows_on_a_terminal_only():
+    terminal, pipe = _Terminal(), io.StringIO()
+    with progress("working hard", terminal):
+        time.sleep(0.6)
+    with progress("working hard", pipe):
+        time.sleep(0.3)
+    assert "fxkit: working hard (" in terminal.getvalue() and terminal.getvalue().endswith("\r\x1b[2K")
+    assert pipe.getvalue() == ""
+    with pytest.raises(ZeroDivisionError):
+        with progress("failing", terminal):
+            1 / 0
+    assert not [thread for thread in threading.enumerate() if thread.name == "fxkit-progress"]
+
+
+def test_hf_models_from_their_default_config_with_overrides(capsys):
+    pytest.importorskip("transformers")
+    model = load_model("hf:GPT2LMHeadModel", config=["n_layer=1", "n_embd=32", "n_head=2", "vocab_size=50"])
+    assert model.config.n_layer == 1 and len(model.transformer.h) == 1 and not model.training
+    assert model.transformer.wte.weight.shape == (50, 32)
+    on_meta = load_model("hf:GPT2LMHeadModel", meta=True, config=["n_layer=1"])
+    assert {p.device.type for p in on_meta.parameters()} == {"meta"}
+    for argv, expected in (
+        (["hf:GPT2LMHeadModel", "--config", "n_layers=1"], "GPT2Config has no field 'n_layers'"),
+        (["hf:NoSuchModel"], "transformers has no model class 'NoSuchModel'"),
+        (["mlp", "--config", "a=1"], "--config applies to hf: models only"),
+        (["hf:GPT2LMHeadModel", "--config", "n_layer"], "expected KEY=VALUE"),
+    ):
+        status, out, err = run(capsys, "trace", *argv)
+        assert status == 1 and out == "" and err.count("\n") == 1 and expected in err, err
+
+
+@pytest.mark.slow
+def test_explain_llama_7b_on_meta_from_the_command_line():
+    """``fxkit explain hf:LlamaForCausalLM --meta``: the 7B default config, no weights allocated.
+
+    On CPU its weights are 27 GB, so a peak RSS far below that shows nothing was allocated.
+    """
+    pytest.importorskip("transformers")
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    done = _run_module("explain", "hf:LlamaForCausalLM", "--meta", env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("Capture of LlamaForCausalLM: ")
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    assert peak_mb < 2048
