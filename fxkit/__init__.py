@@ -9,6 +9,7 @@ from .graph import CodeGen, Graph, PythonCode
 from .graph_module import GraphModule
 from .interpreter import Interpreter, Transformer
 from .node import Node, has_side_effect, map_aggregate, map_arg
+from .serialize import load, save
 from .subgraph_rewriter import replace_pattern
 from .tracer import PH, Proxy, ProxyableClassMeta, Tracer, symbolic_trace, wrap
 
@@ -26,9 +27,11 @@ __all__ = [
     "Transformer",
     "capture",
     "has_side_effect",
+    "load",
     "map_aggregate",
     "map_arg",
     "replace_pattern",
+    "save",
     "symbolic_trace",
     "wrap",
 ]
