@@ -335,6 +335,8 @@ class Graph:
         type_expr: Optional[Any] = None,
     ) -> Node:
         """Create a node and insert it at the current insertion point."""
+        if name is not None and not (isinstance(name, str) and name.isidentifier()):
+            raise ValueError(f"cannot create a node named {name!r}: a node name must be a Python identifier")
         candidate = name if name is not None else self._target_to_str(target)
         unique = self._namespace.create_name(candidate, None)
         try:
@@ -538,7 +540,7 @@ class Graph:
             )
         state = {key: value for key, value in self.__dict__.items() if key not in _UNPICKLED_FIELDS}
         state["_records"] = records
-        state["_node_meta"] = _pickled_meta([node.meta for node in self.nodes])
+        state["_node_meta"] = _picklable_meta([node.meta for node in self.nodes])
         state["_owning_module"] = None
         return state
 
@@ -548,7 +550,7 @@ class Graph:
 
     def _restore_flat_state(self, state: Dict[str, Any]) -> None:
         records = state.pop("_records")
-        metas = pickle.loads(state.pop("_node_meta"))
+        metas = state.pop("_node_meta")  # restored by the same unpickler as the rest, never a nested one
         fresh = Graph()
         self.__dict__.update(fresh.__dict__)
         self._root.graph = self
@@ -725,11 +727,12 @@ class _NodeRef:
         return (_NodeRef, (self.index,))
 
 
-def _pickled_meta(metas: List[Dict[str, Any]]) -> bytes:
-    """Node metadata as one pickle; entries that cannot be pickled (local classes, fake tensors, ...)
-    are dropped with a warning instead of failing the whole module's pickling."""
+def _picklable_meta(metas: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Node metadata to pickle with the graph; entries that cannot be pickled (local classes, fake
+    tensors, ...) are dropped with a warning instead of failing the whole module's pickling."""
     try:
-        return pickle.dumps(metas, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dumps(metas, protocol=pickle.HIGHEST_PROTOCOL)
+        return metas
     except Exception:
         pass
     kept: List[Dict[str, Any]] = []
@@ -745,7 +748,7 @@ def _pickled_meta(metas: List[Dict[str, Any]]) -> bytes:
             clean[key] = value
         kept.append(clean)
     warnings.warn(f"node meta entries {list(dropped)} could not be pickled and were left out", stacklevel=4)
-    return pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL)
+    return kept
 
 
 def _encode(arg: Any, position: Dict[Node, int]) -> Any:

@@ -235,6 +235,17 @@ class _LazyPythonCode(PythonCode):
         return getattr(self._module._python_code(), name)
 
 
+def _check_names(graph: Graph) -> None:
+    """Node names become variables of the generated code: each must be a distinct identifier."""
+    seen: Dict[str, None] = {}
+    for node in graph.nodes:
+        name = node.name
+        if name in seen or not name.isidentifier():
+            problem = "is used by two nodes" if name in seen else "is not a Python identifier"
+            raise ValueError(f"node name {name!r} {problem}; give each node its own identifier name")
+        seen[name] = None
+
+
 class GraphModule(torch.nn.Module):
     """An ``nn.Module`` built from a ``Graph``: its ``forward`` is Python generated from the graph.
 
@@ -314,6 +325,7 @@ class GraphModule(torch.nn.Module):
         if not isinstance(new_graph, Graph):
             raise TypeError(f"GraphModule.graph must be an fxkit Graph, got {type(new_graph).__name__}")
         check_program_order(new_graph.nodes)
+        _check_names(new_graph)
         self._graph = new_graph
         new_graph.owning_module = self
         self._invalidate_code()

@@ -345,6 +345,15 @@ def _check_inputs(node: "Node", inputs: Collection["Node"]) -> None:
 
 _STRING_TARGET_OPS = frozenset({"call_method", "call_module", "get_attr", "placeholder"})
 
+
+def _check_code_name(op: str, target: Any) -> None:
+    """call_method and placeholder targets are written into the generated code as they are."""
+    name = target.lstrip("*") if op == "placeholder" and isinstance(target, str) else target
+    if not isinstance(name, str) or not name.isidentifier():
+        what = "method name" if op == "call_method" else "parameter name (optionally *args or **kwargs)"
+        raise ValueError(f"a {op} target must be a Python {what}, got {target!r}")
+
+
 # ---------------------------------------------------------------------------------------------
 # Node
 # ---------------------------------------------------------------------------------------------
@@ -380,10 +389,12 @@ class Node:
         elif op in _STRING_TARGET_OPS:
             if not isinstance(target, str):
                 raise ValueError(f"node {name!r}: a {op} node needs a string target, got {target!r}")
+            if op == "call_method" or op == "placeholder":
+                _check_code_name(op, target)
         elif op not in OPCODES:
             raise ValueError(f"node {name!r}: unknown opcode {op!r}; expected one of {OPCODES[:-1]}")
         self.graph = graph
-        self.name = name
+        self._name = name
         self._op = op
         self._target = target
         self.users: Dict[Node, None] = {}
@@ -413,6 +424,8 @@ class Node:
 
     @op.setter
     def op(self, new_op: str) -> None:
+        if new_op == "call_method" or new_op == "placeholder":
+            _check_code_name(new_op, self._target)
         self.graph._unindex(self)
         self._op = new_op
         self.graph._index(self)
@@ -423,6 +436,8 @@ class Node:
 
     @target.setter
     def target(self, new_target: Target) -> None:
+        if self._op == "call_method" or self._op == "placeholder":
+            _check_code_name(self._op, new_target)
         self.graph._unindex(self)
         self._target = new_target
         self.graph._index(self)
@@ -649,11 +664,25 @@ class Node:
         target = _format_target(self._op, self._target)
         return f"{head}{self._op}[target={target}](args = {_format_arg(self._args)}, kwargs = {_format_arg(self._kwargs)})"
 
+    @property
+    def name(self) -> str:
+        """The node's variable name in the generated code; assigning renames it, as torch.fx does
+        (a taken name, a keyword or a builtin gets a number: ``relu`` -> ``relu_1``)."""
+        return self._name
+
+    @name.setter
+    def name(self, candidate: str) -> None:
+        self._rename(candidate)
+
     def _rename(self, candidate: str) -> None:
-        if candidate == self.name:
+        if candidate == self._name:
             return
+        if not isinstance(candidate, str) or not candidate.isidentifier():
+            raise ValueError(
+                f"cannot rename node {self._name!r} to {candidate!r}: a node name must be a Python identifier"
+            )
         # The old name stays taken, as in torch.fx: later nodes are numbered past it.
-        self.name = self.graph._namespace.create_name(candidate, None)
+        self._name = self.graph._namespace.create_name(candidate, None)
 
     def __repr__(self) -> str:
         return self.name
