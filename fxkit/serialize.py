@@ -26,7 +26,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 import torch
 
-from . import _safetensors
+from . import _safetensors, guards
 from .graph import Graph
 from .graph_module import GraphModule, _Container
 from .node import Node
@@ -84,11 +84,8 @@ def _builtin_table() -> _Names:
                 by_name[name] = value
     for attr in _BUILTINS:
         by_name[f"builtins.{attr}"] = getattr(builtins, attr)
-    for module_name in ("fxkit.guards", "fxkit.capture"):
-        module = sys.modules.get(module_name)
-        for attr in dir(module) if module is not None else ():
-            if attr.startswith("_guard") and callable(getattr(module, attr)):
-                by_name[f"{module_name}.{attr}"] = getattr(module, attr)
+    for guard in guards.GUARD_FUNCTIONS:  # the run-time checks of captured graphs
+        by_name[f"fxkit.guards.{guard.__name__}"] = guard
     by_id: Dict[int, str] = {}
     for name, value in by_name.items():
         by_id.setdefault(id(value), name)
@@ -248,6 +245,8 @@ def _encode(value: Any, where: str) -> Any:
         return {"complex": [_encode(value.real, where), _encode(value.imag, where)]}
     if value is Ellipsis:
         return {"ellipsis": None}
+    if value is guards.NOT_GIVEN:  # the default of a parameter a captured call left out
+        return {"not_given": None}
     if isinstance(value, torch.dtype):
         return {"dtype": str(value).rpartition(".")[2]}
     if isinstance(value, torch.device):
@@ -288,6 +287,8 @@ def _decode(value: Any, where: str, nodes: Optional[Dict[str, Node]], resolver: 
             return complex(real, imag)
     if tag == "ellipsis" and body is None:
         return Ellipsis
+    if tag == "not_given" and body is None:
+        return guards.NOT_GIVEN
     if tag == "dtype" and isinstance(getattr(torch, str(body), None), torch.dtype):
         return getattr(torch, body)
     if tag == "device" and isinstance(body, str):

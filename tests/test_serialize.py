@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import fxkit
 from fxkit import _safetensors, zoo
-from fxkit.capture import GuardError
+from fxkit.guards import GuardError
 
 
 def round_trip(gm, tmp_path, **options):
@@ -66,9 +66,11 @@ class Gated(torch.nn.Module):
         self.proj = torch.nn.Linear(4, 4)
         self.norm = torch.nn.LayerNorm(4)
 
-    def forward(self, x, scale=2):
+    def forward(self, x, scale=2, mask=None):
         if x.shape[0] == 2:
             x = x * scale
+        if mask is not None:
+            x = x * mask
         return self.norm(self.proj(x)).relu() + torch.ones(4)
 
 
