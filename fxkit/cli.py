@@ -339,8 +339,8 @@ def _add_explain_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run_explain(args: argparse.Namespace) -> int:
     """``fxkit explain MODEL``: capture the model and print the report."""
-    from .guards import CaptureError
     from .explain import explain
+    from .guards import CaptureError
 
     model = load_model(args.model, meta=args.meta, config=args.config)
     positional, keywords = example_inputs(args, model)

@@ -12,7 +12,7 @@ the result, each with the reason, the user's source line and a suggestion. ``fxk
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .capture_tracer import CaptureResult, capture
 from .guards import Guard, GuardKind, Leaf, SourceLocation, Specialization
