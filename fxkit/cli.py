@@ -353,6 +353,145 @@ def _run_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- save, view, diff
+
+
+def _add_graph_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by save, view and diff (after the positional arguments naming graphs)."""
+    _add_input_arguments(parser)
+    parser.add_argument(
+        "--capture",
+        action="store_true",
+        help="capture with example inputs (guards, automatic leaves) instead of symbolic tracing",
+    )
+    parser.add_argument(
+        "--allow",
+        metavar="REF",
+        action="append",
+        default=[],
+        help="when reading a saved file: a function or module class (package.module:attr) it may name",
+    )
+
+
+def _graph_module(spec: str, args: argparse.Namespace, shapes: bool = False) -> Any:
+    """A saved file read back, or the model ``spec`` names traced (or captured with ``--capture``).
+
+    With ``shapes``, the graph of a model gets each value's shape and dtype when example inputs exist.
+    """
+    from .proxy import TraceError
+    from .serialize import load
+
+    if os.path.isfile(spec):
+        with progress(f"reading {spec}"):
+            try:
+                return load(spec, allowed=[resolve(ref) for ref in args.allow])
+            except ValueError as error:
+                raise CliError(f"{spec}: {error}") from None
+    model = load_model(spec, meta=args.meta, config=args.config)
+    inputs_known = bool(args.inputs or args.shape or spec.startswith("hf:")) or spec in _zoo_names()
+    if args.capture:
+        from .capture_tracer import capture
+        from .guards import CaptureError
+
+        positional, keywords = example_inputs(_with_model(args, spec), model)
+        try:
+            with progress(f"capturing {spec}"):
+                return capture(model, positional, keywords).graph_module
+        except CaptureError as error:
+            raise CliError(_one_line(str(error))) from None
+    try:
+        with progress(f"tracing {spec}"):
+            traced = _symbolic_trace(model)
+    except TraceError as error:
+        raise CliError(f"cannot trace {spec}: {_one_line(str(error))} (try --capture)") from None
+    if shapes and inputs_known:
+        positional, keywords = example_inputs(_with_model(args, spec), model)
+        if not keywords:
+            from .passes.shape_prop import ShapeProp
+
+            with progress(f"propagating shapes through {spec}"):
+                ShapeProp(traced).propagate(*positional)
+    return traced
+
+
+def _symbolic_trace(model: Any) -> Any:
+    from .tracer import symbolic_trace
+
+    return symbolic_trace(model)
+
+
+def _zoo_names() -> Any:
+    from . import zoo
+
+    return zoo.MODELS
+
+
+def _with_model(args: argparse.Namespace, spec: str) -> argparse.Namespace:
+    copied = argparse.Namespace(**vars(args))
+    copied.model = spec
+    return copied
+
+
+def _add_save_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_model_argument(parser)
+    _add_graph_source_arguments(parser)
+    parser.add_argument("-o", "--output", required=True, metavar="FILE", help="the file to write")
+
+
+def _run_save(args: argparse.Namespace) -> int:
+    from .serialize import save
+
+    gm = _graph_module(args.model, args)
+    try:
+        with progress(f"writing {args.output}"):
+            save(gm, args.output)
+    except ValueError as error:
+        raise CliError(f"cannot save {args.model}: {_one_line(str(error))}") from None
+    print(f"wrote {args.output}: {len(gm.graph.nodes)} nodes")
+    return 0
+
+
+def _add_view_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_model_argument(parser)
+    _add_graph_source_arguments(parser)
+    parser.add_argument("-o", "--output", required=True, metavar="FILE", help="the HTML file to write")
+    parser.add_argument(
+        "--diff", metavar="OTHER", help="show OTHER (a saved file or a model) side by side with MODEL"
+    )
+
+
+def _run_view(args: argparse.Namespace) -> int:
+    from .view import diff_html, to_html, write_html
+
+    gm = _graph_module(args.model, args, shapes=True)
+    if args.diff:
+        other = _graph_module(args.diff, args, shapes=True)
+        with progress("drawing the page"):
+            page = diff_html(gm, other)
+    else:
+        with progress("drawing the page"):
+            page = to_html(gm)
+    write_html(page, args.output)
+    print(f"wrote {args.output}: {len(gm.graph.nodes)} nodes")
+    return 0
+
+
+def _add_diff_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("before", metavar="A", help="a saved file or a model (as for MODEL)")
+    parser.add_argument("after", metavar="B", help="a saved file or a model (as for MODEL)")
+    parser.add_argument(
+        "--config", metavar="KEY=VALUE", action="append", default=[], help="as for MODEL, for hf: models"
+    )
+    _add_graph_source_arguments(parser)
+    parser.add_argument("-o", "--output", required=True, metavar="FILE", help="the HTML file to write")
+
+
+def _run_diff(args: argparse.Namespace) -> int:
+    args.diff = args.after
+    args.model = args.before
+    return _run_view(args)
+
+
 # --------------------------------------------------------------------------- the command table
 
 
@@ -374,6 +513,19 @@ COMMANDS: List[_Command] = [
         _add_explain_arguments,
         _run_explain,
     ),
+    _Command(
+        "save",
+        "trace (or capture) a model and save its graph and weights to a file",
+        _add_save_arguments,
+        _run_save,
+    ),
+    _Command(
+        "view",
+        "write a self-contained HTML page of a model's graph or of a saved file",
+        _add_view_arguments,
+        _run_view,
+    ),
+    _Command("diff", "write an HTML page showing two graphs side by side", _add_diff_arguments, _run_diff),
 ]
 
 

@@ -335,8 +335,6 @@ class Graph:
         type_expr: Optional[Any] = None,
     ) -> Node:
         """Create a node and insert it at the current insertion point."""
-        if name is not None and not (isinstance(name, str) and name.isidentifier()):
-            raise ValueError(f"cannot create a node named {name!r}: a node name must be a Python identifier")
         candidate = name if name is not None else self._target_to_str(target)
         unique = self._namespace.create_name(candidate, None)
         try:
