@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, List, Optional, Tuple
 
+import torch
+
 from .capture_tracer import CaptureResult, capture
 from .guards import Guard, GuardKind, Leaf, SourceLocation, Specialization
 
