@@ -11,7 +11,7 @@ from fxkit.graph_module import GraphModule
 from fxkit.node import Node
 from fxkit.passes.operator_support import OperatorSupportBase
 from fxkit.passes.tools_common import _get_qualified_name
-from fxkit.passes.utils.fuser_utils import fuse_by_partitions
+from fxkit.passes.utils.fuser_utils import fuse_by_partitions, validate_partition
 
 __all__ = ["CapabilityBasedPartitioner", "Partition"]
 
@@ -106,23 +106,9 @@ class CapabilityBasedPartitioner:
         nodes_reversed = list(reversed(self.graph_module.graph.nodes))
         order_of = {node: index for index, node in enumerate(nodes_reversed)}
 
-        def creates_cycle(merged: Set[Node]) -> bool:
-            # A path that leaves the merged set and comes back into it.
-            stack = [user for node in merged for user in node.users if user not in merged]
-            seen: Set[Node] = set()
-            while stack:
-                node = stack.pop()
-                if node in seen:
-                    continue
-                seen.add(node)
-                if node in merged:
-                    return True
-                stack.extend(node.users)
-            return False
-
         def maybe_merge(self_id: int, other_id: int) -> Tuple[bool, int]:
             mine, theirs = partitions_by_id[self_id], partitions_by_id[other_id]
-            if creates_cycle(set(mine.nodes) | set(theirs.nodes)):
+            if not validate_partition([*mine.nodes, *theirs.nodes]):
                 return False, self_id
             keep, drop = (other_id, self_id) if mine.size() < theirs.size() else (self_id, other_id)
             kept, dropped = partitions_by_id[keep], partitions_by_id.pop(drop)
