@@ -708,23 +708,10 @@ _DECODERS: Dict[str, Callable[[], nn.Module]] = {
     "falcon-alibi": _falcon_alibi,
     "stablelm": _stablelm,
 }
-_CACHE_OUT = (
-    "a cache object crossing the boundary (a DynamicCache returned by default, or passed in as"
-    " past_key_values=/cache=) stops capture with NotImplementedError: argument of type DynamicCache"
-    " (structures at the boundary are the capture-engine work)"
-)
 
 #: Entries written as users call the models but left out of the tested zoo until capture handles
 #: them, with the reason (each is in the report of the change that left it out).
-NOT_YET: Dict[str, str] = {
-    **{
-        f"{name}{call}": _CACHE_OUT
-        for name in _DECODERS
-        for call in ("", "+labels", "+past_key_values", "+cache")
-    },
-    "t5+labels": "returns its EncoderDecoderCache (use_cache defaults to True): " + _CACHE_OUT,
-    "whisper+labels": "returns its EncoderDecoderCache (use_cache defaults to True): " + _CACHE_OUT,
-}
+NOT_YET: Dict[str, str] = {}
 
 
 def hf_entries() -> List[ZooEntry]:
