@@ -1109,10 +1109,6 @@ def _places_holding(fn: Callable[..., Any], namespaces: Iterable[Dict[str, Any]]
     return places
 
 
-def _static_recording_wrapper(original: staticmethod) -> staticmethod:
-    return staticmethod(_recording_wrapper(original.__func__))
-
-
 class _LeafFunctionPatches:
     """Replaces leaf functions where their callers find them, and always puts them back."""
 
@@ -1120,20 +1116,15 @@ class _LeafFunctionPatches:
         self._functions = functions
         self._root = root
         self._keys: List[Tuple[int, str]] = []
-        self._class_restores: List[Tuple[type, str, Any]] = []
 
     def __enter__(self) -> "_LeafFunctionPatches":
         try:
             namespaces = [vars(module) for module in self._modules_to_search()]
             for fn in self._functions:
                 for place, name in _places_holding(fn, namespaces):
-                    if isinstance(place, type):
-                        # Kept here, not in the shared registry, which would restore the bare function.
-                        raw = place.__dict__[name]
-                        self._class_restores.append((place, name, raw))
-                        setattr(place, name, _static_recording_wrapper(raw))
-                    else:
-                        self._keys.append(_PATCHES.acquire(place, name, _recording_wrapper))
+                    # The shared registry keeps a static method a static method and restores the
+                    # class's own descriptor when the last overlapping capture is done with it.
+                    self._keys.append(_PATCHES.acquire(place, name, _recording_wrapper))
         except BaseException:
             self.__exit__()
             raise
@@ -1151,9 +1142,6 @@ class _LeafFunctionPatches:
         return [sys.modules[name] for name in names if name in sys.modules]
 
     def __exit__(self, *exc_info: Any) -> None:
-        while self._class_restores:
-            owner, name, raw = self._class_restores.pop()
-            setattr(owner, name, raw)
         while self._keys:
             _PATCHES.release(self._keys.pop())
 

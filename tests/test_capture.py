@@ -588,3 +588,40 @@ def test_capture_modules_and_records():
     assert fxkit.guards.guard_bool.__module__ == "fxkit.guards"
     leaf = fxkit.capture(Outer(), (torch.randn(2, 3),)).leaves[0]
     assert leaf.kind is fxkit.guards.LeafKind.MODULE
+
+
+class _StaticHelper:
+    @staticmethod
+    def scale(x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+
+class _UsesStaticHelper(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _StaticHelper.scale(x) + 1
+
+
+def test_overlapping_captures_with_a_static_method_leaf_restore_the_class() -> None:
+    import threading
+
+    descriptor = _StaticHelper.__dict__["scale"]
+    errors: list = []
+
+    def capture_repeatedly() -> None:
+        try:
+            for _ in range(20):
+                result = fxkit.capture(
+                    _UsesStaticHelper(), (torch.ones(2),), leaf_functions=[descriptor.__func__]
+                )
+                targets = [getattr(n.target, "__name__", "") for n in result.graph_module.graph.nodes]
+                assert "scale" in targets, result.graph_module.code
+        except Exception as error:  # reported below with the thread's failure
+            errors.append(error)
+
+    threads = [threading.Thread(target=capture_repeatedly) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert _StaticHelper.__dict__["scale"] is descriptor
