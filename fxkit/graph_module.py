@@ -375,14 +375,12 @@ class GraphModule(torch.nn.Module):
     def _lineno_map(self) -> Optional[Dict[int, Optional[int]]]:
         return self._python_code()._lineno_map
 
+    # fmt: off
     def print_readable(
-        self,
-        print_output: bool = True,
-        include_stride: bool = False,
-        include_device: bool = False,
-        colored: bool = False,
-        **_: Any,
+        self, print_output: bool = True, include_stride: bool = False, include_device: bool = False,
+        colored: bool = False, **_: Any,
     ) -> str:
+        # fmt: on
         """The module as a class definition with its generated ``forward``, stack comments and shape
         annotations (from ``node.meta``) included."""
         text = self._readable(self._get_name(), include_stride, include_device)

@@ -17,19 +17,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Node", "map_arg", "map_aggregate", "Argument", "Target", "has_side_effect"]
 
+# fmt: off
 BaseArgumentTypes = Union[
-    str,
-    int,
-    float,
-    bool,
-    complex,
-    torch.dtype,
-    torch.Tensor,
-    torch.device,
-    torch.memory_format,
-    torch.layout,
-    torch._ops.OpOverload,
+    str, int, float, bool, complex,
+    torch.dtype, torch.Tensor, torch.device, torch.memory_format, torch.layout, torch._ops.OpOverload,
 ]
+# fmt: on
 base_types = BaseArgumentTypes.__args__  # type: ignore[attr-defined]
 
 Target = Union[Callable[..., Any], str]

@@ -38,20 +38,16 @@ _METADATA_QUERIES = frozenset({torch.ops.prim.device.default})
 _COMPOSITE = torch._C.DispatchKey.CompositeImplicitAutograd
 
 
+# fmt: off
 def make_fx(
     f: Callable[..., Any],
     decomposition_table: Optional[Mapping[torch._ops.OpOverload, Callable[..., Any]]] = None,
-    tracing_mode: str = "real",
-    _allow_non_fake_inputs: bool = False,
-    *,
-    pre_dispatch: bool = False,
-    record_module_stack: bool = False,
-    _allow_fake_constant: bool = False,
-    _error_on_data_dependent_ops: bool = True,
-    record_stack_traces: bool = False,
-    proxy_module_inputs: bool = False,
-    _disable_torch_fn_metadata_mode: bool = False,
+    tracing_mode: str = "real", _allow_non_fake_inputs: bool = False,
+    *, pre_dispatch: bool = False, record_module_stack: bool = False, _allow_fake_constant: bool = False,
+    _error_on_data_dependent_ops: bool = True, record_stack_traces: bool = False,
+    proxy_module_inputs: bool = False, _disable_torch_fn_metadata_mode: bool = False,
 ) -> Callable[..., GraphModule]:
+    # fmt: on
     """Return a function that runs ``f`` on its arguments and returns the ATen graph it ran.
 
     ``tracing_mode="real"`` runs the operators on the given tensors; ``"fake"`` runs them on fake

@@ -12,11 +12,11 @@ from fxkit.node import Node, map_arg
 from fxkit.passes.shape_prop import ShapeProp, TensorMetadata
 
 __all__ = [
+    "get_size_of_all_nodes",
+    "get_size_of_node",
+    "get_tensor_meta",
     "replace_target_nodes_with",
     "size_bytes",
-    "get_size_of_all_nodes",
-    "get_tensor_meta",
-    "get_size_of_node",
 ]
 
 

@@ -4,6 +4,7 @@ callables run one after the other, with constraints checked (not solved) before 
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 from typing import Any, Callable, List, Optional, TypeVar
 
@@ -86,14 +87,20 @@ def these_before_those_pass_constraint(these: Callable[..., Any], those: Callabl
 
 
 def _validate_pass_schedule_constraint(constraint: Constraint, passes: List[Callable[..., Any]]) -> None:
-    for i, a in enumerate(passes):
-        for j, b in enumerate(passes[i + 1 :]):
-            if constraint(a, b):
-                continue
-            raise RuntimeError(
-                f"pass schedule constraint violated. Expected {a} before {b} but found {a} at index {i} "
-                f"and {b} at index{i + 1 + j} in pass list."
-            )
+    broken = next(
+        (
+            (i, j)
+            for i, j in itertools.combinations(range(len(passes)), 2)
+            if not constraint(passes[i], passes[j])
+        ),
+        None,
+    )
+    if broken is not None:
+        first, second = passes[broken[0]], passes[broken[1]]
+        raise RuntimeError(
+            f"pass schedule constraint violated. Expected {first} before {second} but found {first} at index"
+            f" {broken[0]} and {second} at index{broken[1]} in pass list."
+        )
 
 
 class PassManager:
@@ -137,15 +144,11 @@ class PassManager:
 
     def validate(self) -> None:
         """Raise RuntimeError if the pass order breaks a constraint."""
-        if self._validated:
-            return
-        for constraint in self.constraints:
-            _validate_pass_schedule_constraint(constraint, self.passes)
-        self._validated = True
+        if not self._validated:
+            for constraint in self.constraints:
+                _validate_pass_schedule_constraint(constraint, self.passes)
+            self._validated = True
 
     def __call__(self, source: Any) -> Any:
         self.validate()
-        output = source
-        for _pass in self.passes:
-            output = _pass(output)
-        return output
+        return functools.reduce(lambda value, each_pass: each_pass(value), self.passes, source)

@@ -34,19 +34,8 @@ Names = List[str]
 CALLABLE_NODE_OPS = {"call_module", "call_function", "call_method"}
 
 # Scalar (shape arithmetic) operators that legalize_graph schedules as early as possible.
-_PRIORITIZED_OPS = (
-    operator.add,
-    operator.sub,
-    operator.mul,
-    operator.floordiv,
-    operator.truediv,
-    operator.mod,
-    operator.le,
-    operator.lt,
-    operator.ge,
-    operator.gt,
-    operator.eq,
-    operator.ne,
+_PRIORITIZED_OPS = tuple(
+    getattr(operator, name) for name in "add sub mul floordiv truediv mod le lt ge gt eq ne".split()
 )
 
 

@@ -37,14 +37,14 @@ class Partition:
     def __repr__(self) -> str:
         return str(self.nodes)
 
-    def add_node(self, node: Node, node_order: Optional[int] = None) -> None:
-        self.nodes.update({node: node_order})
-
-    def remove_node(self, node: Node) -> None:
-        del self.nodes[node]
-
     def size(self) -> int:
         return len(self.nodes)
+
+    def add_node(self, node: Node, node_order: Optional[int] = None) -> None:
+        self.nodes[node] = node_order
+
+    def remove_node(self, node: Node) -> None:
+        self.nodes.pop(node)
 
 
 class _DependencyViewer:

@@ -120,14 +120,12 @@ class SubgraphMatcher:
         ignore_literals: treat every literal argument of the pattern as a wildcard.
     """
 
+    # fmt: off
     def __init__(
-        self,
-        pattern: Graph,
-        match_output: bool = False,
-        match_placeholder: bool = False,
-        remove_overlapping_matches: bool = True,
-        ignore_literals: bool = False,
+        self, pattern: Graph, match_output: bool = False, match_placeholder: bool = False,
+        remove_overlapping_matches: bool = True, ignore_literals: bool = False,
     ) -> None:
+        # fmt: on
         self.pattern = pattern
         self.match_output, self.match_placeholder = match_output, match_placeholder
         self.remove_overlapping_matches, self.ignore_literals = remove_overlapping_matches, ignore_literals
