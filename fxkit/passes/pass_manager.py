@@ -8,14 +8,10 @@ import itertools
 import logging
 from typing import Any, Callable, List, Optional, TypeVar
 
-__all__ = [
-    "PassManager",
-    "inplace_wrapper",
-    "log_hook",
-    "loop_pass",
-    "this_before_that_pass_constraint",
-    "these_before_those_pass_constraint",
-]
+__all__ = (
+    "PassManager inplace_wrapper log_hook loop_pass this_before_that_pass_constraint"
+    " these_before_those_pass_constraint"
+).split()
 
 logger = logging.getLogger(__name__)
 

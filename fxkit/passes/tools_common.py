@@ -17,21 +17,17 @@ import torch
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node, _qualified_name
 
-__all__ = [
-    "get_acc_ops_name",
-    "get_node_target",
-    "is_node_output_tensor",
-    "FxNetAccFusionsFinder",
-    "legalize_graph",
-    "stable_topological_sort",
-]
+__all__ = (
+    "get_acc_ops_name get_node_target is_node_output_tensor FxNetAccFusionsFinder legalize_graph"
+    " stable_topological_sort"
+).split()
 
-Tensors = Union[Tuple[torch.Tensor], List[torch.Tensor]]
-TensorOrTensors = Union[torch.Tensor, Tensors]
+CALLABLE_NODE_OPS = {"call_module", "call_function", "call_method"}
 NodeList = List[Node]
 NodeSet = Set[Node]
 Names = List[str]
-CALLABLE_NODE_OPS = {"call_module", "call_function", "call_method"}
+Tensors = Union[Tuple[torch.Tensor], List[torch.Tensor]]
+TensorOrTensors = Union[torch.Tensor, Tensors]
 
 # Scalar (shape arithmetic) operators that legalize_graph schedules as early as possible.
 _PRIORITIZED_OPS = tuple(

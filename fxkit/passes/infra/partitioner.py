@@ -75,15 +75,13 @@ class CapabilityBasedPartitioner:
     partition on their own and are trimmed from partition borders.
     """
 
+    # fmt: off
     def __init__(
-        self,
-        graph_module: GraphModule,
-        operator_support: OperatorSupportBase,
-        allows_single_node_partition: bool = False,
-        non_compute_ops: Optional[Sequence[str]] = None,
-        allowed_single_node_partition_ops: Optional[Sequence[str]] = None,
-        skip_horizontal_fusion: bool = False,
+        self, graph_module: GraphModule, operator_support: OperatorSupportBase,
+        allows_single_node_partition: bool = False, non_compute_ops: Optional[Sequence[str]] = None,
+        allowed_single_node_partition_ops: Optional[Sequence[str]] = None, skip_horizontal_fusion: bool = False,
     ) -> None:
+        # fmt: on
         self.graph_module = graph_module
         self.operator_support = operator_support
         self.allows_single_node_partition = allows_single_node_partition
