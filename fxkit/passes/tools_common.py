@@ -125,19 +125,18 @@ class FxNetAccFusionsFinder:
         one of ``inputs`` reaches the group."""
         reaches = False
         for candidate in inputs:
+            seen_before = visited is not None and candidate in visited
             if visited is not None:
-                if candidate in visited:
-                    continue
                 visited.add(candidate)
-            if candidate.op not in CALLABLE_NODE_OPS:
-                continue
-            if self.nodes.index(candidate) < fusion_group.top_node_idx:
+            below_group = self.nodes.index(candidate) < fusion_group.top_node_idx
+            if seen_before or candidate.op not in CALLABLE_NODE_OPS or below_group:
                 continue
             if candidate in fusion_group.nodes:
                 return True
-            if self.recursive_add_node(fusion_group, candidate.all_input_nodes, visited):
+            joins = self.recursive_add_node(fusion_group, candidate.all_input_nodes, visited)
+            if joins:
                 fusion_group.add_node(candidate)
-                reaches = True
+            reaches = reaches or joins
         return reaches
 
     def __call__(self) -> Dict[Node, NodeSet]:

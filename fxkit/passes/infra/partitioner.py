@@ -82,15 +82,12 @@ class CapabilityBasedPartitioner:
         allowed_single_node_partition_ops: Optional[Sequence[str]] = None, skip_horizontal_fusion: bool = False,
     ) -> None:
         # fmt: on
-        self.graph_module = graph_module
-        self.operator_support = operator_support
-        self.allows_single_node_partition = allows_single_node_partition
-        self.non_compute_ops = non_compute_ops if non_compute_ops is not None else []
-        self.allowed_single_node_partition_ops = (
-            allowed_single_node_partition_ops if allowed_single_node_partition_ops is not None else []
-        )
-        self.skip_horizontal_fusion = skip_horizontal_fusion
+        self.graph_module, self.operator_support = graph_module, operator_support
         self.dependency_viewer = _DependencyViewer(graph_module)
+        self.allows_single_node_partition = allows_single_node_partition
+        self.skip_horizontal_fusion = skip_horizontal_fusion
+        self.non_compute_ops = list(non_compute_ops or [])
+        self.allowed_single_node_partition_ops = list(allowed_single_node_partition_ops or [])
 
     def _is_node_supported(self, node: Node) -> bool:
         return self.operator_support.is_node_supported(dict(self.graph_module.named_modules()), node)
