@@ -192,23 +192,20 @@ def legalize_graph(gm: GraphModule) -> GraphModule:
     Nodes that become ready are taken in order, except that scalar arithmetic and comparisons
     (``operator.add``, ``operator.eq``, ...) jump the queue.
     """
-    waiting: Dict[Node, int] = {node: 0 for node in gm.graph.nodes}
-    for node in gm.graph.nodes:
-        for user in node.users:
-            waiting[user] += 1
-    ready = collections.deque(node for node in gm.graph.nodes if waiting[node] == 0)
+    nodes = list(gm.graph.nodes)
+    waiting = collections.Counter(user for node in nodes for user in node.users)
+    ready = collections.deque(node for node in nodes if not waiting[node])
     order: List[Node] = []
     while ready:
         node = ready.popleft()
         order.append(node)
         for user in node.users:
             waiting[user] -= 1
-            if waiting[user] == 0:
-                if user.op == "call_function" and user.target in _PRIORITIZED_OPS:
-                    ready.appendleft(user)
-                else:
-                    ready.append(user)
-    if len(order) < len(waiting):
+            if waiting[user]:
+                continue
+            jumps_queue = user.op == "call_function" and user.target in _PRIORITIZED_OPS
+            (ready.appendleft if jumps_queue else ready.append)(user)
+    if len(order) < len(nodes):
         raise RuntimeError(_cycle_message(gm.graph, set(order)))
     return _copy_order_into(gm, order)
 
