@@ -92,22 +92,22 @@ class FxNetAccFusionsFinder:
     """
 
     def __init__(self, module: GraphModule, acc_nodes: NodeSet) -> None:
-        self.module = module
+        self.module, self.acc_nodes = module, acc_nodes
         self.nodes = list(module.graph.nodes)
-        self.acc_nodes = acc_nodes
 
+    # fmt: off
     @dataclass
     class FusionGroup:
-        top_node_idx: int
-        nodes: NodeSet
-        inputs: NodeSet
-        nodes_need_process: NodeSet
+        top_node_idx: int; nodes: NodeSet; inputs: NodeSet; nodes_need_process: NodeSet  # noqa: E702
+        # fmt: on
 
         def add_node(self, node: Node) -> None:
-            if node in self.nodes:
-                return
-            self.nodes_need_process.add(node)
+            if node not in self.nodes:
+                self._take(node)
+
+        def _take(self, node: Node) -> None:
             self.nodes.add(node)
+            self.nodes_need_process.add(node)
             self.inputs.discard(node)
             self.inputs.update(
                 used
