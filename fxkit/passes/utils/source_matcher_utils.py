@@ -14,18 +14,18 @@ __all__ = ["get_source_partitions", "check_subgraphs_connected", "SourcePartitio
 
 @dataclass
 class SourcePartition:
-    """The nodes of one call of ``source`` and the values crossing its border."""
+    """The nodes of one call of ``source`` and the values crossing its border.
 
-    # Nodes of the partition, in graph order.
-    nodes: List[Node]
-    # The module class or function the nodes came from.
-    source: Any
-    # Nodes outside the partition that its nodes read.
-    input_nodes: List[Node] = field(default_factory=list)
-    # Nodes of the partition read outside it.
-    output_nodes: List[Node] = field(default_factory=list)
-    # get_attr nodes of the partition.
+    ``nodes``: the partition, in graph order; ``source``: the module class or function they came
+    from; ``input_nodes``: nodes outside it that its nodes read; ``output_nodes``: its nodes read
+    outside it; ``params``: its get_attr nodes.
+    """
+
+    # fmt: off
+    nodes: List[Node]; source: Any  # noqa: E702
+    input_nodes: List[Node] = field(default_factory=list); output_nodes: List[Node] = field(default_factory=list)  # noqa: E501,E702
     params: List[Node] = field(default_factory=list)
+    # fmt: on
 
 
 def _partition(nodes: List[Node], source: Any) -> SourcePartition:
