@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional,
 
 import torch
 
-from . import _paths
+from . import _foreign, _paths
 from ._gc import collector_paused as _collector_paused
 from .codegen import CodeGen, PythonCode, _PyTreeCodeGen, _PyTreeInfo
 from .node import GRAPH_OPCODES, Argument, Node, Target, _nodes_to_none, map_aggregate, map_arg
@@ -481,6 +481,8 @@ class Graph:
     # -- copying ---------------------------------------------------------------------------------
     def node_copy(self, node: Node, arg_transform: Callable[[Node], Argument] = lambda x: x) -> Node:
         """Copy ``node`` (possibly from another graph) here, mapping its inputs with ``arg_transform``."""
+        if type(node) is not Node:
+            _foreign.reject(node, "Graph.node_copy")
         args = map_arg(node.args, arg_transform)
         kwargs = map_arg(node.kwargs, arg_transform)
         copied = self.create_node(node.op, node.target, args, kwargs, node.name, node.type)
@@ -491,6 +493,8 @@ class Graph:
         self, g: "Graph", val_map: Dict[Node, Node], return_output_node: bool = False
     ) -> Optional[Argument]:
         """Copy every node of ``g`` into this graph; return what ``g`` outputs (mapped), if anything."""
+        if not isinstance(g, Graph):
+            _foreign.reject(g, "Graph.graph_copy")
         for node in g.nodes:
             if node in val_map:
                 continue

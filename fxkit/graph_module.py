@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Type, Union
 
 import torch
 
-from . import _paths
+from . import _foreign, _paths
 from ._gc import collector_paused as _collector_paused
 from .codegen import PythonCode, _PyTreeCodeGen, check_program_order
 from .graph import Graph
@@ -279,6 +279,7 @@ class GraphModule(torch.nn.Module):
         graph: Graph,
         class_name: str = "GraphModule",
     ) -> None:
+        _foreign.reject(graph, "GraphModule()")
         super().__init__()
         _install_mirror(self)
         type(self).__name__ = class_name
@@ -323,6 +324,7 @@ class GraphModule(torch.nn.Module):
     @graph.setter
     def graph(self, new_graph: Graph) -> None:
         if not isinstance(new_graph, Graph):
+            _foreign.reject(new_graph, "GraphModule.graph =")
             raise TypeError(f"GraphModule.graph must be an fxkit Graph, got {type(new_graph).__name__}")
         check_program_order(new_graph.nodes)
         _check_names(new_graph)

@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
-from fxkit import _interpreter_fast
+from fxkit import _foreign, _interpreter_fast
 from fxkit._fast_path import FastPathSwitch
 from fxkit.codegen import last_uses
 from fxkit.node import Argument, Node, Target, map_aggregate, map_arg
@@ -59,6 +59,8 @@ class Interpreter:
         garbage_collect_values: bool = True,
         graph: Optional[Any] = None,
     ) -> None:
+        # A torch.fx module or graph runs on its fxkit twin (read only: the original is not edited).
+        module, graph = _foreign.convert(module), _foreign.convert(graph)
         self.module = module
         self._submodules: Optional[Dict[str, torch.nn.Module]] = None
         self.graph = graph if graph is not None else module.graph
@@ -342,9 +344,9 @@ class Transformer(Interpreter):
         from fxkit.graph import Graph
 
         self.new_graph = Graph()
-        self.new_graph.set_codegen(module.graph._codegen)
+        self.new_graph.set_codegen(self.module.graph._codegen)
         self.tracer = _transformer_tracer_class()(self.new_graph)
-        self.tracer.root = module
+        self.tracer.root = self.module
 
     def placeholder(self, target: Target, args: Tuple[Argument, ...], kwargs: Dict[str, Any]) -> Any:
         """A placeholder in the new graph (keeping its default value), as a Proxy."""

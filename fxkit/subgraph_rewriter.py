@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 
-from fxkit import _rewriter_fast
+from fxkit import _foreign, _rewriter_fast
 from fxkit._fast_path import FastPathSwitch
 from fxkit._gc import collector_paused
 from fxkit.graph import Graph, _order_of
@@ -171,6 +171,9 @@ def _replace_pattern(
     node_name_match: str = "",
 ) -> List[_Replaced]:
     """The rewrite itself; callers pause the garbage collector around it (nodes are made in bulk)."""
+    # gm is edited in place, so a torch.fx one is refused; patterns are only read, so they convert.
+    _foreign.reject(gm, "replace_pattern")
+    pattern, replacement = _foreign.convert(pattern), _foreign.convert(replacement)
     original_graph = gm.graph
     pattern_graph = _graph_of(pattern)
     traced_replacement: Optional[GraphModule] = None

@@ -30,6 +30,7 @@ import torch
 import torch.utils._pytree as pytree
 from torch import nn
 
+from . import _foreign
 from ._gc import collector_paused
 from .graph import Graph, _PyTreeCodeGen, _PyTreeInfo
 from .graph_module import GraphModule
@@ -503,6 +504,7 @@ class Tracer(TracerBase):
         ``PH`` inside a dict/list/tuple, says which parts of an input are traced.
         """
         if isinstance(root, nn.Module):
+            _foreign.materialize_forward(root)
             self.root = root
             fn = getattr(type(root), self.traced_func_name)
             if not callable(fn):
@@ -716,7 +718,7 @@ class Tracer(TracerBase):
         acquire = self._patch_keys.append
         acquire(_PATCHES.acquire(nn.Module, "__call__", _traced_module_call))
         acquire(_PATCHES.acquire(nn.Module, "__getattr__", _traced_module_getattr))
-        for (_, name), globals_dict in list(_wrapped_functions.items()):
+        for globals_dict, name in _foreign.wrapped_functions(_wrapped_functions):
             acquire(_PATCHES.acquire(globals_dict, name, _recording_wrapper))
         fn_globals = getattr(inspect.unwrap(fn), "__globals__", None)
         if fn_globals is not None:

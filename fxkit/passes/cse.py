@@ -13,6 +13,7 @@ from typing import Any, Dict, Hashable, Iterable, Optional
 
 import torch
 
+from fxkit import _foreign
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node
 from fxkit.passes.infra.pass_base import PassBase, PassResult
@@ -52,6 +53,7 @@ def _is_mutating_method(node: Node) -> bool:
 def eliminate_common_subexpressions(gm: GraphModule, banned_ops: Optional[Iterable[Any]] = None) -> bool:
     """Merge repeated computations in ``gm.graph`` in place; recompile and return True if any
     node was removed. Targets in ``banned_ops`` are never merged."""
+    _foreign.reject(gm, "eliminate_common_subexpressions")  # edits gm in place
     banned = list(banned_ops or ())
     seen: Dict[Hashable, Node] = {}
     removed = False

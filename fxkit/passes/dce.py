@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fxkit import _foreign
 from fxkit.graph_module import GraphModule
 from fxkit.passes.infra.pass_base import PassBase, PassResult
 
@@ -12,6 +13,7 @@ def dead_code_elimination(gm: GraphModule, remove_unused_submodules: bool = Fals
     """Remove unused pure nodes from ``gm.graph`` in place (see ``Graph.eliminate_dead_code``),
     recompile, and return True if anything was removed. With ``remove_unused_submodules``, also
     delete submodules no remaining node calls."""
+    _foreign.reject(gm, "dead_code_elimination")  # edits gm in place
     changed = gm.graph.eliminate_dead_code()
     if remove_unused_submodules:
         gm.delete_all_unused_submodules()

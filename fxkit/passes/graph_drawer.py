@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from fxkit import _foreign
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node, _format_arg
 
@@ -133,6 +134,7 @@ class FxGraphDrawer:
         dot_graph_shape: Optional[str] = None,
         normalize_args: bool = False,
     ) -> None:
+        graph_module = _foreign.convert(graph_module)  # only read: a torch.fx module is drawn from its twin
         self._name = name
         self._options = dict(
             ignore_getattr=ignore_getattr,
@@ -143,6 +145,7 @@ class FxGraphDrawer:
         )
         self._dot_graphs: Dict[str, DotGraph] = {name: self._to_dot(graph_module, name)}
         for child_name, child in graph_module.named_children():
+            child = _foreign.convert(child)
             if isinstance(child, GraphModule):
                 self._dot_graphs[f"{name}_{child_name}"] = self._to_dot(child, f"{name}_{child_name}")
 

@@ -12,6 +12,7 @@ from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 import torch
 
+from fxkit import _foreign
 from fxkit.interpreter import Interpreter
 from fxkit.node import Node, map_aggregate
 
@@ -93,6 +94,7 @@ class ShapeProp(Interpreter):
     """
 
     def __init__(self, gm: torch.nn.Module, fake_mode: Any = None) -> None:
+        _foreign.reject(gm, "ShapeProp")  # it writes node.meta: a converted copy would keep the results
         super().__init__(gm)
         self.fake_mode = fake_mode
         self.real_module = self.module

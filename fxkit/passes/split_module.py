@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
+from fxkit import _foreign
 from fxkit.graph import Graph
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node, map_arg
@@ -133,6 +134,7 @@ def split_module(
     ``keep_original_node_name`` keeps node names inside the partitions. ``tuple_return`` makes
     every partition return a tuple, even of one value.
     """
+    m = _foreign.convert(m)  # only read: a torch.fx module is split through its fxkit twin
     partitions: Dict[str, Partition] = {}
     node_partition: Dict[Node, str] = {}
     parent_graph = Graph()

@@ -19,6 +19,7 @@ from typing import Any, Dict, Hashable, Iterable, List, Optional, Sequence, Tupl
 
 import torch
 
+from fxkit import _foreign
 from fxkit._fast_path import FastPathSwitch
 from fxkit.graph import Graph, _order_of
 from fxkit.node import Node
@@ -126,6 +127,7 @@ class SubgraphMatcher:
         remove_overlapping_matches: bool = True, ignore_literals: bool = False,
     ) -> None:
         # fmt: on
+        pattern = _foreign.convert(pattern)
         self.pattern = pattern
         self.match_output, self.match_placeholder = match_output, match_placeholder
         self.remove_overlapping_matches, self.ignore_literals = remove_overlapping_matches, ignore_literals
@@ -448,6 +450,7 @@ class SubgraphMatcher:
         earlier one. ``node_name_match``: a graph node whose name contains this text is a candidate
         for every anchor, whatever its op.
         """
+        _foreign.reject(graph, "SubgraphMatcher.match")  # matches name nodes of the graph given
         candidates = self._anchor_candidates(graph, node_name_match)
         # An anchor without candidates is skipped, not failed (as torch.fx does).
         searched = [(i, c) for i, c in enumerate(candidates) if c]

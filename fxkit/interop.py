@@ -1,0 +1,326 @@
+"""Bridges to the torch.fx ecosystem: conversions, a ``torch.compile`` backend, torch.export.
+
+This is the only fxkit module that uses ``torch.fx``, ``torch.export`` or ``torch._dynamo``, and it
+imports them inside functions only, so ``import fxkit`` never loads them.
+
+- :func:`from_torch_fx` / :func:`to_torch_fx` convert a Graph or GraphModule either way, keeping
+  node names, order, targets, arguments, ``meta``, type annotations, the calling convention
+  (pytree specs), the class name, and sharing (not copying) submodules, parameters and buffers.
+- :func:`backend` builds a ``torch.compile`` backend that hands Dynamo's graphs to fxkit passes.
+- :func:`export` runs ``torch.export.export`` on an fxkit GraphModule or capture result.
+- :func:`torch_fx_wrapped_functions` reads the functions registered with ``torch.fx.wrap``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+import torch
+
+from . import _foreign
+from .codegen import CodeGen, _PyTreeCodeGen, _PyTreeInfo
+from .graph import Graph
+from .graph_module import GraphModule
+from .node import Node
+
+__all__ = ["backend", "export", "from_torch_fx", "to_torch_fx", "torch_fx_wrapped_functions"]
+
+
+def _torch_fx() -> Any:
+    import torch.fx
+
+    return torch.fx
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def _mapper(node_type: type, env: Dict[Any, Any]) -> Callable[[Any], Any]:
+    """A function rebuilding an argument structure with every ``node_type`` node replaced via ``env``.
+
+    Containers come back as plain tuples/lists/dicts (named tuples keep their type); each side's
+    Node constructor freezes them into its own immutable containers.
+    """
+
+    def convert(arg: Any) -> Any:
+        kind = type(arg)
+        if kind is node_type:
+            return env[arg]
+        if kind is tuple:
+            return tuple([convert(item) for item in arg])
+        if isinstance(arg, list):
+            return [convert(item) for item in arg]
+        if isinstance(arg, dict):
+            return {key: convert(value) for key, value in arg.items()}
+        if kind is slice:
+            return slice(convert(arg.start), convert(arg.stop), convert(arg.step))
+        if isinstance(arg, tuple):
+            items = [convert(item) for item in arg]
+            return kind(*items) if hasattr(arg, "_fields") else tuple(items)
+        if isinstance(arg, node_type):
+            return env[arg]
+        return arg
+
+    return convert
+
+
+# --------------------------------------------------------------------------- codegen
+
+
+def _codegen_from_torch(codegen: Any) -> CodeGen:
+    fx = _torch_fx()
+    kind = type(codegen)
+    if kind is fx.graph.CodeGen:
+        return CodeGen()
+    if kind is fx.graph._PyTreeCodeGen:
+        info = codegen.pytree_info
+        return _PyTreeCodeGen(_PyTreeInfo(list(info.orig_args), info.in_spec, info.out_spec))
+    raise TypeError(
+        f"cannot convert a graph whose code generator is {kind.__module__}.{kind.__qualname__}: "
+        "fxkit knows torch.fx's CodeGen and _PyTreeCodeGen only. Set a plain CodeGen on the graph "
+        "(graph.set_codegen(torch.fx.graph.CodeGen())) before converting, or write the fxkit "
+        "CodeGen subclass that generates the same code."
+    )
+
+
+def _codegen_to_torch(codegen: CodeGen) -> Any:
+    fx = _torch_fx()
+    kind = type(codegen)
+    if kind is CodeGen:
+        return fx.graph.CodeGen()
+    if kind is _PyTreeCodeGen:
+        info = codegen.pytree_info
+        return fx.graph._PyTreeCodeGen(
+            fx.graph._PyTreeInfo(list(info.orig_args), info.in_spec, info.out_spec)
+        )
+    raise TypeError(
+        f"cannot convert a graph whose code generator is {kind.__module__}.{kind.__qualname__}: "
+        "torch.fx has equivalents of fxkit's CodeGen and _PyTreeCodeGen only. Set one of those "
+        "with graph.set_codegen(...) before converting."
+    )
+
+
+# --------------------------------------------------------------------------- graphs
+
+
+def _copy_nodes(source: Any, target: Any, source_node_type: type) -> None:
+    """Append a copy of every node of ``source`` to the empty graph ``target``, names kept."""
+    env: Dict[Any, Any] = {}
+    convert = _mapper(source_node_type, env)
+    create = target.create_node
+    for node in source.nodes:
+        args = convert(node.args)
+        kwargs = convert(node.kwargs)
+        copied = create(node.op, node.target, args, kwargs, node.name, node.type)
+        if copied.name != node.name:
+            raise ValueError(
+                f"node {node.name!r} could not keep its name in the converted graph (it became "
+                f"{copied.name!r}); rename it to a plain Python identifier before converting"
+            )
+        copied.meta = dict(node.meta)
+        env[node] = copied
+
+
+def _graph_from_torch(graph: Any) -> Graph:
+    converted = Graph(
+        tracer_cls=getattr(graph, "_tracer_cls", None), tracer_extras=getattr(graph, "_tracer_extras", None)
+    )
+    codegen = _codegen_from_torch(graph._codegen)
+    _copy_nodes(graph, converted, _torch_fx().Node)
+    converted.set_codegen(codegen)
+    converted._co_fields = dict(getattr(graph, "_co_fields", None) or {})
+    meta = getattr(graph, "meta", None)
+    if meta:
+        converted.meta = dict(meta)
+    return converted
+
+
+def _graph_to_torch(graph: Graph) -> Any:
+    fx = _torch_fx()
+    converted = fx.Graph(tracer_cls=graph._tracer_cls, tracer_extras=graph._tracer_extras)
+    codegen = _codegen_to_torch(graph._codegen)
+    _copy_nodes(graph, converted, Node)
+    converted.set_codegen(codegen)
+    if graph._co_fields:
+        converted._co_fields = dict(graph._co_fields)
+    if graph.meta:
+        converted.meta = dict(graph.meta)
+    return converted
+
+
+# --------------------------------------------------------------------------- modules
+
+# Per-instance state of a GraphModule that the conversion rebuilds itself.
+_REBUILT_ATTRIBUTES = frozenset({"training", "meta"})
+
+
+def _share_state(source: torch.nn.Module, destination: torch.nn.Module) -> None:
+    """Make ``destination`` hold the very submodules, parameters, buffers and public attributes of ``source``.
+
+    The GraphModule constructors copy only what the graph refers to, into empty holder modules on
+    the way; this puts the original objects (and whatever the graph does not use) in their place.
+    """
+    for name, module in source._modules.items():
+        destination._modules[name] = module
+    for name, parameter in source._parameters.items():
+        destination._parameters[name] = parameter
+    non_persistent = source._non_persistent_buffers_set
+    for name, buffer in source._buffers.items():
+        destination._buffers[name] = buffer
+        if name in non_persistent:
+            destination._non_persistent_buffers_set.add(name)
+        else:
+            destination._non_persistent_buffers_set.discard(name)
+    for name, value in vars(source).items():
+        if name.startswith("_") or name in _REBUILT_ATTRIBUTES:
+            continue
+        destination.__dict__[name] = value
+    destination.meta = dict(getattr(source, "meta", None) or {})
+    destination.training = source.training
+
+
+def _module_from_torch(module: Any) -> GraphModule:
+    graph = _graph_from_torch(module.graph)
+    converted = GraphModule(module, graph, type(module).__name__)
+    _share_state(module, converted)
+    return converted
+
+
+def _module_to_torch(module: GraphModule) -> Any:
+    fx = _torch_fx()
+    graph = _graph_to_torch(module.graph)
+    converted = fx.GraphModule(module, graph, type(module).__name__)
+    _share_state(module, converted)
+    return converted
+
+
+def from_torch_fx(obj: Any) -> Union[GraphModule, Graph]:
+    """The fxkit twin of a torch.fx ``GraphModule`` or ``Graph`` (e.g. from Dynamo or torch.export).
+
+    Nodes keep their names, order, targets, arguments, ``meta`` (a new dict per node sharing the
+    values) and type annotations; the graph keeps its calling convention; a module keeps its class
+    name and shares its submodules, parameters and buffers with the original.
+    """
+    kind = _foreign.torch_fx_kind(obj)
+    if kind == "GraphModule":
+        return _module_from_torch(obj)
+    if kind == "Graph":
+        return _graph_from_torch(obj)
+    if isinstance(obj, (GraphModule, Graph)):
+        raise TypeError(f"from_torch_fx: {type(obj).__name__} is already an fxkit object")
+    raise TypeError(
+        f"from_torch_fx takes a torch.fx GraphModule or Graph, got {type(obj).__name__}"
+        + (" (convert the whole graph, not single nodes)" if kind == "Node" else "")
+    )
+
+
+def to_torch_fx(obj: Union[GraphModule, Graph, Any]) -> Any:
+    """The torch.fx twin of an fxkit ``GraphModule`` or ``Graph`` (or of a capture result's module).
+
+    The result has the same generated code, node names and ``meta``, and shares the submodules,
+    parameters and buffers of ``obj``; it goes wherever torch.fx objects are expected.
+    """
+    module = getattr(obj, "graph_module", None)
+    if isinstance(module, GraphModule) and not isinstance(obj, torch.nn.Module):
+        obj = module
+    if isinstance(obj, GraphModule):
+        return _module_to_torch(obj)
+    if isinstance(obj, Graph):
+        return _graph_to_torch(obj)
+    kind = _foreign.torch_fx_kind(obj)
+    if kind is not None:
+        raise TypeError(f"to_torch_fx: this {kind} is already a torch.fx object")
+    raise TypeError(
+        f"to_torch_fx takes an fxkit GraphModule, Graph or capture result, got {type(obj).__name__}"
+    )
+
+
+# --------------------------------------------------------------------------- torch.compile
+
+
+def _run_pass(one_pass: Any, module: GraphModule) -> GraphModule:
+    result = one_pass(module)
+    if result is None:
+        return module
+    if isinstance(result, GraphModule):
+        return result
+    returned = getattr(result, "graph_module", None)
+    if isinstance(returned, GraphModule):
+        return returned
+    name = getattr(one_pass, "__name__", type(one_pass).__name__)
+    raise TypeError(
+        f"pass {name} returned {type(result).__name__}; a pass returns an fxkit GraphModule, a "
+        "PassResult, or None after editing the module in place"
+    )
+
+
+def _resolve_compiler(compiler: Union[str, Callable[..., Any]]) -> Callable[..., Any]:
+    if callable(compiler):
+        return compiler
+    if compiler == "eager":
+        return lambda module, example_inputs: module.forward
+    from torch._dynamo import lookup_backend
+
+    return lookup_backend(compiler)
+
+
+def backend(*passes: Any, compiler: Union[str, Callable[..., Any]] = "inductor") -> Callable[..., Any]:
+    """A ``torch.compile`` backend running fxkit passes on each graph Dynamo captures.
+
+    Each graph arrives as an fxkit GraphModule; ``passes`` (functions ``gm -> gm | None``, fxkit
+    ``PassBase`` objects or a ``PassManager``) run in order, then the result is converted back and
+    handed to ``compiler``: ``"inductor"``, ``"eager"``, another registered backend name, or any
+    backend callable ``(gm, example_inputs) -> callable``.
+    """
+    for one_pass in passes:
+        if not callable(one_pass):
+            raise TypeError(f"backend() passes must be callable, got {type(one_pass).__name__}")
+    resolved = _resolve_compiler(compiler) if callable(compiler) or compiler == "eager" else None
+
+    def fxkit_backend(gm: torch.nn.Module, example_inputs: List[Any]) -> Callable[..., Any]:
+        module = from_torch_fx(gm)
+        for one_pass in passes:
+            module = _run_pass(one_pass, module)
+        module.graph.lint()
+        back = to_torch_fx(module)
+        return (resolved or _resolve_compiler(compiler))(back, example_inputs)
+
+    fxkit_backend.__name__ = "fxkit_backend"
+    return fxkit_backend
+
+
+# --------------------------------------------------------------------------- torch.export
+
+
+def export(
+    captured: Any,
+    args: Tuple[Any, ...] = (),
+    kwargs: Optional[Dict[str, Any]] = None,
+    **export_options: Any,
+) -> Any:
+    """``torch.export.export`` of an fxkit GraphModule or capture result (its torch.fx twin).
+
+    Useful for models torch.export cannot take directly but fxkit can capture; ``export_options``
+    (``dynamic_shapes``, ``strict``, ...) go to ``torch.export.export`` unchanged.
+    """
+    import torch.export
+
+    module = to_torch_fx(captured)
+    return torch.export.export(module, tuple(args), kwargs, **export_options)
+
+
+# --------------------------------------------------------------------------- torch.fx.wrap
+
+
+def torch_fx_wrapped_functions() -> List[Tuple[Dict[str, Any], str]]:
+    """The ``(module globals, name)`` pairs registered with ``torch.fx.wrap``, without importing torch.fx.
+
+    torch.fx keeps them keyed by ``(id(globals), name)`` in ``torch.fx._symbolic_trace``; when
+    nobody has imported torch.fx there are none.
+    """
+    registry_module = sys.modules.get("torch.fx._symbolic_trace")
+    registry = getattr(registry_module, "_wrapped_fns_to_patch", None)
+    if not isinstance(registry, dict):
+        return []
+    return [(globals_dict, name) for (_, name), globals_dict in list(registry.items())]
