@@ -13,6 +13,7 @@ imports them inside functions only, so ``import fxkit`` never loads them.
 
 from __future__ import annotations
 
+import copy
 import sys
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
@@ -301,13 +302,65 @@ def export(
 ) -> Any:
     """``torch.export.export`` of an fxkit GraphModule or capture result (its torch.fx twin).
 
-    Useful for models torch.export cannot take directly but fxkit can capture; ``export_options``
+    For models torch.export cannot take directly but fxkit can capture. A capture's guards on
+    tensor values (a branch taken on ``x.sum() > 0``, an ``int(t)``) would stop torch.export at
+    the data-dependent ``bool()``; they are exported as ``torch._assert_async`` checks instead, so
+    the deployed program still refuses inputs that take another path. ``export_options``
     (``dynamic_shapes``, ``strict``, ...) go to ``torch.export.export`` unchanged.
     """
     import torch.export
 
-    module = to_torch_fx(captured)
-    return torch.export.export(module, tuple(args), kwargs, **export_options)
+    return torch.export.export(_exportable(captured), tuple(args), kwargs, **export_options)
+
+
+def _exportable(captured: Any) -> GraphModule:
+    """A copy of the module to export, sharing its state, with tensor guards made export-safe.
+
+    It stays an fxkit GraphModule on purpose: torch.export calls a torch.fx GraphModule with its
+    inputs already flattened into the placeholders, which breaks keyword inputs and defaults; a
+    plain module is traced through its ``forward`` like the original model.
+    """
+    module = getattr(captured, "graph_module", captured)
+    module = _foreign.convert(module)
+    if not isinstance(module, GraphModule):
+        raise TypeError(
+            f"export takes an fxkit GraphModule, capture result or torch.fx GraphModule, got {type(captured).__name__}"
+        )
+    graph = copy.deepcopy(module.graph)
+    _lower_tensor_guards(graph)
+    exportable = GraphModule(module, graph, type(module).__name__)
+    _share_state(module, exportable)
+    return exportable
+
+
+def _lower_tensor_guards(graph: Graph) -> None:
+    """Point the capture guards of ``graph`` (edited in place) at export-safe checks."""
+    from .capture import _guard_bool, _guard_float, _guard_int
+
+    exportable = {
+        _guard_bool: _exportable_guard(_guard_bool, lambda value: value.bool()),
+        _guard_int: _exportable_guard(_guard_int, lambda value: value.trunc()),
+        _guard_float: _exportable_guard(_guard_float, lambda value: value),
+    }
+    for node in graph.nodes:
+        if node.op == "call_function" and node.target in exportable:
+            node.target = exportable[node.target]
+
+
+def _exportable_guard(
+    guard: Callable[..., None], convert: Callable[[torch.Tensor], torch.Tensor]
+) -> Callable[..., None]:
+    """``guard`` for Python values; for a one-element tensor an asynchronous check of the same condition."""
+
+    def check(value: Any, expected: Any, message: str) -> None:
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            torch._assert_async(torch.eq(convert(value).reshape(()), expected), message)
+        else:
+            guard(value, expected, message)
+
+    check.__name__ = check.__qualname__ = guard.__name__ + "_for_export"
+    check.__module__ = __name__
+    return check
 
 
 # --------------------------------------------------------------------------- torch.fx.wrap
