@@ -335,12 +335,12 @@ def _exportable(captured: Any) -> GraphModule:
 
 def _lower_tensor_guards(graph: Graph) -> None:
     """Point the capture guards of ``graph`` (edited in place) at export-safe checks."""
-    from .capture import _guard_bool, _guard_float, _guard_int
+    from .guards import guard_bool, guard_float, guard_int
 
     exportable = {
-        _guard_bool: _exportable_guard(_guard_bool, lambda value: value.bool()),
-        _guard_int: _exportable_guard(_guard_int, lambda value: value.trunc()),
-        _guard_float: _exportable_guard(_guard_float, lambda value: value),
+        guard_bool: _exportable_guard(guard_bool, lambda value: value.bool()),
+        guard_int: _exportable_guard(guard_int, lambda value: value.trunc()),
+        guard_float: _exportable_guard(guard_float, lambda value: value),
     }
     for node in graph.nodes:
         if node.op == "call_function" and node.target in exportable:
