@@ -364,7 +364,8 @@ def _zoo_cases() -> List[Any]:
     cases = [(name, zoo.get_model(name), lambda n=name: {"x": zoo.example_inputs(n)[0]}) for name in ZOO]
     cases.append(("deep_mlp", zoo.deep_mlp(6), lambda: {"x": torch.linspace(-1, 1, 12).reshape(3, 4)}))
     for entry in control_flow_entries()[:3]:  # data-dependent branches: Dynamo breaks the graph
-        cases.append((entry.name, entry.build(), entry.example))
+        model = entry.build()
+        cases.append((entry.name, model, lambda entry=entry, model=model: entry.example(model)))
     return cases
 
 
@@ -382,7 +383,7 @@ def test_compile_backend_sees_every_graph_of_a_graph_break() -> None:
     entry = control_flow_entries()[0]  # sign-branch: `if x.sum() > 0` splits the program
     model, record = entry.build(), _Record()
     compiled = _compiled(model, record)
-    for inputs in (entry.example(), entry.other_paths()[0]):
+    for inputs in (entry.example(model), entry.other_paths[0](model)):
         torch.testing.assert_close(compiled(**inputs), model(**inputs))
     assert len(record.seen) >= 2
 
@@ -441,12 +442,14 @@ def test_compile_backend_hands_graphs_to_inductor() -> None:
 def test_export_a_capture_whose_branches_torch_export_refuses() -> None:
     entry = control_flow_entries()[0]  # sign-branch: data-dependent `if`
     model = entry.build()
+    example = entry.example(model)
     with pytest.raises(Exception, match="data-dependent|Could not guard"):
-        torch.export.export(model, (), entry.example())
-    program = export(fxkit.capture(model, entry.example()), (), entry.example())
-    torch.testing.assert_close(program.module()(**entry.second()), model(**entry.second()))
+        torch.export.export(model, (), example)
+    program = export(fxkit.capture(model, example), (), example)
+    second = entry.more[0](model)
+    torch.testing.assert_close(program.module()(**second), model(**second))
     with pytest.raises(RuntimeError, match="guard_0"):  # the guard is still checked when deployed
-        program.module()(**entry.other_paths()[0])
+        program.module()(**entry.other_paths[0](model))
 
 
 def test_export_a_captured_causal_lm() -> None:
