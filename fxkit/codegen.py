@@ -18,7 +18,7 @@ import torch.utils._pytree as pytree
 
 from . import _pytree as fx_pytree
 from .immutable_collections import immutable_dict, immutable_list
-from .node import Node, _qualified_name
+from .node import Node, _qualified_name, _type_repr
 
 __all__ = ["CodeGen", "PythonCode", "_PyTreeCodeGen", "_PyTreeInfo"]
 
@@ -213,10 +213,26 @@ def _dotted_path(obj: Any) -> Optional[str]:
             candidate = _qualified_name(obj)
         except Exception:
             candidate = ""
-        if candidate.startswith(_PATH_ROOTS) and _reachable_by_path(candidate, obj):
-            path = candidate
+        if candidate.startswith(_PATH_ROOTS):
+            if _reachable_by_path(candidate, obj):
+                path = candidate
+            else:
+                path = _alias_path(candidate, obj)
     _DOTTED_PATHS[obj] = path
     return path
+
+
+def _alias_path(candidate: str, obj: Any) -> Optional[str]:
+    """``module.Alias`` when ``obj``'s own name is not an attribute of its module but an alias is
+    (torch.nn.functional binds the C++ enum ``_ScalingType`` as ``ScalingType``)."""
+    module_name = candidate.rpartition(".")[0]
+    module = sys.modules.get(module_name)
+    if module is None or not _reachable_by_path(module_name, module):
+        return None
+    for alias, value in list(vars(module).items()):
+        if value is obj and not alias.startswith("_"):
+            return f"{module_name}.{alias}"
+    return None
 
 
 def _global_hint(obj: Any) -> str:
@@ -329,7 +345,9 @@ class _Emitter:
             # A postponed annotation stays a string; it is bound as a global so the def line evaluates.
             return self.bind(annotation, _IDENTIFIER.sub("_", repr(annotation)))
         if isinstance(annotation, list):
-            return "[" + ",".join(self.annotation(arg) for arg in annotation) + "]"
+            # The argument list of ``Callable[[A, B], R]``: torch.fx fails here with this TypeError
+            # (code that traces with it can be relied on to work; kept the same so outcomes match).
+            raise _unwritable_list(annotation)
         origin = typing.get_origin(annotation)
         if origin is types.UnionType:
             return "|".join(self.annotation(arg) for arg in typing.get_args(annotation))
@@ -347,6 +365,24 @@ class _Emitter:
                 annotation, _IDENTIFIER.sub("_", f"{annotation.__module__}.{annotation.__qualname__}")
             )
         return self.bind(annotation, "_annotation")
+
+
+def _unwritable_list(annotation: List[Any]) -> TypeError:
+    return TypeError(
+        "unhashable type: 'list' (fxkit, like torch.fx, cannot write the argument list of a"
+        f" Callable[[...], ...] annotation in generated code: [{', '.join(map(_type_repr, annotation))}];"
+        " annotate that parameter with a plain Callable)"
+    )
+
+
+def check_annotation(annotation: Any) -> None:
+    """Raise the TypeError codegen would raise for ``annotation`` (a ``Callable[[...], R]``), early."""
+    if isinstance(annotation, list):
+        raise _unwritable_list(annotation)
+    if annotation is None or isinstance(annotation, (str, type)) and not typing.get_args(annotation):
+        return
+    for arg in typing.get_args(annotation):
+        check_annotation(arg)
 
 
 def _typing_alias_name(annotation: Any, origin: Any) -> Tuple[str, Any]:

@@ -16,7 +16,7 @@ import torch
 
 from . import _foreign, _paths
 from ._gc import collector_paused as _collector_paused
-from .codegen import PythonCode, _PyTreeCodeGen, check_program_order
+from .codegen import PythonCode, _PyTreeCodeGen, check_annotation, check_program_order
 from .graph import Graph
 
 __all__ = ["GraphModule"]
@@ -244,6 +244,9 @@ def _check_names(graph: Graph) -> None:
             problem = "is used by two nodes" if name in seen else "is not a Python identifier"
             raise ValueError(f"node name {name!r} {problem}; give each node its own identifier name")
         seen[name] = None
+        if node.op == "placeholder" and node.type is not None:
+            # Codegen is deferred; an annotation it cannot write fails here, as torch.fx fails.
+            check_annotation(node.type)
 
 
 class GraphModule(torch.nn.Module):

@@ -514,6 +514,9 @@ class Tracer(TracerBase):
             self.root_module_name = root._get_name()
             self.submodule_paths = {module: name for name, module in root.named_modules()}
         else:
+            if not isinstance(root, types.FunctionType):
+                # torch.fx's check, kept word for word: callers match on it (builtins of F.*).
+                raise AssertionError(f"Expected FunctionType, got {type(root)}")
             self.root = nn.Module()
             fn = root
             self.submodule_paths = None
@@ -541,7 +544,7 @@ class Tracer(TracerBase):
             with collector_paused():
                 self._install_patches(fn)
                 traced_fn, args = self.create_args_for_root(fn, isinstance(root, nn.Module), concrete_args)
-                return_annotation = getattr(inspect.unwrap(fn), "__annotations__", {}).get("return", None)
+                return_annotation = _return_annotation(fn)
                 result = _call_traced_root(traced_fn, args)
                 self.create_node(
                     "output", "output", (self.create_arg(result),), {}, type_expr=return_annotation
@@ -678,7 +681,10 @@ class Tracer(TracerBase):
         else:
             parameter = sig.parameters[name]
             default = () if parameter.default is inspect.Parameter.empty else (parameter.default,)
-        annotation = getattr(fn_for_analysis, "__annotations__", {}).get(name.lstrip("*"), None)
+        # torch.fx leaves the ``*args`` / ``**kwargs`` placeholders unannotated.
+        annotation = (
+            None if name.startswith("*") else getattr(fn_for_analysis, "__annotations__", {}).get(name)
+        )
         return self.create_proxy("placeholder", name, default, {}, type_expr=annotation)
 
     # ---------------------------------------------------------------- internals
@@ -738,6 +744,16 @@ class Tracer(TracerBase):
     def _release_patches(self) -> None:
         while self._patch_keys:
             _PATCHES.release(self._patch_keys.pop())
+
+
+def _return_annotation(fn: Callable[..., Any]) -> Any:
+    """The return annotation the output node carries; as in torch.fx, none for a function with
+    keyword-only, ``*args`` or ``**kwargs`` parameters (its signature is flattened to trace it)."""
+    inner = inspect.unwrap(fn)
+    code = getattr(inner, "__code__", None)
+    if code is not None and (code.co_kwonlyargcount or code.co_flags & _HAS_VARSTUFF):
+        return None
+    return getattr(inner, "__annotations__", {}).get("return", None)
 
 
 def _spec_children(spec: pytree.TreeSpec) -> List[pytree.TreeSpec]:
