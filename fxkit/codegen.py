@@ -319,7 +319,8 @@ class _Emitter:
         if isinstance(value, float):
             return "nan" if math.isnan(value) else repr(float(value))
         if isinstance(value, enum.Enum):
-            return f"{self.bind(kind)}.{value.name}"
+            # The class is bound by its bare name (``Color.RED``) unless already bound, as in torch.fx.
+            return f"{self.bind(kind, kind.__name__)}.{value.name}"
         if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)) or callable(value):
             return self.bind(value)
         if isinstance(value, range):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import dis
+import enum
 import linecache
 import operator
 import os
@@ -215,8 +216,8 @@ class TracerBase:
             return range(self.create_arg(a.start), self.create_arg(a.stop), self.create_arg(a.step))
         if isinstance(a, torch.Tensor) or isinstance(a, _OPERATOR_ARG_TYPES):
             return a
-        if isinstance(a, (str, int, float, bool, complex, torch.dtype, torch.device)):
-            return a  # subclasses of the atomic types, e.g. an IntEnum
+        if isinstance(a, (str, int, float, bool, complex, torch.dtype, torch.device, enum.Enum)):
+            return a  # subclasses of the atomic types (an IntEnum) and enum members are constants
         raise NotImplementedError(f"argument of type: {type(a)}")
 
     def to_bool(self, obj: "Proxy") -> bool:

@@ -411,6 +411,11 @@ class Tracer(TracerBase):
             "assign it as an attribute of the root module (or of one of its submodules) before tracing"
         )
 
+    def _module_path_or_none(self, mod: nn.Module) -> Optional[str]:
+        if self.submodule_paths is not None:
+            return self.submodule_paths.get(mod)
+        return next((name for name, candidate in self.root.named_modules() if candidate is mod), None)
+
     def call_module(
         self, m: nn.Module, forward: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]
     ) -> Any:
@@ -474,6 +479,11 @@ class Tracer(TracerBase):
             # A dataclass is rebuilt by a call of its class with every field by keyword (as torch.fx does).
             values = {field.name: self.create_arg(getattr(a, field.name)) for field in dataclasses.fields(a)}
             return self.create_node("call_function", type(a), (), values)
+        if isinstance(a, nn.Module):
+            # A submodule handed to a wrapped function is read with get_attr (one node per use).
+            path = self._module_path_or_none(a)
+            if path:
+                return self.create_node("get_attr", path, (), {})
         if isinstance(a, torch.ScriptObject):
             path = self._tensor_attr_path(a)
             if path is None:
