@@ -116,3 +116,56 @@ def test_run_folding_twice_is_refused() -> None:
     folded.run_folding()
     with pytest.raises(RuntimeError, match="already been folded"):
         folded.run_folding()
+
+
+def test_get_unique_attr_name_in_module_matches_torch_fx() -> None:
+    from fxkit.experimental.const_fold import get_unique_attr_name_in_module
+
+    ours, oracle = fx.symbolic_trace(torch.nn.Linear(1, 1)), torch.fx.symbolic_trace(torch.nn.Linear(1, 1))
+    for module in (ours, oracle):
+        for taken in ("a", "a_1", "a_2", "b_1", "c_5", "d_01", "e", "f_1", "f_2"):
+            setattr(module, taken, 1)
+    names = [
+        "a",
+        "a_1",
+        "b",
+        "b_1",
+        "c_5",
+        "d_01",
+        "e_0",
+        "f_1",
+        "weight",
+        "bias_0",
+        "sub.weight",
+        "x-y",
+        "9",
+        "é",
+        "a__1",
+    ]
+    for name in names:
+        assert get_unique_attr_name_in_module(ours, name) == oracle_const_fold.get_unique_attr_name_in_module(
+            oracle, name
+        ), name
+
+
+class ClashingAttr(torch.nn.Module):
+    """The model already has an attribute named like the folded values' attribute."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._FX_CONST_FOLDED_ATTRS = torch.nn.Parameter(torch.ones(2))
+        self.w = torch.nn.Parameter(torch.ones(2))
+
+    def forward(self, x):
+        return x + self._FX_CONST_FOLDED_ATTRS + self.w * 2
+
+
+def test_folded_attr_name_does_not_clash_with_the_model() -> None:
+    model, x = ClashingAttr(), torch.randn(2)
+    ours = split_const_subgraphs(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.fx warns about its own get_attr here
+        oracle = oracle_const_fold.split_const_subgraphs(model)
+    assert ours.fx_const_folded_attrs_name == oracle.fx_const_folded_attrs_name == "_FX_CONST_FOLDED_ATTRS_1"
+    assert ours.code == oracle.code
+    torch.testing.assert_close(ours(x), model(x))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import operator
+import re
 from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
@@ -22,7 +23,7 @@ from fxkit.node import Node
 from fxkit.passes.split_module import _copy_attribute
 from fxkit.tracer import symbolic_trace
 
-__all__ = ["FoldedGraphModule", "split_const_subgraphs"]
+__all__ = ["FoldedGraphModule", "get_unique_attr_name_in_module", "split_const_subgraphs"]
 
 _FOLDED_ATTRS_NAME = "_FX_CONST_FOLDED_ATTRS"
 
@@ -75,6 +76,21 @@ class FoldedGraphModule(GraphModule):
         if hasattr(self, self.fx_const_folded_attrs_name):
             delattr(self, self.fx_const_folded_attrs_name)  # the stand-in (a Parameter slot)
         setattr(self, self.fx_const_folded_attrs_name, stored)
+
+
+def get_unique_attr_name_in_module(mod_traced: torch.nn.Module, name: str) -> str:
+    """``name`` made into an attribute name ``mod_traced`` does not have yet: characters other
+    than ASCII letters, digits and ``_`` become ``_``, a leading digit gets a ``_`` in front, and
+    while the name is taken its numeric suffix is counted up (``w`` -> ``w_1`` -> ``w_2``)."""
+    if not name:
+        raise ValueError("get_unique_attr_name_in_module: the attribute name is empty")
+    name = re.sub(r"[^0-9a-zA-Z_]", "_", name)
+    if name[0].isdigit():
+        name = f"_{name}"
+    while hasattr(mod_traced, name):
+        numbered = re.fullmatch(r"(.*)_(\d+)", name)
+        name = f"{name}_1" if numbered is None else f"{numbered.group(1)}_{int(numbered.group(2)) + 1}"
+    return name
 
 
 def _constant_nodes(graph: Graph, skip_folding_node_fn: Optional[Callable[[Node], bool]]) -> Dict[Node, None]:
@@ -132,6 +148,7 @@ def split_const_subgraphs(
 
     # The main graph: folded values come from the folded attribute; other constants vanish
     # unless non-constant nodes read them directly (plain get_attr nodes).
+    attr_name = get_unique_attr_name_in_module(traced, _FOLDED_ATTRS_NAME)
     main_graph = Graph()
     main_graph.set_codegen(graph._codegen)
     main_env: Dict[Node, Node] = {}
@@ -147,7 +164,7 @@ def split_const_subgraphs(
         if node.op != "placeholder" and folded_attr is None:
             for attribute_node in hoisted:
                 main_env[attribute_node] = main_graph.node_copy(attribute_node, main_env.__getitem__)
-            folded_attr = main_graph.get_attr(_FOLDED_ATTRS_NAME)
+            folded_attr = main_graph.get_attr(attr_name)
             if len(folded) > 1:
                 for value_node in folded:
                     main_env[value_node] = main_graph.call_function(
@@ -167,10 +184,10 @@ def split_const_subgraphs(
         node.target
         for source in (main_graph, const_graph)
         for node in source.nodes
-        if node.op in ("get_attr", "call_module") and node.target != _FOLDED_ATTRS_NAME
+        if node.op in ("get_attr", "call_module") and node.target != attr_name
     ]
     for target in dict.fromkeys(targets):
         _copy_attribute(traced, holder, target)
     # Stand-in until run_folding() stores the real values.
-    setattr(holder, _FOLDED_ATTRS_NAME, torch.nn.Parameter(torch.empty(0), requires_grad=False))
-    return FoldedGraphModule(holder, main_graph, const_graph, _FOLDED_ATTRS_NAME, device_for_folded_attrs)
+    setattr(holder, attr_name, torch.nn.Parameter(torch.empty(0), requires_grad=False))
+    return FoldedGraphModule(holder, main_graph, const_graph, attr_name, device_for_folded_attrs)
