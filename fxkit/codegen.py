@@ -716,9 +716,10 @@ class _PyTreeCodeGen(CodeGen):
         original = list(self.pytree_info.orig_args)
         definition = super().gen_fn_def(original, maybe_return_annotation)
         if free_vars and self.pytree_info.in_spec is not None:
-            callers = [arg for arg in original if arg != "self"]
+            # A traced forward's spec counts ``self`` as its first leaf: pass it in and take it back.
+            targets = ["self", *free_vars] if original[:1] == ["self"] else list(free_vars)
             definition += (
-                f"\n    {', '.join(free_vars)}, = fx_pytree.tree_flatten_spec([{', '.join(callers)}], "
+                f"\n    {', '.join(targets)}, = fx_pytree.tree_flatten_spec([{', '.join(original)}], "
                 "self._in_spec)"
             )
         return definition
