@@ -3,7 +3,7 @@
 The public API mirrors torch.fx, so ``import fxkit as fx`` runs code written for torch.fx.
 """
 
-from . import experimental, operator_schemas, passes  # noqa: F401  (torch.fx exposes these as attributes too)
+from . import annotate, experimental, operator_schemas, passes, traceback  # noqa: F401  (torch.fx exposes these as attributes too)
 from .capture_tracer import capture
 from .graph import CodeGen, Graph, PythonCode
 from .graph_module import GraphModule

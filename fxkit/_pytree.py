@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any, Callable, Dict, List, Optional
 
 import torch.utils._pytree as pytree
 
-__all__ = ["tree_flatten_spec"]
+__all__ = ["register_pytree_flatten_spec", "tree_flatten_spec"]
+
+FlattenFnSpec = Callable[[Any, pytree.TreeSpec], List[Any]]
+ExactMatchFnSpec = Callable[[Any, pytree.TreeSpec], bool]
+
+#: type -> function giving a value's children in the order its spec lists them.
+SUPPORTED_NODES: Dict[type, FlattenFnSpec] = {}
+#: type -> function telling whether a value matches its spec exactly (kept for callers that ask).
+SUPPORTED_NODES_EXACT_MATCH: Dict[type, Optional[ExactMatchFnSpec]] = {}
+
+
+def register_pytree_flatten_spec(
+    cls: type, flatten_fn_spec: FlattenFnSpec, flatten_fn_exact_match_spec: Optional[ExactMatchFnSpec] = None
+) -> None:
+    """Teach ``tree_flatten_spec`` how to read the children of ``cls`` values along a spec (a type
+    also registered with ``torch.utils._pytree``); registering again replaces the functions."""
+    SUPPORTED_NODES[cls] = flatten_fn_spec
+    SUPPORTED_NODES_EXACT_MATCH[cls] = flatten_fn_exact_match_spec
+
+
+def _deregister_pytree_flatten_spec(cls: type) -> None:
+    SUPPORTED_NODES.pop(cls, None)
+    SUPPORTED_NODES_EXACT_MATCH.pop(cls, None)
 
 
 def _children(spec: pytree.TreeSpec) -> List[pytree.TreeSpec]:
@@ -32,6 +54,11 @@ def _walk(value: Any, spec: pytree.TreeSpec, leaves: List[Any]) -> None:
         leaves.append(value)
         return
     children = _children(spec)
+    flatten_fn = SUPPORTED_NODES.get(spec.type)
+    if flatten_fn is not None:
+        for item, child in zip(flatten_fn(value, spec), children):
+            _walk(item, child, leaves)
+        return
     if spec.type is dict or (isinstance(value, dict) and isinstance(spec.context, list)):
         keys = spec.context
         if not isinstance(value, dict):

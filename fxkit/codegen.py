@@ -248,6 +248,9 @@ def _global_hint(obj: Any) -> str:
     return "_" + type(obj).__name__
 
 
+_RECORD_FUNCTION = "torch._C._profiler._RecordFunctionFast"
+
+
 class _Emitter:
     """Per-call state of code generation: bound globals and the names already taken."""
 
@@ -407,6 +410,36 @@ def _self_path(root_module: str, qualified_name: str) -> str:
     return expression
 
 
+_BLUE, _DIM, _RESET = "\033[34m", "\033[2m", "\033[0m"
+
+
+def _dim(text: str) -> str:
+    return f"{_DIM}{text}{_RESET}"
+
+
+class _ColoredEmitter(_Emitter):
+    """Renders constants in blue (lists and tuples item by item, other values as a whole)."""
+
+    _in_constant = False
+
+    def render(self, value: Any) -> str:
+        if self._in_constant:
+            return super().render(value)
+        kind = type(value)
+        if isinstance(value, Node):
+            return value.name
+        if kind is tuple:
+            items = [self.render(item) for item in value]
+            return "(" + items[0] + ",)" if len(items) == 1 else "(" + ", ".join(items) + ")"
+        if kind is list or kind is immutable_list:
+            return "[" + ", ".join([self.render(item) for item in value]) + "]"
+        self._in_constant = True
+        try:
+            return f"{_BLUE}{super().render(value)}{_RESET}"
+        finally:
+            self._in_constant = False
+
+
 class CodeGen:
     """Writes the Python function for a graph. Subclass it to change the calling convention."""
 
@@ -420,6 +453,9 @@ class CodeGen:
         """The ``def`` line; ``self`` is added as the first parameter when missing."""
         if not free_vars or free_vars[0] != "self":
             free_vars = ["self", *free_vars]
+        if expanded_def:  # one parameter a line
+            params = "".join(f"\n    {var}," for var in free_vars)
+            return f"def {self._func_name}({params}\n){maybe_return_annotation}:"
         return f"def {self._func_name}({', '.join(free_vars)}){maybe_return_annotation}:"
 
     def generate_output(
@@ -450,13 +486,19 @@ class CodeGen:
         stack_comments: bool = False,
         include_stride: bool = False,
         include_device: bool = False,
+        colored: bool = False,
+        expanded_def: bool = False,
+        record_func: bool = False,
+        additional_meta: Optional[List[str]] = None,
         **_: Any,
     ) -> PythonCode:
         stack_comments = stack_comments or verbose
         node_list = list(nodes)
         check_program_order(node_list)
         taken: Dict[str, None] = {node.name: None for node in node_list}
-        emit = _Emitter(taken)
+        emit = _ColoredEmitter(taken) if colored else _Emitter(taken)
+        comment = _dim if colored else str
+        meta_keys = additional_meta or ()
         for name, value in self.additional_globals():
             emit.globals[name] = value
             taken[name] = None
@@ -473,6 +515,8 @@ class CodeGen:
         append = body.append
         statement_for = self._statement
         annotated = verbose or stack_comments
+        if record_func:
+            append(f"_rf = {_RECORD_FUNCTION}('## ENTER_GRAPH_PLACEHOLDER_KEY ##'); _rf.__enter__()")
         for index, node in enumerate(node_list):
             op = node._op
             if op == "placeholder":
@@ -486,11 +530,14 @@ class CodeGen:
             shape_note = None
             if annotated and op != "output":
                 if stack_comments:
-                    location = _stack_summary(node.stack_trace)
+                    location = _stack_summary(node.stack_trace) or "No stacktrace found for following nodes"
+                    extra = ", ".join(f"{key}: {node.meta[key]}" for key in meta_keys if key in node.meta)
+                    if extra:
+                        location = f"{extra} # {location}"
                     if location != last_location:
                         if body:
                             append("")
-                        append(f"# {location}" if location else "# No stacktrace found for following nodes")
+                        append(comment(f"# {location}"))
                         last_location = location
                 if verbose:
                     shape_note = _verbose_annotation(node, include_stride, include_device)
@@ -509,6 +556,9 @@ class CodeGen:
             freed = last_reads[index]
             if not node.users:  # a value nobody reads is released right away
                 freed = [*freed, node] if freed else [node]
+            timed = record_func and op != "get_attr"
+            if timed:
+                append(f"_rf_{node.name} = {_RECORD_FUNCTION}('## {index} ##'); _rf_{node.name}.__enter__()")
             if freed is None:
                 append(statement_for(node, root_module, emit, wrapped, assigned))
             else:
@@ -519,9 +569,13 @@ class CodeGen:
                     names = [n.name for n in freed]
                     listed, chained = ", ".join(names), " = ".join(names)
                 deletes[len(body)] = f"{statement};  del {listed}"
-                append(f"{statement};  {chained} = None")
+                append(f"{statement};  {comment(chained + ' = None')}")
             lineno_map[len(body)] = index
+            if timed:
+                append(f"_rf_{node.name}.__exit__(None, None, None)")
 
+        if record_func:
+            append("_rf.__exit__(None, None, None)")
         if not body:  # a function needs a statement; without an output node it falls off the end (None)
             body.append("pass")
 
@@ -533,7 +587,10 @@ class CodeGen:
             for position, line in deletes.items():
                 exec_body[position] = line
 
-        prologue = self.gen_fn_def(free_vars, return_annotation)
+        if expanded_def:  # only asked for when wanted: custom gen_fn_def overrides may lack it
+            prologue = self.gen_fn_def(free_vars, return_annotation, expanded_def=True)
+        else:
+            prologue = self.gen_fn_def(free_vars, return_annotation)
         wrap_lines = ""
         if wrapped:
             emit.globals["fxkit"] = sys.modules["fxkit"]

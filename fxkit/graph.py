@@ -642,15 +642,26 @@ class Graph:
         """Use ``codegen`` to turn this graph into Python (e.g. a pytree-flattening calling convention)."""
         self._codegen = codegen
 
-    def python_code(self, root_module: str, *, verbose: bool = False, **display_options: Any) -> PythonCode:
+    # fmt: off
+    def python_code(
+        self, root_module: str, *, verbose: bool = False, include_stride: bool = False,
+        include_device: bool = False, colored: bool = False, expanded_def: bool = False,
+        record_func: bool = False, additional_meta: Optional[List[str]] = None,
+    ) -> PythonCode:
+        # fmt: on
         """The Python source of ``forward`` for this graph and the globals it needs.
 
         ``verbose`` adds stack-trace comments and shape annotations from ``node.meta`` ('val' or
-        'tensor_meta'); ``display_options`` (include_stride, include_device) extend those annotations.
-        ``colored`` is accepted for torch.fx compatibility and ignored.
+        'tensor_meta'; ``include_stride``/``include_device`` extend them, ``additional_meta`` names
+        meta entries to show in the comments). ``colored`` adds terminal colors, ``expanded_def``
+        puts one parameter a line, and ``record_func`` wraps each node in a profiler range.
         """
         with _collector_paused():
-            return self._codegen._gen_python_code(self.nodes, root_module, verbose=verbose, **display_options)
+            return self._codegen._gen_python_code(
+                self.nodes, root_module, verbose=verbose, include_stride=include_stride,
+                include_device=include_device, colored=colored, expanded_def=expanded_def,
+                record_func=record_func, additional_meta=additional_meta,
+            )  # fmt: skip
 
     def process_inputs(self, *args: Any) -> Any:
         return self._codegen.process_inputs(*args)

@@ -383,30 +383,30 @@ class GraphModule(torch.nn.Module):
     # fmt: off
     def print_readable(
         self, print_output: bool = True, include_stride: bool = False, include_device: bool = False,
-        colored: bool = False, **_: Any,
+        colored: bool = False, *, fast_sympy_print: bool = False, expanded_def: bool = False,
+        additional_meta: Optional[List[str]] = None,
     ) -> str:
         # fmt: on
         """The module as a class definition with its generated ``forward``, stack comments and shape
-        annotations (from ``node.meta``) included."""
-        text = self._readable(self._get_name(), include_stride, include_device)
+        annotations (from ``node.meta``) included; the options are those of ``Graph.python_code``
+        (``fast_sympy_print`` is accepted and has no effect here)."""
+        options = dict(
+            include_stride=include_stride, include_device=include_device, colored=colored,
+            expanded_def=expanded_def, additional_meta=additional_meta,
+        )  # fmt: skip
+        text = self._readable(self._get_name(), options)
         if print_output:
             print(text)
         return text
 
-    def _readable(self, class_name: str, include_stride: bool = False, include_device: bool = False) -> str:
-        source = self._graph._codegen._gen_python_code(
-            self._graph.nodes,
-            "self",
-            verbose=True,
-            include_stride=include_stride,
-            include_device=include_device,
-        ).src
+    def _readable(self, class_name: str, options: Dict[str, Any]) -> str:
+        source = self._graph._codegen._gen_python_code(self._graph.nodes, "self", verbose=True, **options).src
         lines = [f"class {class_name}(torch.nn.Module):"]
         lines.extend(_indented(source))
         for child_name, child in self.named_children():
             if isinstance(child, GraphModule):
                 lines.append("")
-                lines.extend(_indented(child._readable(child_name, include_stride, include_device)))
+                lines.extend(_indented(child._readable(child_name, options)))
         return "\n".join(lines) + "\n"
 
     def __str__(self) -> str:

@@ -18,6 +18,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import torch
 
 from fxkit import _foreign, _interpreter_fast
+from fxkit import traceback as _node_meta
 from fxkit._fast_path import FastPathSwitch
 from fxkit.codegen import last_uses
 from fxkit.node import Argument, Node, Target, map_aggregate, map_arg
@@ -140,6 +141,8 @@ class Interpreter:
         return output_value
 
     def _fast_path_applies(self) -> bool:
+        if _node_meta.should_preserve_node_meta:  # the plain loop sets the current meta per node
+            return False
         return all(_default_method(self, name) for name in _BYPASSED_BY_FAST_PATH)
 
     def _explain_failure(self, error: Exception, node: Node) -> None:
@@ -199,7 +202,16 @@ class Interpreter:
         return self.run(initial_env=env)
 
     def run_node(self, n: Node) -> Any:
-        """Run one node and return its value (its inputs must already be in ``self.env``)."""
+        """Run one node and return its value (its inputs must already be in ``self.env``).
+
+        While ``fxkit.traceback.preserve_node_meta()`` is on, ``n.meta`` is the current meta
+        during the call, so nodes traced from it inherit its provenance."""
+        if _node_meta.should_preserve_node_meta and n.meta:
+            with _node_meta.set_current_meta(n, f"Interpreter_{type(self).__name__}"):
+                return self._run_node_in_meta(n)
+        return self._run_node_in_meta(n)
+
+    def _run_node_in_meta(self, n: Node) -> Any:
         args, kwargs = self.fetch_args_kwargs_from_env(n)
         assert isinstance(args, tuple)
         assert isinstance(kwargs, dict)
@@ -327,10 +339,6 @@ def _add_node_note(error: BaseException, node: Node, interp: Interpreter) -> Non
 # ---------------------------------------------------------------------------------------------
 # Transformer
 
-# Meta entries that describe where a node came from; new nodes created while running an old
-# node inherit them so provenance survives the transformation.
-_PROVENANCE_META = ("stack_trace", "nn_module_stack", "source_fn_stack", "torch_fn", "custom")
-
 
 class Transformer(Interpreter):
     """Builds a new GraphModule by running the graph on Proxies.
@@ -371,29 +379,13 @@ class Transformer(Interpreter):
         """A call_function node in the new graph, as a Proxy."""
         return self.tracer.create_proxy("call_function", target, args, kwargs)
 
-    def run_node(self, n: Node) -> Any:
-        graph_nodes = self.new_graph.nodes
-        count_before = len(graph_nodes)
-        result = super().run_node(n)
-        created = len(graph_nodes) - count_before
-        if created > 0:
-            provenance = {key: n.meta[key] for key in _PROVENANCE_META if key in n.meta}
-            if provenance:
-                for new_node in _last_nodes(self.new_graph, created):
-                    if (
-                        new_node.op == "placeholder"
-                    ):  # inputs of the new graph carry no provenance, as in torch.fx
-                        continue
-                    for key, value in provenance.items():
-                        new_node.meta.setdefault(key, value)
-        return result
-
     def transform(self) -> Any:
         """Run the transformation and return the new GraphModule."""
         from fxkit.graph_module import GraphModule
         from fxkit.proxy import Proxy
 
-        result = super().run(enable_io_processing=False)
+        with _node_meta.preserve_node_meta():
+            result = super().run(enable_io_processing=False)
         if result is not None:
 
             def strip_proxy(value: Any) -> Any:
@@ -404,15 +396,6 @@ class Transformer(Interpreter):
             if old_outputs:  # the output node keeps all of its meta, as in torch.fx
                 new_output.meta.update(old_outputs[0].meta)
         return GraphModule(self.module, self.new_graph)
-
-
-def _last_nodes(graph: Any, count: int) -> List[Node]:
-    found: List[Node] = []
-    for node in reversed(graph.nodes):
-        if len(found) == count:
-            break
-        found.append(node)
-    return found
 
 
 _TRACER_CLASS: List[type] = []

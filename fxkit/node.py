@@ -166,38 +166,38 @@ _LEAF_TYPES = frozenset({int, float, str, bool, type(None)})
 _NO_KWARGS = immutable_dict()
 
 
-def map_aggregate(arg: Argument, fn: Callable[[Argument], Argument]) -> Argument:
+def map_aggregate(a: Argument, fn: Callable[[Argument], Argument]) -> Argument:
     """Apply ``fn`` to every leaf of a nested tuple/list/dict/slice structure, rebuilding the structure.
 
     Lists and dicts come back as ``immutable_list`` / ``immutable_dict``; named tuples keep their type.
     """
-    kind = type(arg)
+    kind = type(a)
     if kind is tuple:
-        return tuple([map_aggregate(item, fn) for item in arg])
+        return tuple([map_aggregate(item, fn) for item in a])
     if kind is list or kind is immutable_list:
-        return immutable_list([map_aggregate(item, fn) for item in arg])
+        return immutable_list([map_aggregate(item, fn) for item in a])
     if kind is dict or kind is immutable_dict:
-        return immutable_dict([(key, map_aggregate(value, fn)) for key, value in arg.items()])
+        return immutable_dict([(key, map_aggregate(value, fn)) for key, value in a.items()])
     if kind is slice:
-        return slice(map_aggregate(arg.start, fn), map_aggregate(arg.stop, fn), map_aggregate(arg.step, fn))
+        return slice(map_aggregate(a.start, fn), map_aggregate(a.stop, fn), map_aggregate(a.step, fn))
     if kind is Node or kind in _LEAF_TYPES:
-        return fn(arg)
-    if isinstance(arg, tuple):
-        mapped = [map_aggregate(item, fn) for item in arg]
+        return fn(a)
+    if isinstance(a, tuple):
+        mapped = [map_aggregate(item, fn) for item in a]
         # named tuples keep their type; other tuple subclasses (torch.Size) become plain tuples, as in torch.fx
-        return kind(*mapped) if hasattr(arg, "_fields") else tuple(mapped)
-    if isinstance(arg, list):
-        return immutable_list([map_aggregate(item, fn) for item in arg])
-    if isinstance(arg, dict):
-        return immutable_dict([(key, map_aggregate(value, fn)) for key, value in arg.items()])
-    return fn(arg)
+        return kind(*mapped) if hasattr(a, "_fields") else tuple(mapped)
+    if isinstance(a, list):
+        return immutable_list([map_aggregate(item, fn) for item in a])
+    if isinstance(a, dict):
+        return immutable_dict([(key, map_aggregate(value, fn)) for key, value in a.items()])
+    return fn(a)
 
 
-def map_arg(arg: Argument, fn: Callable[["Node"], Argument]) -> Argument:
-    """Apply ``fn`` to every ``Node`` inside ``arg``, leaving other values as they are."""
+def map_arg(a: Argument, fn: Callable[["Node"], Argument]) -> Argument:
+    """Apply ``fn`` to every ``Node`` inside ``a``, leaving other values as they are."""
     if not callable(fn):
-        raise TypeError("map_arg(arg, fn): fn must be callable, got " + repr(fn))
-    return map_aggregate(arg, lambda value: fn(value) if isinstance(value, Node) else value)
+        raise TypeError("map_arg(a, fn): fn must be callable, got " + repr(fn))
+    return map_aggregate(a, lambda value: fn(value) if isinstance(value, Node) else value)
 
 
 def _freeze(arg: Any, found: Dict["Node", None]) -> Any:
@@ -638,16 +638,23 @@ class Node:
         return None
 
     def format_node(
-        self,
-        placeholder_names: Optional[List[str]] = None,
-        maybe_return_typename: Optional[List[str]] = None,
-    ) -> Optional[str]:
-        """One line describing this node, as printed by ``str(graph)``."""
+        self, placeholder_names: Optional[List[str]] = None, maybe_return_typename: Optional[List[str]] = None,
+        *, include_tensor_metadata: bool = False,
+    ) -> Optional[str]:  # fmt: skip
+        """One line describing this node, as printed by ``str(graph)``; with
+        ``include_tensor_metadata`` a computed node whose ``meta["val"]`` is a tensor shows its
+        dtype, shape, strides and device in place of its type."""
         if self._op == "output":
             if self.type is not None and maybe_return_typename is not None:
                 maybe_return_typename[0] = f" -> {_type_repr(self.type)}"
             return f"return {self._args[0] if self._args else None}"
         type_part = f"{_type_repr(self.type)} " if self.type is not None else ""
+        value = self.meta.get("val") if include_tensor_metadata and self._op != "placeholder" else None
+        if isinstance(value, torch.Tensor):
+            from .codegen import _tensor_summary
+
+            type_part = f'Tensor "{_tensor_summary(value.dtype, value.shape, value.stride(), value.device)}"'
+
         head = f"%{self.name} : {type_part}[num_users={len(self.users)}] = "
         if self._op == "placeholder":
             default = f"(default={self._args[0]})" if self._args else ""

@@ -24,6 +24,7 @@ from torch._ops import OpOverload, OpOverloadPacket
 __all__ = [
     "ArgsKwargsPair",
     "check_for_mutable_operation",
+    "create_type_hint",
     "get_signature_for_torch_op",
     "normalize_function",
     "normalize_module",
@@ -421,6 +422,28 @@ def check_for_mutable_operation(
 
 def _is_class(value: Any) -> bool:
     return isinstance(value, type)
+
+
+def create_type_hint(x: object) -> object:
+    """A type hint for a list or tuple of types: ``list[T]`` / ``tuple[T, ...]`` with ``T`` the
+    most general of them when they form one inheritance chain, else ``Any``. Anything else comes
+    back unchanged (with a warning when the items are not plain classes)."""
+    if not isinstance(x, (list, tuple)):
+        return x
+    try:
+        common: Any = x[0] if x else Any
+        for item in x:
+            if issubclass(item, common):
+                continue
+            if issubclass(common, item):
+                common = item
+            else:
+                common = Any
+                break
+    except TypeError:
+        warnings.warn(f"We were not able to successfully create type hint from the type {x}", stacklevel=2)
+        return x
+    return list[common] if isinstance(x, list) else tuple[common, ...]
 
 
 def type_matches(signature_type: Any, argument_type: Any) -> bool:

@@ -15,16 +15,19 @@ import operator
 import os
 import sys
 import types
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
+import torch.utils._pytree as pytree
 
+from . import traceback as _node_meta
 from .graph import Graph
 from .node import Node
 
 __all__ = [
     "Attribute",
     "GraphAppendingTracer",
+    "MetaProxy",
     "ParameterProxy",
     "Proxy",
     "Scope",
@@ -137,9 +140,11 @@ class TracerBase:
         """Add one node to ``self.graph``; override to see or change every node made."""
         node = self.graph.create_node(kind, target, args, kwargs, name, type_expr)
         self.node_name_to_scope[node.name] = (self.scope.module_path, self.scope.module_type)
-        if self.module_stack:
+        if _node_meta.should_preserve_node_meta:
+            _node_meta.copy_current_meta_to(node)
+        elif self.module_stack:
             node.meta["nn_module_stack"] = collections.OrderedDict(self.module_stack)
-        if self.record_stack_traces:
+        if self.record_stack_traces and not node.meta.get("stack_trace"):
             stack_trace = self._user_stack_trace()
             if stack_trace:
                 node.meta["stack_trace"] = stack_trace
@@ -395,6 +400,46 @@ class Proxy:
         elif _is_tensor_method(orig_method):
             kind, target = "call_method", orig_method.__name__
         return tracer.create_proxy(kind, target, args, kwargs)
+
+
+class MetaProxy(Proxy):
+    """A Proxy that also computes each result's fake value (``node.meta["val"]``) by running the
+    torch function on the inputs' fake values under ``fake_mode``."""
+
+    def __init__(self, node: Node, tracer: Optional[TracerBase] = None, fake_mode: Any = None) -> None:
+        super().__init__(node, tracer)
+        self.fake_mode = fake_mode
+
+    def __repr__(self) -> str:
+        return f"MetaProxy({self.node.name})"
+
+    @classmethod
+    def __torch_function__(
+        cls, orig_method: Callable[..., Any], types: Tuple[type, ...], args: Tuple[Any, ...] = (),
+        kwargs: Optional[Dict[str, Any]] = None,
+    ) -> "MetaProxy":  # fmt: skip
+        args, kwargs = args or (), kwargs or {}
+        found: List[MetaProxy] = []
+
+        def note(value: Any) -> Any:
+            if isinstance(value, MetaProxy):
+                found.append(value)
+            return value
+
+        pytree.tree_map(note, (args, kwargs))
+        fake_mode = next((proxy.fake_mode for proxy in found if proxy.fake_mode is not None), None)
+        if fake_mode is None:
+            raise TypeError(f"MetaProxy inputs of {orig_method} carry no fake_mode to compute values with")
+        proxy = super().__torch_function__(orig_method, types, args, kwargs)
+        result = MetaProxy(proxy.node, proxy.tracer, fake_mode)
+
+        def fake_value(value: Any) -> Any:
+            return value.node.meta["val"] if isinstance(value, Proxy) else value
+
+        with fake_mode:
+            fake_args, fake_kwargs = pytree.tree_map(fake_value, (args, kwargs))
+            result.node.meta["val"] = orig_method(*fake_args, **fake_kwargs)
+        return result
 
 
 class Attribute(Proxy):

@@ -45,7 +45,7 @@ from .proxy import (
     TracerBase,
 )
 
-__all__ = ["PH", "PHBase", "ProxyableClassMeta", "Tracer", "symbolic_trace", "wrap"]
+__all__ = ["PH", "PHBase", "PHWithMeta", "ProxyableClassMeta", "Tracer", "symbolic_trace", "wrap"]
 
 _HAS_VARSTUFF = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
 
@@ -58,6 +58,29 @@ class PHBase:
 
 
 PH = PHBase()
+
+
+class PHWithMeta(PHBase):
+    """A ``PH`` that carries a key; like every attribute of a PH subclass instance, ``ph_key`` is
+    copied onto the placeholder node it becomes."""
+
+    def __init__(self, ph_key: Optional[str] = None) -> None:
+        super().__init__()
+        self.ph_key = ph_key
+
+
+def is_fx_symbolic_tracing() -> bool:
+    """True while this thread is inside ``Tracer.trace`` (symbolic_trace)."""
+    return bool(getattr(_thread_state, "tracers", None))
+
+
+def is_fx_tracing() -> bool:
+    """True while symbolically tracing or while torch.export traces (use
+    ``is_fx_symbolic_tracing`` to ask about symbolic tracing alone)."""
+    if is_fx_symbolic_tracing():
+        return True
+    is_exporting = getattr(torch.compiler, "is_exporting", None)
+    return bool(is_exporting is not None and is_exporting())
 
 
 def _assert_is_none(value: Any, msg: str) -> None:
@@ -664,10 +687,13 @@ class Tracer(TracerBase):
                 leaf_count += 1
                 proxy = self.create_proxy("placeholder", f"{name}_{leaf_count}", default, {})
                 if isinstance(leaf, PHBase):
-                    if leaf is not PH:
-                        # A PH subclass instance carries attributes for the user's tracer.
-                        for attr, value in vars(leaf).items():
-                            setattr(proxy, attr, value)
+                    if type(leaf) is not PHBase:
+                        # A PH subclass instance carries attributes for the user's tracer: its
+                        # data attributes (own and class-level) land on the placeholder node.
+                        for attr in dir(leaf):
+                            value = getattr(leaf, attr)
+                            if not attr.startswith("__") and not callable(value):
+                                setattr(proxy.node, attr, value)
                     return proxy
                 message = f"{name} has been specialized to have value {leaf} but got another value"
                 if leaf is None:

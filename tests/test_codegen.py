@@ -753,3 +753,69 @@ def test_wrapped_function_line_differs_only_by_package() -> None:
     assert "fxkit._symbolic_trace.wrap(" in ours.code
     assert ours.code == theirs.code.replace("torch.fx._symbolic_trace.wrap(", "fxkit._symbolic_trace.wrap(")
     torch.testing.assert_close(ours(torch.ones(2)), theirs(torch.ones(2)))
+
+
+# ---------------------------------------------------------------------------------------------
+# python_code / print_readable display options
+# ---------------------------------------------------------------------------------------------
+
+
+class _OptionsModel(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 3)
+
+    def forward(self, x: torch.Tensor, y: int = 2) -> Any:
+        z = torch.clamp(self.lin(x), None, 3).to(torch.float16, non_blocking=True)
+        return {"a": z.sum(1) + y, "b": [x, 1.5, "s"]}, (z,)
+
+
+def _options_module(fx: Any) -> Any:
+    shape_prop = __import__(fx.__name__ + ".passes.shape_prop", fromlist=["ShapeProp"])
+    gm = fx.symbolic_trace(_OptionsModel())
+    shape_prop.ShapeProp(gm).propagate(torch.ones(2, 3))
+    for node in gm.graph.nodes:
+        node.meta["mykey"] = node.name.upper()
+        if node.name == "to":
+            node.meta["stack_trace"] = 'File "model.py", line 7, in forward\n    z = z.to(torch.float16)'
+    return gm
+
+
+_CODE_OPTIONS = [
+    {"expanded_def": True},
+    {"record_func": True},
+    {"colored": True},
+    {"additional_meta": ["mykey"]},
+    {"verbose": True, "expanded_def": True, "additional_meta": ["mykey", "absent"]},
+    {"verbose": True, "colored": True, "record_func": True, "include_stride": True, "include_device": True},
+]
+
+
+@pytest.mark.parametrize("options", _CODE_OPTIONS, ids=lambda o: "-".join(o))
+def test_python_code_options_match_torch_fx(options: Dict[str, Any]) -> None:
+    ours, theirs = _options_module(fxkit), _options_module(torch.fx)
+    assert ours.graph.python_code("self", **options).src == theirs.graph.python_code("self", **options).src
+
+
+_READABLE_OPTIONS = [{}, {"expanded_def": True}, {"additional_meta": ["mykey"]}, {"colored": True}]
+
+
+@pytest.mark.parametrize("options", _READABLE_OPTIONS, ids=lambda o: "-".join(o) or "plain")
+def test_print_readable_options_match_torch_fx(options: Dict[str, Any]) -> None:
+    ours, theirs = _options_module(fxkit), _options_module(torch.fx)
+    assert ours.print_readable(False, **options) == theirs.print_readable(False, **options)
+
+
+def test_record_func_code_runs_and_unknown_options_raise() -> None:
+    gm = _options_module(fxkit)
+    code = gm.graph.python_code("self", record_func=True)
+    namespace: Dict[str, Any] = dict(code.globals)
+    exec(compile(code.src, "<record_func>", "exec"), namespace)
+    x = torch.ones(2, 3)
+    assert torch.equal(namespace["forward"](gm, x)[0]["a"], gm(x)[0]["a"])
+    for fx in (torch.fx, fxkit):
+        module = _options_module(fx)
+        with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
+            module.graph.python_code("self", bogus=True)
+        with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
+            module.print_readable(bogus=True)

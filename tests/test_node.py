@@ -430,3 +430,41 @@ def test_private_input_nodes_reads_like_torch_fx() -> None:
         ]
 
     assert inputs(fxkit) == inputs(torch.fx)
+
+
+# ---------------------------------------------------------------------------------------------
+# format_node(include_tensor_metadata=) and keyword names of map_arg / map_aggregate
+# ---------------------------------------------------------------------------------------------
+
+
+def _metadata_lines(fx: Any) -> List[str]:
+    graph = fx.Graph()
+    x = graph.placeholder("x")
+    typed = graph.placeholder("typed", type_expr=torch.Tensor)
+    plain = graph.call_function(torch.relu, (x,))
+    as_int = graph.call_function(torch.relu, (typed,), type_expr=int)
+    strided = graph.call_method("t", (plain,))
+    number = graph.call_function(operator.add, (x, 1))
+    graph.output((as_int, strided, number))
+    x.meta["val"] = typed.meta["val"] = torch.empty(2, 3)
+    plain.meta["val"] = torch.empty(2, 3, dtype=torch.float16, device="meta")
+    as_int.meta["val"] = torch.empty(2, 3, dtype=torch.int64)
+    strided.meta["val"] = torch.empty(3, 2).t()
+    number.meta["val"] = 3
+    return [node.format_node(include_tensor_metadata=True) for node in graph.nodes] + [
+        node.format_node([], [""], include_tensor_metadata=False) for node in graph.nodes
+    ]
+
+
+def test_format_node_include_tensor_metadata_matches_torch_fx() -> None:
+    assert _metadata_lines(fxkit) == _metadata_lines(torch.fx)
+
+
+def test_map_functions_take_torch_fx_keyword_names() -> None:
+    for fx in (torch.fx, fxkit):
+        graph = fx.Graph()
+        x, y = graph.placeholder("x"), graph.placeholder("y")
+        assert fx.map_arg(a=(x, [y], {"k": 1}), fn=lambda n: n.name) == ("x", ["y"], {"k": 1})
+        assert fx.node.map_aggregate(a=(1, [2]), fn=lambda v: v * 2) == (2, [4])
+        with pytest.raises(TypeError, match="unexpected keyword argument"):
+            x.format_node(bogus=True)

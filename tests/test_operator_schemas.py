@@ -379,3 +379,21 @@ def test_args_kwargs_pair_is_a_named_tuple():
 def test_module_is_reachable_as_a_package_attribute_like_torch_fx():
     assert fxkit.operator_schemas is schemas
     assert torch.fx.operator_schemas is oracle_schemas
+
+
+@pytest.mark.parametrize(
+    "value",
+    [[int, int], (int, int), [int, float], (int, str), [torch.Tensor, torch.Tensor], [], (), [int, bool],
+     [bool, int, float], (torch.Tensor, torch.nn.Parameter), [int], 3, "s", None],
+    ids=repr,
+)  # fmt: skip
+def test_create_type_hint_matches_torch_fx(value: Any) -> None:
+    assert schemas.create_type_hint(value) == oracle_schemas.create_type_hint(value)
+
+
+@pytest.mark.parametrize("value", [[3], [List[int], List[int]], [int, List[int]], [[int], [int]]], ids=repr)
+def test_create_type_hint_warns_on_non_classes_like_torch_fx(value: Any) -> None:
+    with pytest.warns(UserWarning, match="not able to successfully create type hint"):
+        ours = schemas.create_type_hint(value)
+    with pytest.warns(UserWarning):
+        assert ours == oracle_schemas.create_type_hint(value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pytest
 import torch
@@ -216,3 +217,28 @@ def test_tracer_base_create_arg_handles_containers():
     arg = tracer.create_arg({"a": [x, (1, slice(None, x, 2))], "b": range(3), "c": torch.float32, "d": ...})
     assert arg == {"a": [x.node, (1, slice(None, x.node, 2))], "b": range(3), "c": torch.float32, "d": ...}
     assert isinstance(TracerBase(), TracerBase)
+
+
+def _meta_proxy_run(fx: Any) -> list:
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    graph = fx.Graph()
+    tracer = fx.proxy.GraphAppendingTracer(graph)
+    fake_mode = FakeTensorMode()
+    x = graph.placeholder("x")
+    with fake_mode:
+        x.meta["val"] = torch.empty(2, 3)
+    proxy = fx.proxy.MetaProxy(x, tracer, fake_mode)
+    relu = torch.relu(proxy)  # torch functions compute the fake value
+    summed = torch.sum(relu, 1)
+    added = proxy + 1  # operators go through Proxy and give a plain Proxy
+    seen = [repr(proxy), proxy.fake_mode is fake_mode, type(relu).__name__, repr(relu)]
+    seen += [tuple(n.meta["val"].shape) for n in (relu.node, summed.node)]
+    seen += [type(added).__name__, "val" in added.node.meta, str(graph)]
+    with pytest.raises((TypeError, AttributeError)):
+        torch.relu(fx.proxy.MetaProxy(x, tracer))  # no fake mode to compute with
+    return seen
+
+
+def test_meta_proxy_matches_torch_fx() -> None:
+    assert _meta_proxy_run(fxkit) == _meta_proxy_run(torch.fx)

@@ -145,3 +145,28 @@ def test_identifier_strings_are_accepted_like_torch_fx() -> None:
     traced = fx.symbolic_trace(lambda x: x + 1)
     split = split_module(traced, traced, lambda n: "first")
     assert [name for name, _ in split.named_children()] == ["submod_first"]
+
+
+def test_partition_affix_names_submodules_like_torch_fx() -> None:
+    class Model(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.relu(self.lin(x)) * 2
+
+    model = Model()
+
+    def callback(node: object) -> int:
+        return 0 if getattr(node, "name", "") == "lin" else 1
+
+    for options in ({"partition_affix": "pre"}, {"partition_affix": "x_", "keep_original_order": True}):
+        ours_map: dict = {}
+        theirs_map: dict = {}
+        ours = split_module(fx.symbolic_trace(model), model, callback, ours_map, **options)
+        theirs = oracle_split_module(torch.fx.symbolic_trace(model), model, callback, theirs_map, **options)
+        assert [name for name, _ in ours.named_children()] == [name for name, _ in theirs.named_children()]
+        assert ours.code == theirs.code and ours_map == theirs_map
+        x = torch.randn(2, 3)
+        assert torch.equal(ours(x), theirs(x))

@@ -526,3 +526,55 @@ def test_deep_hierarchy_that_torch_fx_traces_at_the_default_limit_traces_with_fx
     torch.testing.assert_close(traced(x), model(x))
     assert _deepest_traceable(fxkit.symbolic_trace) > theirs
     assert fxkit.tracer._PATCHES._patches == {}  # RecursionError mid-trace left nothing patched
+
+
+# ---------------------------------------------------------------------------------------------
+# is_fx_tracing / is_fx_symbolic_tracing and PH subclasses carrying attributes
+# ---------------------------------------------------------------------------------------------
+
+
+def test_is_fx_tracing_flags_match_torch_fx() -> None:
+    import torch.fx._symbolic_trace as oracle
+
+    import fxkit._symbolic_trace as ours
+
+    def observe(module: Any, fx: Any) -> list:
+        seen = [module.is_fx_tracing(), module.is_fx_symbolic_tracing()]
+
+        def f(x: torch.Tensor) -> torch.Tensor:
+            seen.extend([module.is_fx_tracing(), module.is_fx_symbolic_tracing()])
+            return x + 1
+
+        fx.symbolic_trace(f)
+        seen.extend([module.is_fx_tracing(), module.is_fx_symbolic_tracing()])
+        return seen
+
+    assert observe(ours, fxkit) == observe(oracle, torch.fx) == [False, False, True, True, False, False]
+
+
+def test_ph_subclass_attributes_land_on_placeholders_like_torch_fx() -> None:
+    def placeholders(fx: Any) -> list:
+        module = __import__(fx.__name__ + "._symbolic_trace", fromlist=["PHWithMeta"])
+
+        class Tagged(module.PHBase):
+            tag = "class-level"
+
+            def method(self) -> None:  # methods are not copied
+                pass
+
+        tagged = Tagged()
+        tagged.extra = 5
+
+        def f(x: torch.Tensor, d: dict) -> torch.Tensor:
+            return x + d["a"] + d["b"]
+
+        gm = fx.symbolic_trace(
+            f, concrete_args={"x": module.PHWithMeta("key_x"), "d": {"a": tagged, "b": fx.PH}}
+        )
+        return [
+            (n.name, getattr(n, "ph_key", None), getattr(n, "tag", None), getattr(n, "extra", None),
+             hasattr(n, "method"))
+            for n in gm.graph.nodes
+        ] + [module.PHWithMeta().ph_key]  # fmt: skip
+
+    assert placeholders(fxkit) == placeholders(torch.fx)

@@ -123,6 +123,7 @@ def split_module(
     keep_original_node_name: Optional[bool] = False,
     keep_original_input_name: bool = True,
     *,
+    partition_affix: Optional[str] = None,
     tuple_return: bool = False,
 ) -> GraphModule:
     """Split ``m`` into partitions chosen by ``split_callback`` (which maps each ``call_*`` node to
@@ -131,7 +132,8 @@ def split_module(
     ``root_m`` is the module the call_module targets are fetched from. ``qualname_map``, if given,
     is filled with ``{"submod_<id>.<new name>": "<original qualified name>"}``.
     ``keep_original_order`` keeps the partitions in order of their first node where possible.
-    ``keep_original_node_name`` keeps node names inside the partitions. ``tuple_return`` makes
+    ``keep_original_node_name`` keeps node names inside the partitions. ``partition_affix`` names
+    the submodules ``submod_<affix>_<id>``. ``tuple_return`` makes
     every partition return a tuple, even of one value.
     """
     m = _foreign.convert(m)  # only read: a torch.fx module is split through its fxkit twin
@@ -169,6 +171,8 @@ def split_module(
             partition = partitions.get(name)
             if partition is None:
                 partition = partitions[name] = Partition(name)
+                if partition_affix:
+                    partition.submod_name = f"submod_{partition_affix}_{name}"
             partition.node_names.append(node.name)
             node_partition[node] = name
 

@@ -1,0 +1,36 @@
+"""fxkit._pytree (flattening along a spec) against torch.fx._pytree."""
+
+from __future__ import annotations
+
+from typing import Any, List
+
+import torch.fx._pytree as oracle_pytree
+import torch.utils._pytree as pytree
+
+import fxkit._pytree as fx_pytree
+
+
+class Box:
+    def __init__(self, a: Any, b: Any) -> None:
+        self.a, self.b = a, b
+
+
+pytree.register_pytree_node(Box, lambda box: ([box.a, box.b], None), lambda values, _: Box(*values))
+
+
+def _flatten_with(module: Any) -> List[Any]:
+    spec = pytree.tree_structure([Box(1, (2, 3)), {"k": 4}])
+    seen = [module.tree_flatten_spec([Box(3, (4, 5)), {"k": 6, "extra": 0}], spec)]
+    try:
+        # The registered function decides the order of the children it hands back.
+        module.register_pytree_flatten_spec(Box, lambda box, _spec: [box.b, box.a])
+        seen.append(module.tree_flatten_spec([Box((4, 5), 3), {"k": 6}], spec))
+        module.register_pytree_flatten_spec(Box, lambda box, _spec: [box.b, box.a], lambda box, _spec: False)
+        seen.append(module.tree_flatten_spec([Box((7, 8), 9), {"k": 0}], spec))
+    finally:
+        module._deregister_pytree_flatten_spec(Box)
+    return seen
+
+
+def test_register_pytree_flatten_spec_matches_torch_fx() -> None:
+    assert _flatten_with(fx_pytree) == _flatten_with(oracle_pytree)
