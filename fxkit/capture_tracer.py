@@ -27,12 +27,13 @@ import re
 import sys
 import traceback
 import types
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
 from . import _structure
+from .capture_proxy import _MISSING, CaptureProxy, CaptureTensor, _can_wrap, _proxy_example
 from .graph_module import GraphModule
 from .guards import (
     NOT_GIVEN,
@@ -58,7 +59,7 @@ from .guards import (
     replace_items,
 )
 from .node import Node
-from .proxy import Attribute, Proxy, TraceError, _unpack_count
+from .proxy import Proxy, TraceError
 from .tracer import _PATCHES, Tracer, _recording_wrapper, _thread_state
 
 __all__ = ["CaptureError", "CaptureResult", "CaptureTracer", "GuardError", "capture"]
@@ -100,7 +101,6 @@ def _location_of_exception(error: BaseException) -> Optional[SourceLocation]:
 
 # --------------------------------------------------------------------------- example values
 
-_MISSING = object()
 _PLAIN_TYPES = frozenset({int, float, bool, str, type(None), torch.dtype, torch.device, type(Ellipsis)})
 
 
@@ -134,110 +134,12 @@ def _holds_proxy(value: Any) -> bool:
     return any(isinstance(part, Proxy) for _, part in _structure.walk(value))
 
 
-def _proxy_example(proxy: Proxy) -> Any:
-    example = proxy.__dict__.get("example", _MISSING)
-    if example is not _MISSING:
-        return example
-    if isinstance(proxy, Attribute):
-        example = getattr(_proxy_example(proxy.root), proxy.attr)
-        proxy.__dict__["example"] = example
-        return example
-    raise CaptureError(
-        f"the value {proxy!r} has no example value: it was made by another tracer than the capture"
-    )
-
-
 def _describe_value(value: Any) -> str:
     if isinstance(value, torch.Tensor):
         if value.numel() == 1 and value.device.type != "meta":
             return f"tensor({value.item()!r})"
         return f"tensor(shape={tuple(value.shape)}, dtype={value.dtype})"
     return repr(value)
-
-
-# --------------------------------------------------------------------------- proxies
-
-
-# Tensor attributes that code uses as Python values: they are fixed to the example's value.
-_FIXED_ATTRIBUTES = frozenset({"dtype", "ndim", "layout", "is_sparse", "is_quantized", "is_complex_dtype"})
-_FIXED_METHODS = frozenset(
-    {"dim", "ndimension", "is_floating_point", "is_complex", "element_size", "is_contiguous"}
-)
-
-
-class _ExampleOps:
-    """What a capture proxy does where Python needs a concrete value: ask the example."""
-
-    tracer: "CaptureTracer"
-
-    @property
-    def example(self) -> Any:
-        return _proxy_example(self)  # type: ignore[arg-type]
-
-    def __bool__(self) -> bool:
-        return self.tracer.decide(GuardKind.BOOL, self)  # type: ignore[arg-type]
-
-    def __len__(self) -> int:
-        return self.tracer.decide(GuardKind.LEN, self)  # type: ignore[arg-type]
-
-    def __index__(self) -> int:
-        return self.tracer.decide(GuardKind.INDEX, self)  # type: ignore[arg-type]
-
-    def __int__(self) -> int:
-        return self.tracer.decide(GuardKind.INT, self)  # type: ignore[arg-type]
-
-    def __float__(self) -> float:
-        return self.tracer.decide(GuardKind.FLOAT, self)  # type: ignore[arg-type]
-
-    def __iter__(self) -> Iterator[Any]:
-        count = _unpack_count(sys._getframe(1))
-        if count is None:
-            count = self.tracer.decide(GuardKind.ITER, self)  # type: ignore[arg-type]
-        else:
-            example = self.example
-            actual = len(example) if not isinstance(example, torch.Tensor) or example.dim() else None
-            if actual is not None and actual != count:
-                # The same error that running the program on the example raises.
-                raise ValueError(f"cannot unpack {actual} values into {count} names")
-        return iter([self[index] for index in range(count)])  # type: ignore[index]
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        # Eager code fills tensors in place (``bias[:, 0] = ...``); the example is filled the same
-        # way when the node is recorded, and dead code elimination keeps operator.setitem.
-        self.tracer.create_proxy("call_function", operator.setitem, (self, key, value), {})
-
-    def __contains__(self, item: Any) -> bool:
-        if isinstance(self.example, torch.Tensor):
-            # A tensor answers `item in tensor` with "any element equals item", not by iterating
-            # rows; the recorded test is the same, so one bool guard covers it.
-            return self.tracer.decide(GuardKind.BOOL, (self == item).any())  # type: ignore[arg-type, operator]
-        return any(element is item or bool(element == item) for element in self)  # type: ignore[attr-defined]
-
-    def keys(self) -> Any:
-        return self.example.keys()
-
-    def __getattr__(self, name: str) -> Any:
-        example = self.example
-        if not hasattr(example, name):
-            # Probes such as hasattr(x, "__array__") get the answer eager execution gives.
-            raise AttributeError(f"{type(example).__name__!r} object has no attribute {name!r}")
-        if isinstance(example, torch.Tensor):
-            if name in _FIXED_ATTRIBUTES:
-                return self.tracer.decide(GuardKind.ATTRIBUTE, self, name)  # type: ignore[arg-type]
-            if name in _FIXED_METHODS:
-                return functools.partial(self.tracer.decide_method, self, name)  # type: ignore[arg-type]
-        return CaptureAttribute(self, name)  # type: ignore[arg-type]
-
-
-class CaptureProxy(_ExampleOps, Proxy):
-    """A Proxy that carries the example value of the node it stands for (``.example``)."""
-
-    def __repr__(self) -> str:
-        return f"CaptureProxy({self.node.name})"
-
-
-class CaptureAttribute(_ExampleOps, Attribute):
-    """``proxy.name`` during a capture; its example is the attribute of the root's example."""
 
 
 # How each kind of decision turns the example into a Python value, the run-time check that re-takes
@@ -478,6 +380,8 @@ class CaptureTracer(Tracer):
                 example = self.fetch(target)
         else:
             example = self._run_example(kind, target, _example_of(args), _example_of(kwargs))
+        if proxy_factory_fn is None and _can_wrap(example):
+            proxy_factory_fn = functools.partial(CaptureTensor, tracer=self, example=example)
         proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
         proxy.__dict__["example"] = example
         if not isinstance(example, torch.Tensor) and (target in _DATA_READERS or _reads_data(args, kwargs)):

@@ -397,35 +397,29 @@ def test_meta_inputs_cannot_decide_on_data():
 
 _LLAMA_7B_SCRIPT = textwrap.dedent(
     """
-    import os, resource, sys, time
+    import os, resource, sys
     os.environ["HF_HUB_OFFLINE"] = "1"
     import torch, transformers, fxkit
     transformers.logging.set_verbosity_error()
-    config = transformers.LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-        num_attention_heads=32, num_key_value_heads=32, vocab_size=32000, max_position_embeddings=2048)
     with torch.device("meta"):
-        lm = transformers.LlamaForCausalLM(config).eval()
-
-    class Prefill(torch.nn.Module):
-        def __init__(self, lm):
-            super().__init__()
-            self.lm = lm
-
-        def forward(self, input_ids):
-            return self.lm(input_ids=input_ids, use_cache=True).logits
-
-    start = time.perf_counter()
-    result = fxkit.capture(Prefill(lm), (torch.zeros(1, 128, dtype=torch.long, device="meta"),))
-    seconds = time.perf_counter() - start
+        lm = transformers.LlamaForCausalLM(transformers.LlamaConfig()).eval()  # the 7B default config
+    input_ids = torch.zeros(1, 128, dtype=torch.long, device="meta")
+    result = fxkit.capture(lm, (), {"input_ids": input_ids})  # called as users call it
+    result.explain()
+    output = result.graph_module(input_ids=input_ids)
+    eager = lm(input_ids=input_ids)
+    assert type(output) is type(eager) and type(output.past_key_values) is type(eager.past_key_values)
+    assert output.logits.shape == eager.logits.shape == (1, 128, 32000)
     params = sum(p.numel() for p in lm.parameters())
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(seconds, rss_mb, params, len(result.graph.nodes), len(result.leaves))
+    print(rss_mb, params, len(result.graph.nodes), len(result.leaves))
     """
 )
 
 
 @pytest.mark.slow
-def test_llama_7b_on_meta_captures_fast_and_small():
+def test_llama_7b_on_meta_captures_whole_and_small():
+    # Its time (target: under 2 s) is measured by `python3 -m benchmarks.bench_capture --llama-7b`.
     pytest.importorskip("transformers")
     root = os.path.dirname(os.path.dirname(THIS_FILE))
     env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -433,10 +427,9 @@ def test_llama_7b_on_meta_captures_fast_and_small():
         [sys.executable, "-c", _LLAMA_7B_SCRIPT], capture_output=True, text=True, env=env, timeout=300
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    seconds, rss_mb, params, nodes, leaves = done.stdout.split()[-5:]
+    rss_mb, params, nodes, leaves = done.stdout.split()[-4:]
     assert int(params) > 6_000_000_000
-    assert float(seconds) < 30.0
-    assert float(rss_mb) < 2048.0
+    assert float(rss_mb) < 1024.0
     assert int(leaves) == 0 and int(nodes) > 1000
 
 
