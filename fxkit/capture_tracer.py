@@ -130,6 +130,34 @@ def _example_of(value: Any) -> Any:
     return value
 
 
+def _may_change(value: Any) -> bool:
+    """Whether ``value`` holds a mutable container or an object with parts (tensors do not count)."""
+    cls = type(value)
+    if cls in _PLAIN_TYPES or isinstance(value, torch.Tensor):
+        return False
+    if cls is tuple:
+        return any(_may_change(item) for item in value)
+    if cls is list or cls is dict:
+        return True
+    return _structure.children(value) is not None
+
+
+def _state_of(value: Any) -> Any:
+    """The structure of ``value`` and the version counter of every tensor held inside an object."""
+    versions = tuple(
+        (id(part), part._version)
+        for path, part in _structure.walk(value)
+        if isinstance(part, torch.Tensor) and any(how != "item" for how, _ in path)
+    )
+    return _structure.fingerprint(value), versions
+
+
+def _describe_call(kind: str, target: Any) -> str:
+    if kind == "call_module":
+        return f"the module {target!r}"
+    return f"the function {getattr(target, '__qualname__', target)!r}"
+
+
 def _holds_proxy(value: Any) -> bool:
     return any(isinstance(part, Proxy) for _, part in _structure.walk(value))
 
@@ -389,6 +417,25 @@ class CaptureTracer(Tracer):
         return proxy
 
     def _run_example(self, kind: str, target: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        opaque_call = kind == "call_module" or (
+            kind == "call_function" and isinstance(target, types.FunctionType)
+        )
+        if opaque_call and _may_change((args, kwargs)):
+            # A leaf runs as one node: what it does to a list, dict or object it was handed (a cache
+            # it updates) happens only here, once, and the graph could not repeat it.
+            before = _state_of((args, kwargs))
+            result = self._run_call(kind, target, args, kwargs)
+            if _state_of((args, kwargs)) != before:
+                raise TraceError(
+                    f"{_describe_call(kind, target)} is kept as one call (a leaf) but changes a list, dict or"
+                    " object passed to it (a cache it updates, say); capture cannot repeat that change, so the"
+                    " captured graph would give another result. Let the call be traced through (do not make it"
+                    " a leaf), or make its caller, which owns the object, the leaf"
+                )
+            return result
+        return self._run_call(kind, target, args, kwargs)
+
+    def _run_call(self, kind: str, target: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         with self.running_eagerly():
             if kind == "call_function":
                 return target(*args, **kwargs)

@@ -292,6 +292,72 @@ def test_without_auto_leaves_the_failure_is_raised():
         fxkit.capture(Outer(), (torch.randn(2, 3),), auto_leaves=False)
 
 
+class Notes:
+    def __init__(self) -> None:
+        self.items = []
+
+
+class WritesNotes(nn.Module):
+    def forward(self, x, notes):
+        notes.items.append(x * 2)
+        return x + 1
+
+
+class KeepsNotes(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writer = WritesNotes()
+
+    def forward(self, x):
+        notes = Notes()
+        y = self.writer(x, notes)
+        return y + notes.items[0]
+
+
+class Layer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writer = WritesNotes()
+
+    def forward(self, x, notes):
+        return self.writer(x, notes) * 3
+
+
+class OwnsNotes(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = Layer()
+
+    def forward(self, x):
+        notes = Notes()
+        return self.layer(x, notes) + notes.items[0]
+
+
+class PassesNotesDown(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.owner = OwnsNotes()
+
+    def forward(self, x):
+        return self.owner(x) - 1
+
+
+def test_a_leaf_that_changes_an_object_passed_to_it_is_refused():
+    # Kept as one call, the leaf would update the capture-time object once, and the graph would
+    # read that object's capture-time contents on every call: a wrong answer, so capture refuses.
+    with pytest.raises(CaptureError, match="changes a list, dict or object passed to it"):
+        fxkit.capture(KeepsNotes(), (torch.randn(3),), leaf_modules=[WritesNotes])
+
+
+def test_an_automatic_leaf_is_never_a_call_that_changes_its_arguments():
+    model, x = PassesNotesDown(), torch.randn(3)
+    result = fxkit.capture(model, (x,), leaf_modules=[WritesNotes])
+    # The named leaf cannot be kept, nor its caller that is handed the object: the owner is the leaf.
+    assert [leaf.name for leaf in result.leaves if leaf.automatic] == ["owner"]
+    for new in (x, torch.randn(3), torch.randn(3)):
+        torch.testing.assert_close(result(new), model(new))
+
+
 @pytest.mark.parametrize("spec", [Inner, "inner", lambda module, name: name == "inner"])
 def test_named_leaf_modules(spec):
     model = Outer()

@@ -172,7 +172,7 @@ def test_symbolic_trace_still_refuses_unregistered_modules_like_torch_fx():
         fxkit.symbolic_trace(model)
 
 
-def test_llama_with_kernel_hub_layers_has_no_leaf():
+def _tiny_llama():
     transformers = pytest.importorskip("transformers")
     transformers.logging.set_verbosity_error()
     config = transformers.LlamaConfig(
@@ -184,15 +184,38 @@ def test_llama_with_kernel_hub_layers_has_no_leaf():
         intermediate_size=64,
     )
     torch.manual_seed(0)
-    model = transformers.LlamaForCausalLM(config).eval()
+    return transformers.LlamaForCausalLM(config).eval()
+
+
+def _assert_same_output(actual, expected):
+    torch.testing.assert_close(actual.logits, expected.logits)
+    for mine, theirs in zip(actual.past_key_values.layers, expected.past_key_values.layers):
+        torch.testing.assert_close(mine.keys, theirs.keys)
+        torch.testing.assert_close(mine.values, theirs.values)
+
+
+def test_llama_with_kernel_hub_layers_has_no_leaf():
+    model = _tiny_llama()
     ids = torch.randint(3, 99, (2, 6))
-    result = fxkit.capture(model, {"input_ids": ids, "use_cache": False}, auto_leaves=False)
+    result = fxkit.capture(model, {"input_ids": ids}, auto_leaves=False)
     assert result.leaves == []
     with torch.no_grad():
-        torch.testing.assert_close(
-            result.graph_module(input_ids=ids, use_cache=False).logits,
-            model(input_ids=ids, use_cache=False).logits,
-        )
+        for new in (ids, torch.randint(3, 99, (2, 6))):
+            _assert_same_output(result.graph_module(input_ids=new), model(input_ids=new))
+
+
+def test_a_named_attention_leaf_that_would_update_the_cache_is_not_kept():
+    # LlamaAttention updates the DynamicCache the model built: as one call it would update the
+    # capture-time cache. The leaf moves up to the module that owns the cache, and stays correct.
+    from transformers.models.llama.modeling_llama import LlamaAttention
+
+    model = _tiny_llama()
+    ids = torch.randint(3, 99, (2, 6))
+    result = fxkit.capture(model, {"input_ids": ids}, leaf_modules=[LlamaAttention])
+    assert [leaf.name for leaf in result.leaves if leaf.automatic] == ["model"]
+    with torch.no_grad():
+        for new in (ids, torch.randint(3, 99, (2, 6)), torch.randint(3, 99, (2, 6))):
+            _assert_same_output(result.graph_module(input_ids=new), model(input_ids=new))
 
 
 # --------------------------------------------------------------------------- narrow, visible leaves
