@@ -475,6 +475,15 @@ class GraphModule(torch.nn.Module):
         copied._restore_after_copy(type(self).__name__)
         return copied
 
+    def _replicate_for_data_parallel(self) -> "GraphModule":
+        """The shallow replica DataParallel makes per device: it shares the graph and gets its own
+        per-instance class (``__new__`` makes one), which needs this module's name and forward."""
+        replica = super()._replicate_for_data_parallel()
+        _install_mirror(replica)  # the copied ``_modules`` is a plain dict: mirror it again
+        type(replica).__name__ = type(replica).__qualname__ = type(self).__name__
+        type(replica).forward = _LazyForward(replica)
+        return replica
+
     def __reduce__(self) -> Any:
         state = {k: v for k, v in self.__dict__.items() if k not in _GENERATED_FIELDS}
         return (_rebuild_graph_module, (_user_class(type(self)), state, type(self).__name__))

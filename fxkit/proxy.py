@@ -8,6 +8,7 @@ of the proxy's tracer, and answered with a new proxy standing for the result.
 from __future__ import annotations
 
 import collections
+import copy
 import dis
 import enum
 import linecache
@@ -314,6 +315,14 @@ def _is_tensor_method(fn: Callable[..., Any]) -> bool:
         return bool(torch.overrides.is_tensor_method_or_property(fn))
 
 
+def _deepcopy_or_share(value: Any, memo: Dict[int, Any]) -> Any:
+    """A deep copy of ``value``, or a shallow one where deep copying is refused (locks, modules...)."""
+    try:
+        return copy.deepcopy(value, memo)
+    except Exception:  # noqa: BLE001  (anything that cannot be deep-copied is shared one level down)
+        return copy.copy(value)
+
+
 class Proxy:
     """A stand-in for a value during tracing; operations on it become graph nodes.
 
@@ -340,8 +349,13 @@ class Proxy:
         return clone
 
     def __deepcopy__(self, memo: Dict[int, Any]) -> "Proxy":
-        # The node and tracer are shared: a copy stands for the same traced value.
-        return self.__copy__()
+        # As in torch.fx: node and tracer are copied too (the node with a copy of its graph);
+        # ``copy.copy`` is the way to get a second Proxy for the same traced value.
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        for key, value in self.__dict__.items():
+            clone.__dict__[key] = _deepcopy_or_share(value, memo)
+        return clone
 
     # Defined here so that pickling never falls through to __getattr__.
     def __getstate__(self) -> Dict[str, Any]:

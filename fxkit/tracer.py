@@ -43,6 +43,7 @@ from .proxy import (
     ScopeContextManager,
     TraceError,
     TracerBase,
+    _deepcopy_or_share,
 )
 
 __all__ = ["PH", "PHBase", "PHWithMeta", "ProxyableClassMeta", "Tracer", "symbolic_trace", "wrap"]
@@ -412,6 +413,17 @@ class Tracer(TracerBase):
         self._patch_keys: List[Tuple[int, str]] = []
         self._checked_globals: set = set()
 
+    def __deepcopy__(self, memo: Dict[int, Any]) -> "Tracer":
+        # Python modules (autowrap_modules) cannot be deep-copied; the copy searches the same ones.
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        for key, value in self.__dict__.items():
+            if key == "_autowrap_search":
+                clone.__dict__[key] = list(value)
+            else:
+                clone.__dict__[key] = _deepcopy_or_share(value, memo)
+        return clone
+
     # ---------------------------------------------------------------- hooks for subclasses
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
@@ -539,11 +551,14 @@ class Tracer(TracerBase):
         if isinstance(root, nn.Module):
             _foreign.materialize_forward(root)
             self.root = root
-            fn = getattr(type(root), self.traced_func_name)
-            if not callable(fn):
-                raise TypeError(
-                    f"{type(root).__name__}.{self.traced_func_name} is not callable; nothing to trace"
+            # torch.fx's assertions, kept word for word (callers match on them).
+            fn = getattr(type(root), self.traced_func_name, None)
+            if fn is None:
+                raise AssertionError(
+                    f"traced_func_name={self.traced_func_name} doesn't exist in {root._get_name()}"
                 )
+            if not isinstance(fn, types.FunctionType):
+                raise AssertionError(f"Expected FunctionType, got {type(fn)}")
             self.root_module_name = root._get_name()
             self.submodule_paths = {module: name for name, module in root.named_modules()}
         else:

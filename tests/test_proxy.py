@@ -196,8 +196,11 @@ def test_proxies_hash_and_copy():
     graph = fxkit.Graph()
     x = Proxy(graph.placeholder("x"))
     assert {x: 1}[x] == 1
-    for clone in (copy.copy(x), copy.deepcopy(x)):
-        assert clone.node is x.node and clone.tracer is x.tracer
+    clone = copy.copy(x)
+    assert clone.node is x.node and clone.tracer is x.tracer
+    # deepcopy copies node and tracer as torch.fx does (tests/test_behaviours_tracer_copy.py)
+    deep = copy.deepcopy(x)
+    assert deep.node is not x.node and deep.node.name == x.node.name and deep.tracer is not x.tracer
     assert [n.op for n in graph.nodes] == ["placeholder"]
 
 
