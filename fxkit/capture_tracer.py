@@ -420,7 +420,7 @@ class CaptureTracer(Tracer):
         opaque_call = kind == "call_module" or (
             kind == "call_function" and isinstance(target, types.FunctionType)
         )
-        if opaque_call and _may_change((args, kwargs)):
+        if opaque_call and (_may_change(args) or any(_may_change(value) for value in kwargs.values())):
             # A leaf runs as one node: what it does to a list, dict or object it was handed (a cache
             # it updates) happens only here, once, and the graph could not repeat it.
             before = _state_of((args, kwargs))
