@@ -78,3 +78,29 @@ def test_captured_decode_step_generates_the_tokens_of_generate(build, keyword):
         tokens = _greedy(step, prompt_output, keyword)
     assert len(set(generated)) > 1, "the model repeats one token: the comparison would be weak"
     assert tokens == generated
+
+
+def test_a_static_cache_passed_in_is_updated_in_place_by_the_captured_step():
+    torch.manual_seed(0)
+    model = _llama().eval()
+    config = model.config
+    prompt = torch.randint(0, VOCAB, (1, PROMPT))
+    caches = [transformers.StaticCache(config=config, max_cache_len=16) for _ in range(3)]
+    with torch.no_grad():
+        for cache in caches:
+            model(input_ids=prompt, cache=cache)
+        example, eager_cache, captured_cache = caches
+        step = fxkit.capture(
+            model,
+            (),
+            {"input_ids": prompt[:, :1], "cache": example, "cache_position": torch.tensor([PROMPT])},
+        )
+        assert step.leaves == []
+        for position in range(PROMPT, PROMPT + 3):
+            token, where = torch.randint(0, VOCAB, (1, 1)), torch.tensor([position])
+            expected = model(input_ids=token, cache=eager_cache, cache_position=where)
+            actual = step.graph_module(input_ids=token, cache=captured_cache, cache_position=where)
+            torch.testing.assert_close(actual.logits, expected.logits)
+            for mine, theirs in zip(captured_cache.layers, eager_cache.layers):
+                torch.testing.assert_close(mine.keys, theirs.keys)
+                torch.testing.assert_close(mine.values, theirs.values)
