@@ -893,7 +893,7 @@ class CaptureTracer(Tracer):
         traced = _structure.rebuild(value, replace, copies)
         originals = {id(part): part for _, part in _structure.walk(value)}
         for original_id, copy in copies.items():
-            parts = _structure.children(copy)
+            parts = _tracked_parts(copy)
             self._input_copies[id(copy)] = _InputCopy(
                 copy, paths[original_id], accessor, [(step, part) for step, part in parts or []], name
             )
@@ -904,7 +904,7 @@ class CaptureTracer(Tracer):
         """Replays on the caller's objects the changes the model made to structured inputs (a cache
         updated in place is updated in place by the captured module too)."""
         for entry in list(self._input_copies.values()):
-            now = _structure.children(entry.copy) or []
+            now = _tracked_parts(entry.copy) or []
             if [(s, id(p)) for s, p in now] == [(s, id(p)) for s, p in entry.parts]:
                 continue
             target = entry.accessor(entry.path)
@@ -952,6 +952,14 @@ class CaptureTracer(Tracer):
             state = {key: self.create_arg(value) for key, value in vars(a).items()}
             return self.create_node("call_function", build_object, (cls, state), {})
         return super().create_arg(a)
+
+
+def _tracked_parts(value: Any) -> Optional[List[Tuple[Tuple[str, Any], Any]]]:
+    """The parts of an input object whose changes are replayed: its attributes when it has them
+    (even if it is a pytree node, whose flattening may not say where a part lives), else its items."""
+    if not isinstance(value, (tuple, list, dict)) and _structure.has_attributes(value):
+        return [(("attr", key), part) for key, part in vars(value).items()]
+    return _structure.children(value)
 
 
 def _built_by_class_call(value: Any) -> bool:

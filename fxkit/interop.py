@@ -14,12 +14,14 @@ imports them inside functions only, so ``import fxkit`` never loads them.
 from __future__ import annotations
 
 import copy
+import functools
 import sys
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
+import torch.utils._pytree as pytree
 
-from . import _foreign
+from . import _foreign, _structure
 from .codegen import CodeGen, _PyTreeCodeGen, _PyTreeInfo
 from .graph import Graph
 from .graph_module import GraphModule
@@ -310,7 +312,71 @@ def export(
     """
     import torch.export
 
-    return torch.export.export(_exportable(captured), tuple(args), kwargs, **export_options)
+    module = _exportable(captured)
+    registered = _register_object_types(module.graph, (args, kwargs or {}))
+    try:
+        return torch.export.export(module, tuple(args), kwargs, **export_options)
+    except BaseException:
+        for cls in registered:
+            pytree._deregister_pytree_node(cls)
+        raise
+
+
+def _object_types(graph: Graph, inputs: Any) -> List[type]:
+    """Classes of the objects a captured module takes or returns that torch's pytree does not know."""
+    from .guards import build_object
+
+    found: Dict[type, None] = {}
+    for node in graph.nodes:
+        if node.op == "call_function" and node.target is build_object:
+            found[node.args[0]] = None
+    for _, part in _structure.walk(inputs):
+        if not isinstance(part, (torch.Tensor, tuple, list, dict)) and _structure.has_attributes(part):
+            found[type(part)] = None
+    return [cls for cls in found if cls not in pytree.SUPPORTED_NODES]
+
+
+def _register_object_types(graph: Graph, inputs: Any) -> List[type]:
+    """Make the objects of a capture's boundary (a ``DynamicCache`` and its layers) pytree nodes.
+
+    torch.export only passes pytrees in and out. These classes are flattened by their attributes,
+    as capture flattens them: attributes holding tensors are children, the rest is kept in the
+    spec. The registration stays after a successful export, because the exported program rebuilds
+    its outputs through it; transformers' own exporters register caches the same way.
+    """
+    registered = _object_types(graph, inputs)
+    for cls in registered:
+        pytree.register_pytree_node(
+            cls,
+            _flatten_object,
+            functools.partial(_unflatten_object, cls),
+            serialized_type_name=f"{cls.__module__}.{cls.__qualname__}",
+            flatten_with_keys_fn=_flatten_object_with_keys,
+        )
+    return registered
+
+
+def _holds_tensor(value: Any) -> bool:
+    return any(isinstance(part, torch.Tensor) for _, part in _structure.walk(value))
+
+
+def _flatten_object(obj: Any) -> Tuple[List[Any], Any]:
+    state = vars(obj)
+    children = [key for key, value in state.items() if _holds_tensor(value)]
+    fixed = tuple((key, value) for key, value in state.items() if key not in children)
+    return [state[key] for key in children], (tuple(children), fixed)
+
+
+def _flatten_object_with_keys(obj: Any) -> Tuple[List[Tuple[Any, Any]], Any]:
+    values, context = _flatten_object(obj)
+    return [(pytree.GetAttrKey(key), value) for key, value in zip(context[0], values)], context
+
+
+def _unflatten_object(cls: type, values: Any, context: Any) -> Any:
+    from .guards import build_object
+
+    children, fixed = context
+    return build_object(cls, {**dict(fixed), **dict(zip(children, values))})
 
 
 def _exportable(captured: Any) -> GraphModule:
