@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import enum
+import inspect
 import keyword
 import math
 import operator
@@ -507,13 +508,24 @@ class CodeGen:
         free_vars: List[str] = []
         body: List[str] = []
         wrapped: Dict[str, None] = {}
-        lineno_map: Dict[int, Optional[int]] = {}
         deletes: Dict[int, str] = {}  # body position -> the line as compiled (see PythonCode._exec_src)
         return_annotation = ""
         last_location: Optional[str] = ""
 
-        append = body.append
+        # Each body line has an owner: the index of the node whose code it belongs to (lines written
+        # before a node's own code, such as stack comments, belong to the node before). ``_lineno_map``
+        # and the "<--- HERE" note of a failing forward read the owners.
+        owners: List[Optional[int]] = []
+        starts: List[Tuple[int, int]] = []  # (body position, node index) where each node's code starts
+        cuts: Dict[int, int] = {}  # body position of a statement -> its length before ";  x = None"
+        current: Optional[int] = None
+
+        def append(line: str) -> None:
+            body.append(line)
+            owners.append(current)
+
         statement_for = self._statement
+        output_writer = _output_writer(self)
         annotated = verbose or stack_comments
         if record_func:
             append(f"_rf = {_RECORD_FUNCTION}('## ENTER_GRAPH_PLACEHOLDER_KEY ##'); _rf.__enter__()")
@@ -522,10 +534,11 @@ class CodeGen:
             if op == "placeholder":
                 shape_note = _verbose_annotation(node, include_stride, include_device) if verbose else None
                 free_vars.append(self._placeholder_param(node, emit, shape_note))
+                current = index
+                starts.append((len(body), index))
                 bare = node.target.lstrip("*")
                 if bare != node.name:
                     append(f"{node.name} = {bare}")
-                    lineno_map[len(body)] = index
                 continue
             shape_note = None
             if annotated and op != "output":
@@ -541,11 +554,14 @@ class CodeGen:
                         last_location = location
                 if verbose:
                     shape_note = _verbose_annotation(node, include_stride, include_device)
+            current = index
+            starts.append((len(body), index))
             if op == "output":
                 if node.type is not None:
                     return_annotation = f" -> {emit.annotation(node.type)}"
-                append(self.generate_output(node.args[0], repr_fn=emit.render))
-                lineno_map[len(body)] = index
+                line = output_writer(node.args[0], emit.render)
+                cuts[len(body)] = len(line)
+                append(line)
                 continue
             if shape_note is not None:
                 assigned = f"{node.name}: {shape_note}"
@@ -560,7 +576,9 @@ class CodeGen:
             if timed:
                 append(f"_rf_{node.name} = {_RECORD_FUNCTION}('## {index} ##'); _rf_{node.name}.__enter__()")
             if freed is None:
-                append(statement_for(node, root_module, emit, wrapped, assigned))
+                line = statement_for(node, root_module, emit, wrapped, assigned)
+                cuts[len(body)] = len(line)
+                append(line)
             else:
                 statement = statement_for(node, root_module, emit, wrapped, assigned)
                 if len(freed) == 1:
@@ -569,19 +587,20 @@ class CodeGen:
                     names = [n.name for n in freed]
                     listed, chained = ", ".join(names), " = ".join(names)
                 deletes[len(body)] = f"{statement};  del {listed}"
+                cuts[len(body)] = len(statement)
                 append(f"{statement};  {comment(chained + ' = None')}")
-            lineno_map[len(body)] = index
             if timed:
                 append(f"_rf_{node.name}.__exit__(None, None, None)")
 
         if record_func:
             append("_rf.__exit__(None, None, None)")
         if not body:  # a function needs a statement; without an output node it falls off the end (None)
-            body.append("pass")
+            append("pass")
 
         exec_body: Optional[List[str]] = None
         if self._body_transformer is not None:
-            body = self._body_transformer(body)
+            fragments = _marked_fragments(body, starts, cuts)
+            body, owners = _unmark(self._body_transformer(fragments))
         elif deletes:
             exec_body = body.copy()
             for position, line in deletes.items():
@@ -597,10 +616,11 @@ class CodeGen:
             wrap_lines = "\n".join(f'fxkit._symbolic_trace.wrap("{name}")' for name in wrapped)
         header = f"\n{wrap_lines}\n\n{prologue}\n"
         source = header + "    " + "\n    ".join(body) + "\n    "
-        first_body_line = header.count("\n") + 1
-        lines = {first_body_line + offset - 1: node_index for offset, node_index in lineno_map.items()}
         python_code = PythonCode(
-            source, emit.globals, lines, _prologue_start=header.count("\n") - prologue.count("\n")
+            source,
+            emit.globals,
+            _lines_to_nodes(owners, prologue.count("\n")),
+            _prologue_start=header.count("\n") - prologue.count("\n"),
         )
         if exec_body is not None:
             python_code._exec_src = header + "    " + "\n    ".join(exec_body) + "\n    "
@@ -661,6 +681,77 @@ class CodeGen:
         if op == "get_attr":
             return f"{assigned} = {_self_path(root_module, target)}"
         raise RuntimeError(f"node {node.name!r} has op {op!r}, which code generation does not know")
+
+
+def _lines_to_nodes(owners: List[Optional[int]], extra_prologue_lines: int) -> Dict[int, Optional[int]]:
+    """``_lineno_map`` as torch.fx keeps it: line number counted from the ``def`` line -> node index.
+
+    Lines without a node of their own take the owner of the line before; the blank line closing the
+    function belongs to the last node.
+    """
+    first = extra_prologue_lines + 1
+    mapping = {first + offset: owner for offset, owner in enumerate(owners)}
+    if owners:
+        mapping[first + len(owners)] = owners[-1]
+    return mapping
+
+
+_MARKER = "# COUNTER: "
+
+
+def _marked_fragments(body: List[str], starts: List[Tuple[int, int]], cuts: Dict[int, int]) -> List[str]:
+    """The body as a ``on_generate_code`` transformer gets it (the same pieces torch.fx hands over):
+    newline-terminated pieces, a statement and its ``;  x = None`` apart, and a ``# COUNTER: i``
+    line before the code of node ``i`` so line ownership survives the transformation."""
+    fragments: List[str] = []
+    pending = iter(starts)
+    upcoming = next(pending, None)
+    for position, line in enumerate(body):
+        while upcoming is not None and upcoming[0] == position:
+            fragments.append(f"{_MARKER}{upcoming[1]}\n")
+            upcoming = next(pending, None)
+        cut = cuts.get(position)
+        if cut is None:
+            fragments.append(line + "\n")
+        else:
+            fragments.extend((line[:cut], line[cut:] + "\n"))
+    while upcoming is not None:
+        fragments.append(f"{_MARKER}{upcoming[1]}\n")
+        upcoming = next(pending, None)
+    return fragments
+
+
+def _unmark(fragments: List[str]) -> Tuple[List[str], List[Optional[int]]]:
+    """Body lines and their owners from transformed fragments (marker lines removed)."""
+    lines: List[str] = []
+    owners: List[Optional[int]] = []
+    owner: Optional[int] = None
+    text = "".join(fragments)
+    for line in text[:-1].split("\n") if text.endswith("\n") else text.split("\n"):
+        if line.startswith(_MARKER) and line[len(_MARKER) :].isdigit():
+            owner = int(line[len(_MARKER) :])
+            continue
+        lines.append(line)
+        owners.append(owner)
+    if not lines:
+        lines, owners = ["pass"], [owner]
+    return lines, owners
+
+
+def _output_writer(codegen: "CodeGen") -> Callable[[Any, Callable[[Any], str]], str]:
+    """Calls ``codegen.generate_output``; overrides written as ``generate_output(self, output_args)``
+    (torch.fx accepts those) get the arguments only, and render them with ``repr``."""
+    method = codegen.generate_output
+    if getattr(method, "__func__", None) in _OUTPUT_METHODS_WITH_REPR:
+        return lambda args, render: method(args, repr_fn=render)
+    try:
+        parameters = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        parameters = {}
+    takes_repr = "repr_fn" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    if takes_repr:
+        return lambda args, render: method(args, repr_fn=render)
+    return lambda args, render: method(args)
 
 
 def _stack_summary(stack_trace: Optional[str]) -> Optional[str]:
@@ -789,3 +880,7 @@ class _PyTreeCodeGen(CodeGen):
             flat = output_args if isinstance(output_args, (list, tuple)) else [output_args]
             return f"return pytree.tree_unflatten({render(list(flat))}, self._out_spec)"
         return super().generate_output(output_args, repr_fn=repr_fn)
+
+
+# The built-in writers take ``repr_fn``; looked up once instead of inspecting their signatures.
+_OUTPUT_METHODS_WITH_REPR = frozenset({CodeGen.generate_output, _PyTreeCodeGen.generate_output})

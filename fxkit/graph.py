@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import contextlib
 import copy
 import inspect
 import keyword
@@ -186,6 +185,19 @@ class _InsertPoint:
 
     def __exit__(self, *exc: Any) -> None:
         self._graph._insert = self._previous
+
+
+class _RestoreTransformer:
+    """What ``on_generate_code`` returns: leaving its ``with`` block restores the previous transformer."""
+
+    def __init__(self, codegen: Any, previous: Any) -> None:
+        self._codegen, self._previous = codegen, previous
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._codegen._body_transformer = self._previous
 
 
 class Graph:
@@ -402,8 +414,14 @@ class Graph:
         try:
             _paths.resolve(root, qualified_name)
         except _paths.MissingAttribute:
+            # The get_attr warning starts with torch.fx's sentence: code filters warnings on it.
+            lead = (
+                "Attempted to insert a get_attr Node with no underlying reference in the owning GraphModule! "
+                if op == "get_attr"
+                else ""
+            )
             warnings.warn(
-                f"{op} target {qualified_name!r} does not exist on the owning module "
+                f"{lead}{op} target {qualified_name!r} does not exist on the owning module "
                 f"{type(root).__name__}; add it (e.g. with add_submodule/register_buffer) before running.",
                 stacklevel=3,
             )
@@ -669,15 +687,15 @@ class Graph:
     def process_outputs(self, out: Any) -> Any:
         return self._codegen.process_outputs(out)
 
-    @contextlib.contextmanager
-    def on_generate_code(self, make_transformer: Callable[[Any], Any]) -> Iterator[None]:
-        """Temporarily post-process the generated body lines with ``make_transformer(previous)``."""
+    def on_generate_code(self, make_transformer: Callable[[Any], Any]) -> "_RestoreTransformer":
+        """Post-process the generated body with ``make_transformer(previous)`` from now on.
+
+        The transformer gets newline-terminated pieces of the body, with a ``# COUNTER: i`` line
+        before the code of node ``i`` (removed afterwards), and returns the pieces to use. Used in a
+        ``with`` block, the previous transformer comes back at its end (as in torch.fx)."""
         previous = self._codegen._body_transformer
         self._codegen._body_transformer = make_transformer(previous)
-        try:
-            yield
-        finally:
-            self._codegen._body_transformer = previous
+        return _RestoreTransformer(self._codegen, previous)
 
     # -- printing --------------------------------------------------------------------------------
     def __str__(self) -> str:

@@ -6,6 +6,7 @@ import copy
 import itertools
 import linecache
 import os
+import sys
 import threading
 import weakref
 from collections import OrderedDict
@@ -39,16 +40,18 @@ class _CompiledSources:
         self._counter = itertools.count()
         self._max_entries = max_entries
 
-    def function_for(self, python_code: PythonCode) -> Callable[..., Any]:
+    def function_for(self, python_code: PythonCode, origin: str = "") -> Callable[..., Any]:
+        """``origin`` (`` from file:line in name``) ends the code's filename, naming the user's code."""
         source = python_code.src
+        cache_key = source + "\0" + origin if origin else source
         with self._lock:
-            cached = self._by_source.get(source)
+            cached = self._by_source.get(cache_key)
             if cached is not None:
-                self._by_source.move_to_end(source)
+                self._by_source.move_to_end(cache_key)
                 code_object, key = cached
             else:
                 # Distinct from torch.fx's "<eval_with_key>.N": both libraries may share a process.
-                key = f"<fxkit-generated>.{next(self._counter)}"
+                key = f"<fxkit-generated>.{next(self._counter)}{origin}"
                 code_object = None
             linecache.cache[key] = (len(source), None, source.splitlines(True), key)
             self._live_functions[key] = self._live_functions.get(key, 0) + 1
@@ -58,7 +61,7 @@ class _CompiledSources:
             with _collector_paused():
                 code_object = compile(compiled_text, key, "exec")
             with self._lock:
-                self._by_source[source] = (code_object, key)
+                self._by_source[cache_key] = (code_object, key)
                 self._evict()
         namespace = dict(python_code.globals)
         exec(code_object, namespace)
@@ -86,8 +89,45 @@ class _CompiledSources:
 _COMPILED = _CompiledSources()
 
 
-def _compile_forward(python_code: PythonCode) -> Callable[..., Any]:
-    return _COMPILED.function_for(python_code)
+def _compile_forward(
+    python_code: PythonCode, co_fields: Optional[Dict[str, Any]] = None
+) -> Callable[..., Any]:
+    origin = ""
+    if co_fields:
+        origin = f" from {co_fields['co_filename']}:{co_fields['co_firstlineno']} in {co_fields['co_name']}"
+    return _COMPILED.function_for(python_code, origin)
+
+
+_HERE_CONTEXT = 2  # generated lines shown before and after the failing one
+
+
+def _report_failing_line(module: "GraphModule", error: BaseException) -> None:
+    """Print where in the generated forward ``error`` was raised, when it was raised there (not in a
+    submodule or function it called); torch.fx prints the same note, and people look for its words."""
+    function = module.__dict__.get("_forward_fn")
+    tb = error.__traceback__
+    if function is None or tb is None:
+        return
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb.tb_frame.f_code is not function.__code__:
+        return
+    lineno = tb.tb_lineno
+    lines = module.code.split("\n")
+    node_index = (module._lineno_map or {}).get(lineno - module._python_code()._prologue_start)
+    nodes = list(module.graph.nodes)
+    node_note = (
+        f" (node {nodes[node_index].name!r})" if node_index is not None and node_index < len(nodes) else ""
+    )
+    shown = []
+    for number in range(max(1, lineno - _HERE_CONTEXT), min(len(lines), lineno + _HERE_CONTEXT) + 1):
+        marker = f"    <--- HERE{node_note}" if number == lineno else ""
+        shown.append(f"{lines[number - 1]}{marker}")
+    print(
+        f"Call using an FX-traced Module, line {lineno} of the traced Module's generated forward function:\n"
+        + "\n".join(shown),
+        file=sys.stderr,
+    )
 
 
 class _MirroredChildren(dict):
@@ -362,10 +402,18 @@ class GraphModule(torch.nn.Module):
     def _materialize_forward(self) -> Callable[..., Any]:
         function = self.__dict__.get("_forward_fn")
         if function is None:
-            function = _compile_forward(self._python_code())
+            function = _compile_forward(self._python_code(), getattr(self._graph, "_co_fields", None))
             self.__dict__["_forward_fn"] = function
             type(self).forward = function
         return function
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            # Looked up on each call: tracers patch nn.Module.__call__ and must see this call.
+            return torch.nn.Module.__call__(self, *args, **kwargs)
+        except Exception as error:
+            _report_failing_line(self, error)
+            raise
 
     @property
     def code(self) -> str:

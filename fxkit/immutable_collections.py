@@ -14,7 +14,8 @@ __all__ = ["immutable_list", "immutable_dict"]
 
 _HOW_TO_EDIT = (
     "Node arguments are read-only so that `users` stays exact. Build a new container and assign it "
-    "instead, e.g. `node.args = (*node.args[:1], new_value)` or use node.update_arg / update_kwarg."
+    "instead, e.g. `new_args = (*node.args[:1], new_value)` then `node.args = new_args`, or use "
+    "node.update_arg / update_kwarg."
 )
 
 

@@ -23,7 +23,7 @@ import torch.utils._pytree as pytree
 
 from . import traceback as _node_meta
 from .graph import Graph
-from .node import Node
+from .node import Node, map_arg
 
 __all__ = [
     "Attribute",
@@ -210,9 +210,12 @@ class TracerBase:
             converted = {}
             for key, value in a.items():
                 key = self.create_arg(key)
-                if isinstance(key, Node):
+                traced = _first_node(key)
+                if traced is not None:
+                    # The first sentence is torch.fx's; code matches on it.
                     raise RuntimeError(
-                        f"Keys of a dict argument cannot be traced values (got the proxy {key.name!r} as a key)"
+                        f"Keys for dictionaries used as an argument cannot contain a Node. Got key: {traced}"
+                        f" (the traced value {traced.name!r} cannot be a dict key; use a constant key)"
                     )
                 converted[key] = self.create_arg(value)
             return converted
@@ -313,6 +316,13 @@ def _is_tensor_method(fn: Callable[..., Any]) -> bool:
         return answer
     except TypeError:  # unhashable callable
         return bool(torch.overrides.is_tensor_method_or_property(fn))
+
+
+def _first_node(arg: Any) -> Optional[Node]:
+    """The first Node inside ``arg`` (looking into tuples, lists, dicts and slices), or None."""
+    found: List[Node] = []
+    map_arg(arg, lambda node: found.append(node) or node)
+    return found[0] if found else None
 
 
 def _deepcopy_or_share(value: Any, memo: Dict[int, Any]) -> Any:
