@@ -15,6 +15,7 @@ from . import (
     shape_prop,
     split_module,
     split_utils,
+    splitter_base,
     tools_common,
 )
 
@@ -32,5 +33,6 @@ __all__ = [
     "shape_prop",
     "split_module",
     "split_utils",
+    "splitter_base",
     "tools_common",
 ]

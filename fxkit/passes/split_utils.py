@@ -11,20 +11,21 @@ from __future__ import annotations
 import functools
 import operator
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple, Type, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Type, Union
 
 import torch
 
 from fxkit.graph import Graph
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node, map_arg
+from fxkit.passes.tools_common import is_node_output_tensor
 
-__all__ = [
-    "getattr_recursive",
-    "setattr_recursive",
-    "Component",
-    "split_by_tags",
-]
+if TYPE_CHECKING:
+    from fxkit.passes.splitter_base import Subgraph
+
+# fmt: off
+__all__ = ["getattr_recursive", "setattr_recursive", "Component", "split_by_tags", "move_non_tensor_nodes_on_boundary"]
+# fmt: on
 
 _MISSING = object()
 
@@ -177,7 +178,7 @@ def split_by_tags(
             parent_values[value] = parent.get_attr(value.target, type_expr=value.type)
         return parent_values[value]
 
-    parent.output(map_arg(output_node.args[0], parent_value), type_expr=output_node.type)
+    parent.output(map_arg(output_node.args[0], parent_value))  # torch.fx drops the return annotation
     result = GraphModuleCls(root, parent)
     if return_fqn_mapping:
         return result, qualified_names
@@ -191,3 +192,38 @@ def _copy_attribute(source: torch.nn.Module, destination: torch.nn.Module, quali
             setattr(destination, atom, torch.nn.Module())
         destination = getattr(destination, atom)
     setattr(destination, leaf, getattr_recursive(source, qualified_name))
+
+
+def move_non_tensor_nodes_on_boundary(subgraphs: List["Subgraph"]) -> None:
+    """Where an acc subgraph hands non-tensor values (sizes, flags) to the subgraph after it,
+    compute them there instead: each such node moves to the end of the next subgraph, followed
+    by the non-tensor nodes of the acc subgraph that only fed moved nodes. Edits ``subgraphs``
+    in place and prints each move."""
+    for index in range(len(subgraphs) - 1):
+        source, target = subgraphs[index], subgraphs[index + 1]
+        if not source.is_acc:
+            continue
+        members = dict.fromkeys(source.nodes)
+        queue = [
+            node
+            for node in source.nodes
+            if not is_node_output_tensor(node) and any(user not in members for user in node.users)
+        ]
+        moved: Dict[Node, None] = {}
+        while queue:
+            node = queue.pop(0)
+            if node in moved:
+                continue
+            moved[node] = None
+            del members[node]
+            print(
+                f"In order move the non-tensor node {node.name} on boundary, moved node {node.name} "
+                f"from acc_{index} to gpu_{index + 1}"
+            )
+            for used in node.all_input_nodes:
+                if used in members and not is_node_output_tensor(used):
+                    if all(user not in members for user in used.users):
+                        queue.append(used)
+        if moved:
+            source.nodes[:] = list(members)
+            target.nodes.extend(moved)

@@ -132,3 +132,51 @@ def test_component_fields_match_torch_fx():
     got = split_utils.Component(fx.Graph(), 0, "x")
     assert list(expected.__dataclass_fields__) == list(got.__dataclass_fields__)
     assert (got.order, got.name, got.input_placeholders, got.gm) == (0, "x", [], None)
+
+
+class _Sizes(torch.nn.Module):
+    def forward(self, a):
+        b = torch.relu(a)
+        t = b.size(0) * 2
+        d = torch.sin(b).view(t, -1)
+        e = torch.cos(d)
+        return e.sum(e.dim() - 1)
+
+
+_BOUNDARY_CASES = [
+    [
+        (True, ["relu", "size", "mul"]),
+        (False, ["sin", "view"]),
+        (True, ["cos", "dim", "sub"]),
+        (False, ["sum_1"]),
+    ],
+    [
+        (True, ["relu", "size"]),
+        (False, ["mul", "sin", "view"]),
+        (True, ["cos", "dim"]),
+        (False, ["sub", "sum_1"]),
+    ],
+    [(True, ["relu"]), (False, ["size", "mul", "sin"]), (True, ["view", "cos", "dim", "sub", "sum_1"])],
+    [(False, ["relu", "size", "mul"]), (True, ["sin", "view", "cos", "dim", "sub"]), (False, ["sum_1"])],
+]
+
+
+@pytest.mark.parametrize("groups", _BOUNDARY_CASES)
+def test_move_non_tensor_nodes_on_boundary_matches_torch_fx(groups, capsys) -> None:
+    import torch.fx.passes.shape_prop as oracle_shape_prop
+    import torch.fx.passes.splitter_base as oracle_splitter
+
+    from fxkit.passes import shape_prop, splitter_base
+
+    def moved(tracing, shape_prop_module, splitter_module, split_utils_module):
+        gm = tracing.symbolic_trace(_Sizes())
+        shape_prop_module.ShapeProp(gm).propagate(torch.randn(2, 4))
+        nodes = {node.name: node for node in gm.graph.nodes}
+        subgraphs = [
+            splitter_module.Subgraph(is_acc=acc, nodes=[nodes[n] for n in names]) for acc, names in groups
+        ]
+        split_utils_module.move_non_tensor_nodes_on_boundary(subgraphs)
+        return [(s.is_acc, [n.name for n in s.nodes]) for s in subgraphs], capsys.readouterr().out
+
+    ours = moved(fx, shape_prop, splitter_base, split_utils)
+    assert ours == moved(torch.fx, oracle_shape_prop, oracle_splitter, oracle)
