@@ -26,8 +26,15 @@ from fxkit.passes.split_utils import move_non_tensor_nodes_on_boundary, split_by
 
 # fmt: off
 from fxkit.passes.tools_common import (
-    CALLABLE_NODE_OPS, FxNetAccFusionsFinder, NodeList, NodeSet, Tensors, get_node_target, is_node_output_tensor,
+    CALLABLE_NODE_OPS,
+    FxNetAccFusionsFinder,
+    NodeList,
+    NodeSet,
+    Tensors,
+    get_node_target,
+    is_node_output_tensor,
 )
+
 # fmt: on
 
 __all__ = [
