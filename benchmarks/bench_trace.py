@@ -114,9 +114,10 @@ def workloads() -> list[Workload]:
             target=LARGE_MODEL_TARGET,
             description="1,000 traced-through user blocks with parameter reads (6,002 nodes)",
         ),
-        # Small models (issue 10): fixed per-trace costs dominate (patching nn.Module.__call__ and
-        # __getattr__, which CPython propagates to every nn.Module subclass, the math autowrapping,
-        # GraphModule construction, codegen). Target: at most 0.33x torch.fx's time.
+        # Small models (issue 10): fixed per-trace costs dominate (the patches, which fxkit now puts
+        # on nn.Module._call_impl and on the traced classes' __getattr__ rather than on dunders of
+        # nn.Module, which CPython propagates to every subclass; the math autowrapping; GraphModule
+        # construction). Target: at most 0.33x torch.fx's time.
         mirrored(
             "zoo-resnet",
             _trace,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Tuple
+from typing import Any, List, Tuple
 
 
 class MissingAttribute(AttributeError):
@@ -33,3 +33,25 @@ def split_parent(qualified_name: str) -> Tuple[str, str]:
     """``("a.b", "c")`` for ``"a.b.c"``; the parent is ``""`` for a single atom."""
     parent, _, leaf = qualified_name.rpartition(".")
     return parent, leaf
+
+
+def walk_modules(root: Any) -> List[Tuple[str, Any]]:
+    """``(path, module)`` for ``root`` and each submodule below it, each module once at its first path.
+
+    The same pairs in the same order as ``root.named_modules()``, without its recursive generators
+    (one frame per level) that made this walk a visible part of tracing a small model.
+    """
+    found: List[Tuple[str, Any]] = []
+    seen = set()
+    pending: List[Tuple[str, Any]] = [("", root)]
+    while pending:
+        path, module = pending.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        found.append((path, module))
+        prefix = path + "." if path else ""
+        children = [(prefix + name, child) for name, child in module._modules.items() if child is not None]
+        children.reverse()
+        pending.extend(children)
+    return found

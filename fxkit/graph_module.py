@@ -217,31 +217,61 @@ def _install_attr(
     destination: torch.nn.Module, qualified_name: str, value: Any, as_buffer: bool, persistent: bool = True
 ) -> None:
     holder, leaf = _parent_of(destination, qualified_name)
+    _set_attr(holder, leaf, value, as_buffer, persistent)
+
+
+def _set_attr(holder: torch.nn.Module, leaf: str, value: Any, as_buffer: bool, persistent: bool) -> None:
     if as_buffer:
         holder.register_buffer(leaf, value, persistent=persistent)
     else:
         setattr(holder, leaf, value)
 
 
-def _copy_attr(source: torch.nn.Module, destination: torch.nn.Module, node: Any) -> None:
-    """Copy ``source.<node.target>`` to the same path on ``destination``; buffers stay buffers.
+class _AttrCopier:
+    """Copies the attributes nodes refer to from a source module to the same paths on a new one.
 
-    A missing target raises AttributeError (as in torch.fx, so callers catching it keep working)."""
-    qualified_name = node.target
-    owner_path, leaf = _paths.split_parent(qualified_name)
-    try:
-        owner = _paths.resolve(source, owner_path) if owner_path else source
-        value = _paths.resolve(owner, leaf)
-    except _paths.MissingAttribute as error:
-        missing = error.missing if owner_path == "" or error.root is source else f"{owner_path}.{leaf}"
-        raise AttributeError(
-            f"Node {node.name!r} ({node.op}) refers to {qualified_name!r}, but {missing!r} does not exist on "
-            f"the root module {type(source).__name__}. Add it to the root or fix the node's target."
-        ) from None
-    # A plain tensor attribute becomes a buffer too (as in torch.fx), so .to() and state_dict() see it.
-    is_buffer = isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter)
-    persistent = leaf not in getattr(owner, "_non_persistent_buffers_set", ())
-    _install_attr(destination, qualified_name, value, is_buffer and value is not None, persistent)
+    Nodes of one model share path prefixes (``layer1.0.conv1``, ``layer1.0.bn1``): each prefix is
+    looked up once, on both sides (about a third of building a GraphModule for a small ResNet)."""
+
+    def __init__(self, source: torch.nn.Module, destination: torch.nn.Module) -> None:
+        self.source = source
+        self.destination = destination
+        self._owners: Dict[str, Any] = {"": source}
+        self._holders: Dict[str, torch.nn.Module] = {"": destination}
+        self._holder_prefixes: set = set()  # every prefix of a cached holder path
+
+    def copy(self, node: Any) -> None:
+        """Copy ``source.<node.target>`` to the same path on ``destination``; buffers stay buffers.
+
+        A missing target raises AttributeError (as in torch.fx, so callers catching it keep working)."""
+        source = self.source
+        qualified_name = node.target
+        owner_path, leaf = _paths.split_parent(qualified_name)
+        try:
+            owner = self._owners.get(owner_path)
+            if owner is None:
+                owner = self._owners[owner_path] = _paths.resolve(source, owner_path)
+            value = _paths.resolve(owner, leaf)
+        except _paths.MissingAttribute as error:
+            missing = error.missing if owner_path == "" or error.root is source else f"{owner_path}.{leaf}"
+            raise AttributeError(
+                f"Node {node.name!r} ({node.op}) refers to {qualified_name!r}, but {missing!r} does not exist on "
+                f"the root module {type(source).__name__}. Add it to the root or fix the node's target."
+            ) from None
+        # A plain tensor attribute becomes a buffer too (as in torch.fx), so .to() and state_dict() see it.
+        is_buffer = isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter)
+        persistent = leaf not in getattr(owner, "_non_persistent_buffers_set", ())
+        holder = self._holders.get(owner_path)
+        if holder is None:
+            holder = _parent_of(self.destination, qualified_name)[0]
+            self._holders[owner_path] = holder
+            atoms = owner_path.split(".")
+            self._holder_prefixes.update(".".join(atoms[: count + 1]) for count in range(len(atoms)))
+        if qualified_name in self._holder_prefixes:
+            # Something is installed where a cached holder (or one on its path) was found: forget them.
+            self._holders = {"": self.destination}
+            self._holder_prefixes = set()
+        _set_attr(holder, leaf, value, is_buffer and value is not None, persistent)
 
 
 class _LazyForward:
@@ -330,9 +360,10 @@ class GraphModule(torch.nn.Module):
         if isinstance(root, torch.nn.Module):
             if hasattr(root, "training"):
                 self.training = root.training
+            copier = _AttrCopier(root, self)
             for node in graph.nodes:
                 if node.op in ("get_attr", "call_module"):
-                    _copy_attr(root, self, node)
+                    copier.copy(node)
         elif isinstance(root, dict):
             wanted: List[str] = []
             for node in graph.nodes:

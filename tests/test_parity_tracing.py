@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import fxkit
+from fxkit.tracer import use_fast_patches
 from tests.test_parity import assert_same, error_of, error_type_of, is_fxkit, run_snippet, summary
 
 SNIPPETS: list[Callable[[Any], Any]] = []
@@ -1572,14 +1573,86 @@ def wrapped_function_called_from_module_forward(fx):
     return traced(fx, Net(), torch.ones(2, 4))
 
 
+class _OwnCallImpl(nn.Module):
+    """Runs ``forward`` from its own ``_call_impl``: only a patched ``__call__`` sees its calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.full((2,), 2.0))
+
+    def _call_impl(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    def forward(self, x):
+        return x * self.w
+
+
+@snippet
+def submodule_with_its_own_call_impl(fx):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = _OwnCallImpl()
+
+        def forward(self, x):
+            return self.inner(x) + 1
+
+    gm = fx.symbolic_trace(Net())
+    # Whether the call was seen shows in the scopes recorded on the nodes.
+    scopes = [list(node.meta.get("nn_module_stack", {})) for node in gm.graph.nodes]
+    return gm.code, summary(gm.graph), gm(torch.ones(2)), scopes
+
+
+@snippet
+def submodule_with_its_own_getattr_reading_a_parameter(fx):
+    class Aliased(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.full((2,), 3.0))
+
+        def __getattr__(self, name):
+            return super().__getattr__("w" if name == "alias" else name)
+
+        def forward(self, x):
+            return x * self.alias
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = Aliased()
+
+        def forward(self, x):
+            return self.inner(x) - self.inner.alias
+
+    return traced(fx, Net(), torch.ones(2))
+
+
+@snippet
+def parameter_of_a_plain_module_container_read_in_forward(fx):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.holder = nn.Module()
+            self.holder.w = nn.Parameter(torch.full((2,), 4.0))
+
+        def forward(self, x):
+            return x + self.holder.w
+
+    return traced(fx, Net(), torch.ones(2))
+
+
 # ---------------------------------------------------------------------------------------------
 # the comparison
 
 
+@pytest.mark.parametrize("patches", ["fast", "plain"])
 @pytest.mark.parametrize("function", SNIPPETS, ids=[function.__name__ for function in SNIPPETS])
-def test_fxkit_matches_torch_fx_when_tracing(function: Callable[[Any], Any]) -> None:
+def test_fxkit_matches_torch_fx_when_tracing(function: Callable[[Any], Any], patches: str) -> None:
+    """Each snippet with fxkit's fast patches (``_call_impl``, ``__getattr__`` per class) and with the
+    plain ones (``nn.Module.__call__`` and ``__getattr__``, as torch.fx patches them)."""
     expected = run_snippet(function, torch.fx)
-    actual = run_snippet(function, fxkit)
+    with use_fast_patches(patches == "fast"):
+        actual = run_snippet(function, fxkit)
     assert_same(expected, actual)
 
 

@@ -17,9 +17,17 @@ from torch import nn
 import fxkit
 from fxkit import zoo
 from fxkit.proxy import ParameterProxy, TraceError
-from fxkit.tracer import PH, Tracer, symbolic_trace, wrap
+from fxkit.tracer import PH, Tracer, symbolic_trace, use_fast_patches, wrap
 
 THIS_FILE = __file__
+
+
+@pytest.fixture(autouse=True, params=["call-impl", "dunder-call"])
+def call_patch(request):
+    """Every test runs with ``nn.Module._call_impl`` patched (the fast path) and with
+    ``nn.Module.__call__`` patched (the plain version, as torch.fx does)."""
+    with use_fast_patches(request.param == "call-impl"):
+        yield request.param
 
 
 def scaled_by_three(x):
@@ -37,6 +45,7 @@ def decorated_wrapped(x, n):
 def _globals_snapshot():
     return (
         nn.Module.__call__,
+        nn.Module._call_impl,
         nn.Module.__getattr__,
         math.sqrt,
         math.floor,
@@ -156,7 +165,7 @@ def test_nothing_stays_patched_even_when_tracing_fails():
     assert _globals_snapshot() == before
 
 
-def test_module_calls_outside_a_trace_are_untouched_while_another_thread_traces():
+def test_module_calls_outside_a_trace_are_untouched_while_another_thread_traces(call_patch):
     model = zoo.get_model("mlp")
     inputs = zoo.example_inputs("mlp")
     expected = model(*inputs)
@@ -169,22 +178,26 @@ def test_module_calls_outside_a_trace_are_untouched_while_another_thread_traces(
             return super().call_module(m, forward, args, kwargs)
 
     results = {}
-    worker = threading.Thread(
-        target=lambda: results.setdefault("graph", SlowTracer().trace(zoo.get_model("mlp")))
-    )
+
+    def trace_slowly():
+        with use_fast_patches(call_patch == "call-impl"):  # the switch is per thread
+            results["graph"] = SlowTracer().trace(zoo.get_model("mlp"))
+
+    worker = threading.Thread(target=trace_slowly)
     worker.start()
     assert started.wait(10)
     try:
-        assert nn.Module.__call__ is not before_call  # a trace is running: the patch is in place
+        # a trace is running: the patch is in place
+        assert (nn.Module.__call__, nn.Module._call_impl) != (before_call, before_call_impl)
         torch.testing.assert_close(model(*inputs), expected)  # and this thread is not traced
     finally:
         release.set()
         worker.join(10)
-    assert nn.Module.__call__ is before_call
+    assert (nn.Module.__call__, nn.Module._call_impl) == (before_call, before_call_impl)
     assert [n.op for n in results["graph"].nodes].count("call_module") == 3
 
 
-before_call = nn.Module.__call__
+before_call, before_call_impl = nn.Module.__call__, nn.Module._call_impl
 
 
 def test_two_threads_trace_at_once_and_get_their_own_graphs():
@@ -207,7 +220,8 @@ def test_two_threads_trace_at_once_and_get_their_own_graphs():
         thread.join(30)
     assert not errors
     assert all(results[i] == expected[name] for i, name in enumerate(names))
-    assert nn.Module.__call__ is before_call and math.sqrt.__module__ == "math"
+    assert (nn.Module.__call__, nn.Module._call_impl) == (before_call, before_call_impl)
+    assert math.sqrt.__module__ == "math"
 
 
 def test_parameters_are_found_by_path_and_cached():
@@ -578,3 +592,34 @@ def test_ph_subclass_attributes_land_on_placeholders_like_torch_fx() -> None:
         ] + [module.PHWithMeta().ph_key]  # fmt: skip
 
     assert placeholders(fxkit) == placeholders(torch.fx)
+
+
+def test_a_submodule_compiled_in_place_is_still_seen_as_a_module_call():
+    class Inner(nn.Module):
+        def forward(self, x):
+            return x.relu()
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = Inner()
+
+        def forward(self, x):
+            return self.inner(x) + 1
+
+    def scopes(library):
+        net = Net()
+        # What module.compile() installs, minus dynamo: __call__ then skips _call_impl.
+        net.inner._compiled_call_impl = functools.partial(nn.Module._call_impl, net.inner)
+        graph = library.symbolic_trace(net).graph
+        return [(node.name, list(node.meta.get("nn_module_stack", {}))) for node in graph.nodes]
+
+    assert scopes(fxkit) == scopes(torch.fx)
+    assert ("relu", ["inner"]) in scopes(fxkit)
+
+
+def test_per_class_getattr_patches_are_removed_after_the_trace():
+    model = zoo.get_model("resnet")
+    classes = {type(module) for module in model.modules()}
+    symbolic_trace(model)
+    assert not [cls for cls in classes if "__getattr__" in vars(cls)]

@@ -53,6 +53,7 @@ def _nothing_patched() -> None:
     assert tracer_module._PATCHES._patches == {}
     assert globals()["math"].sqrt is math.sqrt and math.sqrt.__module__ == "math"
     assert nn.Module.__call__ is torch.nn.modules.module.Module.__call__
+    assert vars(nn.Module)["_call_impl"].__name__ == "_call_impl"
     assert "__call__" in vars(nn.Module) and vars(nn.Module)["__call__"].__name__ == "_wrapped_call_impl"
 
 
@@ -63,9 +64,11 @@ def test_concurrent_symbolic_traces_all_wrap_math_and_give_identical_graphs() ->
     codes: Dict[str, List[str]] = {"fn": [], "module": []}
 
     def work(index: int) -> None:
-        for _ in range(TRACES_PER_THREAD // 2):
-            codes["fn"].append(fxkit.symbolic_trace(relu_times_sqrt_of_rank).code)
-            codes["module"].append(fxkit.symbolic_trace(model).code)
+        # Half the threads patch nn.Module.__call__, half nn.Module._call_impl, at the same time.
+        with tracer_module.use_fast_patches(index % 2 == 0):
+            for _ in range(TRACES_PER_THREAD // 2):
+                codes["fn"].append(fxkit.symbolic_trace(relu_times_sqrt_of_rank).code)
+                codes["module"].append(fxkit.symbolic_trace(model).code)
 
     _run_in_threads(work)
     assert len(codes["fn"]) == THREADS * TRACES_PER_THREAD // 2
