@@ -594,6 +594,7 @@ class Graph:
         """Check the graph is well formed; raise RuntimeError naming the first offending node."""
         seen: Dict[Node, None] = {}
         names: Dict[str, Node] = {}
+        reads: Dict[Node, int] = {}  # node -> how many nodes read it
         outputs = 0
         count = 0
         for node in self.nodes:
@@ -621,14 +622,11 @@ class Graph:
                     )
                 if node not in used.users:
                     raise RuntimeError(f"Node {used.name!r} does not list its user {node.name!r} in users")
+                reads[used] = reads.get(used, 0) + 1
             for user in node.users:
                 if user._erased or user.graph is not self:
                     raise RuntimeError(
                         f"Node {node.name!r} lists {user.name!r}, which is not in this graph, as a user"
-                    )
-                if node not in user._inputs:
-                    raise RuntimeError(
-                        f"Node {node.name!r} lists {user.name!r} as a user but it does not read it"
                     )
             if node.op == "output":
                 outputs += 1
@@ -637,6 +635,14 @@ class Graph:
             elif outputs:
                 raise RuntimeError(f"Node {node.name!r} comes after the output node")
             seen[node] = None
+        # Every read is listed in `users` (checked above); a node with more users than readers lists
+        # one that does not read it. Counting keeps lint linear (`_inputs` is a tuple).
+        for node in self.nodes:
+            if len(node.users) != reads.get(node, 0):
+                stray = next(user for user in node.users if node not in user._inputs)
+                raise RuntimeError(
+                    f"Node {node.name!r} lists {stray.name!r} as a user but it does not read it"
+                )
         if count != self._len:
             raise RuntimeError(f"graph length bookkeeping is off: {count} nodes listed, {self._len} counted")
         root = self._owning_module

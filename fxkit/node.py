@@ -280,12 +280,12 @@ def _swapped(arg: Argument, old: "Node", new: "Node") -> Argument:
     return map_arg(arg, lambda node: new if node is old else node)
 
 
-def _frozen_arguments(args: Any, kwargs: Any) -> Tuple[Tuple[Any, ...], Dict[str, Any], Collection["Node"]]:
-    """A node's arguments made read-only, and the distinct nodes they read, in order.
+def _frozen_arguments(args: Any, kwargs: Any) -> Tuple[Tuple[Any, ...], Dict[str, Any], Tuple["Node", ...]]:
+    """A node's arguments made read-only, and the distinct nodes they read, in order (a tuple).
 
     Flat positional arguments (nodes and scalars, by far the common case) skip ``_freeze``'s
     generality. When they are all nodes, each once, and the keyword arguments add no other node,
-    the args tuple itself is returned as the input list: a dict less per node (memory, and
+    the args tuple itself is returned as the inputs: no second container per node (memory, and
     garbage-collector time when many nodes are made at once).
     """
     found: Dict[Node, None] = {}
@@ -306,7 +306,7 @@ def _frozen_arguments(args: Any, kwargs: Any) -> Tuple[Tuple[Any, ...], Dict[str
     kwargs = _freeze(kwargs, found) if kwargs else _NO_KWARGS
     if only_nodes and read_by_args == len(args) == len(found):
         return args, kwargs, args
-    return args, kwargs, found
+    return args, kwargs, tuple(found)
 
 
 def _is_flat(arg: Tuple[Any, ...]) -> bool:
@@ -399,11 +399,14 @@ class Node:
         if op == "root":
             self._args = ()
             self._kwargs = _NO_KWARGS
-            self._inputs: Collection[Node] = ()
+            self._inputs: Tuple[Node, ...] = ()
             return
         # _set_args_kwargs for a node nobody uses yet: no previous inputs to unregister. (Attributes
         # are first set in the same order for every node, so instances share one attribute layout.)
         self._args, self._kwargs, inputs = _frozen_arguments(args, kwargs)
+        # The distinct nodes this node reads, in argument order, always a tuple: the args tuple
+        # itself when that is exactly them (the Interpreter's fast path checks `_inputs is args`).
+        # Membership tests on it are linear; graph-wide checks build sets instead.
         self._inputs = inputs
         if inputs:
             _check_inputs(self, inputs)
@@ -501,8 +504,8 @@ class Node:
     def _input_nodes(self) -> Dict["Node", None]:
         """torch.fx's spelling of the inputs (a dict used as an ordered set), for code that reads it.
 
-        fxkit keeps them in ``_inputs``: the args tuple itself when that lists them exactly, a dict
-        otherwise (see ``_frozen_arguments``)."""
+        fxkit keeps them in ``_inputs``, a tuple: the args tuple itself when that lists them
+        exactly (see ``_frozen_arguments``)."""
         return dict.fromkeys(self._inputs)
 
     def _set_args_kwargs(self, new_args: Any, new_kwargs: Any) -> None:

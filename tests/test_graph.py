@@ -236,6 +236,16 @@ def test_lint_reports_a_node_after_the_output() -> None:
         g.lint()
 
 
+def test_lint_reports_a_user_that_does_not_read_the_node() -> None:
+    g = _chain(fxkit, 2)
+    nodes = _by_name(g)
+    nodes["x"].users[nodes["relu_1"]] = None  # relu_1 reads relu, not x
+    with pytest.raises(RuntimeError, match="'x' lists 'relu_1' as a user but it does not read it"):
+        g.lint()
+    del nodes["x"].users[nodes["relu_1"]]
+    g.lint()
+
+
 def test_lint_reports_missing_attribute_on_owning_module() -> None:
     module = fxkit.GraphModule(torch.nn.Module(), _chain(fxkit, 1))
     relu = _by_name(module.graph)["relu"]

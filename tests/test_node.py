@@ -468,3 +468,23 @@ def test_map_functions_take_torch_fx_keyword_names() -> None:
         assert fx.node.map_aggregate(a=(1, [2]), fn=lambda v: v * 2) == (2, [4])
         with pytest.raises(TypeError, match="unexpected keyword argument"):
             x.format_node(bogus=True)
+
+
+def test_inputs_are_always_a_tuple_of_distinct_nodes_in_argument_order() -> None:
+    graph = fxkit.Graph()
+    a, b = graph.placeholder("a"), graph.placeholder("b")
+    cases = {
+        "flat": graph.call_function(operator.add, (a, b)),
+        "scalar": graph.call_function(operator.add, (b, 1.0), {"alpha": a}),
+        "repeated": graph.call_function(torch.cat, ([a, b, a],)),
+        "kwargs only": graph.call_function(torch.add, (), {"input": b, "other": a}),
+        "none": graph.call_function(torch.zeros, (2,)),
+    }
+    cases["edited"] = graph.call_function(operator.mul, (a, a))
+    cases["edited"].args = (b, {"k": a})
+    for node in cases.values():
+        assert type(node._inputs) is tuple
+        assert list(node._inputs) == node.all_input_nodes == list(dict.fromkeys(node.all_input_nodes))
+    assert cases["flat"]._inputs is cases["flat"].args  # no second container when args are the inputs
+    graph.erase_node(cases["edited"])
+    assert cases["edited"]._inputs == ()
