@@ -26,8 +26,7 @@ import weakref
 from operator import attrgetter
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-import torch
-
+from fxkit._atoms import SCALAR_TYPES
 from fxkit._gc import collector_paused
 from fxkit.node import Node, map_aggregate, map_arg
 
@@ -93,7 +92,7 @@ def _overrides(interp: Any, base: type) -> Dict[str, Any]:
 
 
 # Argument types passed through as they are (everything else but Nodes goes through map_arg).
-_LEAVES = frozenset({int, float, bool, str, type(None), torch.dtype, torch.device})
+_LEAVES = SCALAR_TYPES
 
 
 def _load(args: Tuple[Any, ...], env: Dict[Node, Any]) -> Sequence[Any]:
@@ -339,18 +338,7 @@ def _is_plain_dict(arg: Any) -> bool:
     return type(arg) is dict or (isinstance(arg, dict) and type(arg).__name__ == "immutable_dict")
 
 
-_FROZEN_LEAVES = (
-    int,
-    float,
-    bool,
-    str,
-    complex,
-    type(None),
-    torch.dtype,
-    torch.device,
-    torch.memory_format,
-    torch.layout,
-)
+_FROZEN_LEAVES = tuple(SCALAR_TYPES)
 
 
 def _is_frozen(arg: Any) -> bool:

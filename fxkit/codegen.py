@@ -62,7 +62,8 @@ INPLACE_OPERATORS: Dict[Any, str] = {
     operator.imatmul: "@=",
 }
 
-# Globals every generated function can rely on; node names never take these.
+# The one home of the generated code's globals. Every generated function can rely on these;
+# node names never take them (nor the names in RESERVED_NAMES).
 BASE_GLOBALS: Dict[str, Any] = {
     "inf": math.inf,
     "nan": math.nan,
@@ -71,6 +72,21 @@ BASE_GLOBALS: Dict[str, Any] = {
     "device": torch.device,
     "fx_pytree": fx_pytree,
     "pytree": pytree,
+}
+#: ``self`` is the forward's first parameter; ``fxkit`` is bound when the code names an fxkit object.
+RESERVED_NAMES = frozenset(BASE_GLOBALS) | {"self", "fxkit"}
+#: The lines a standalone file (``GraphModule.to_folder``) starts with, recreating the base globals ...
+STANDALONE_PRELUDE = (
+    "import torch",
+    "import math",
+    "from math import inf, nan",
+    "NoneType = type(None)",
+    "device = torch.device",
+)
+#: ... and the ones it adds when the code uses the others.
+STANDALONE_IMPORTS: Dict[str, str] = {
+    "fx_pytree": "import fxkit._pytree as fx_pytree",
+    "pytree": "import torch.utils._pytree as pytree",
 }
 
 _REPR_SAFE = (

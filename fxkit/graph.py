@@ -16,7 +16,7 @@ import torch
 
 from . import _foreign, _paths
 from ._gc import collector_paused as _collector_paused
-from .codegen import CodeGen, PythonCode, _PyTreeCodeGen, _PyTreeInfo
+from .codegen import RESERVED_NAMES, CodeGen, PythonCode, _PyTreeCodeGen, _PyTreeInfo
 from .node import GRAPH_OPCODES, Argument, Node, Target, _nodes_to_none, map_aggregate, map_arg
 
 if TYPE_CHECKING:
@@ -24,10 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Graph", "CodeGen", "PythonCode", "map_arg", "map_aggregate", "_PyTreeCodeGen", "_PyTreeInfo"]
 
-# Names the generated code binds as globals, so node names must keep clear of them.
-RESERVED_NAMES = frozenset(
-    {"inf", "nan", "NoneType", "torch", "device", "fx_pytree", "pytree", "self", "fxkit"}
-)
 
 _NOT_IDENTIFIER = re.compile(r"[^0-9a-zA-Z_]+")
 _NUMBERED = re.compile(r"(.*)_(\d+)$")

@@ -17,7 +17,15 @@ import torch
 
 from . import _foreign, _paths
 from ._gc import collector_paused as _collector_paused
-from .codegen import PythonCode, _PyTreeCodeGen, check_annotation, check_program_order
+from .codegen import (
+    BASE_GLOBALS,
+    STANDALONE_IMPORTS,
+    STANDALONE_PRELUDE,
+    PythonCode,
+    _PyTreeCodeGen,
+    check_annotation,
+    check_program_order,
+)
 from .graph import Graph
 
 __all__ = ["GraphModule"]
@@ -658,21 +666,11 @@ def _rebuild_graph_module(user_class: type, state: Dict[str, Any], class_name: s
 
 def _import_lines(globals_: Dict[str, Any]) -> List[str]:
     """Import statements that recreate the generated code's globals in a standalone file."""
-    lines = [
-        "import torch",
-        "import math",
-        "from math import inf, nan",
-        "NoneType = type(None)",
-        "device = torch.device",
-    ]
+    lines = list(STANDALONE_PRELUDE)
     for name, value in globals_.items():
-        if name in ("torch", "inf", "nan", "NoneType", "device"):
-            continue
-        if name == "fx_pytree":
-            lines.append("import fxkit._pytree as fx_pytree")
-            continue
-        if name == "pytree":
-            lines.append("import torch.utils._pytree as pytree")
+        if name in BASE_GLOBALS:
+            if name in STANDALONE_IMPORTS:
+                lines.append(STANDALONE_IMPORTS[name])
             continue
         module = getattr(value, "__module__", None)
         qualname = getattr(value, "__qualname__", getattr(value, "__name__", None))

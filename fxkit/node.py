@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, List, Optiona
 
 import torch
 
+from ._atoms import SCALAR_TYPES
 from .immutable_collections import immutable_dict, immutable_list
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ def _format_arg(arg: Any) -> str:
 # Walking arguments
 # ---------------------------------------------------------------------------------------------
 
-_LEAF_TYPES = frozenset({int, float, str, bool, type(None)})
+_LEAF_TYPES = SCALAR_TYPES
 _NO_KWARGS = immutable_dict()
 
 

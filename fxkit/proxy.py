@@ -22,6 +22,7 @@ import torch
 import torch.utils._pytree as pytree
 
 from . import traceback as _node_meta
+from ._atoms import ATOMIC_ARG_TYPES, SCALAR_TYPES
 from .graph import Graph
 from .node import Node, map_arg
 
@@ -92,25 +93,10 @@ class ScopeContextManager:
         self._scope.module_path, self._scope.module_type = self._saved
 
 
-# Types that are stored in a graph as they are.
-_ATOMIC_ARG_TYPES = frozenset(
-    {
-        str,
-        int,
-        float,
-        bool,
-        complex,
-        type(None),
-        type(Ellipsis),
-        torch.dtype,
-        torch.device,
-        torch.memory_format,
-        torch.layout,
-        torch.SymInt,
-        torch.SymFloat,
-        torch.SymBool,
-    }
-)
+# Types that are stored in a graph as they are; and, checked with isinstance, subclasses of them
+# (an IntEnum) and enum members.
+_ATOMIC_ARG_TYPES = ATOMIC_ARG_TYPES
+_CONSTANT_CLASSES = tuple(SCALAR_TYPES) + (enum.Enum,)
 _OPERATOR_ARG_TYPES: Tuple[type, ...] = tuple(
     cls
     for cls in (getattr(torch._ops, "OpOverload", None), getattr(torch._ops, "HigherOrderOperator", None))
@@ -225,7 +211,7 @@ class TracerBase:
             return range(self.create_arg(a.start), self.create_arg(a.stop), self.create_arg(a.step))
         if isinstance(a, torch.Tensor) or isinstance(a, _OPERATOR_ARG_TYPES):
             return a
-        if isinstance(a, (str, int, float, bool, complex, torch.dtype, torch.device, enum.Enum)):
+        if isinstance(a, _CONSTANT_CLASSES):
             return a  # subclasses of the atomic types (an IntEnum) and enum members are constants
         raise NotImplementedError(f"argument of type: {type(a)}")
 

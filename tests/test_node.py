@@ -488,3 +488,33 @@ def test_inputs_are_always_a_tuple_of_distinct_nodes_in_argument_order() -> None
     assert cases["flat"]._inputs is cases["flat"].args  # no second container when args are the inputs
     graph.erase_node(cases["edited"])
     assert cases["edited"]._inputs == ()
+
+
+def test_scalar_arguments_are_kept_as_they_are_and_match_torch_fx() -> None:
+    from fxkit._atoms import SCALAR_TYPES
+
+    values = (
+        1,
+        2.5,
+        True,
+        1j,
+        "s",
+        None,
+        ...,
+        torch.float16,
+        torch.device("cpu"),
+        torch.channels_last,
+        torch.strided,
+    )
+    assert {type(value) for value in values} == SCALAR_TYPES
+
+    def stored(fx: Any) -> List[Any]:
+        graph = fx.Graph()
+        x = graph.placeholder("x")
+        node = graph.call_function(operator.add, (x, *values), {"k": values})
+        mapped = fx.node.map_arg(node.args, lambda n: n)
+        return [node.args[1:], node.kwargs["k"], mapped[1:], node.all_input_nodes == [x]]
+
+    ours, theirs = stored(fxkit), stored(torch.fx)
+    assert ours == theirs
+    assert all(a is b for a, b in zip(ours[0], values))
