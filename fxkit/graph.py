@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional,
 import torch
 
 from . import _foreign, _paths
+from . import node as _node_module
 from ._gc import collector_paused as _collector_paused
 from .codegen import RESERVED_NAMES, CodeGen, PythonCode, _PyTreeCodeGen, _PyTreeInfo
 from .node import GRAPH_OPCODES, Argument, Node, Target, _nodes_to_none, map_aggregate, map_arg
@@ -181,6 +182,10 @@ class _InsertPoint:
 
     def __exit__(self, *exc: Any) -> None:
         self._graph._insert = self._previous
+
+
+def _same_node(node: Node) -> Node:
+    return node
 
 
 class _RestoreTransformer:
@@ -493,13 +498,23 @@ class Graph:
         return changed
 
     # -- copying ---------------------------------------------------------------------------------
-    def node_copy(self, node: Node, arg_transform: Callable[[Node], Argument] = lambda x: x) -> Node:
-        """Copy ``node`` (possibly from another graph) here, mapping its inputs with ``arg_transform``."""
+    def node_copy(self, node: Node, arg_transform: Callable[[Node], Argument] = _same_node) -> Node:
+        """Copy ``node`` (possibly from another graph) here, mapping its inputs with ``arg_transform``.
+
+        Without ``arg_transform`` the copy reads the same nodes as the original, also those of another
+        graph (as in torch.fx); ``lint`` then reports them until they are replaced."""
         if type(node) is not Node:
             _foreign.reject(node, "Graph.node_copy")
         args = map_arg(node.args, arg_transform)
         kwargs = map_arg(node.kwargs, arg_transform)
-        copied = self.create_node(node.op, node.target, args, kwargs, node.name, node.type)
+        if arg_transform is _same_node:
+            _node_module._COPY_WITHOUT_REMAP.active = True
+            try:
+                copied = self.create_node(node.op, node.target, args, kwargs, node.name, node.type)
+            finally:
+                _node_module._COPY_WITHOUT_REMAP.active = False
+        else:
+            copied = self.create_node(node.op, node.target, args, kwargs, node.name, node.type)
         copied.meta = copy.copy(node.meta)
         return copied
 
@@ -548,7 +563,7 @@ class Graph:
                 (
                     node.op,
                     node.name,
-                    node.target,
+                    _OpRef(node.target) if isinstance(node.target, _OP_TYPES) else node.target,
                     _encode(node.args, position),
                     _encode(node.kwargs, position),
                     node.type,
@@ -609,7 +624,9 @@ class Graph:
             for used in node._inputs:
                 if used.graph is not self:
                     raise RuntimeError(
-                        f"Argument {used.name!r} of Node {node.name!r} does not belong to this graph"
+                        f"Argument '{used.name}' of Node '{node.name}' does not belong to this Graph, but was"
+                        " used as an argument! Copied from another graph? Pass node_copy() an arg_transform"
+                        " that maps the source graph's nodes to this graph's."
                     )
                 if used not in seen:
                     raise RuntimeError(
@@ -784,11 +801,39 @@ def _picklable_meta(metas: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return kept
 
 
+class _OpRef:
+    """Pickles a torch operator (``torch.ops.ns.name[.overload]``, also ones defined with
+    torch.library) by name; unpickling looks it up again, so it must be registered by then."""
+
+    __slots__ = ("op",)
+
+    def __init__(self, op: Any) -> None:
+        self.op = op
+
+    def __reduce__(self) -> Tuple[Any, Tuple[str, str, Optional[str]]]:
+        op = self.op
+        if isinstance(op, torch._ops.OpOverload):
+            packet = op.overloadpacket
+            return (_load_op, (op.namespace, packet.__name__, op._overloadname))
+        namespace, _, name = op._qualified_op_name.partition("::")
+        return (_load_op, (namespace, name, None))
+
+
+def _load_op(namespace: str, name: str, overload: Optional[str]) -> Any:
+    packet = getattr(getattr(torch.ops, namespace), name)
+    return packet if overload is None else getattr(packet, overload)
+
+
+_OP_TYPES = (torch._ops.OpOverload, torch._ops.OpOverloadPacket)
+
+
 def _encode(arg: Any, position: Dict[Node, int]) -> Any:
     """Arguments with nodes replaced by their positions and read-only containers made plain."""
     kind = type(arg)
     if kind is Node:
         return _NodeRef(position[arg])
+    if isinstance(arg, _OP_TYPES):
+        return _OpRef(arg)
     if kind is tuple:
         return tuple([_encode(item, position) for item in arg])
     if isinstance(arg, list):

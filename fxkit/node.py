@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import operator
+import threading
 import types
 from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, List, Optional, Tuple, Union
 
@@ -51,7 +52,6 @@ def _side_effect_functions() -> Dict[Any, None]:
         (torch, ("_assert", "_assert_async", "_assert_scalar")),
         (torch._C, ("_set_grad_enabled",)),
         (torch.amp.autocast_mode, ("_enter_autocast", "_exit_autocast")),
-        (torch.autograd.profiler, ("record_function",)),
     ):
         for name in names:
             fn = getattr(owner, name, None)
@@ -61,6 +61,8 @@ def _side_effect_functions() -> Dict[Any, None]:
 
 
 _SIDE_EFFECT_FUNCTIONS: Dict[Any, None] = _side_effect_functions()
+
+_TORCH_OP_TYPES = (torch._ops.OpOverload, torch._ops.OpOverloadPacket, torch._ops.HigherOrderOperator)
 
 _RANDOM_FUNCTIONS: Dict[Any, None] = {
     fn: None
@@ -319,13 +321,23 @@ def _is_flat(arg: Tuple[Any, ...]) -> bool:
     return True
 
 
-def _check_inputs(node: "Node", inputs: Collection["Node"]) -> None:
-    """Raise if ``node`` would read a node of another graph or an erased one."""
+# Set (per thread) while ``Graph.node_copy`` copies a node with no ``arg_transform``: as in torch.fx
+# the copy may then read nodes of the source graph, and ``lint`` reports them.
+_COPY_WITHOUT_REMAP = threading.local()
+
+
+def _check_inputs(node: "Node", inputs: Collection["Node"]) -> bool:
+    """Raise if ``node`` would read a node of another graph or an erased one; True when reads of
+    another graph's nodes were let through (a copy without remap)."""
     graph = node.graph
+    foreign = False
     for used in inputs:
         if used.graph is graph and not used._erased:
             continue
         if used.graph is not graph:
+            if getattr(_COPY_WITHOUT_REMAP, "active", False):
+                foreign = True
+                continue
             raise ValueError(
                 f"node {node.name!r} cannot take node {used.name!r} as an argument: {used.name!r} "
                 "belongs to another graph. Copy it into this graph first (Graph.node_copy / graph_copy)."
@@ -335,6 +347,7 @@ def _check_inputs(node: "Node", inputs: Collection["Node"]) -> None:
                 f"node {node.name!r} cannot take node {used.name!r} as an argument: it was erased "
                 "from the graph."
             )
+    return foreign
 
 
 _STRING_TARGET_OPS = frozenset({"call_method", "call_module", "get_attr", "placeholder"})
@@ -410,7 +423,9 @@ class Node:
         # Membership tests on it are linear; graph-wide checks build sets instead.
         self._inputs = inputs
         if inputs:
-            _check_inputs(self, inputs)
+            if _check_inputs(self, inputs):
+                # The other graph's nodes do not list this one: their own graph stays exact.
+                inputs = [used for used in inputs if used.graph is graph]
             for used in inputs:
                 used.users[self] = None
 
@@ -511,7 +526,7 @@ class Node:
 
     def _set_args_kwargs(self, new_args: Any, new_kwargs: Any) -> None:
         frozen_args, frozen_kwargs, inputs = _frozen_arguments(new_args, new_kwargs)
-        _check_inputs(self, inputs)
+        foreign = _check_inputs(self, inputs)
         self._args = frozen_args
         self._kwargs = frozen_kwargs
         # Like torch.fx, every assignment re-registers this node as the newest user of each input,
@@ -519,7 +534,8 @@ class Node:
         for old in self._inputs:
             old.users.pop(self, None)
         for used in inputs:
-            used.users.setdefault(self, None)
+            if not foreign or used.graph is self.graph:
+                used.users.setdefault(self, None)
         self._inputs = inputs
 
     def update_arg(self, idx: int, arg: Argument) -> None:
@@ -594,16 +610,18 @@ class Node:
             return True
         target = self._target
         if op == "call_function":
-            if target in _SIDE_EFFECT_FUNCTIONS:
-                return True
-            if impure_random and target in _RANDOM_FUNCTIONS:
-                return True
-            if isinstance(target, torch._ops.OpOverload):
-                schema = target._schema
-                if schema.is_mutable:
+            try:
+                if target in _SIDE_EFFECT_FUNCTIONS or target in _RANDOM_FUNCTIONS:
+                    # Random functions move the global RNG: kept whatever ``impure_random`` says.
                     return True
-                if impure_random and torch.Tag.nondeterministic_seeded in target.tags:
-                    return True
+            except TypeError:  # an unhashable callable
+                return False
+            if isinstance(target, _TORCH_OP_TYPES):
+                # torch's own answer: mutable schemas, seeded random ops, ops registered as effectful
+                # (collectives, profiler ranges, asserts, prints) and torch.fx.node.has_side_effect.
+                return torch._library.utils.is_impure(
+                    target, args=self._args, kwargs=dict(self._kwargs), impure_random=impure_random
+                )
             return False
         if op == "call_module":
             root = self.graph.owning_module

@@ -165,13 +165,16 @@ def split_const_subgraphs(
             for attribute_node in hoisted:
                 main_env[attribute_node] = main_graph.node_copy(attribute_node, main_env.__getitem__)
             folded_attr = main_graph.get_attr(attr_name)
+            # The node standing for a folded value takes over that value's meta (tensor_meta, ...).
             if len(folded) > 1:
                 for value_node in folded:
                     main_env[value_node] = main_graph.call_function(
                         operator.getitem, (folded_attr, folded_index[value_node])
                     )
+                    main_env[value_node].meta = copy.copy(value_node.meta)
             else:
                 main_env[folded[0]] = folded_attr
+                folded_attr.meta = copy.copy(folded[0].meta)
         if node in folded_index or node in main_env:
             continue
         if node in constant and not (node.op == "get_attr" and any(u not in constant for u in node.users)):
