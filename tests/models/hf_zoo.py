@@ -533,6 +533,27 @@ def _levit() -> nn.Module:
     )
 
 
+def _detr() -> nn.Module:
+    """DETR with its own ResNet backbone: detection code checks its tensors with isinstance."""
+    t = _transformers()
+    backbone = t.ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1])
+    return t.DetrForObjectDetection(
+        t.DetrConfig(
+            use_timm_backbone=False,
+            use_pretrained_backbone=False,
+            backbone_config=backbone,
+            d_model=32,
+            encoder_layers=1,
+            decoder_layers=1,
+            encoder_attention_heads=4,
+            decoder_attention_heads=4,
+            encoder_ffn_dim=32,
+            decoder_ffn_dim=32,
+            num_queries=5,
+        )
+    )
+
+
 def _pixels(model: nn.Module, seed: int, size: int, channels: int = 3, **flags: Any) -> Dict[str, Any]:
     return {"pixel_values": _floats(seed, BATCH, channels, size, size), **flags}
 
@@ -739,6 +760,7 @@ def defined_hf_entries() -> List[ZooEntry]:
         _vision_entry("swin", _swin, 32),
         _vision_entry("beit", _beit, 16),
         _vision_entry("clip-vision", _clip_vision, 16),
+        _vision_entry("detr", _detr, 64),
         _audio_entry("wav2vec2", _wav2vec2),
         _audio_entry("hubert", _hubert),
         _entry("clip", "multimodal", _clip, _clip_inputs, {"padding": 2}, {"size": 32}),
