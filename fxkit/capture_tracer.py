@@ -722,11 +722,15 @@ class CaptureTracer(Tracer):
         for parameter in self._signature.parameters.values():
             name = parameter.name
             if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
-                if self._bound.get(name):
-                    raise CaptureError(
-                        f"example inputs passed through *{name} are not supported: wrap the model in a module"
-                        " whose forward names each input"
-                    )
+                given = tuple(self._bound.get(name, ()))
+                if given:
+                    # One ``*name`` input holding the tuple, structured and guarded like any tuple;
+                    # the parameters before it are then passed by position, as the example passed them.
+                    target = f"*{name}"
+                    self._examples[target] = given
+                    proxy = self.create_proxy("placeholder", target, (), {})
+                    positional.extend(keywords.pop(key) for key in list(keywords))
+                    positional.extend(self._structured_input(name, given, proxy))
                 continue
             if parameter.kind is inspect.Parameter.VAR_KEYWORD:
                 # Each keyword given through **kwargs becomes an input of its own name, so models

@@ -326,3 +326,24 @@ def test_a_structured_capture_pickles_with_its_guards():
         loaded({"a": torch.ones(2)}, None)
     with pytest.raises(GuardError, match="is missing"):
         loaded({})
+
+
+def scaled_sum(x, *rest, scale=2.0):
+    return x * scale + sum(rest)
+
+
+class Concatenates(nn.Module):
+    def forward(self, *inputs):
+        return torch.cat(inputs, 0)
+
+
+def test_inputs_through_star_args_are_one_structured_input():
+    a, b, c = torch.randn(3), torch.randn(3), torch.randn(3)
+    result = fxkit.capture(scaled_sum, (a, b, c))
+    assert "def forward(self, x, *rest, " in result.graph_module.code
+    torch.testing.assert_close(result(b, c, a), scaled_sum(b, c, a))
+    with pytest.raises(GuardError, match=r"rest has the example's structure \(a tuple of 2 parts\)"):
+        result(a, b)
+    model = Concatenates()
+    captured = fxkit.capture(model, (a, b))
+    torch.testing.assert_close(captured(c, a), model(c, a))
