@@ -770,7 +770,9 @@ def _output_spec(output: Any) -> Optional[pytree.TreeSpec]:
     if odd or not leaves:
         raise PipelineError(
             f"the model returns a {type(output).__name__} holding {odd or 'no tensors'}; the last stage "
-            "can return only tensors: return the tensors you need (e.g. the logits)"
+            "can return only tensors (torch's schedules pass nothing else). For a transformers model that"
+            " returns its cache, pass use_cache=False in mb_kwargs (training does not use the cache);"
+            " otherwise make forward return the tensors you need (e.g. the logits)"
         )
     return spec
 

@@ -369,3 +369,18 @@ def test_hf_llama_splits_without_running_the_graph_again(monkeypatch: pytest.Mon
     ids = _ids()
     pipe = pipeline(model, (ids,), {"use_cache": False}, num_stages=4)
     torch.testing.assert_close(pipe(ids).logits, model(ids, use_cache=False).logits)
+
+
+def test_a_causal_lm_returning_its_cache_is_refused_with_the_flag_to_pass() -> None:
+    transformers = pytest.importorskip("transformers")
+    config = transformers.LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
+    model = transformers.LlamaForCausalLM(config)
+    with pytest.raises(PipelineError, match=r"holding \['DynamicCache'\].*pass use_cache=False in mb_kwargs"):
+        pipeline(model, (_ids(),), num_stages=2)
