@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import keyword
 import linecache
 import os
 import sys
@@ -595,15 +596,19 @@ class GraphModule(torch.nn.Module):
         imports = _import_lines(python_code.globals)
         init_lines = []
         for child_name, child in self.named_children():
+            # The pickled module is its structure; its weights come from state_dict.pt below.
             torch.save(child, target / f"{child_name}.pt")
             init_lines.append(
-                f"        self.{child_name} = torch.load(_HERE / {child_name + '.pt'!r}, weights_only=False)"
+                _assign_attribute(child_name, f"torch.load(_HERE / {child_name + '.pt'!r}, weights_only=False)")
             )
         for param_name, param in self._parameters.items():
             if param is not None:
                 init_lines.append(
-                    f"        self.{param_name} = torch.nn.Parameter(torch.empty({list(param.shape)}, "
-                    f"dtype={param.dtype}), requires_grad={param.requires_grad})"
+                    _assign_attribute(
+                        param_name,
+                        f"torch.nn.Parameter(torch.empty({list(param.shape)}, dtype={param.dtype}), "
+                        f"requires_grad={param.requires_grad})",
+                    )
                 )
         for buffer_name, buffer in self._buffers.items():
             if buffer is not None:
@@ -613,7 +618,7 @@ class GraphModule(torch.nn.Module):
                     f"dtype={buffer.dtype}), persistent={persistent})"
                 )
         init_lines.append(
-            "        self.load_state_dict(torch.load(_HERE / 'state_dict.pt', weights_only=False), strict=False)"
+            "        self.load_state_dict(torch.load(_HERE / 'state_dict.pt', weights_only=True), strict=False)"
         )
         forward_source = "\n".join("    " + line for line in python_code.src.strip("\n").split("\n"))
         module_source = "\n".join(
@@ -635,6 +640,14 @@ class GraphModule(torch.nn.Module):
         )
         (target / "module.py").write_text(module_source)
         (target / "__init__.py").write_text(f"from .module import {module_name}\n")
+
+
+def _assign_attribute(name: str, value_source: str) -> str:
+    """An ``__init__`` line setting attribute ``name``; ``setattr`` for names such as nn.Sequential's
+    ``0`` that are not identifiers (as torch.fx writes them)."""
+    if name.isidentifier() and not keyword.iskeyword(name):
+        return f"        self.{name} = {value_source}"
+    return f"        setattr(self, {name!r}, {value_source})"
 
 
 _GENERATED_FIELDS = frozenset({"_generated", "_forward_fn"})

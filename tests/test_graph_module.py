@@ -9,6 +9,7 @@ import operator
 import pickle
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -634,3 +635,34 @@ def test_a_node_after_the_output_is_dead_code_as_in_torch_fx() -> None:
             graph.call_function(torch.neg, (x,))
         results.append(fx.GraphModule(torch.nn.Module(), graph)(torch.tensor([-1.0, 2.0])))
     torch.testing.assert_close(results[1], results[0])
+
+
+def _import_package(folder: Path, class_name: str) -> torch.nn.Module:
+    sys.path.insert(0, str(folder.parent))
+    try:
+        return getattr(importlib.import_module(folder.name), class_name)()
+    finally:
+        sys.path.remove(str(folder.parent))
+        for name in [n for n in sys.modules if n == folder.name or n.startswith(folder.name + ".")]:
+            del sys.modules[name]
+
+
+@pytest.mark.parametrize("fx", [torch.fx, fxkit], ids=["torch.fx", "fxkit"])
+def test_to_folder_with_numeric_child_names_imports(fx: Any, tmp_path: Path) -> None:
+    """nn.Sequential's children are named 0, 1, ...: the package sets them with setattr (as torch.fx
+    writes it) and still imports; its weights are read back with weights_only=True."""
+    torch.manual_seed(0)
+    module = fx.symbolic_trace(
+        torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    )
+    folder = tmp_path / f"sequential_{fx.__name__.replace('.', '_')}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.fx warns about children it pickles
+        module.to_folder(folder, "Exported")
+    source = (folder / "module.py").read_text()
+    assert "setattr(self, '0', " in source
+    if fx is fxkit:
+        assert "torch.load(_HERE / 'state_dict.pt', weights_only=True)" in source
+    loaded = _import_package(folder, "Exported")
+    x = torch.randn(4, 3)
+    torch.testing.assert_close(loaded(x), module(x))
