@@ -1,6 +1,9 @@
-"""Experimental passes with torch.fx's module paths (``fxkit.experimental.optimization``,
-``fxkit.experimental.const_fold``)."""
+"""Experimental passes and tools with torch.fx's module paths (``fxkit.experimental.optimization``,
+``fxkit.experimental.const_fold`` ...). As in torch.fx, ``const_fold``, ``proxy_tensor`` and
+``unification`` are attributes of the package after ``import fxkit``; the others (``normalize``,
+``merge_matmul``, ``rewriter``, ``partitioner_utils``, ``schema_type_annotation``) are imported
+by name."""
 
-from . import const_fold, optimization, proxy_tensor
+from . import const_fold, optimization, proxy_tensor, unification
 
-__all__ = ["const_fold", "optimization", "proxy_tensor"]
+__all__ = ["const_fold", "optimization", "proxy_tensor", "unification"]

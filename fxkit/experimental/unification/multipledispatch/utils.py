@@ -1,0 +1,72 @@
+"""Small helpers of the multiple-dispatch machinery."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Callable, Dict, Hashable, Iterable, List, Sequence, Tuple
+
+__all__ = ["raises", "expand_tuples", "reverse_dict", "groupby", "typename"]
+
+
+def raises(err: type, lamda: Callable[[], Any]) -> bool:
+    """Whether calling ``lamda()`` raises ``err``."""
+    try:
+        lamda()
+    except err:
+        return True
+    return False
+
+
+def expand_tuples(L: Sequence[Any]) -> List[Tuple[Any, ...]]:  # noqa: N803  (the library's name)
+    """Every combination picking one item of each tuple in ``L`` (other items stay as they are);
+    the choices for earlier positions vary fastest."""
+    combos: List[Tuple[Any, ...]] = [()]
+    for item in reversed(L):
+        options = item if isinstance(item, tuple) else (item,)
+        combos = [(option, *rest) for rest in combos for option in options]
+    return combos
+
+
+def _toposort(edges: Dict[Any, Iterable[Any]]) -> List[Any]:
+    """Order the keys of ``edges`` (node -> nodes that must come after it) so every node comes
+    before its successors; among ready nodes the one made ready last goes first."""
+    waiting = OrderedDict((node, set(preds)) for node, preds in reverse_dict(edges).items())
+    ready = OrderedDict.fromkeys(node for node in edges if node not in waiting)
+    order = []
+    while ready:
+        node, _ = ready.popitem()
+        order.append(node)
+        for successor in edges.get(node, ()):
+            waiting[successor].discard(node)
+            if not waiting[successor]:
+                ready[successor] = None
+    if any(waiting.get(node) for node in edges):
+        raise ValueError("Input has cycles")
+    return order
+
+
+def reverse_dict(d: Dict[Any, Iterable[Hashable]]) -> "OrderedDict[Hashable, Tuple[Any, ...]]":
+    """Invert a mapping of key -> values into value -> keys (keys in their original order)."""
+    inverted: "OrderedDict[Hashable, Tuple[Any, ...]]" = OrderedDict()
+    for key, values in d.items():
+        for value in values:
+            inverted[value] = (*inverted.get(value, ()), key)
+    return inverted
+
+
+def groupby(func: Callable[[Any], Hashable], seq: Iterable[Any]) -> "OrderedDict[Hashable, List[Any]]":
+    """Items of ``seq`` in lists keyed by ``func(item)``, keys in order of first appearance."""
+    groups: "OrderedDict[Hashable, List[Any]]" = OrderedDict()
+    for item in seq:
+        groups.setdefault(func(item), []).append(item)
+    return groups
+
+
+def typename(type: Any) -> str:  # noqa: A002  (the library's parameter name)
+    """``int`` -> ``'int'``; a tuple of types -> ``'(int, float)'`` (a 1-tuple -> its type's name)."""
+    try:
+        return type.__name__
+    except AttributeError:
+        if len(type) == 1:
+            return typename(*type)
+        return "(" + ", ".join(typename(item) for item in type) + ")"
