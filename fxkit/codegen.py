@@ -416,14 +416,22 @@ def _typing_alias_name(annotation: Any, origin: Any) -> Tuple[str, Any]:
     return _global_hint(origin), origin
 
 
+# Python's parser allows 200 nested parentheses; a path needing more getattr calls than this
+# (a few hundred nested ``nn.Sequential``) is looked up with ``get_submodule`` instead.
+_MAX_GETATTR_NESTING = 100
+
+
 def _self_path(root_module: str, qualified_name: str) -> str:
     """``self.layer1[...]`` spelling of a dotted attribute path, using getattr for non-identifiers."""
+    atoms = qualified_name.split(".")
+    plain = [atom.isidentifier() and not keyword.iskeyword(atom) for atom in atoms]
+    if plain.count(False) > _MAX_GETATTR_NESTING:
+        owner = ".".join(atoms[:-1])
+        holder = f'{root_module}.get_submodule("{owner}")'
+        return f"{holder}.{atoms[-1]}" if plain[-1] else f'getattr({holder}, "{atoms[-1]}")'
     expression = root_module
-    for atom in qualified_name.split("."):
-        if atom.isidentifier() and not keyword.iskeyword(atom):
-            expression = f"{expression}.{atom}"
-        else:
-            expression = f'getattr({expression}, "{atom}")'
+    for atom, is_plain in zip(atoms, plain):
+        expression = f"{expression}.{atom}" if is_plain else f'getattr({expression}, "{atom}")'
     return expression
 
 

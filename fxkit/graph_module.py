@@ -552,6 +552,8 @@ class GraphModule(torch.nn.Module):
     def __deepcopy__(self, memo: Dict[int, Any]) -> "GraphModule":
         copied = GraphModule.__new__(_user_class(type(self)))
         memo[id(self)] = copied
+        for module in _submodules_deepest_first(self):
+            copy.deepcopy(module, memo)  # each finds its children in the memo: no recursion per level
         state = {k: v for k, v in self.__dict__.items() if k not in _GENERATED_FIELDS}
         copied.__dict__.update(copy.deepcopy(state, memo))
         copied._restore_after_copy(type(self).__name__)
@@ -574,7 +576,10 @@ class GraphModule(torch.nn.Module):
 
     def __reduce__(self) -> Any:
         state = {k: v for k, v in self.__dict__.items() if k not in _GENERATED_FIELDS}
-        return (_rebuild_graph_module, (_user_class(type(self)), state, type(self).__name__))
+        # The submodules go first, deepest first: pickle then meets each module's children already
+        # written (a memo reference), so a deep hierarchy costs no stack depth per level.
+        arguments = (_submodules_deepest_first(self), _user_class(type(self)), state, type(self).__name__)
+        return (_rebuild_graph_module_after, arguments)
 
     def _restore_after_copy(self, class_name: str) -> None:
         _install_mirror(self)
@@ -675,6 +680,24 @@ def _rebuild_graph_module(user_class: type, state: Dict[str, Any], class_name: s
     module.__dict__.update(state)
     module._restore_after_copy(class_name)
     return module
+
+
+def _rebuild_graph_module_after(
+    submodules: List[torch.nn.Module], user_class: type, state: Dict[str, Any], class_name: str
+) -> GraphModule:
+    """Unpickling: ``submodules`` were only there to be rebuilt first (see ``GraphModule.__reduce__``)."""
+    return _rebuild_graph_module(user_class, state, class_name)
+
+
+def _submodules_deepest_first(root: torch.nn.Module) -> List[torch.nn.Module]:
+    """Every module below ``root``, each once, every one after all of its descendants.
+
+    Pickling or deep-copying a module recurses into its children, a few interpreter frames per
+    level: a 500-deep traced hierarchy overflowed the default recursion limit (as with torch.fx).
+    Handled in this order, each module's children are done already and the depth stays constant."""
+    modules = [module for _path, module in _paths.walk_modules(root)[1:]]
+    modules.reverse()
+    return modules
 
 
 def _import_lines(globals_: Dict[str, Any]) -> List[str]:

@@ -666,3 +666,55 @@ def test_to_folder_with_numeric_child_names_imports(fx: Any, tmp_path: Path) -> 
     loaded = _import_package(folder, "Exported")
     x = torch.randn(4, 3)
     torch.testing.assert_close(loaded(x), module(x))
+
+
+def _nested_sequential(depth: int) -> torch.nn.Module:
+    module: torch.nn.Module = torch.nn.Linear(2, 2)
+    for _ in range(depth):
+        module = torch.nn.Sequential(module)
+    return module
+
+
+def _traced_with_room(fx: Any, model: torch.nn.Module) -> Any:
+    """Tracing recurses once per module level in both libraries: give it the stack it needs."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(20_000)
+    try:
+        return fx.symbolic_trace(model)
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+@pytest.mark.parametrize("round_trip", ["pickle", "deepcopy"])
+def test_a_500_deep_traced_hierarchy_round_trips_at_the_default_recursion_limit(round_trip: str) -> None:
+    do = (lambda gm: pickle.loads(pickle.dumps(gm))) if round_trip == "pickle" else copy.deepcopy
+    assert sys.getrecursionlimit() <= 1000
+    # torch.fx already fails at 200 levels (and cannot generate code for 300).
+    with pytest.raises(RecursionError):
+        do(_traced_with_room(torch.fx, _nested_sequential(200)))
+    gm = _traced_with_room(fxkit, _nested_sequential(500))
+    copied = do(gm)
+    x = torch.randn(3, 2)
+    torch.testing.assert_close(copied(x), gm(x))
+    assert (
+        copied.get_submodule(".".join(["0"] * 500)).weight
+        is not gm.get_submodule(".".join(["0"] * 500)).weight
+    )
+
+
+@pytest.mark.parametrize("round_trip", ["pickle", "deepcopy"])
+def test_round_trips_keep_a_module_shared_by_two_paths_shared(round_trip: str) -> None:
+    do = (lambda gm: pickle.loads(pickle.dumps(gm))) if round_trip == "pickle" else copy.deepcopy
+
+    shared = torch.nn.Linear(2, 2)
+    root = torch.nn.Module()
+    root.first = torch.nn.Sequential(shared)
+    root.second = torch.nn.Sequential(torch.nn.ReLU(), shared)
+    graph = fxkit.Graph()
+    x = graph.placeholder("x")
+    graph.output(graph.call_module("second.1", (graph.call_module("first.0", (x,)),)))
+    copied = do(fxkit.GraphModule(root, graph))
+    assert getattr(copied.first, "0") is getattr(copied.second, "1")
+    x = torch.randn(3, 2)
+    layer = getattr(copied.first, "0")
+    torch.testing.assert_close(copied(x), layer(layer(x)))
