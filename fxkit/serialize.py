@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.utils._pytree as pytree
 
 from . import _safetensors, guards
 from .graph import Graph
@@ -406,13 +407,17 @@ _NEVER_ATTRIBUTES = {
 
 
 def _encode_graph(graph: Graph, where: str) -> Dict[str, Any]:
-    from .codegen import CodeGen
+    from .codegen import CodeGen, _PyTreeCodeGen
 
-    if type(graph._codegen) is not CodeGen:
+    codegen = graph._codegen
+    if type(codegen) not in (CodeGen, _PyTreeCodeGen):
         raise ValueError(
-            f"{where}: cannot save a graph with a custom code generator ({type(graph._codegen).__name__});"
-            " fxkit.save handles graphs with the default calling convention"
+            f"{where}: cannot save a graph with a custom code generator ({type(codegen).__name__});"
+            " fxkit.save handles the default calling convention and the pytree one of symbolic_trace"
         )
+    record: Dict[str, Any] = {}
+    if type(codegen) is _PyTreeCodeGen:
+        record["pytree"] = _encode_pytree_info(codegen.pytree_info, where)
     nodes = []
     for node in graph.nodes:
         at = f"{where}, node {node.name!r}"
@@ -433,7 +438,46 @@ def _encode_graph(graph: Graph, where: str) -> Dict[str, Any]:
                 "meta": _encode_meta(node.meta, at),
             }
         )
-    return {"nodes": nodes}
+    record["nodes"] = nodes
+    return record
+
+
+def _encode_pytree_info(info: Any, where: str) -> Dict[str, Any]:
+    """The pytree calling convention as JSON: torch's own treespec serialization, which names types
+    by their registered ``serialized_type_name`` and is read back without running code."""
+
+    def spec(value: Optional[pytree.TreeSpec]) -> Optional[str]:
+        if value is None:
+            return None
+        try:
+            return pytree.treespec_dumps(value)
+        except Exception as error:
+            raise ValueError(f"{where}: cannot save the graph's input/output structure: {error}") from None
+
+    return {"orig_args": list(info.orig_args), "in_spec": spec(info.in_spec), "out_spec": spec(info.out_spec)}
+
+
+def _decode_pytree_info(record: Any, where: str) -> Any:
+    from .codegen import _PyTreeInfo
+
+    _expect(isinstance(record, dict), where, "malformed pytree calling convention")
+    names = record.get("orig_args")
+    _expect(
+        isinstance(names, list) and all(isinstance(n, str) and n.isidentifier() for n in names),
+        where,
+        "the pytree argument names must be identifiers",
+    )
+
+    def spec(text: Any) -> Optional[pytree.TreeSpec]:
+        if text is None:
+            return None
+        _expect(isinstance(text, str), where, "malformed pytree spec")
+        try:
+            return pytree.treespec_loads(text)
+        except Exception as error:
+            raise ValueError(f"{where}: bad pytree spec: {type(error).__name__}: {error}"[:300]) from None
+
+    return _PyTreeInfo(names, spec(record.get("in_spec")), spec(record.get("out_spec")))
 
 
 def _dotted(name: Any) -> bool:
@@ -491,6 +535,10 @@ def _decode_graph(record: Any, where: str, resolver: _Resolver) -> Graph:
         _expect(isinstance(meta, dict), at, "meta must be a dict")
         node.meta.update(meta)
         nodes[name] = node
+    if "pytree" in record:
+        from .codegen import _PyTreeCodeGen
+
+        graph.set_codegen(_PyTreeCodeGen(_decode_pytree_info(record["pytree"], f"{where}, pytree")))
     graph.lint()
     return graph
 
@@ -553,7 +601,8 @@ def _encode_module(module: torch.nn.Module, path: str, store: _TensorStore) -> D
     record: Dict[str, Any] = {"training": module.training}
     skip = plain
     if isinstance(module, GraphModule):
-        skip = graph_module
+        # The pytree specs the module keeps are rebuilt from the graph's calling convention.
+        skip = graph_module | {"_in_spec", "_out_spec"}
         record["class"] = "fxkit.GraphModule"
         record["class_name"] = type(module).__name__
         record["graph"] = _encode_graph(module.graph, where)

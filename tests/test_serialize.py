@@ -185,6 +185,22 @@ def test_user_functions_and_classes_load_only_when_allowed(tmp_path):
     torch.testing.assert_close(loaded(x[:3]), custom(x[:3]))
 
 
+def _pairs(batch):
+    return {"sum": batch["a"] + batch["b"], "products": (batch["a"] * 2, batch["b"] * 3)}
+
+
+def test_pytree_calling_convention_round_trips(tmp_path):
+    traced = fxkit.symbolic_trace(_pairs, concrete_args={"batch": {"a": fxkit.PH, "b": fxkit.PH}})
+    fxkit.save(traced, tmp_path / "pairs.fxkit")
+    loaded = fxkit.load(tmp_path / "pairs.fxkit")
+    assert loaded.code == traced.code
+    batch = {"a": torch.randn(3), "b": torch.randn(3)}
+    expected = _pairs(batch)
+    actual = loaded(batch)
+    torch.testing.assert_close(actual["sum"], expected["sum"])
+    torch.testing.assert_close(actual["products"], expected["products"])
+
+
 def test_what_cannot_be_saved_is_refused_with_the_reason(tmp_path):
     traced = fxkit.symbolic_trace(zoo.get_model("mlp"))
     handle = getattr(traced.layers, "0").register_forward_hook(lambda *args: None)
