@@ -441,7 +441,7 @@ def _add_save_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_save(args: argparse.Namespace) -> int:
     from .serialize import save
 
-    gm = _graph_module(args.model, args)
+    gm = _graph_module(args.model, args, shapes=True)  # the shapes travel with the file, for `view`
     try:
         with progress(f"writing {args.output}"):
             save(gm, args.output)

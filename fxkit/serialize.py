@@ -333,9 +333,64 @@ def _encode_meta(meta: Dict[str, Any], where: str) -> Dict[str, Any]:
                 for path, entry in value.items()
                 if isinstance(entry, tuple) and len(entry) == 2
             }
+        if key == "tensor_meta":
+            value = _plain_tensor_meta(value)
         if isinstance(key, str) and _plain(value):
             kept[key] = value
     return _encode(kept, where)
+
+
+_MEMORY_FORMAT_NAMES = {torch.contiguous_format: "contiguous_format", torch.channels_last: "channels_last",
+                        torch.channels_last_3d: "channels_last_3d", torch.preserve_format: "preserve_format"}  # fmt: skip
+_MEMORY_FORMATS = {name: value for value, name in _MEMORY_FORMAT_NAMES.items()}
+_TENSOR_META_MARK = "fxkit.TensorMetadata"
+
+
+def _plain_tensor_meta(value: Any) -> Any:
+    """ShapeProp's ``tensor_meta`` (one record or a structure of them) as plain data, or None.
+
+    A record becomes ``[mark, shape, dtype, requires_grad, stride, memory format, is_quantized]``;
+    quantization parameters are not kept (the record is then dropped)."""
+    from .passes.shape_prop import TensorMetadata
+
+    if isinstance(value, TensorMetadata):
+        if value.is_quantized or value.memory_format not in (None, *_MEMORY_FORMAT_NAMES):
+            return None
+        memory_format = None if value.memory_format is None else _MEMORY_FORMAT_NAMES[value.memory_format]
+        return [_TENSOR_META_MARK, value.shape, value.dtype, value.requires_grad, tuple(value.stride),
+                memory_format, False]  # fmt: skip
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        items = [_plain_tensor_meta(item) for item in value]
+        return None if any(item is None for item in items) else type(value)(items)
+    if isinstance(value, dict):
+        items = {key: _plain_tensor_meta(item) for key, item in value.items()}
+        return None if any(item is None for item in items.values()) else items
+    return value if _plain(value) else None
+
+
+def _tensor_meta_from_plain(value: Any, where: str) -> Any:
+    from .passes.shape_prop import TensorMetadata
+
+    if isinstance(value, list) and value[:1] == [_TENSOR_META_MARK]:
+        _expect(len(value) == 7, where, "malformed tensor_meta record")
+        _, shape, dtype, requires_grad, stride, memory_format, _ = value
+        _expect(
+            isinstance(shape, torch.Size)
+            and isinstance(dtype, torch.dtype)
+            and isinstance(requires_grad, bool)
+            and isinstance(stride, tuple)
+            and all(isinstance(step, int) for step in stride)
+            and (memory_format is None or memory_format in _MEMORY_FORMATS),
+            where,
+            "malformed tensor_meta record",
+        )
+        return TensorMetadata(shape, dtype, requires_grad, stride,
+                              None if memory_format is None else _MEMORY_FORMATS[memory_format], False, {})  # fmt: skip
+    if isinstance(value, (list, tuple)):
+        return type(value)(_tensor_meta_from_plain(item, where) for item in value)
+    if isinstance(value, dict):
+        return {key: _tensor_meta_from_plain(item, where) for key, item in value.items()}
+    return value
 
 
 _TYPES: Dict[str, Any] = {
@@ -533,6 +588,8 @@ def _decode_graph(record: Any, where: str, resolver: _Resolver) -> Graph:
         )
         meta = _decode(entry.get("meta", {"dict": []}), at, None, resolver)
         _expect(isinstance(meta, dict), at, "meta must be a dict")
+        if "tensor_meta" in meta:
+            meta["tensor_meta"] = _tensor_meta_from_plain(meta["tensor_meta"], at)
         node.meta.update(meta)
         nodes[name] = node
     if "pytree" in record:

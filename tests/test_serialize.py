@@ -201,6 +201,18 @@ def test_pytree_calling_convention_round_trips(tmp_path):
     torch.testing.assert_close(actual["products"], expected["products"])
 
 
+def test_shapes_from_shape_propagation_are_kept(tmp_path):
+    from fxkit.passes.shape_prop import ShapeProp
+
+    traced = fxkit.symbolic_trace(zoo.get_model("resnet"))
+    ShapeProp(traced).propagate(*zoo.example_inputs("resnet"))
+    fxkit.save(traced, tmp_path / "resnet.fxkit")
+    loaded = fxkit.load(tmp_path / "resnet.fxkit")
+    before = [node.meta.get("tensor_meta") for node in traced.graph.nodes]
+    assert [node.meta.get("tensor_meta") for node in loaded.graph.nodes] == before
+    assert sum(meta is not None for meta in before) > 40
+
+
 def test_what_cannot_be_saved_is_refused_with_the_reason(tmp_path):
     traced = fxkit.symbolic_trace(zoo.get_model("mlp"))
     handle = getattr(traced.layers, "0").register_forward_hook(lambda *args: None)

@@ -187,6 +187,7 @@ def test_cli_save_view_and_diff(chromium, tmp_path, capsys):
     assert main(["view", str(saved), "-o", str(page)]) == 0
     shown = dom(chromium, tmp_path, page.read_text(encoding="utf-8"))
     assert "MLP (7 nodes)" in shown
+    assert '<span class="shape">float32[' in shown  # `save` propagated shapes; the file carries them
     assert main(["view", "mlp", "-o", str(page)]) == 0
     assert "float32[" in page.read_text(encoding="utf-8")  # a zoo model has example inputs: shapes
     assert main(["diff", "mlp", str(saved), "-o", str(page)]) == 0
