@@ -73,3 +73,13 @@ def wrapped_functions(own: Dict[Tuple[int, str], Dict[str, Any]]) -> List[Tuple[
         for globals_dict, name in torch_fx_wrapped_functions():
             pairs.setdefault((id(globals_dict), name), (globals_dict, name))
     return list(pairs.values())
+
+
+def wrapped_methods() -> List[Tuple[type, str]]:
+    """The ``(class, name)`` methods torch.fx's registry asks to record while tracing (none if torch.fx
+    was not imported)."""
+    if "torch.fx._symbolic_trace" not in sys.modules:
+        return []
+    from .interop import torch_fx_wrapped_methods
+
+    return list(dict.fromkeys(torch_fx_wrapped_methods()))

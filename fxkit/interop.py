@@ -27,7 +27,14 @@ from .graph import Graph
 from .graph_module import GraphModule
 from .node import Node
 
-__all__ = ["backend", "export", "from_torch_fx", "to_torch_fx", "torch_fx_wrapped_functions"]
+__all__ = [
+    "backend",
+    "export",
+    "from_torch_fx",
+    "to_torch_fx",
+    "torch_fx_wrapped_functions",
+    "torch_fx_wrapped_methods",
+]
 
 
 def _torch_fx() -> Any:
@@ -443,3 +450,15 @@ def torch_fx_wrapped_functions() -> List[Tuple[Dict[str, Any], str]]:
     if not isinstance(registry, dict):
         return []
     return [(globals_dict, name) for (_, name), globals_dict in list(registry.items())]
+
+
+def torch_fx_wrapped_methods() -> List[Tuple[type, str]]:
+    """The ``(class, method name)`` pairs in torch.fx's registry of methods to record as
+    ``call_method`` nodes while tracing, without importing torch.fx (none if nobody imported it)."""
+    registry_module = sys.modules.get("torch.fx._symbolic_trace")
+    registry = getattr(registry_module, "_wrapped_methods_to_patch", None)
+    if not isinstance(registry, list):
+        return []
+    return [
+        (owner, name) for owner, name in list(registry) if isinstance(owner, type) and isinstance(name, str)
+    ]

@@ -310,8 +310,9 @@ def _recording_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-# id(function) -> its recording wrapper; the wrapper keeps the function alive, so ids stay valid.
-_RECORDING_WRAPPERS: Dict[int, Callable[..., Any]] = {}
+# id(function) (or (id, method name)) -> its recording wrapper; the wrapper keeps the function
+# alive, so ids stay valid.
+_RECORDING_WRAPPERS: Dict[Any, Callable[..., Any]] = {}
 
 
 def _new_recording_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -325,6 +326,25 @@ def _new_recording_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
         return result
 
     wrapper.__fxkit_original__ = original  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _method_recording_wrapper(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    """A stand-in for method ``name`` that records a ``call_method`` node when any argument (``self``
+    included) is a Proxy; for the methods registered in torch.fx's ``_wrapped_methods_to_patch``."""
+    key = (id(original), name)
+    wrapper = _RECORDING_WRAPPERS.get(key)
+    if wrapper is None:
+
+        @functools.wraps(original)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            proxy = _find_proxy(args, kwargs)
+            if proxy is None:
+                return original(*args, **kwargs)
+            return proxy.tracer.create_proxy("call_method", name, args, kwargs)
+
+        wrapper.__fxkit_original__ = original  # type: ignore[attr-defined]
+        _RECORDING_WRAPPERS[key] = wrapper
     return wrapper
 
 
@@ -924,6 +944,8 @@ class Tracer(TracerBase):
                 acquire(_PATCHES.acquire(cls, "__getattr__", per_class))
         for globals_dict, name in _foreign.wrapped_functions(_wrapped_functions):
             acquire(_PATCHES.acquire(globals_dict, name, _recording_wrapper))
+        for owner, name in _foreign.wrapped_methods():
+            acquire(_PATCHES.acquire(owner, name, functools.partial(_method_recording_wrapper, name)))
         fn_globals = getattr(inspect.unwrap(fn), "__globals__", None)
         if fn_globals is not None:
             self._autowrap_globals(fn_globals)

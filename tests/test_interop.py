@@ -571,6 +571,40 @@ def test_torch_fx_wrap_registry_reader_lists_registrations() -> None:
     assert any(name == "_assert_is_none" for _, name in pairs)  # torch.fx registers one of its own
 
 
+class _Scaler:
+    """Recorded as a call_method node once its ``scale`` is in torch.fx's wrapped-method registry."""
+
+    def __init__(self, factor: int) -> None:
+        self.factor = factor
+
+    def scale(self, x: Any, extra: int = 0) -> Any:
+        return x * (self.factor + extra)
+
+    def __fx_create_arg__(self, tracer: Any) -> Any:
+        return tracer.create_node("call_function", _Scaler, (self.factor,), {})
+
+
+def test_symbolic_trace_honours_methods_in_torch_fx_wrapped_method_registry(monkeypatch: Any) -> None:
+    import torch.fx._symbolic_trace as torch_fx_tracer
+
+    from fxkit.interop import torch_fx_wrapped_methods
+
+    monkeypatch.setattr(torch_fx_tracer, "_wrapped_methods_to_patch", [(_Scaler, "scale")])
+    assert torch_fx_wrapped_methods() == [(_Scaler, "scale")]
+    original = _Scaler.scale
+    scaler = _Scaler(2)
+
+    def fn(x):
+        return scaler.scale(x, extra=1) + _Scaler(3).scale(x) + scaler.scale(torch.ones(2))
+
+    ours, theirs = fxkit.symbolic_trace(fn), torch.fx.symbolic_trace(fn)
+    assert ours.code == _fxkit_code(theirs.code)
+    assert [n.target for n in ours.graph.nodes if n.op == "call_method"] == ["scale", "scale"]
+    x = torch.randn(2)
+    torch.testing.assert_close(ours(x), fn(x))
+    assert _Scaler.scale is original  # nothing left patched
+
+
 def test_operator_targets_survive_conversion() -> None:
     graph = fxkit.Graph()
     a = graph.placeholder("a")
