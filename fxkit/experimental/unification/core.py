@@ -24,12 +24,12 @@ def _reify(t: Any, s: Dict[Any, Any]) -> Any:
 
 @dispatch(tuple, dict)  # type: ignore[no-redef]
 def _reify(t: Any, s: Dict[Any, Any]) -> Any:  # noqa: F811
-    return tuple(reify(iter(t), s))
+    return tuple(reify(item, s) for item in t)
 
 
 @dispatch(list, dict)  # type: ignore[no-redef]
 def _reify(t: Any, s: Dict[Any, Any]) -> Any:  # noqa: F811
-    return list(reify(iter(t), s))
+    return [reify(item, s) for item in t]
 
 
 @dispatch(dict, dict)  # type: ignore[no-redef]
@@ -45,19 +45,19 @@ def _reify(o: Any, s: Dict[Any, Any]) -> Any:  # noqa: F811
 def reify(e: Any, s: Dict[Any, Any]) -> Any:
     """``e`` with every variable replaced by its value in substitution ``s`` (followed through
     chains of variables), inside tuples, lists, dicts, iterators and unifiable objects."""
-    if isvar(e):
-        return reify(s[e], s) if e in s else e
-    return _reify(e, s)
+    if not isvar(e):
+        return _reify(e, s)
+    return reify(s[e], s) if e in s else e
 
 
 @dispatch(seq, seq, dict)
 def _unify(u: Any, v: Any, s: Dict[Any, Any]) -> Any:
     if len(u) != len(v):
         return False
-    for left, right in zip(u, v):
-        s = unify(left, right, s)
+    for pair in zip(u, v):
+        s = unify(*pair, s)
         if s is False:
-            return False
+            break
     return s
 
 
@@ -69,10 +69,9 @@ def unify(u: Any, v: Any, s: Dict[Any, Any]) -> Any:
     u, v = walk(u, s), walk(v, s)
     if u == v:
         return s
-    if isvar(u):
-        return assoc(s, u, v)
-    if isvar(v):
-        return assoc(s, v, u)
+    for variable, value in ((u, v), (v, u)):
+        if isvar(variable):
+            return assoc(s, variable, value)
     return _unify(u, v, s)
 
 

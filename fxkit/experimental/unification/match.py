@@ -64,36 +64,28 @@ def match(*signature: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Disp
     dispatcher_class = kwargs.get("Dispatcher", Dispatcher)
 
     def register(func: Callable[..., Any]) -> Dispatcher:
-        name = func.__name__
-        if name not in namespace:
-            namespace[name] = dispatcher_class(name)
-        dispatcher = namespace[name]
-        dispatcher.add(signature, func)
-        return dispatcher
+        target = namespace.get(func.__name__)
+        if target is None:
+            target = namespace[func.__name__] = dispatcher_class(func.__name__)
+        target.add(signature, func)
+        return target
 
     return register
 
 
 def supercedes(a: Any, b: Any) -> bool:
     """Whether pattern ``a`` is more specific than ``b`` (``a`` is an instance of ``b``)."""
-    s = unify(a, b)
-    if s is False:
+    substitution = unify(a, b)
+    if substitution is False:
         return False
-    s = {key: value for key, value in s.items() if not isvar(key) or not isvar(value)}
-    if reify(a, s) == a:
-        return True
-    if reify(b, s) == b:
-        return False
-    return False
+    # Bindings of a variable to a variable say nothing about specificity.
+    bound = {key: value for key, value in substitution.items() if not (isvar(key) and isvar(value))}
+    return reify(a, bound) == a
 
 
 def edge(a: Any, b: Any, tie_breaker: Callable[[Any], Any] = hash) -> bool:
     """Whether ``a`` must be tried before ``b``."""
-    if supercedes(a, b):
-        if supercedes(b, a):
-            return tie_breaker(a) > tie_breaker(b)
-        return True
-    return False
+    return supercedes(a, b) and (not supercedes(b, a) or tie_breaker(a) > tie_breaker(b))
 
 
 def ordering(signatures: Any) -> Sequence[Tuple[Any, ...]]:

@@ -14,8 +14,11 @@ __all__ = ["unifiable", "reify_object", "unify_object"]
 
 def unifiable(cls: type) -> type:
     """Class decorator: instances of ``cls`` unify and reify attribute by attribute."""
-    core_unify.add((cls, cls, dict), unify_object)
-    core_reify.add((cls, dict), reify_object)
+    for dispatcher, signature, implementation in (
+        (core_reify, (cls, dict), reify_object),
+        (core_unify, (cls, cls, dict), unify_object),
+    ):
+        dispatcher.add(signature, implementation)
     return cls
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import operator
 from collections.abc import Mapping
-from functools import reduce
 from typing import Any, Callable, Dict, Iterable, List, Sequence
 
 __all__ = ["merge", "merge_with", "valmap", "keymap", "itemmap", "valfilter", "keyfilter", "itemfilter", "assoc",
@@ -121,24 +120,25 @@ def update_in(
 
 def get_in(keys: Sequence[Any], coll: Any, default: Any = None, no_default: bool = False) -> Any:
     """``coll[k0][k1]...``; ``default`` when a step fails (unless ``no_default``)."""
-    try:
-        return reduce(operator.getitem, keys, coll)
-    except (KeyError, IndexError, TypeError):
-        if no_default:
-            raise
-        return default
+    value = coll
+    for key in keys:
+        try:
+            value = value[key]
+        except (KeyError, IndexError, TypeError):
+            if no_default:
+                raise
+            return default
+    return value
 
 
 def getter(index: Any) -> Callable[[Any], Any]:
     """An item getter; a list of indices gets a tuple."""
-    if isinstance(index, list):
-        if len(index) == 1:
-            single = index[0]
-            return lambda x: (x[single],)
-        if index:
-            return operator.itemgetter(*index)
-        return lambda x: ()
-    return operator.itemgetter(index)
+    if not isinstance(index, list):
+        return operator.itemgetter(index)
+    if len(index) == 1:
+        only = index[0]
+        return lambda x: (x[only],)
+    return operator.itemgetter(*index) if index else (lambda x: ())
 
 
 def groupby(key: Any, seq: Iterable[Any]) -> Dict[Any, List[Any]]:

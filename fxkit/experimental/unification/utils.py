@@ -18,9 +18,10 @@ def hashable(x: Any) -> bool:
 
 def transitive_get(key: Any, d: Dict[Any, Any]) -> Any:
     """Follow ``key`` through ``d`` (``d[key]``, ``d[d[key]]``, ...) until it is not a key."""
-    while hashable(key) and key in d:
-        key = d[key]
-    return key
+    seen = key
+    while hashable(seen) and seen in d:
+        seen = d[seen]
+    return seen
 
 
 def raises(err: type, lamda: Callable[[], Any]) -> bool:
@@ -70,10 +71,7 @@ def xfail(func: Callable[[], Any]) -> None:
 
 def freeze(d: Any) -> Any:
     """A hashable copy of ``d``: dicts and sets become frozensets, lists and tuples tuples."""
-    if isinstance(d, dict):
-        return frozenset(map(freeze, d.items()))
-    if isinstance(d, set):
-        return frozenset(map(freeze, d))
     if isinstance(d, (tuple, list)):
-        return tuple(map(freeze, d))
-    return d
+        return tuple(freeze(item) for item in d)
+    items = d.items() if isinstance(d, dict) else d if isinstance(d, set) else None
+    return d if items is None else frozenset(freeze(item) for item in items)

@@ -61,10 +61,9 @@ def isvar(o: Any) -> bool:  # noqa: F811
 @contextmanager
 def variables(*variables: Hashable) -> Iterator[None]:
     """Within the block, treat the given values as logic variables too."""
-    saved = _glv.copy()
-    _glv.update(variables)
+    added = set(variables) - _glv
+    _glv.update(added)
     try:
         yield
     finally:
-        _glv.clear()
-        _glv.update(saved)
+        _glv.difference_update(added)

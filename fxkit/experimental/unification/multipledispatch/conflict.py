@@ -22,10 +22,10 @@ class AmbiguityWarning(Warning):
 def supercedes(a: Signature, b: Signature) -> bool:
     """Whether signature ``a`` is at least as specific as ``b`` (a variadic element ends a
     signature and matches its remaining arguments)."""
-    if len(a) < len(b):
-        return not a and len(b) == 1 and isvariadic(b[-1])
+    if len(a) < len(b):  # only the empty signature, against a lone variadic one
+        return len(a) == 0 and len(b) == 1 and isvariadic(b[0])
     if len(a) == len(b):
-        return all(map(issubclass, a, b))
+        return all(issubclass(x, y) for x, y in zip(a, b))
     i = j = 0
     while i < len(a) and j < len(b):
         left, right = a[i], b[j]
@@ -41,10 +41,8 @@ def supercedes(a: Signature, b: Signature) -> bool:
 
 def consistent(a: Signature, b: Signature) -> bool:
     """Whether some list of argument types can match both ``a`` and ``b``."""
-    if not a:
-        return not b or isvariadic(b[0])
-    if not b:
-        return not a or isvariadic(a[0])
+    if not a or not b:
+        return (not a and not b) or isvariadic((a or b)[0])
     related = lambda x, y: issubclass(x, y) or issubclass(y, x)  # noqa: E731
     if len(a) == len(b):
         return all(map(related, a, b))

@@ -20,16 +20,14 @@ def dispatch(*types: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Dispa
     types = tuple(types)
 
     def register(func: Callable[..., Any]) -> Dispatcher:
-        name = func.__name__
         if ismethod(func):
-            caller = inspect.currentframe().f_back  # type: ignore[union-attr]
-            dispatcher = caller.f_locals.get(name, MethodDispatcher(name))  # type: ignore[union-attr]
+            # The class body being executed is the caller's frame: reuse its dispatcher.
+            class_body = inspect.currentframe().f_back.f_locals  # type: ignore[union-attr]
+            target = class_body.get(func.__name__) or MethodDispatcher(func.__name__)
         else:
-            if name not in namespace:
-                namespace[name] = Dispatcher(name)
-            dispatcher = namespace[name]
-        dispatcher.add(types, func)
-        return dispatcher
+            target = namespace.setdefault(func.__name__, Dispatcher(func.__name__))
+        target.add(types, func)
+        return target
 
     return register
 

@@ -4,6 +4,7 @@ with the most specific implementation matching the arguments' types."""
 from __future__ import annotations
 
 import inspect
+import itertools
 import warnings
 from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Set, Tuple
 
@@ -111,9 +112,8 @@ class Dispatcher:
 
     @classmethod
     def get_func_params(cls, func: Callable[..., Any]) -> Any:
-        if hasattr(inspect, "signature"):
-            return inspect.signature(func).parameters.values()
-        return None
+        """The parameters dispatch reads annotations from."""
+        return inspect.signature(func).parameters.values()
 
     @classmethod
     def get_func_annotations(cls, func: Callable[..., Any]) -> Optional[Tuple[Any, ...]]:
@@ -154,17 +154,13 @@ class Dispatcher:
             checked.append(typ)
         self.funcs[tuple(checked)] = func
         self._cache.clear()
-        try:
-            del self._ordering
-        except AttributeError:
-            pass
+        if hasattr(self, "_ordering"):
+            del self._ordering  # recomputed on the next call
 
     @property
     def ordering(self) -> Sequence[Signature]:
-        try:
-            return self._ordering
-        except AttributeError:
-            return self.reorder()
+        """Signatures from most to least specific (computed on first use after a change)."""
+        return self._ordering if hasattr(self, "_ordering") else self.reorder()
 
     def reorder(self, on_ambiguity: Callable[..., Any] = ambiguity_warn) -> Sequence[Signature]:
         """Order the signatures (most specific first) and report ambiguities."""
@@ -174,30 +170,34 @@ class Dispatcher:
             on_ambiguity(self, found)
         return ordered
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        types = tuple(type(arg) for arg in args)
-        try:
-            func = self._cache[types]
-        except KeyError:
-            func = self.dispatch(*types)  # type: ignore[assignment]
-            if not func:
+    def _lookup(self, types: Tuple[type, ...]) -> Callable[..., Any]:
+        """The implementation for ``types`` (cached), or NotImplementedError."""
+        found = self._cache.get(types)
+        if found is None:
+            found = self.dispatch(*types)
+            if not found:
                 raise NotImplementedError(
                     f"Could not find signature for {self.name}: <{str_signature(types)}>"
-                ) from None
-            self._cache[types] = func
+                )
+            self._cache[types] = found
+        return found
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        types = tuple(map(type, args))
+        implementation = self._lookup(types)
         try:
-            return func(*args, **kwargs)
+            return implementation(*args, **kwargs)
         except MDNotImplementedError:
-            candidates = self.dispatch_iter(*types)
-            next(candidates)  # the one that just declined
-            for candidate in candidates:
-                try:
-                    return candidate(*args, **kwargs)
-                except MDNotImplementedError:
-                    pass
-            raise NotImplementedError(
-                f"Matching functions for {self.name}: <{str_signature(types)}> found, but none completed successfully"
-            ) from None
+            pass
+        # The chosen implementation declined: try the less specific ones in turn.
+        for fallback in itertools.islice(self.dispatch_iter(*types), 1, None):
+            try:
+                return fallback(*args, **kwargs)
+            except MDNotImplementedError:
+                continue
+        raise NotImplementedError(
+            f"Matching functions for {self.name}: <{str_signature(types)}> found, but none completed successfully"
+        )
 
     def __str__(self) -> str:
         return f"<dispatched {self.name}>"
@@ -279,18 +279,17 @@ class MethodDispatcher(Dispatcher):
 
     @classmethod
     def get_func_params(cls, func: Callable[..., Any]) -> Any:
-        if hasattr(inspect, "signature"):
-            return list(inspect.signature(func).parameters.values())[1:]
-        return None
+        """The parameters after ``self``."""
+        return list(inspect.signature(func).parameters.values())[1:]
 
     def __get__(self, instance: Any, owner: type) -> "MethodDispatcher":
-        self.obj = instance
-        self.cls = owner
+        # Bound per attribute access: remember the instance the next call is for.
+        self.obj, self.cls = instance, owner
         return self
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        types = tuple(type(arg) for arg in args)
-        func = self.dispatch(*types)
-        if not func:
+        types = tuple(map(type, args))
+        implementation = self.dispatch(*types)
+        if implementation is None:
             raise NotImplementedError(f"Could not find signature for {self.name}: <{str_signature(types)}>")
-        return func(self.obj, *args, **kwargs)
+        return implementation(self.obj, *args, **kwargs)

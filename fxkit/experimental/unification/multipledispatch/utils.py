@@ -64,9 +64,8 @@ def groupby(func: Callable[[Any], Hashable], seq: Iterable[Any]) -> "OrderedDict
 
 def typename(type: Any) -> str:  # noqa: A002  (the library's parameter name)
     """``int`` -> ``'int'``; a tuple of types -> ``'(int, float)'`` (a 1-tuple -> its type's name)."""
-    try:
-        return type.__name__
-    except AttributeError:
-        if len(type) == 1:
-            return typename(*type)
-        return "(" + ", ".join(typename(item) for item in type) + ")"
+    name = getattr(type, "__name__", None)
+    if name is not None:
+        return name
+    names = [typename(item) for item in type]
+    return names[0] if len(names) == 1 else "(" + ", ".join(names) + ")"

@@ -41,8 +41,7 @@ class VariadicSignatureMeta(type):
             raise ValueError(
                 "Variadic types must be type or tuple of types (Variadic[int] or Variadic[(int, float)]"
             )
-        if not isinstance(variadic_type, tuple):
-            variadic_type = (variadic_type,)
+        variadic_type = variadic_type if isinstance(variadic_type, tuple) else (variadic_type,)
         name = f"Variadic[{typename(variadic_type)}]"
         return VariadicSignatureType(name, (), {"variadic_type": variadic_type, "__slots__": ()})
 
