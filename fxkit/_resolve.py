@@ -12,6 +12,8 @@ import os
 import sys
 from typing import Any
 
+from . import _paths
+
 __all__ = ["ResolveError", "resolve"]
 
 
@@ -68,10 +70,7 @@ def resolve(spec: str, *, dotted: bool = False) -> Any:
         location, attr_path = "", ""
     if not location or not attr_path:
         raise ResolveError(f"{spec!r}: expected package.module:attr or path/to/file.py:attr")
-    value: Any = _import(location, spec)
-    for part in attr_path.split("."):
-        try:
-            value = getattr(value, part)
-        except AttributeError:
-            raise ResolveError(f"{spec}: {location!r} has no attribute {attr_path!r}") from None
-    return value
+    try:
+        return _paths.resolve(_import(location, spec), attr_path)
+    except _paths.MissingAttribute:
+        raise ResolveError(f"{spec}: {location!r} has no attribute {attr_path!r}") from None

@@ -212,14 +212,7 @@ class _Container(torch.nn.Module):
 
 def _parent_of(destination: torch.nn.Module, qualified_name: str) -> Tuple[torch.nn.Module, str]:
     """The module that should hold the last atom of ``qualified_name``, creating empty holders on the way."""
-    *parents, leaf = qualified_name.split(".")
-    for atom in parents:
-        holder = getattr(destination, atom, None)
-        if holder is None:
-            holder = _Container()
-            setattr(destination, atom, holder)
-        destination = holder
-    return destination, leaf
+    return _paths.make_parents(destination, qualified_name, _Container)
 
 
 def _install_attr(
@@ -234,6 +227,28 @@ def _set_attr(holder: torch.nn.Module, leaf: str, value: Any, as_buffer: bool, p
         holder.register_buffer(leaf, value, persistent=persistent)
     else:
         setattr(holder, leaf, value)
+
+
+class _InTheWay(Exception):
+    """A name on a submodule path holds something other than a module."""
+
+
+def _module_or_missing(value: Any) -> bool:
+    """``is_holder`` of add/delete_submodule: walk through modules, create where nothing is, stop
+    (``_InTheWay``) at anything else."""
+    if value is None or value is _paths.MISSING:
+        return False
+    if not isinstance(value, torch.nn.Module):
+        raise _InTheWay
+    return True
+
+
+def _no_holder() -> Any:
+    raise _InTheWay  # delete_submodule creates nothing: a missing parent means no module to delete
+
+
+def _add_module(owner: Any, name: str, module: torch.nn.Module) -> None:
+    owner.add_module(name, module)
 
 
 class _AttrCopier:
@@ -506,25 +521,20 @@ class GraphModule(torch.nn.Module):
     # -- submodules ------------------------------------------------------------------------------
     def add_submodule(self, target: str, m: torch.nn.Module) -> bool:
         """Install ``m`` at dotted path ``target``, creating empty parent modules; False if blocked."""
-        owner: Any = self
-        atoms = target.split(".")
-        for atom in atoms[:-1]:
-            if getattr(owner, atom, None) is None:
-                owner.add_module(atom, _Container())
-            owner = getattr(owner, atom)
-            if not isinstance(owner, torch.nn.Module):
-                return False
-        owner.add_module(atoms[-1], m)
+        try:
+            owner, leaf = _paths.make_parents(self, target, _Container, _module_or_missing, _add_module)
+        except _InTheWay:
+            return False
+        owner.add_module(leaf, m)
         return True
 
     def delete_submodule(self, target: str) -> bool:
         """Remove the submodule at ``target``; False when there is no module there."""
-        *parents, leaf = target.split(".")
-        owner: Any = self
-        for atom in parents:
-            owner = getattr(owner, atom, None)
-            if not isinstance(owner, torch.nn.Module):
-                return False
+        parent, leaf = _paths.split_parent(target)
+        try:
+            owner = _paths.make_parents(self, target, _no_holder, _module_or_missing)[0] if parent else self
+        except _InTheWay:
+            return False
         if not isinstance(getattr(owner, leaf, None), torch.nn.Module):
             return False
         delattr(owner, leaf)

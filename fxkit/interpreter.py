@@ -12,12 +12,11 @@ would bypass; ``use_fast_path(False)`` turns it off for the calling thread.
 from __future__ import annotations
 
 import inspect
-import operator
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
-from fxkit import _foreign, _interpreter_fast
+from fxkit import _foreign, _interpreter_fast, _paths
 from fxkit import traceback as _node_meta
 from fxkit._fast_path import FastPathSwitch
 from fxkit.codegen import last_uses
@@ -266,19 +265,9 @@ class Interpreter:
     def fetch_attr(self, target: str) -> Any:
         """Follow the dotted path ``target`` from ``self.module``."""
         try:
-            return operator.attrgetter(target)(self.module)
-        except AttributeError:
-            pass  # walk again, one name at a time, to say which part is missing
-        owner: Any = self.module
-        atoms = target.split(".")
-        for index, atom in enumerate(atoms):
-            try:
-                owner = getattr(owner, atom)
-            except AttributeError:
-                raise RuntimeError(
-                    f"Node referenced nonexistent target {'.'.join(atoms[: index + 1])}"
-                ) from None
-        return owner
+            return _paths.resolve(self.module, target)
+        except _paths.MissingAttribute as missing:
+            raise RuntimeError(f"Node referenced nonexistent target {missing.missing}") from None
 
     def fetch_args_kwargs_from_env(self, n: Node) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
         """``n.args`` and ``n.kwargs`` with every Node replaced by its value in ``self.env``."""

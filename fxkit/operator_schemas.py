@@ -21,6 +21,8 @@ import torch
 from torch._jit_internal import boolean_dispatched
 from torch._ops import OpOverload, OpOverloadPacket
 
+from fxkit import _paths
+
 __all__ = [
     "ArgsKwargsPair",
     "check_for_mutable_operation",
@@ -112,13 +114,11 @@ def _script_class(qualified_name: str) -> Any:
     prefix = "__torch__."
     if not qualified_name.startswith(prefix):
         return Any
-    found: Any = torch
-    for part in qualified_name[len(prefix) :].split(".")[1:]:
-        try:
-            found = getattr(found, part)
-        except (AttributeError, RuntimeError):
-            return Any
-    return found
+    path = qualified_name[len(prefix) :].partition(".")[2]  # after the leading "torch"
+    try:
+        return _paths.resolve(torch, path) if path else torch
+    except (AttributeError, RuntimeError):  # torch.classes raises RuntimeError for unknown names
+        return Any
 
 
 def _parameter_name(schema_name: str) -> str:

@@ -20,6 +20,7 @@ import torch
 import torch.utils._pytree as pytree
 from torch import nn
 
+from fxkit import _paths
 from fxkit.capture_tracer import capture
 from fxkit.graph import Graph
 from fxkit.graph_module import GraphModule
@@ -576,10 +577,10 @@ def _param_weights(nodes: Sequence[Node], gm: GraphModule) -> List[float]:
 
 
 def _fetch(root: nn.Module, target: str) -> Any:
-    value: Any = root
-    for atom in target.split("."):
-        value = getattr(value, atom)
-    return value
+    try:
+        return _paths.resolve(root, target)
+    except _paths.MissingAttribute as missing:
+        raise missing.error from None
 
 
 def _spec_cuts(nodes: Sequence[Node], split_spec: Mapping[str, Any], root: nn.Module) -> List[int]:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 
-from fxkit import _foreign, _rewriter_fast
+from fxkit import _foreign, _paths, _rewriter_fast
 from fxkit._fast_path import FastPathSwitch
 from fxkit._gc import collector_paused
 from fxkit.graph import Graph, _order_of
@@ -63,23 +63,21 @@ def _graph_of(pattern: PatternLike) -> Graph:
 
 
 def _get_attribute(module: torch.nn.Module, qualified_name: str) -> Optional[Any]:
-    value: Any = module
-    for part in qualified_name.split("."):
-        if not hasattr(value, part):
-            return None
-        value = getattr(value, part)
-    return value
+    return _paths.lookup(module, qualified_name)
 
 
 def _set_attribute(module: torch.nn.Module, qualified_name: str, value: Any) -> None:
     """Set ``a.b.c`` on ``module``, creating empty intermediate modules as needed."""
-    *path, name = qualified_name.split(".")
-    owner = module
-    for part in path:
-        if not hasattr(owner, part):
-            owner.add_module(part, torch.nn.Module())
-        owner = getattr(owner, part)
+    owner, name = _paths.make_parents(module, qualified_name, torch.nn.Module, _is_there, _add_module)
     setattr(owner, name, value)
+
+
+def _is_there(value: Any) -> bool:
+    return value is not _paths.MISSING
+
+
+def _add_module(owner: Any, name: str, module: torch.nn.Module) -> None:
+    owner.add_module(name, module)
 
 
 def _copy_missing_attributes(gm: GraphModule, source: torch.nn.Module, source_name: str) -> None:

@@ -284,6 +284,22 @@ def test_add_submodule_through_a_non_module_fails() -> None:
         assert not module.add_submodule("block.offset.layer", torch.nn.ReLU())
 
 
+def test_submodule_paths_through_missing_and_non_module_names_like_torch_fx() -> None:
+    def outcomes(module: Any) -> List[Any]:
+        return [
+            module.delete_submodule("missing.layer"),
+            module.delete_submodule("block.offset.layer"),
+            module.delete_submodule("block"),
+            module.add_submodule("a.b.c", torch.nn.ReLU()),
+            module.delete_submodule("a.b"),
+            module.add_submodule("a.b", torch.nn.ReLU()),
+            [name for name, _ in module.named_modules()],
+        ]
+
+    ours, theirs = pair()
+    assert outcomes(ours) == outcomes(theirs)
+
+
 def test_delete_all_unused_submodules_keeps_called_module_children() -> None:
     ours, theirs = pair()
     for module in (ours, theirs):

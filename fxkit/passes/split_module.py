@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
-from fxkit import _foreign
+from fxkit import _foreign, _paths
 from fxkit.graph import Graph
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node, map_arg
@@ -67,14 +67,17 @@ def _partition_name(node: Node, returned: Any) -> str:
 
 
 def _fetch(root: torch.nn.Module, qualified_name: str) -> Any:
-    owner: Any = root
-    for atom in qualified_name.split("."):
-        if not hasattr(owner, atom):
-            raise AttributeError(
-                f"split_module: root module has no attribute {qualified_name!r} (missing {atom!r})"
-            )
-        owner = getattr(owner, atom)
-    return owner
+    try:
+        return _paths.resolve(root, qualified_name)
+    except _paths.MissingAttribute as missing:
+        atom = missing.missing.rpartition(".")[2]
+        raise AttributeError(
+            f"split_module: root module has no attribute {qualified_name!r} (missing {atom!r})"
+        ) from None
+
+
+def _is_module(value: Any) -> bool:
+    return isinstance(value, torch.nn.Module)
 
 
 def _dependency_order(partitions: Dict[str, Partition], keep_original_order: bool) -> List[str]:
@@ -273,17 +276,13 @@ def _inputs_in_order(node: Node) -> List[Node]:
 def _copy_attribute(source: torch.nn.Module, destination: torch.nn.Module, qualified_name: str) -> None:
     """Make ``destination.<qualified_name>`` the object at ``source.<qualified_name>``, creating
     empty intermediate modules and keeping buffers registered as buffers."""
-    *path, leaf = qualified_name.split(".")
-    source_owner: Any = source
-    destination_owner: torch.nn.Module = destination
-    for atom in path:
-        source_owner = getattr(source_owner, atom)
-        child = getattr(destination_owner, atom, None)
-        if not isinstance(child, torch.nn.Module):
-            child = torch.nn.Module()
-            setattr(destination_owner, atom, child)
-        destination_owner = child
-    value = getattr(source_owner, leaf)
+    parent, leaf = _paths.split_parent(qualified_name)
+    try:
+        source_owner: Any = _paths.resolve(source, parent) if parent else source
+        value = getattr(source_owner, leaf)
+    except _paths.MissingAttribute as missing:
+        raise missing.error from None
+    destination_owner, _ = _paths.make_parents(destination, qualified_name, torch.nn.Module, _is_module)
     if isinstance(source_owner, torch.nn.Module) and leaf in source_owner._buffers:
         destination_owner.register_buffer(
             leaf, value, persistent=leaf not in source_owner._non_persistent_buffers_set

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Type, Union
 
 import torch
 
+from fxkit import _paths
 from fxkit.graph import Graph
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node, map_arg
@@ -32,19 +33,17 @@ _MISSING = object()
 
 def getattr_recursive(obj: object, name: str) -> Any:
     """``obj.<name>`` for a dotted ``name``, or None when some part of the path is missing."""
-    for atom in name.split("."):
-        obj = getattr(obj, atom, _MISSING)
-        if obj is _MISSING:
-            return None
-    return obj
+    return _paths.lookup(obj, name)
 
 
 def setattr_recursive(obj: object, attr: str, value: object) -> None:
     """Set ``obj.<attr> = value`` for a dotted ``attr`` whose parents already exist."""
-    *path, leaf = attr.split(".")
-    for atom in path:
-        obj = getattr(obj, atom)
-    setattr(obj, leaf, value)
+    parent, leaf = _paths.split_parent(attr)
+    try:
+        owner = _paths.resolve(obj, parent) if parent else obj
+    except _paths.MissingAttribute as missing:
+        raise missing.error from None  # getattr's own message, as torch.fx gives it
+    setattr(owner, leaf, value)
 
 
 @dataclass
@@ -186,12 +185,12 @@ def split_by_tags(
 
 
 def _copy_attribute(source: torch.nn.Module, destination: torch.nn.Module, qualified_name: str) -> None:
-    *path, leaf = qualified_name.split(".")
-    for atom in path:
-        if not hasattr(destination, atom):
-            setattr(destination, atom, torch.nn.Module())
-        destination = getattr(destination, atom)
-    setattr(destination, leaf, getattr_recursive(source, qualified_name))
+    owner, leaf = _paths.make_parents(destination, qualified_name, torch.nn.Module, _is_there)
+    setattr(owner, leaf, getattr_recursive(source, qualified_name))
+
+
+def _is_there(value: Any) -> bool:
+    return value is not _paths.MISSING
 
 
 def move_non_tensor_nodes_on_boundary(subgraphs: List["Subgraph"]) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Dict, Hashable, Iterable, List, Optional, Sequence, Tupl
 
 import torch
 
-from fxkit import _foreign
+from fxkit import _foreign, _paths
 from fxkit._fast_path import FastPathSwitch
 from fxkit.graph import Graph, _order_of
 from fxkit.node import Node
@@ -74,10 +74,10 @@ def _attribute(module: Optional[torch.nn.Module], qualified_name: str) -> Any:
             f"cannot match get_attr '{qualified_name}': its graph has no owning module to read the "
             "attribute from; build the graph through a GraphModule"
         )
-    value: Any = module
-    for part in qualified_name.split("."):
-        value = getattr(value, part)
-    return value
+    try:
+        return _paths.resolve(module, qualified_name)
+    except _paths.MissingAttribute as missing:
+        raise missing.error from None
 
 
 def _hashable_key(node: Node) -> Optional[Tuple[str, Hashable]]:
