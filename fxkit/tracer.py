@@ -774,6 +774,17 @@ class Tracer(TracerBase):
             args.append(self.root)
         signature = inspect.signature(inner_fn)
 
+        if isinstance(concrete_args, tuple) and _takes_tuple_as_varargs(
+            code, len(param_names), concrete_args
+        ):
+            # torch.fx's reading of ``(PH, PH)`` for ``forward(self, *args)`` / ``f(x, *args)``: one
+            # placeholder ``input_i`` per item (values included, unchecked), passed positionally.
+            args.extend(
+                self.create_proxy("placeholder", f"input_{index}", (), {})
+                for index in range(len(concrete_args))
+            )
+            return root_fn, args
+
         if isinstance(concrete_args, tuple):
             if len(concrete_args) != len(param_names):
                 raise RuntimeError(
@@ -985,6 +996,17 @@ class Tracer(TracerBase):
 _NON_TENSOR_TYPES = frozenset(
     {bool, int, float, str, type(None), dict, collections.OrderedDict, set, tuple, list}
 )
+
+
+def _takes_tuple_as_varargs(code: types.CodeType, named_count: int, concrete_args: Tuple[Any, ...]) -> bool:
+    """Whether a tuple of concrete args that does not match the named parameters goes to ``*args``:
+    torch.fx does so when the only named parameter is ``self`` (or ``x`` of ``f(x, *args)``)."""
+    return (
+        bool(code.co_flags & inspect.CO_VARARGS)
+        and code.co_argcount == 1
+        and not code.co_kwonlyargcount
+        and len(concrete_args) != named_count
+    )
 
 
 def _return_annotation(fn: Callable[..., Any]) -> Any:

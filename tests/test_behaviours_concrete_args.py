@@ -53,6 +53,23 @@ class OptionalForward(nn.Module):
         return x if y is None else x + y
 
 
+class VarargsForward(nn.Module):
+    def forward(self, *args, **kwargs):
+        return args[0] + args[1]
+
+
+def x_and_varargs(x, *args):
+    return x + args[0]
+
+
+def two_and_varargs(x, y, *args):
+    return x + y + args[0]
+
+
+def only_varargs(*args, **kwargs):
+    return args[0]
+
+
 def _one() -> torch.Tensor:
     return torch.ones(1)
 
@@ -74,6 +91,12 @@ CASES: Dict[str, Tuple[Callable[[], Any], Callable[[Any], Any], Callable[[], tup
     "module_names_self": (OptionalForward, lambda ph: {"self": ph, "x": ph, "y": None}, lambda: (_one(),)),
     "module_tuple": (OptionalForward, lambda ph: (ph, None), lambda: (_one(),)),
     "module_tuple_counts_self": (OptionalForward, lambda ph: (ph, ph, None), lambda: (_one(),)),
+    # A tuple that does not match the named parameters fills *args when the only one is self / x.
+    "varargs_concrete": (VarargsForward, lambda ph: (ph, ph), lambda: (_one(), _one())),
+    "varargs_concrete_value": (VarargsForward, lambda ph: (ph, 3), lambda: (_one(), 3)),
+    "x_and_varargs_tuple": (lambda: x_and_varargs, lambda ph: (ph, ph), lambda: (_one(), _one())),
+    "two_and_varargs_tuple": (lambda: two_and_varargs, lambda ph: (ph, ph, ph), lambda: (_one(),) * 3),
+    "only_varargs_tuple": (lambda: only_varargs, lambda ph: (ph,), lambda: (_one(),)),
 }
 
 
