@@ -235,3 +235,65 @@ def copy_current_meta_to(node: Any) -> None:
         node.meta["seq_nr"] = meta["grad_fn_seq_nr"][-1]
     else:
         node.meta["seq_nr"] = torch.autograd._get_sequence_nr() - 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Smaller switches torch's own tracers flip (kept so code calling them runs unchanged).
+
+GRADIENT_ACC_SPECIAL_STACK = "Gradient addition node due to multiple use of tensor around:"
+MEMORY_BUDGET_ANNOTATION_KEY = "_region_activation_memory_budget"
+
+_preserving_seq_nr = False
+_regional_subgraph_name: Union[str, None] = None
+
+
+@contextmanager
+def _preserve_node_seq_nr(preserve_seq_nr: bool = True) -> Iterator[None]:
+    global _preserving_seq_nr
+    saved = _preserving_seq_nr
+    try:
+        _preserving_seq_nr = preserve_seq_nr
+        yield
+    finally:
+        _preserving_seq_nr = saved
+
+
+def _is_preserving_node_seq_nr() -> bool:
+    return _preserving_seq_nr
+
+
+def _mark_autograd_backward() -> None:
+    """Mark the nodes traced from now on as part of the backward pass."""
+    current_meta["autograd_backward"] = True
+
+
+def _reset_autograd_backward() -> None:
+    current_meta.pop("autograd_backward", None)
+
+
+@contextmanager
+def _set_autograd_backward(enable: bool = True) -> Iterator[None]:
+    """With ``enable``, nodes traced within the block are marked as backward-pass nodes."""
+    if not enable:
+        yield
+        return
+    _mark_autograd_backward()
+    try:
+        yield
+    finally:
+        _reset_autograd_backward()
+
+
+@contextmanager
+def _set_regional_inductor_subgraph_name(name: Union[str, None]) -> Iterator[None]:
+    global _regional_subgraph_name
+    saved = _regional_subgraph_name
+    try:
+        _regional_subgraph_name = name
+        yield
+    finally:
+        _regional_subgraph_name = saved
+
+
+def _get_regional_inductor_subgraph_name() -> Union[str, None]:
+    return _regional_subgraph_name

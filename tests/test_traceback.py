@@ -186,3 +186,32 @@ def test_annotate_while_tracing_matches_torch_fx() -> None:
         return out
 
     assert traced(fxkit) == traced(torch.fx)
+
+
+def _switches_walk(fx: Any) -> List[Any]:
+    tb = _tb(fx)
+    seen: List[Any] = [
+        tb.GRADIENT_ACC_SPECIAL_STACK,
+        tb.MEMORY_BUDGET_ANNOTATION_KEY,
+        tb._is_preserving_node_seq_nr(),
+    ]
+    with tb._preserve_node_seq_nr():
+        seen.append(tb._is_preserving_node_seq_nr())
+    with tb._set_autograd_backward():
+        seen.append(dict(tb.get_current_meta()))
+    with tb.preserve_node_meta():
+        with tb._set_autograd_backward():
+            seen.append(dict(tb.get_current_meta()))
+        seen.append(dict(tb.get_current_meta()))
+        tb._mark_autograd_backward()
+        with tb._set_autograd_backward(False):
+            seen.append(dict(tb.get_current_meta()))
+        tb._reset_autograd_backward()
+        with tb._set_regional_inductor_subgraph_name("region"):
+            seen.append((tb._get_regional_inductor_subgraph_name(), dict(tb.get_current_meta())))
+    seen.append(tb._get_regional_inductor_subgraph_name())
+    return seen
+
+
+def test_private_switches_match_torch_fx() -> None:
+    assert _switches_walk(fxkit) == _switches_walk(torch.fx)

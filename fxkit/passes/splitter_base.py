@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import collections
 import copy
+import os
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
@@ -38,13 +39,95 @@ from fxkit.passes.tools_common import (
 # fmt: on
 
 __all__ = [
-    "FxNetAccNodesFinder", "FxNetSplitterInternalError", "Subgraph", "SplitResult", "_SplitterBase",
-    "_SplitterSettingBase", "generate_inputs_for_submodules",
+    "FxNetAccNodesFinder", "FxNetSplitterInternalError", "NodeEvent", "NodeEventTracker", "Subgraph", "SplitResult",
+    "_SplitterBase", "_SplitterSettingBase", "generate_inputs_for_submodules",
 ]  # fmt: skip
 
 DEFAULT_MIN_ACC_MODULE_SIZE = 1
 DEFAULT_SKIP_FUSION = False
 DEFAULT_ALLOW_NON_TENSOR = False
+
+# Where and how much the acc-node finder's decision log is written (see NodeEventTracker).
+ENV_FX_NET_ACC_SPLITTER_TRACKER_MODE = "FX_NET_ACC_SPLITTER_TRACKER_MODE"
+ENV_FX_NET_ACC_SPLITTER_TRACKER_DUMP_PATH = "FX_NET_ACC_SPLITTER_TRACKER_DUMP_PATH"
+ENV_FX_NET_ACC_SPLITTER_TRACKER_TRACKED_NODES = "FX_NET_ACC_SPLITTER_TRACKER_TRACKED_NODES"
+DUMP_PREFIX = TRACKER_DUMP_PATH = "_fx_net_tracker"
+TRACKER_MODE = "0"
+ALL_SUFFIX = "_all.txt"
+NODES_SUFFIX = "_nodes.txt"
+
+
+class NodeEvent:
+    """One decision about a node: what happened (``desc``) and the node that caused it."""
+
+    def __init__(self, source: Node, desc: str, dep: Optional[Node] = None) -> None:
+        self.source, self.desc, self.dep = source, desc, dep
+
+    def to_str(self) -> str:
+        return f"{self.source.name}: {self.desc} {self.dep.name if self.dep is not None else '#'}"
+
+
+class NodeEventTracker:
+    """The log of why each node went to the accelerator or not. ``tracker_mode`` 0 keeps it in
+    memory only; 1 also writes every node's events to ``<dump_prefix>_all.txt`` on ``dump()``; 2
+    and 3 also write the events of the nodes named (comma-separated) in the environment variable
+    ``FX_NET_ACC_SPLITTER_TRACKER_TRACKED_NODES`` to ``<dump_prefix>_nodes.txt``, with 2
+    following the causes recursively."""
+
+    def __init__(self, tracker_mode: int, dump_prefix: str) -> None:
+        self.tracker_mode = tracker_mode
+        self.dump_prefix = dump_prefix
+        self.events: List[NodeEvent] = []
+        self.node_events: Dict[str, List[NodeEvent]] = {}
+        self.writer = print
+
+    def add(self, node: Node, desc: str, dep: Optional[Node] = None) -> None:
+        event = NodeEvent(node, desc, dep)
+        self.events.append(event)
+        self.node_events.setdefault(node.name, []).append(event)
+
+    def print_node(
+        self,
+        node_name: str,
+        recursive: bool = False,
+        tab: str = "",
+        writer: Optional[Callable[[str], object]] = None,
+    ) -> None:
+        """Write the events of ``node_name`` (and, recursively, of the nodes that caused them)."""
+        writer = writer or self.writer
+        for event in self.node_events.get(node_name, []):
+            writer(tab + event.to_str())
+            if recursive and event.dep is not None:
+                self.print_node(event.dep.name, recursive, tab + "| ", writer)
+
+    def to_dict(self) -> Dict[str, List[str]]:
+        return {name: [event.to_str() for event in events] for name, events in self.node_events.items()}
+
+    def print_all(self, writer: Optional[Callable[[str], object]] = None) -> None:
+        writer = writer or self.writer
+        for name in self.node_events:
+            writer(f"Node: {name}:")
+            self.print_node(name, tab="  ", writer=writer)
+
+    def dump(self) -> None:
+        if self.tracker_mode <= 0:
+            return
+        with open(self.dump_prefix + ALL_SUFFIX, "w") as handle:
+            self.print_all(lambda line: handle.write(line + "\n"))
+        if self.tracker_mode <= 1:
+            return
+        tracked = [
+            name
+            for name in os.environ.get(ENV_FX_NET_ACC_SPLITTER_TRACKER_TRACKED_NODES, "").split(",")
+            if name
+        ]
+        with open(self.dump_prefix + NODES_SUFFIX, "w") as handle:
+            if self.tracker_mode == 2 or tracked:
+                joined = ",".join(tracked)
+                handle.write(f"===== Tracking node {joined} =====\n")
+                for name in tracked:
+                    self.print_node(name, self.tracker_mode == 2, "", lambda line: handle.write(line + "\n"))
+                handle.write(f"===== End of tracking node {joined} =====\n")
 
 
 class _SplitterSettingBase:
@@ -126,6 +209,10 @@ class FxNetAccNodesFinder:
         self.operator_support = operator_support
         self.allow_non_tensor = allow_non_tensor
         self.acc_nodes: NodeSet = set()
+        self.tracker = NodeEventTracker(
+            int(os.environ.get(ENV_FX_NET_ACC_SPLITTER_TRACKER_MODE, TRACKER_MODE)),
+            os.environ.get(ENV_FX_NET_ACC_SPLITTER_TRACKER_DUMP_PATH, DUMP_PREFIX),
+        )
 
     def reduce_acc_nodes_non_tensor_input_helper(self, cpu_worklist: NodeList) -> None:
         """Move to the CPU every acc node that reads a non-tensor value of a worklist node, and
@@ -135,7 +222,9 @@ class FxNetAccNodesFinder:
             for user in node.users:
                 if user in self.acc_nodes:
                     self.acc_nodes.remove(user)
+                    self.tracker.add(user, "acc_del|user_of_new_cpu_node", node)
                     if not is_node_output_tensor(user):
+                        self.tracker.add(user, "new_cpu_node|callable_non_tensor_input")
                         cpu_worklist.append(user)
 
     def reduce_acc_nodes_non_tensor_input(self) -> None:
@@ -145,6 +234,8 @@ class FxNetAccNodesFinder:
             for node in self.module.graph.nodes
             if node.op in CALLABLE_NODE_OPS and node not in self.acc_nodes and not is_node_output_tensor(node)
         ]
+        for node in worklist:
+            self.tracker.add(node, "new_cpu_node|callable_non_tensor_input")
         self.reduce_acc_nodes_non_tensor_input_helper(worklist)
 
     def reduce_acc_nodes_non_tensor_output(self) -> None:
@@ -159,19 +250,27 @@ class FxNetAccNodesFinder:
             ]
             if not leaving:
                 return
+            for node in leaving:
+                cpu_user = next(user for user in node.users if user not in self.acc_nodes)
+                self.tracker.add(node, "acc_del|non_tensor_output_with_cpu_user", cpu_user)
             self.acc_nodes.difference_update(leaving)
             self.reduce_acc_nodes_non_tensor_input_helper(list(leaving))
 
     def __call__(self) -> NodeSet:
         submodules = dict(self.module.named_modules())
-        self.acc_nodes = {
-            node
-            for node in self.module.graph.nodes
-            if node.op in CALLABLE_NODE_OPS and self.operator_support.is_node_supported(submodules, node)
-        }
+        self.acc_nodes = set()
+        for node in self.module.graph.nodes:
+            if node.op not in CALLABLE_NODE_OPS:
+                self.tracker.add(node, "init_cpu|not_callable")
+            elif self.operator_support.is_node_supported(submodules, node):
+                self.tracker.add(node, "init_acc|callable_and_operator_supported")
+                self.acc_nodes.add(node)
+            else:
+                self.tracker.add(node, "init_cpu|operator_support")
         if not self.allow_non_tensor:
             self.reduce_acc_nodes_non_tensor_input()
             self.reduce_acc_nodes_non_tensor_output()
+        self.tracker.dump()
         return self.acc_nodes
 
 

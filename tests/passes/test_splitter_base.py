@@ -191,3 +191,41 @@ def test_small_types_match_torch_fx() -> None:
             is_acc=True, nodes=[], device_ordinal=None
         )
         assert issubclass(splitter_base.FxNetSplitterInternalError, Exception)
+
+
+class SizeToCpu(torch.nn.Module):
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        b = torch.relu(a)
+        return torch.sigmoid(b.sum()) * b.size(0) * 2
+
+
+@pytest.mark.parametrize("model_cls, supported", [
+    (SizeToCpu, ("torch.relu", "_operator.mul", "torch.sigmoid")), (NonTensor, ("torch.sin", "size", "torch.relu")),
+])  # fmt: skip
+def test_node_event_tracker_matches_torch_fx(
+    model_cls: type, supported: Tuple[str, ...], tmp_path: Any
+) -> None:
+    def log(libs: Any) -> List[Any]:
+        fx, splitter_base, support = libs
+        gm = fx.symbolic_trace(model_cls())
+        __import__(fx.__name__ + ".passes.shape_prop", fromlist=["x"]).ShapeProp(gm).propagate(
+            torch.randn(2, 4)
+        )
+        finder = splitter_base.FxNetAccNodesFinder(
+            gm, support.OperatorSupport(dict.fromkeys(supported)), False
+        )
+        lines: List[str] = [*_names(finder())]
+        finder.tracker.print_all(lines.append)
+        for node in gm.graph.nodes:
+            finder.tracker.print_node(node.name, recursive=True, writer=lines.append)
+        for mode in (0, 1, 2):
+            prefix = str(tmp_path / f"{fx.__name__}_{mode}")
+            tracker = splitter_base.NodeEventTracker(mode, prefix)
+            tracker.add(next(iter(gm.graph.nodes)), "seen")
+            tracker.dump()
+            for suffix in ("_all.txt", "_nodes.txt"):
+                path = tmp_path / f"{fx.__name__}_{mode}{suffix}"
+                lines.append(path.read_text() if path.exists() else None)
+        return [finder.tracker.to_dict(), lines]
+
+    assert log(BOTH[1]) == log(BOTH[0])
