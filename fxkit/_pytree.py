@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch.utils._pytree as pytree
+from torch.utils._pytree import tree_flatten  # noqa: F401  (torch.fx._pytree re-exports it)
 
 __all__ = ["register_pytree_flatten_spec", "tree_flatten_spec"]
 
@@ -24,6 +25,41 @@ def register_pytree_flatten_spec(
     also registered with ``torch.utils._pytree``); registering again replaces the functions."""
     SUPPORTED_NODES[cls] = flatten_fn_spec
     SUPPORTED_NODES_EXACT_MATCH[cls] = flatten_fn_exact_match_spec
+
+
+def _dict_flatten_spec(d: Dict[Any, Any], spec: pytree.TreeSpec) -> List[Any]:
+    """The values of ``d`` for the keys the spec recorded, in its order (extra keys ignored)."""
+    return [d[key] for key in spec.context]
+
+
+def _list_flatten_spec(d: List[Any], spec: pytree.TreeSpec) -> List[Any]:
+    """The first ``spec.num_children`` items of ``d``."""
+    return [d[index] for index in range(spec.num_children)]
+
+
+def _tuple_flatten_spec(d: Tuple[Any, ...], spec: pytree.TreeSpec) -> List[Any]:
+    return [d[index] for index in range(spec.num_children)]
+
+
+def _namedtuple_flatten_spec(d: Tuple[Any, ...], spec: pytree.TreeSpec) -> List[Any]:
+    return [d[index] for index in range(spec.num_children)]
+
+
+def _dict_flatten_spec_exact_match(d: Dict[Any, Any], spec: pytree.TreeSpec) -> bool:
+    """Whether ``d`` has exactly as many keys as the spec."""
+    return len(d) == len(spec.context)
+
+
+def _list_flatten_spec_exact_match(d: List[Any], spec: pytree.TreeSpec) -> bool:
+    return len(d) == spec.num_children
+
+
+def _tuple_flatten_spec_exact_match(d: Tuple[Any, ...], spec: pytree.TreeSpec) -> bool:
+    return len(d) == spec.num_children
+
+
+def _namedtuple_flatten_spec_exact_match(d: Tuple[Any, ...], spec: pytree.TreeSpec) -> bool:
+    return len(d) == spec.num_children
 
 
 def _deregister_pytree_flatten_spec(cls: type) -> None:

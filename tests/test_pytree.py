@@ -34,3 +34,25 @@ def _flatten_with(module: Any) -> List[Any]:
 
 def test_register_pytree_flatten_spec_matches_torch_fx() -> None:
     assert _flatten_with(fx_pytree) == _flatten_with(oracle_pytree)
+
+
+def _builtin_specs(module: Any) -> List[Any]:
+    from collections import namedtuple
+
+    pair = namedtuple("pair", "a b")
+    dict_spec, list_spec = pytree.tree_structure({"a": 1, "b": 2}), pytree.tree_structure([1, 2])
+    tuple_spec, pair_spec = pytree.tree_structure((1, 2)), pytree.tree_structure(pair(1, 2))
+    return [
+        module._dict_flatten_spec({"b": 5, "a": 4, "c": 0}, dict_spec),
+        module._dict_flatten_spec_exact_match({"b": 5, "a": 4, "c": 0}, dict_spec),
+        module._dict_flatten_spec_exact_match({"b": 5, "a": 4}, dict_spec),
+        module._list_flatten_spec([7, 8, 9], list_spec), module._list_flatten_spec_exact_match([7, 8], list_spec),
+        module._tuple_flatten_spec((7, 8, 9), tuple_spec), module._tuple_flatten_spec_exact_match((7, 8, 9), tuple_spec),
+        module._namedtuple_flatten_spec(pair(3, 4), pair_spec),
+        module._namedtuple_flatten_spec_exact_match(pair(3, 4), pair_spec),
+        module.tree_flatten([1, (2, 3)])[0],
+    ]  # fmt: skip
+
+
+def test_builtin_flatten_spec_helpers_match_torch_fx() -> None:
+    assert _builtin_specs(fx_pytree) == _builtin_specs(oracle_pytree)
