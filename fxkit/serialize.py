@@ -222,7 +222,15 @@ def _function_name(value: Any, where: str) -> str:
 
 def _encode(value: Any, where: str) -> Any:
     """A JSON value for a node argument or a plain meta value; ``ValueError`` for anything else."""
-    if value is None or isinstance(value, (bool, str)):
+    cls = type(value)
+    # Exact types first: they are nearly every value, and a type test is cheaper than isinstance chains.
+    if cls is str or cls is int or cls is bool or value is None:
+        return value
+    if cls is tuple:
+        return {"tuple": [_encode(item, where) for item in value]}
+    if cls is Node:
+        return {"node": value.name}
+    if isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):
         return value
@@ -260,7 +268,8 @@ def _encode(value: Any, where: str) -> Any:
 
 
 def _decode(value: Any, where: str, nodes: Optional[Dict[str, Node]], resolver: _Resolver) -> Any:
-    if value is None or isinstance(value, (bool, str, int, float)):
+    cls = type(value)
+    if cls is str or cls is int or cls is bool or cls is float or value is None:
         return value
     if isinstance(value, list):
         return [_decode(item, where, nodes, resolver) for item in value]
@@ -747,10 +756,11 @@ def _decode_module(record: Any, path: str, loader: _TensorLoader, resolver: _Res
     _expect(isinstance(record, dict), where, "malformed module")
     class_name = record.get("class")
     is_graph_module = class_name == "fxkit.GraphModule"
-    module = torch.nn.Module()
-    if class_name == _CONTAINER:
+    if is_graph_module:
+        module = torch.nn.Module()  # the root the GraphModule is built from
+    elif class_name == _CONTAINER:
         module = _Container()  # fxkit's own holder of qualified paths: its __init__ is known
-    elif not is_graph_module:
+    else:
         cls = resolver.module_class(class_name, where)
         module = cls.__new__(cls)  # the class's __init__ would run its code with the file's values
         torch.nn.Module.__init__(module)
