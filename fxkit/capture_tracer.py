@@ -46,6 +46,7 @@ from .guards import (
     SourceLocation,
     Specialization,
     assign,
+    autograd_apply,
     build_object,
     guard_bool,
     guard_equal,
@@ -936,8 +937,8 @@ class CaptureTracer(Tracer):
                     self.create_node("call_function", remove, (target.node, step[0], step[1]), {})
 
     def create_arg(self, a: Any) -> Any:
-        if a is NOT_GIVEN or isinstance(a, enum.Enum):
-            return a
+        if a is NOT_GIVEN or isinstance(a, (enum.Enum, type)):
+            return a  # classes (a custom autograd Function, say) are globals of the generated code
         entry = self._input_copies.get(id(a)) if self._input_copies else None
         if entry is not None and entry.copy is a:
             # The model returned (part of) a structured input: the caller's own object.
@@ -1143,8 +1144,23 @@ def _factory_recorder(original: Callable[..., Any]) -> Callable[..., Any]:
     return factory
 
 
+def _autograd_apply_recorder(original: Callable[..., Any]) -> Callable[..., Any]:
+    from .tracer import _find_proxy
+
+    @functools.wraps(original)
+    def apply(function_class: Any, *args: Any, **kwargs: Any) -> Any:
+        proxy = _find_proxy(args, kwargs)
+        if proxy is None or not isinstance(proxy.tracer, CaptureTracer):
+            return original(function_class, *args, **kwargs)
+        # One node, not the Function's forward traced through: its custom backward must survive.
+        return proxy.tracer.create_proxy("call_function", autograd_apply, (function_class, *args), kwargs)
+
+    return apply
+
+
 class _FactoryPatches:
-    """Installs the factory recorders on ``torch`` for the duration of a capture."""
+    """Installs the factory recorders on ``torch`` (and the recorder of custom autograd Functions) for
+    the duration of a capture."""
 
     def __init__(self) -> None:
         self._keys: List[Tuple[int, str]] = []
@@ -1153,6 +1169,7 @@ class _FactoryPatches:
         try:
             for name in _FACTORY_FUNCTIONS:
                 self._keys.append(_PATCHES.acquire(torch, name, _factory_recorder))
+            self._keys.append(_PATCHES.acquire(torch.autograd.Function, "apply", _autograd_apply_recorder))
         except BaseException:
             self.__exit__()
             raise

@@ -34,6 +34,7 @@ __all__ = [
     "guard_not_given",
     "guard_structure",
     "assign",
+    "autograd_apply",
     "build_object",
     "remove",
     "replace_items",
@@ -273,6 +274,12 @@ def build_object(cls: type, state: dict) -> Any:
     for key, value in state.items():
         object.__setattr__(new, key, value)
     return new
+
+
+def autograd_apply(function_class: Any, *args: Any, **kwargs: Any) -> Any:
+    """``function_class.apply(*args)``: how a captured graph calls a custom ``torch.autograd.Function``,
+    so that training the captured module runs the Function's own backward."""
+    return function_class.apply(*args, **kwargs)
 
 
 GUARD_FUNCTIONS = (

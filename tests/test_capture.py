@@ -684,3 +684,36 @@ def test_overlapping_captures_with_a_static_method_leaf_restore_the_class() -> N
         thread.join()
     assert errors == []
     assert _StaticHelper.__dict__["scale"] is descriptor
+
+
+class StraightThroughRound(torch.autograd.Function):
+    """Rounds in forward; backward passes the gradient through unchanged (autograd of round gives 0)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return torch.round(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class Quantizes(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return StraightThroughRound.apply(self.linear(x) * 4).sum()
+
+
+def test_custom_autograd_functions_keep_their_backward():
+    model, x = Quantizes(), torch.randn(3, 4)
+    result = fxkit.capture(model, (x,))
+    assert "fxkit.guards.autograd_apply(" in result.graph_module.code
+    model(x).backward()
+    expected = model.linear.weight.grad.clone()
+    model.zero_grad()
+    result.graph_module(x).backward()
+    torch.testing.assert_close(result.graph_module.linear.weight.grad, expected)
+    assert expected.abs().sum() > 0  # the rounding's own autograd would have given zeros
