@@ -1158,6 +1158,20 @@ def _autograd_apply_recorder(original: Callable[..., Any]) -> Callable[..., Any]
     return apply
 
 
+def _grad_mode_recorder(original: Callable[..., Any]) -> Callable[..., Any]:
+    from .tracer import _active_tracer
+
+    @functools.wraps(original)
+    def is_grad_enabled() -> Any:
+        tracer = _active_tracer()
+        if not isinstance(tracer, CaptureTracer):
+            return original()
+        # A traced value, so that a branch on it is decided by the example and guarded.
+        return tracer.create_proxy("call_function", original, (), {})
+
+    return is_grad_enabled
+
+
 class _FactoryPatches:
     """Installs the factory recorders on ``torch`` (and the recorder of custom autograd Functions) for
     the duration of a capture."""
@@ -1170,6 +1184,7 @@ class _FactoryPatches:
             for name in _FACTORY_FUNCTIONS:
                 self._keys.append(_PATCHES.acquire(torch, name, _factory_recorder))
             self._keys.append(_PATCHES.acquire(torch.autograd.Function, "apply", _autograd_apply_recorder))
+            self._keys.append(_PATCHES.acquire(torch, "is_grad_enabled", _grad_mode_recorder))
         except BaseException:
             self.__exit__()
             raise
@@ -1257,7 +1272,9 @@ def capture(
     is_module = isinstance(model, nn.Module)
     forward = getattr(type(model), "forward") if is_module else model
     tracer.bind_examples(forward, is_module, example_args, keyword_inputs)
-    with torch.no_grad(), _FactoryPatches(), _LeafFunctionPatches(functions, model):
+    # The example runs in the caller's grad mode: a program that asks for it (torch.is_grad_enabled())
+    # gets the caller's answer, recorded with a guard.
+    with _FactoryPatches(), _LeafFunctionPatches(functions, model):
         try:
             graph = tracer.trace(model)
         except TraceError as error:

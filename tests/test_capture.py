@@ -717,3 +717,22 @@ def test_custom_autograd_functions_keep_their_backward():
     result.graph_module(x).backward()
     torch.testing.assert_close(result.graph_module.linear.weight.grad, expected)
     assert expected.abs().sum() > 0  # the rounding's own autograd would have given zeros
+
+
+class DependsOnGradMode(nn.Module):
+    def forward(self, x):
+        if torch.is_grad_enabled():
+            return x * 2
+        return x * 3
+
+
+def test_the_example_runs_in_the_callers_grad_mode_and_a_branch_on_it_is_guarded():
+    x = torch.randn(3)
+    training = fxkit.capture(DependsOnGradMode(), (x,))
+    torch.testing.assert_close(training(x), x * 2)
+    with torch.no_grad():
+        with pytest.raises(GuardError, match=r"torch.is_grad_enabled\(\)"):
+            training(x)
+        inference = fxkit.capture(DependsOnGradMode(), (x,))
+        torch.testing.assert_close(inference(x), x * 3)
+    assert not hasattr(torch.is_grad_enabled, "__wrapped__")  # the recorder is gone after capture

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import operator
+from typing import Tuple
 
 import pytest
 import torch
@@ -371,16 +372,23 @@ def test_hf_llama_splits_without_running_the_graph_again(monkeypatch: pytest.Mon
     torch.testing.assert_close(pipe(ids).logits, model(ids, use_cache=False).logits)
 
 
-def test_a_causal_lm_returning_its_cache_is_refused_with_the_flag_to_pass() -> None:
-    transformers = pytest.importorskip("transformers")
-    config = transformers.LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-    )
-    model = transformers.LlamaForCausalLM(config)
-    with pytest.raises(PipelineError, match=r"holding \['DynamicCache'\].*pass use_cache=False in mb_kwargs"):
-        pipeline(model, (_ids(),), num_stages=2)
+class _Notes:
+    """Like a transformers cache: an object of no registered pytree type holding tensors."""
+
+    def __init__(self, value: torch.Tensor) -> None:
+        self.value = value
+
+
+class _ReturnsNotes(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.second = nn.Linear(4, 4), nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, _Notes]:
+        hidden = self.first(x)
+        return self.second(hidden), _Notes(hidden)
+
+
+def test_an_output_holding_a_cache_object_is_refused_with_the_flag_to_pass() -> None:
+    with pytest.raises(PipelineError, match=r"holding \['_Notes'\].*pass use_cache=False in mb_kwargs"):
+        pipeline(_ReturnsNotes(), (torch.randn(2, 4),), num_stages=2)
