@@ -41,6 +41,23 @@ def test_functional_traces_like_torch_fx(name: str) -> None:
     assert got[2].startswith(expected[2]), f"F.{name}: message {got[2]!r}, torch.fx {expected[2]!r}"
 
 
+def _never(*args: Any, **kwargs: Any) -> bool:
+    return False
+
+
+@pytest.mark.parametrize("name", PUBLIC_CALLABLES)
+def test_functional_traces_like_torch_fx_without_torch_function_checks(name: str, monkeypatch: Any) -> None:
+    """With F.has_torch_function* answering False (as torch's own F.* tracing tests set it up) the
+    traces go past the __torch_function__ dispatch and meet F.*'s own control flow."""
+    fn = getattr(F, name)
+    for check in ("has_torch_function", "has_torch_function_unary", "has_torch_function_variadic"):
+        monkeypatch.setattr(F, check, _never)
+    expected = _outcome(torch.fx, fn)
+    got = _outcome(fxkit, fn)
+    assert got[:2] == expected[:2], f"F.{name}: torch.fx {expected[:2]}, fxkit {got}"
+    assert got[2].startswith(expected[2]), f"F.{name}: message {got[2]!r}, torch.fx {expected[2]!r}"
+
+
 def test_non_function_root_is_refused_as_torch_fx_does() -> None:
     for root in (print, F.conv2d, torch.Tensor, (lambda x, y: x + y).__get__(1)):
         with pytest.raises(AssertionError) as expected:
