@@ -20,6 +20,7 @@ from fxkit.graph import Graph
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node, map_arg
 from fxkit.passes.tools_common import is_node_output_tensor
+from fxkit.passes.utils.common import HolderModule, lift_subgraph_as_module  # noqa: F401  (torch.fx has them here too)
 
 if TYPE_CHECKING:
     from fxkit.passes.splitter_base import Subgraph
