@@ -379,8 +379,8 @@ class Graph:
         kwargs: Optional[Dict[str, Argument]] = None,
         type_expr: Optional[Any] = None,
     ) -> Node:
-        """Call the submodule at ``module_name`` of the owning module."""
-        self._warn_if_missing(module_name, "call_module")
+        """Call the submodule at ``module_name`` of the owning module (which must have it, if set)."""
+        self._require_submodule(module_name)
         return self.create_node("call_module", module_name, args, kwargs, type_expr=type_expr)
 
     def call_method(
@@ -407,6 +407,19 @@ class Graph:
     def output(self, result: Argument, type_expr: Optional[Any] = None) -> Node:
         """The function's return value."""
         return self.create_node("output", "output", (result,), type_expr=type_expr)
+
+    def _require_submodule(self, module_name: str) -> None:
+        # As torch.fx: the owning module's get_submodule decides, and its AttributeError text is kept.
+        root = self._owning_module
+        if root is None:
+            return
+        try:
+            root.get_submodule(module_name)
+        except AttributeError as error:
+            raise AttributeError(
+                f"{error} (call_module target {module_name!r}: add the submodule to the owning module"
+                " first, e.g. with add_submodule)"
+            ) from None
 
     def _warn_if_missing(self, qualified_name: str, op: str) -> None:
         root = self._owning_module

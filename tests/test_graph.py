@@ -252,9 +252,6 @@ def test_lint_reports_missing_attribute_on_owning_module() -> None:
     with module.graph.inserting_after(relu):
         with pytest.warns(UserWarning, match="does_not_exist"):
             attr = module.graph.get_attr("does_not_exist.weight")
-    with module.graph.inserting_after(attr):
-        with pytest.warns(UserWarning, match="nowhere"):
-            module.graph.call_module("nowhere", (attr,))
     with pytest.raises(RuntimeError, match="'does_not_exist_weight'.*does_not_exist"):
         module.graph.lint()
     theirs = torch.fx.GraphModule(torch.nn.Module(), _chain(torch.fx, 1))
@@ -264,6 +261,15 @@ def test_lint_reports_missing_attribute_on_owning_module() -> None:
             theirs.graph.get_attr("does_not_exist.weight")
     with pytest.raises(RuntimeError):
         theirs.graph.lint()
+
+
+@pytest.mark.parametrize("fx", [torch.fx, fxkit], ids=["torch.fx", "fxkit"])
+def test_call_module_of_a_missing_submodule_is_refused(fx: Any) -> None:
+    module = fx.GraphModule(torch.nn.Module(), _chain(fx, 1))
+    before = len(module.graph.nodes)
+    with pytest.raises(AttributeError, match="has no attribute `nowhere`"):
+        module.graph.call_module("nowhere", ())
+    assert len(module.graph.nodes) == before
 
 
 def test_lint_passes_on_well_formed_graphs() -> None:
