@@ -418,10 +418,11 @@ def _module_call_name(modules: Sequence[Tuple[str, nn.Module]]) -> str:
 
 
 def _defining_class(cls: type, name: str) -> Optional[type]:
-    """The class of ``cls.__mro__`` whose own ``name`` attribute is found, looking through our patches."""
+    """The class of ``cls.__mro__`` whose own ``name`` attribute is found, looking through the
+    per-class patches of other traces (``nn.Module``'s own, patched or not, counts as nn.Module's)."""
     for klass in cls.__mro__:
         value = vars(klass).get(name)
-        if value is not None and not getattr(value, "_fxkit_getattr_patch", False):
+        if value is not None and (klass is nn.Module or not getattr(value, "_fxkit_getattr_patch", False)):
             return klass
     return None
 

@@ -126,3 +126,25 @@ def test_a_patched_static_method_records_one_call_while_tracing() -> None:
     targets = [node.target for node in traced.graph.nodes if node.op == "call_function"]
     assert targets[0] is Helpers.__dict__["double"].__func__
     torch.testing.assert_close(traced(torch.ones(2)), torch.full((2,), 3.0))
+
+
+def test_a_trace_next_to_one_with_the_plain_patches_keeps_its_own_and_the_same_graph() -> None:
+    from fxkit import zoo
+
+    model = zoo.get_model("resnet")
+    expected = fxkit.symbolic_trace(model).code
+    registry = tracer_module._PATCHES
+    # What a trace with use_fast_patches(False) in another thread holds while it runs.
+    keys = [
+        registry.acquire(nn.Module, "__call__", tracer_module._traced_module_call),
+        registry.acquire(nn.Module, "__getattr__", tracer_module._traced_module_getattr),
+    ]
+    try:
+        tracer = tracer_module.Tracer()
+        graph = tracer.trace(model)
+        assert tracer._getattr_per_class and tracer._module_call_patched == "_call_impl"
+        assert fxkit.GraphModule(tracer.root, graph, "ResNet").code == expected
+    finally:
+        for key in reversed(keys):
+            registry.release(key)
+    _nothing_patched()
