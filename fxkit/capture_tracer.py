@@ -1172,6 +1172,33 @@ def _grad_mode_recorder(original: Callable[..., Any]) -> Callable[..., Any]:
     return is_grad_enabled
 
 
+def _grad_mode_setter_recorder(original: Callable[..., Any]) -> Callable[..., Any]:
+    from .tracer import _active_tracer
+
+    @functools.wraps(original)
+    def set_grad_enabled(mode: Any) -> None:
+        tracer = _active_tracer()
+        if not isinstance(tracer, CaptureTracer):
+            return original(mode)
+        # `with torch.no_grad():` inside forward: recorded (a side effect DCE keeps), so the graph
+        # switches gradients off and back where eager does. The example run switches them too.
+        tracer.create_proxy("call_function", original, (mode,), {})
+        return None
+
+    return set_grad_enabled
+
+
+class _KeepGradMode:
+    """Puts the caller's grad mode back when a capture ends, also when the program raised inside a
+    ``torch.no_grad()`` block that the example run entered."""
+
+    def __enter__(self) -> None:
+        self.mode = torch._C.is_grad_enabled()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        torch._C._set_grad_enabled(self.mode)
+
+
 class _FactoryPatches:
     """Installs the factory recorders on ``torch`` (and the recorder of custom autograd Functions) for
     the duration of a capture."""
@@ -1185,6 +1212,7 @@ class _FactoryPatches:
                 self._keys.append(_PATCHES.acquire(torch, name, _factory_recorder))
             self._keys.append(_PATCHES.acquire(torch.autograd.Function, "apply", _autograd_apply_recorder))
             self._keys.append(_PATCHES.acquire(torch, "is_grad_enabled", _grad_mode_recorder))
+            self._keys.append(_PATCHES.acquire(torch._C, "_set_grad_enabled", _grad_mode_setter_recorder))
         except BaseException:
             self.__exit__()
             raise
@@ -1274,7 +1302,7 @@ def capture(
     tracer.bind_examples(forward, is_module, example_args, keyword_inputs)
     # The example runs in the caller's grad mode: a program that asks for it (torch.is_grad_enabled())
     # gets the caller's answer, recorded with a guard.
-    with _FactoryPatches(), _LeafFunctionPatches(functions, model):
+    with _FactoryPatches(), _LeafFunctionPatches(functions, model), _KeepGradMode():
         try:
             graph = tracer.trace(model)
         except TraceError as error:

@@ -736,3 +736,38 @@ def test_the_example_runs_in_the_callers_grad_mode_and_a_branch_on_it_is_guarded
         inference = fxkit.capture(DependsOnGradMode(), (x,))
         torch.testing.assert_close(inference(x), x * 3)
     assert not hasattr(torch.is_grad_enabled, "__wrapped__")  # the recorder is gone after capture
+
+
+class MomentumTarget(nn.Module):
+    """A target network evaluated under no_grad, as self-supervised and RL models do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.online, self.target = nn.Linear(3, 3), nn.Linear(3, 3)
+
+    def forward(self, x):
+        with torch.no_grad():
+            goal = self.target(x)
+        return ((self.online(x) - goal) ** 2).sum()
+
+
+def test_no_grad_blocks_inside_forward_are_kept():
+    model, x = MomentumTarget(), torch.randn(2, 3)
+    result = fxkit.capture(model, (x,))
+    result.graph_module(x).backward()
+    assert model.target.weight.grad is None and model.online.weight.grad is not None
+    assert torch.is_grad_enabled()
+    with torch.no_grad():  # the block restores the caller's mode, whatever it was
+        result.graph_module(x)
+        assert not torch.is_grad_enabled()
+
+
+def test_a_failure_inside_a_no_grad_block_leaves_grad_mode_on():
+    class FailsInside(nn.Module):
+        def forward(self, x):
+            with torch.no_grad():
+                raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        fxkit.capture(FailsInside(), (torch.randn(2),))
+    assert torch.is_grad_enabled()
