@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import functools
 import sys
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Collection, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.utils._pytree as pytree
@@ -27,14 +27,8 @@ from .graph import Graph
 from .graph_module import GraphModule
 from .node import Node
 
-__all__ = [
-    "backend",
-    "export",
-    "from_torch_fx",
-    "to_torch_fx",
-    "torch_fx_wrapped_functions",
-    "torch_fx_wrapped_methods",
-]
+__all__ = ["backend", "export", "from_torch_fx", "to_torch_fx"]
+__all__ += ["torch_fx_side_effectful_functions", "torch_fx_wrapped_functions", "torch_fx_wrapped_methods"]
 
 
 def _torch_fx() -> Any:
@@ -462,3 +456,10 @@ def torch_fx_wrapped_methods() -> List[Tuple[type, str]]:
     return [
         (owner, name) for owner, name in list(registry) if isinstance(owner, type) and isinstance(name, str)
     ]
+
+
+def torch_fx_side_effectful_functions() -> Optional[Collection[Any]]:
+    """torch.fx's registry of callables whose calls dead code elimination keeps (``has_side_effect``
+    adds to it; torch's own modules register theirs), or None when torch.fx was not imported."""
+    registry = getattr(sys.modules.get("torch.fx.node"), "_side_effectful_functions", None)
+    return registry if isinstance(registry, (set, frozenset, dict)) else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import operator
+import sys
 import threading
 import types
 from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, List, Optional, Tuple, Union
@@ -84,6 +85,23 @@ _RANDOM_FUNCTIONS: Dict[Any, None] = {
     )
     if fn is not None
 }
+
+
+_TORCH_FX_SIDE_EFFECTS: List[Any] = []  # torch.fx's registry once found (torch mutates it in place)
+
+
+def _torch_fx_side_effects() -> Optional[Collection[Any]]:
+    """Callables registered with ``torch.fx.node.has_side_effect`` (by torch itself or libraries)."""
+    if not _TORCH_FX_SIDE_EFFECTS:
+        if "torch.fx.node" not in sys.modules:
+            return None
+        from .interop import torch_fx_side_effectful_functions
+
+        registry = torch_fx_side_effectful_functions()
+        if registry is None:
+            return None
+        _TORCH_FX_SIDE_EFFECTS.append(registry)
+    return _TORCH_FX_SIDE_EFFECTS[0]
 
 
 def has_side_effect(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -613,6 +631,9 @@ class Node:
             try:
                 if target in _SIDE_EFFECT_FUNCTIONS or target in _RANDOM_FUNCTIONS:
                     # Random functions move the global RNG: kept whatever ``impure_random`` says.
+                    return True
+                registered = _torch_fx_side_effects()
+                if registered is not None and target in registered:
                     return True
             except TypeError:  # an unhashable callable
                 return False

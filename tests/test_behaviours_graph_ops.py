@@ -153,6 +153,8 @@ IMPURITY_TARGETS = [
     torch.rand,
     torch.relu,
     torch._assert,
+    torch._C._set_grad_enabled,
+    torch._functorch.eager_transforms._jvp_increment_nesting,
 ]
 
 
@@ -164,6 +166,25 @@ def _impurity(fx: Any) -> List[tuple]:
         node = graph.call_function(target, (x,))
         found.append((str(target), node.is_impure(), node.is_impure(impure_random=False)))
     return found
+
+
+def _registered_with_torch_fx(x: Any) -> Any:
+    return x
+
+
+torch.fx.node.has_side_effect(_registered_with_torch_fx)
+
+
+@LIBRARIES
+def test_functions_registered_with_torch_fx_has_side_effect_survive_dce(fx: Any) -> None:
+    """Libraries register their effectful helpers with torch.fx.node.has_side_effect; fxkit reads
+    that registry too (through fxkit.interop)."""
+    graph = fx.Graph()
+    x = graph.placeholder("x")
+    kept = graph.call_function(_registered_with_torch_fx, (x,))
+    graph.output(x)
+    graph.eliminate_dead_code()
+    assert kept in graph.nodes and kept.is_impure()
 
 
 def test_is_impure_like_torch_fx() -> None:
