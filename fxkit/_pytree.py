@@ -74,14 +74,14 @@ def _children(spec: pytree.TreeSpec) -> List[pytree.TreeSpec]:
     return list(spec.children_specs)
 
 
-def tree_flatten_spec(value: Any, spec: pytree.TreeSpec) -> List[Any]:
-    """Leaves of ``value`` in the order ``spec`` lists them.
+def tree_flatten_spec(pytree: Any, spec: "pytree.TreeSpec") -> List[Any]:  # noqa: F811  (torch.fx's name)
+    """Leaves of ``pytree`` (the value) in the order ``spec`` lists them.
 
     Unlike a plain flatten, dicts are read by the keys the spec recorded, so a caller may pass a dict
     whose keys come in another order (or with extra keys) and still line up with the placeholders.
     """
     leaves: List[Any] = []
-    _walk(value, spec, leaves)
+    _walk(pytree, spec, leaves)
     return leaves
 
 

@@ -2,6 +2,8 @@
 (``torch.fx._symbolic_trace.Tracer``, ``...wrap``); the code lives in :mod:`fxkit.tracer`."""
 
 # fmt: off
+from .node import map_aggregate  # noqa: F401  (torch.fx has these names here too)
+from .proxy import ParameterProxy, Proxy, Scope, ScopeContextManager, TracerBase  # noqa: F401
 from .tracer import (  # noqa: F401
     PH,
     PHBase,
@@ -11,6 +13,7 @@ from .tracer import (  # noqa: F401
     _assert_is_none,
     is_fx_symbolic_tracing,
     is_fx_tracing,
+    is_fx_tracing_warning,
     symbolic_trace,
     wrap,
 )

@@ -24,7 +24,9 @@ import torch.utils._pytree as pytree
 from . import traceback as _node_meta
 from ._atoms import ATOMIC_ARG_TYPES, SCALAR_TYPES
 from .graph import Graph
+from .immutable_collections import immutable_dict, immutable_list  # noqa: F401  (torch.fx has these names here too)
 from .node import Node, map_arg
+from .operator_schemas import check_for_mutable_operation  # noqa: F401
 
 __all__ = [
     "Attribute",
@@ -102,6 +104,11 @@ _OPERATOR_ARG_TYPES: Tuple[type, ...] = tuple(
     for cls in (getattr(torch._ops, "OpOverload", None), getattr(torch._ops, "HigherOrderOperator", None))
     if cls is not None
 )
+
+
+def assert_fn(x: object) -> None:
+    """``assert x`` as a function (what traced ``assert`` statements call)."""
+    assert x
 
 
 class TracerBase:

@@ -20,6 +20,7 @@ import collections
 import dataclasses
 import functools
 import inspect
+import logging
 import sys
 import threading
 import types
@@ -75,9 +76,20 @@ def is_fx_symbolic_tracing() -> bool:
     return bool(getattr(_thread_state, "tracers", None))
 
 
+@functools.lru_cache(None)
+def is_fx_tracing_warning() -> None:
+    """Log, once per process, that ``is_fx_tracing`` also answers True under torch.export."""
+    logging.getLogger(__name__).warning(
+        "is_fx_tracing will return true for both fx.symbolic_trace and torch.export. Please use "
+        "is_fx_tracing_symbolic_tracing() for specifically fx.symbolic_trace or torch.compiler.is_compiling() "
+        "for specifically torch.export/compile."
+    )
+
+
 def is_fx_tracing() -> bool:
     """True while symbolically tracing or while torch.export traces (use
     ``is_fx_symbolic_tracing`` to ask about symbolic tracing alone)."""
+    is_fx_tracing_warning()
     if is_fx_symbolic_tracing():
         return True
     is_exporting = getattr(torch.compiler, "is_exporting", None)

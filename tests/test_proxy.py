@@ -245,3 +245,13 @@ def _meta_proxy_run(fx: Any) -> list:
 
 def test_meta_proxy_matches_torch_fx() -> None:
     assert _meta_proxy_run(fxkit) == _meta_proxy_run(torch.fx)
+
+
+def test_assert_fn_matches_torch_fx() -> None:
+    import fxkit.proxy
+
+    for module in (torch.fx.proxy, fxkit.proxy):
+        module.assert_fn(True)
+        with pytest.raises(AssertionError):
+            module.assert_fn(0)
+    assert fxkit.proxy.immutable_dict is fxkit.immutable_collections.immutable_dict

@@ -623,3 +623,15 @@ def test_per_class_getattr_patches_are_removed_after_the_trace():
     classes = {type(module) for module in model.modules()}
     symbolic_trace(model)
     assert not [cls for cls in classes if "__getattr__" in vars(cls)]
+
+
+def test_symbolic_trace_module_names_match_torch_fx() -> None:
+    import torch.fx._symbolic_trace as oracle
+
+    import fxkit._symbolic_trace as ours
+
+    names = ["PH", "PHBase", "PHWithMeta", "ProxyableClassMeta", "Tracer", "Proxy", "ParameterProxy", "TracerBase",
+             "Scope", "ScopeContextManager", "map_aggregate", "is_fx_tracing", "is_fx_symbolic_tracing",
+             "is_fx_tracing_warning", "symbolic_trace", "wrap"]  # fmt: skip
+    assert [hasattr(ours, name) for name in names] == [hasattr(oracle, name) for name in names]
+    assert ours.Proxy is fxkit.Proxy and ours.map_aggregate is fxkit.map_aggregate

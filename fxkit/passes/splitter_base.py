@@ -21,6 +21,8 @@ import torch
 
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node
+from fxkit.passes.graph_drawer import FxGraphDrawer  # noqa: F401  (torch.fx has the names here too)
+from fxkit.passes.graph_manipulation import get_size_of_node  # noqa: F401
 from fxkit.passes.operator_support import OperatorSupportBase
 from fxkit.passes.shape_prop import ShapeProp
 from fxkit.passes.split_utils import move_non_tensor_nodes_on_boundary, split_by_tags

@@ -10,7 +10,8 @@ from typing import Dict, Iterator, List, Optional, Tuple
 from fxkit.graph import Graph
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node
-from fxkit.passes.tools_common import NodeList, NodeSet, stable_topological_sort
+from fxkit.passes.tools_common import NodeList, NodeSet, legalize_graph, stable_topological_sort  # noqa: F401
+from fxkit.passes.utils.common import lift_subgraph_as_module  # noqa: F401  (torch.fx has the name here too)
 
 __all__ = [
     "topo_sort",
