@@ -334,13 +334,13 @@ class _Emitter:
             return self.bind(kind) + "(" + ", ".join([self.render(item) for item in value]) + ")"
         if kind is torch.Size:  # written as the plain tuple it equals, as torch.fx does
             return self.render(tuple(value))
+        if isinstance(value, enum.Enum):  # before the int/str checks: an IntEnum's repr is not code
+            # The class is bound by its bare name (``Color.RED``) unless already bound, as in torch.fx.
+            return f"{self.bind(kind, kind.__name__)}.{value.name}"
         if isinstance(value, _REPR_SAFE):
             return repr(value)
         if isinstance(value, float):
             return "nan" if math.isnan(value) else repr(float(value))
-        if isinstance(value, enum.Enum):
-            # The class is bound by its bare name (``Color.RED``) unless already bound, as in torch.fx.
-            return f"{self.bind(kind, kind.__name__)}.{value.name}"
         if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)) or callable(value):
             return self.bind(value)
         if isinstance(value, range):

@@ -85,6 +85,15 @@ class EnumArguments(nn.Module):
         return scale_by_color(x, color) + scale_by_color(x, Color.RED) + Color.GREEN.value
 
 
+class Level(enum.IntEnum):
+    LOW = 1
+
+
+class IntEnumInSlice(nn.Module):
+    def forward(self, x):
+        return x[Level.LOW :] + x[Level.LOW] * Level.LOW
+
+
 def annotated_enum_default(x, color: Color = Color.RED):
     return scale_by_color(x, color)
 
@@ -108,6 +117,7 @@ ROOTS = [
     ReturnsTuple,
     PassesTuples,
     EnumArguments,
+    IntEnumInSlice,
     lambda: annotated_enum_default,
     CustomArgument,
     ModuleArguments,
