@@ -106,6 +106,7 @@ class _Aliases:
         self.moved: Dict[Node, Any] = {}
         self._views: Dict[Node, Any] = {}
         self._view_root: Dict[Node, Node] = {}  # the non-view node a chain of views starts from
+        self._storages: Dict[Node, Optional[StorageWeakRef]] = {}
 
     def value(self, node: Node) -> Any:
         if node in self.moved:
@@ -128,13 +129,19 @@ class _Aliases:
         return node.meta.get("fake_result")
 
     def storage(self, node: Any) -> Optional[StorageWeakRef]:
-        return _storage(self.value(node)) if isinstance(node, Node) else None
+        if not isinstance(node, Node):
+            return None
+        if node not in self._storages:
+            self._storages[node] = _storage(self.value(node))
+        return self._storages[node]
 
     def move(self, node: Node, to: Node) -> None:
         self.moved[node] = self.value(to)
+        self._storages.pop(node, None)
         # Views computed from the old place of ``node`` are stale.
         for view in [view for view, root in self._view_root.items() if root is node]:
             self._views.pop(view, None)
+            self._storages.pop(view, None)
             del self._view_root[view]
 
     def views_exactly(self, inner: Node, base: Node, view_op: Any, args: Tuple[Any, ...]) -> bool:
