@@ -404,9 +404,9 @@ def _traced_module_getattr(
 #: and ``__getattr__`` on the classes of the traced modules rather than on ``nn.Module``. Setting a
 #: dunder on ``nn.Module`` makes CPython update a slot in each of its hundreds of subclasses and drop
 #: their method caches: ~50 us for ``__call__`` and ~150 us for ``__getattr__``, per trace. With
-#: ``use_fast_patches(False)`` both are patched on ``nn.Module``, as torch.fx does. Measured with
-#: ``python3 -m benchmarks --only trace/`` (time of fxkit / torch.fx): small-mlp-30 0.37 -> 0.31,
-#: zoo-resnet 0.47 -> 0.40.
+#: ``use_fast_patches(False)`` both are patched on ``nn.Module``, as torch.fx does. fxkit's time
+#: over torch.fx's for the bench_trace workloads (fresh model, 5 traces a sample, medians of 3 runs):
+#: zoo-resnet 0.31 with the fast patches, 0.39 with the plain ones; small-mlp-30 0.23 and 0.30.
 _FAST_PATCHES = FastPathSwitch("symbolic_trace patches")
 use_fast_patches = _FAST_PATCHES.use
 
