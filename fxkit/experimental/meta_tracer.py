@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, Iterator, Optional, Tuple, TypeVar, Unio
 import torch
 import torch.nn as nn
 
+from fxkit import _paths
 from fxkit.graph import Graph
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node, map_aggregate
@@ -256,9 +257,10 @@ class MetaTracer(Tracer):
 
     def _meta_value(self, kind: str, target: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         if kind == "get_attr":
-            value = self.root
-            for atom in target.split("."):
-                value = getattr(value, atom)
+            try:
+                value = _paths.resolve(self.root, target)
+            except _paths.MissingAttribute as missing:
+                raise missing.error from None
             if not isinstance(value, torch.Tensor):
                 raise TypeError(f"attribute {target!r} is not a tensor")
             return value.to(device="meta")

@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
+from fxkit import _paths
 from fxkit.graph import Graph
 from fxkit.graph_module import GraphModule
 from fxkit.interpreter import Interpreter
@@ -36,8 +37,7 @@ _FUSIBLE_PAIRS: Tuple[Tuple[Type[nn.Module], Type[nn.Module]], ...] = (
 
 def _parent_name(target: str) -> Tuple[str, str]:
     """``'a.b.c'`` -> ``('a.b', 'c')``."""
-    parent, _, name = target.rpartition(".")
-    return parent, name
+    return _paths.split_parent(target)
 
 
 def matches_module_pattern(pattern: Iterable[Type], node: Node, modules: Dict[str, Any]) -> bool:
