@@ -168,18 +168,29 @@ def test_reverse_deps_and_extending_a_subgraph_match_torch_fx() -> None:
     assert walk(BOTH[1]) == walk(BOTH[0])
 
 
-def test_lowering_failure_is_reported_with_the_culprit() -> None:
-    class Failing(ours._SplitterBase):
-        def _lower_model_to_backend(self, mod: Any, inputs: Any) -> Any:
-            raise RuntimeError("backend refused")
+class _FailingBackend:
+    """Mixed into either library's splitter: lowering fails and the culprit names the ops."""
 
-        def _find_culprit(self, mod: Any, inputs: Any) -> str:
-            return "culprit: " + ",".join(n.name for n in mod.graph.nodes if n.op == "call_function")
+    def _lower_model_to_backend(self, mod: Any, inputs: Any) -> Any:
+        raise RuntimeError("backend refused")
 
-    plain = _splitter(BOTH[1], Mixed())
-    failing = Failing(plain.module, plain.sample_input, plain.operator_support, plain.settings)
-    text, _ = _quiet(failing.split_preview)
-    assert "Lowering and running failed: backend refused" in text and "culprit: sin,cos,add" in text
+    def _find_culprit(self, mod: Any, inputs: Any) -> str:
+        return "culprit: " + ",".join(n.name for n in mod.graph.nodes if n.op == "call_function")
+
+
+def test_lowering_failure_is_reported_like_torch_fx() -> None:
+    def preview(libs: Any) -> Tuple[str, str]:
+        fx, splitter_base, support = libs
+        failing_cls = type("Failing", (_FailingBackend, splitter_base._SplitterBase), {})
+        table = support.OperatorSupport(dict.fromkeys(("torch.sin", "torch.cos", "_operator.add")))
+        settings = splitter_base._SplitterSettingBase()
+        return _quiet(
+            failing_cls(fx.symbolic_trace(Mixed()), (torch.randn(2, 4),), table, settings).split_preview
+        )
+
+    text, printed = preview(BOTH[1])
+    assert "Run into an error during lowering!\nculprit: sin,cos,add" in text
+    assert (text, printed) == preview(BOTH[0])
 
 
 def test_small_types_match_torch_fx() -> None:
