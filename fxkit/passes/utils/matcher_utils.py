@@ -136,7 +136,7 @@ class SubgraphMatcher:
         if not pattern_nodes:
             raise ValueError("SubgraphMatcher cannot be initialized with an empty pattern")
         for node in pattern_nodes:
-            if node.op not in _NOT_COMPUTE_OPS and not node.users:
+            if node.op not in _NOT_COMPUTE_OPS and not node.users and not node.is_impure():
                 raise AssertionError(
                     "SubgraphMatcher cannot be initialized with an pattern with dead code: pattern node "
                     f"'{node.name}' ({node.format_node()}) is never used; remove it from the pattern"
