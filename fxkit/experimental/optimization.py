@@ -258,13 +258,11 @@ class UnionFind:
 
     def join(self, a: int, b: int) -> Optional[int]:
         """Merge the sets of ``a`` and ``b``; returns the root when they were already one set."""
-        a, b = self.find(a), self.find(b)
-        if a == b:
-            return a
-        if self.size[a] < self.size[b]:
-            a, b = b, a
-        self.parent[b] = a
-        self.size[a] += self.size[b]
+        # The larger set's root stays (the first on a tie): trees stay shallow.
+        keep, merged = sorted((self.find(a), self.find(b)), key=lambda root: -self.size[root])
+        if keep == merged:
+            return keep
+        self.parent[merged], self.size[keep] = keep, self.size[keep] + self.size[merged]
         return None
 
 

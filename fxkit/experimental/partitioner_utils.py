@@ -8,6 +8,7 @@ Memory figures read ``node.size_bytes`` (set by
 
 from __future__ import annotations
 
+import collections
 from enum import Enum
 from typing import Dict, List, NamedTuple, Set
 
@@ -36,17 +37,15 @@ class Partition:
     Adding a node also adds the placeholders and attributes it reads; removing it drops those
     nothing else in the partition reads."""
 
-    def __init__(self, partition_id: int) -> None:
-        self.nodes: Set[Node] = set()
-        self.partition_id = partition_id
-        self.parents: Set[Partition] = set()
-        self.children: Set[Partition] = set()
-        self.bfs_level: int = -1
-        self.used_mem_bytes: int = 0
-        self.logical_device_ids: List[int] = []
+    nodes: Set[Node]
+    parents: Set["Partition"]
+    children: Set["Partition"]
 
-    def __str__(self) -> str:
-        return str(self.partition_id)
+    def __init__(self, partition_id: int) -> None:
+        self.partition_id = partition_id
+        self.nodes, self.parents, self.children = set(), set(), set()
+        self.logical_device_ids: List[int] = []
+        self.used_mem_bytes, self.bfs_level = 0, -1  # bytes; -1: not placed in the BFS order yet
 
     def recalculate_mem_size(self) -> None:
         self.used_mem_bytes = sum(get_extra_size_of(node, self.nodes) for node in self.nodes)
@@ -67,55 +66,48 @@ class Partition:
                 self.nodes.discard(used)
         self.recalculate_mem_size()
 
-
-class Device(NamedTuple):
-    """An accelerator: its name, memory in bytes and logical id."""
-
-    name: str
-    available_mem_bytes: int
-    logical_id: int
+    def __str__(self) -> str:
+        return str(self.partition_id)
 
 
-class NodeLatency(NamedTuple):
-    """Seconds one node spends moving memory and computing."""
-
-    mem_latency_sec: float
-    computer_latency_sec: float
-
-
-class PartitionLatency(NamedTuple):
-    """Latencies along a partition's critical path; ``overall`` counts, per node, the larger of
-    its memory and compute latency."""
-
-    mem_latency_sec: float
-    computer_latency_sec: float
-    overall_latency_sec: float
-
-
-class PartitionMode(Enum):
-    size_based = 0
-    sparse_nn = 1
-    cost_aware = 2
-    kl_based = 3
-    aot_based = 4
+# The records' fields, in the order torch.fx users pass them positionally.
+Device = NamedTuple("Device", [("name", str), ("available_mem_bytes", int), ("logical_id", int)])  # noqa: UP014
+Device.__doc__ = "An accelerator: its name, memory in bytes and logical id."
+NodeLatency = NamedTuple("NodeLatency", [("mem_latency_sec", float), ("computer_latency_sec", float)])  # noqa: UP014
+NodeLatency.__doc__ = "Seconds one node spends moving memory and computing."
+PartitionLatency = NamedTuple(  # noqa: UP014
+    "PartitionLatency",
+    [("mem_latency_sec", float), ("computer_latency_sec", float), ("overall_latency_sec", float)],
+)
+PartitionLatency.__doc__ = (
+    "Latencies along a partition's critical path; ``overall`` counts, per node, the larger of its"
+    " memory and compute latency."
+)
 
 
-class PartitionerConfig(NamedTuple):
-    """What the partitioner is given: the devices, the mode, and the mode's inputs (transfer
-    rate and node latencies for cost-aware and KL modes, a ready-made node -> partition and
-    partition -> devices mapping for AOT mode; ``saturate_host`` replicates partitions onto
-    idle devices)."""
+# The modes and their values are torch.fx's (code compares and prints them).
+PartitionMode = Enum("PartitionMode", [(name, value) for value, name in enumerate(
+    "size_based sparse_nn cost_aware kl_based aot_based".split())], module=__name__)  # fmt: skip
 
-    devices: List[Device]
-    mode: PartitionMode = PartitionMode.size_based
-    # cost-aware and KL-based modes
-    transfer_rate_bytes_per_sec: float = 0.0
-    node_to_latency_mapping: Dict[Node, NodeLatency] = {}  # noqa: RUF012  (shared default, as in torch.fx)
-    # AOT mode: the partitioning is given
-    node_to_partition_mapping: Dict[Node, int] = {}  # noqa: RUF012
-    partition_to_logical_device_mapping: Dict[int, List[int]] = {}  # noqa: RUF012
-    # copy partitions onto idle devices
-    saturate_host: bool = False
+
+_CONFIG_FIELDS = [
+    ("devices", List[Device]), ("mode", PartitionMode),
+    ("transfer_rate_bytes_per_sec", float), ("node_to_latency_mapping", Dict[Node, NodeLatency]),
+    ("node_to_partition_mapping", Dict[Node, int]), ("partition_to_logical_device_mapping", Dict[int, List[int]]),
+    ("saturate_host", bool),
+]  # fmt: skip
+# Everything but the devices has a default; the mapping defaults are shared dicts, as in torch.fx.
+PartitionerConfig = collections.namedtuple(
+    "PartitionerConfig",
+    [name for name, _ in _CONFIG_FIELDS],
+    defaults=(PartitionMode.size_based, 0.0, {}, {}, {}, False),
+)
+PartitionerConfig.__annotations__ = dict(_CONFIG_FIELDS)
+PartitionerConfig.__doc__ = (
+    "What the partitioner is given: the devices, the mode, and the mode's inputs (transfer rate and"
+    " node latencies for cost-aware and KL modes, a ready-made node -> partition and partition ->"
+    " devices mapping for AOT mode; ``saturate_host`` replicates partitions onto idle devices)."
+)
 
 
 def _size_bytes(node: Node) -> object:

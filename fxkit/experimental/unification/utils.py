@@ -35,18 +35,17 @@ def raises(err: type, lamda: Callable[[], Any]) -> bool:
 
 def _toposort(edges: Dict[Any, Iterable[Any]]) -> List[Any]:
     """Order the keys of ``edges`` (node -> nodes that must come after it) so every node comes
-    before its successors; among ready nodes the one made ready last goes first."""
-    waiting = {node: set(preds) for node, preds in reverse_dict(edges).items()}
-    ready = dict.fromkeys(node for node in edges if node not in waiting)
-    order = []
-    while ready:
-        node, _ = ready.popitem()
-        order.append(node)
-        for successor in edges.get(node, ()):
-            waiting[successor].discard(node)
-            if not waiting[successor]:
-                ready[successor] = None
-    if any(waiting.get(node) for node in edges):
+    before its successors; among ready nodes the one made ready last goes first (a stack)."""
+    unmet = {node: len(set(before)) for node, before in reverse_dict(edges).items()}
+    stack = [node for node in edges if node not in unmet]
+    order: List[Any] = []
+    while stack:
+        order.append(stack.pop())
+        for successor in dict.fromkeys(edges.get(order[-1], ())):
+            unmet[successor] -= 1
+            if unmet[successor] == 0:
+                stack.append(successor)
+    if any(unmet.get(node) for node in edges):
         raise ValueError("Input has cycles")
     return order
 

@@ -19,23 +19,23 @@ class Var:
     _id = 1
 
     def __new__(cls, *token: Hashable) -> "Var":
-        if not token:
-            token = (f"_{Var._id}",)
-            Var._id += 1
-        obj = object.__new__(cls)
-        obj.token = token[0] if len(token) == 1 else token  # type: ignore[attr-defined]
-        return obj
-
-    def __str__(self) -> str:
-        return f"~{self.token}"  # type: ignore[attr-defined]
-
-    __repr__ = __str__
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.token == other.token  # type: ignore[attr-defined]
+        made = super().__new__(cls)
+        if token:
+            made.token = token if len(token) > 1 else token[0]  # type: ignore[attr-defined]
+        else:  # a fresh variable
+            made.token, Var._id = f"_{Var._id}", Var._id + 1  # type: ignore[attr-defined]
+        return made
 
     def __hash__(self) -> int:
         return hash((type(self), self.token))  # type: ignore[attr-defined]
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.token == self.token  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return "~" + str(self.token)  # type: ignore[attr-defined]
+
+    __str__ = __repr__
 
 
 def var() -> Callable[..., Var]:

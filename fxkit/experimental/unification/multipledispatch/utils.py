@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Callable, Dict, Hashable, Iterable, List, Sequence, Tuple
 
+from ..utils import _toposort  # noqa: F401  (torch.fx exposes it here too)
+
 __all__ = ["raises", "expand_tuples", "reverse_dict", "groupby", "typename"]
 
 
@@ -25,24 +27,6 @@ def expand_tuples(L: Sequence[Any]) -> List[Tuple[Any, ...]]:  # noqa: N803  (th
         options = item if isinstance(item, tuple) else (item,)
         combos = [(option, *rest) for rest in combos for option in options]
     return combos
-
-
-def _toposort(edges: Dict[Any, Iterable[Any]]) -> List[Any]:
-    """Order the keys of ``edges`` (node -> nodes that must come after it) so every node comes
-    before its successors; among ready nodes the one made ready last goes first."""
-    waiting = OrderedDict((node, set(preds)) for node, preds in reverse_dict(edges).items())
-    ready = OrderedDict.fromkeys(node for node in edges if node not in waiting)
-    order = []
-    while ready:
-        node, _ = ready.popitem()
-        order.append(node)
-        for successor in edges.get(node, ()):
-            waiting[successor].discard(node)
-            if not waiting[successor]:
-                ready[successor] = None
-    if any(waiting.get(node) for node in edges):
-        raise ValueError("Input has cycles")
-    return order
 
 
 def reverse_dict(d: Dict[Any, Iterable[Hashable]]) -> "OrderedDict[Hashable, Tuple[Any, ...]]":
