@@ -342,43 +342,89 @@ class _MinimizerBase:
     def _block_traverse_impl(
         self, nodes: NodeList, start_idx: int, end_idx: int, find_last_node: bool
     ) -> Optional[int]:
-        """Binary search for the index of the last culprit node (over growing prefixes from
-        ``start_idx``) or the first (over shrinking suffixes up to ``end_idx``)."""
-        low, high, found = (start_idx, end_idx, None)
-        while low <= high:
-            middle = (low + high) // 2
-            self.iteration += 1
-            report = self._new_report(f"Block search iteration {self.iteration}")
-            block = nodes[start_idx : middle + 1] if find_last_node else nodes[middle : end_idx + 1]
-            report.append(
-                f"{'Search for last node' if find_last_node else 'Search for first node'} in culprits"
-            )
-            report.append(f"Subgraph constructed by {block[0].name} to {block[-1].name}")
-            try:
-                self._check(block, report)
-                failed = False
-            except (FxNetMinimizerResultMismatchError, FxNetMinimizerRunFuncError):
-                failed = True
+        """Binary search between ``start_idx`` and ``end_idx`` for the last culprit node (over
+        prefixes of ``nodes``) or the first (over suffixes)."""
+        middle = (start_idx + end_idx) // 2
+        block = nodes[: middle + 1] if find_last_node else nodes[middle:]
+        if self.exclusion_fn is not None:
+            self.exclusion_fn(block, -1, -1)
+        first, last = block[0].name, block[-1].name
+        self.iteration += 1
+        report = self._new_report("=" * 30)
+        report += [
+            f"Block search iteration {self.iteration}",
+            f"Search for {'last' if find_last_node else 'first'} node in culprits",
+            f"From node index {start_idx}:{nodes[start_idx].name} to {end_idx}:{nodes[end_idx].name}. ",
+            f"Subgraph constructed by {first} to {last}",
+            f"Targeting node: {last if find_last_node else first}",
+            f"Size of the interested node list is {end_idx - start_idx + 1}",
+        ]
+        try:
+            self._check(block, report, [last])
+        except (FxNetMinimizerResultMismatchError, FxNetMinimizerRunFuncError):
+            report.append(f"Culprits found from node {first} to {last}.")
+            if start_idx == end_idx:
+                report += [
+                    "This is the last node in the sub-module. ",
+                    "Search in the current branch is successful with node :",
+                    f"{start_idx}, node name: {nodes[start_idx].name}.",
+                ]
+                self.print_report(report)
+                return start_idx
+            report.append("Proceed to split and lower the halves of the current sub-module individually.")
             self.print_report(report)
             if find_last_node:
-                # A failing prefix ending at ``middle`` holds the culprit's last node at or before it.
-                low, high, found = (low, middle - 1, middle) if failed else (middle + 1, high, found)
-            else:
-                low, high, found = (middle + 1, high, middle) if failed else (low, middle - 1, found)
-        return found
+                return self._block_traverse_impl(nodes, start_idx, middle, find_last_node)
+            return self._block_traverse_impl(nodes, middle + 1, end_idx, find_last_node)
+        if find_last_node:
+            report.append(f"Culprits not found from node start to {middle}:{nodes[middle].name}.")
+        else:
+            report.append(f"Culprits not found from node {middle}:{nodes[middle].name} to end.")
+        if start_idx == end_idx:
+            if find_last_node and start_idx == len(nodes) - 1:
+                report.append("At last node, no culprits found.")
+                self.print_report(report)
+                return None
+            found = start_idx + 1 if find_last_node else start_idx - 1
+            report += [
+                "This is the last node in the sub-module. ",
+                "Search in the current branch is successful with node :",
+                f"{found}, node name: {nodes[found].name if 0 <= found < len(nodes) else None}.",
+            ]
+            self.print_report(report)
+            return found
+        report.append("Proceed to split and lower the halves of the current sub-module individually.")
+        self.print_report(report)
+        if find_last_node:
+            return self._block_traverse_impl(nodes, middle + 1, end_idx, find_last_node)
+        return self._block_traverse_impl(nodes, start_idx, middle, find_last_node)
 
     def _block_traverse(self, nodes: NodeList, find_last_node: Optional[bool]) -> NodeSet:
-        """The smallest contiguous block whose submodule fails: first its last node, then (unless
-        ``find_last_node`` is True) its first node."""
-        end = self._block_traverse_impl(nodes, 0, len(nodes) - 1, True)
-        if end is None:
+        """The smallest contiguous block of nodes whose submodule fails: a binary search for its
+        last node over prefixes, then (unless ``find_last_node``) for its first over suffixes."""
+        report = self._new_report(f"Block search from {nodes[0].name} to {nodes[-1].name}")
+        report += ["*" * 50, "Start searching for last node in culprit"]
+        self.print_report(report)
+        end_idx = self._block_traverse_impl(nodes, 0, len(nodes) - 1, True)
+        if end_idx is None or end_idx >= len(nodes):
+            report.append("No culprits found")
+            self.print_report(report)
             return set()
-        if find_last_node:
-            return {nodes[end]}
-        start = self._block_traverse_impl(nodes, 0, end, False)
-        start = end if start is None else start
-        print(f"Finish searching, found minimum block ({nodes[start]},{nodes[end]})")
-        return set(nodes[start : end + 1])
+        report += ["Finish Pass 1", f"Find end_idx = {end_idx}:{nodes[end_idx].name}"]
+        self.print_report(report)
+        start_idx = 0
+        if not find_last_node:  # with ``find_last_node`` the block starts at the first node
+            report = ["Start searching for first node in culprit"]
+            self.print_report(report)
+            found = self._block_traverse_impl(nodes, 0, end_idx, False)
+            self.reports.append(report)  # recorded after the second pass's own reports, as torch.fx does
+            start_idx = end_idx if found is None or found < 0 else found
+            report += ["*" * 50, "Finish Pass 2", f"Find start_idx = {start_idx}:{nodes[start_idx].name}"]
+            self.print_report(report)
+        self.print_report(
+            self._new_report(f"Finish searching, found minimum block ({nodes[start_idx]},{nodes[end_idx]})")
+        )
+        return set(nodes[start_idx : end_idx + 1])
 
     def _defined_traverse(self, nodes: NodeList) -> NodeSet:
         """Check the given stretch of nodes as one submodule."""

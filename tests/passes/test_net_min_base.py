@@ -103,12 +103,30 @@ def test_run_errors_are_culprits_like_torch_fx(method: str) -> None:
         assert ours_run == theirs
 
 
-def test_block_search_finds_the_same_block() -> None:
-    ours_run, theirs = (
-        _run(BOTH[1], {"traverse_method": "block"}),
-        _run(BOTH[0], {"traverse_method": "block"}),
-    )
-    assert ours_run["culprits"] == theirs["culprits"] == ["sin"]
+class Clean(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cos(torch.relu(x)) + 1
+
+
+@pytest.mark.parametrize("find_last_node", [None, True])
+def test_block_search_matches_torch_fx(find_last_node: Any) -> None:
+    settings = {"traverse_method": "block"}
+    ours_run = _run(BOTH[1], settings, find_last_node=find_last_node)
+    assert ours_run == _run(BOTH[0], settings, find_last_node=find_last_node)
+    assert ours_run["culprits"] == (["relu", "sin"] if find_last_node else ["sin"])
+
+
+def test_block_search_without_culprits_matches_torch_fx() -> None:
+    def run(libs: Any) -> Tuple[List[str], Any]:
+        fx, net_min_base = libs
+        minimizer = _minimizer_class(fx, net_min_base, [], False)(
+            fx.symbolic_trace(Clean()), (torch.ones(2, 3),), _compare,
+            net_min_base._MinimizerSettingBase(traverse_method="block"),
+        )  # fmt: skip
+        with contextlib.redirect_stdout(io.StringIO()):
+            return sorted(n.name for n in minimizer.minimize()), minimizer.reports
+
+    assert run(BOTH[1]) == run(BOTH[0])
 
 
 def test_defined_and_skip_check_the_requested_stretches() -> None:
