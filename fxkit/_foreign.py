@@ -8,9 +8,9 @@ convert it, never half-used.
 from __future__ import annotations
 
 import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-__all__ = ["torch_fx_kind", "reject", "convert"]
+__all__ = ["torch_fx_kind", "reject", "reject_all", "convert"]
 
 
 def torch_fx_kind(obj: Any) -> Optional[str]:
@@ -40,6 +40,13 @@ def reject(obj: Any, where: str) -> None:
     else:
         how = f"convert it first with fxkit.interop.from_torch_fx({kind.lower()}) (and back with fxkit.interop.to_torch_fx)"
     raise TypeError(f"{where} got a torch.fx {kind}, which fxkit does not edit in place; {how}")
+
+
+def reject_all(objs: Iterable[Any], where: str) -> None:
+    """``reject`` each of ``objs`` (nodes of a partition, say); free when torch.fx was never imported."""
+    if "torch.fx" in sys.modules:
+        for obj in objs:
+            reject(obj, where)
 
 
 def convert(obj: Any) -> Any:

@@ -20,6 +20,7 @@ from typing import Dict, List, NamedTuple, Set, Tuple
 
 import torch
 
+from fxkit import _foreign
 from fxkit.experimental.partitioner_utils import (
     Device,
     NodeLatency,
@@ -212,6 +213,7 @@ class Partitioner:
     def partition_graph(
         self, fx_module: GraphModule, torch_module: torch.nn.Module, partitioner_config: PartitionerConfig
     ) -> PartitionResult:
+        _foreign.reject(fx_module, "Partitioner.partition_graph")  # partitions are nodes of fx_module
         self.graph_module = fx_module
         self.torch_module = torch_module
         self.devices = partitioner_config.devices
@@ -332,6 +334,7 @@ class Partitioner:
 
     def dump_dag(self, module_with_submodules: GraphModule) -> DAG:
         """The DAG of the submodule calls of ``module_with_submodules``."""
+        _foreign.reject(module_with_submodules, "Partitioner.dump_dag")  # the DAG holds its nodes
         dag = DAG()
         for node in module_with_submodules.graph.nodes:
             if node.op == "output":
@@ -353,6 +356,7 @@ class Partitioner:
         return partition
 
     def create_single_node_partition(self, node: Node) -> None:
+        _foreign.reject(node, "Partitioner.create_single_node_partition")
         self.create_partition().add_node(node)
 
     def aot_based_partition(

@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
 
+from fxkit import _foreign
 from fxkit.graph import Graph
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node
@@ -41,6 +42,7 @@ class FoldedGraphModule(GraphModule):
         fx_const_folded_attrs_name: Optional[str] = None,
         device_for_folded_attrs: str = "cuda",
     ) -> None:
+        _foreign.reject(const_subgraph, "FoldedGraphModule")  # the module owns const_subgraph
         super().__init__(root, graph)
         self.const_subgraph_module = None if const_subgraph is None else GraphModule(root, const_subgraph)
         self.has_folding_been_run = False
@@ -118,6 +120,7 @@ def split_const_subgraphs(
 ) -> FoldedGraphModule:
     """Split ``module`` (traced first if it is not a GraphModule) into a constant subgraph and
     the rest, returning a FoldedGraphModule that folds the constants on its first call."""
+    module = _foreign.convert(module)  # only read: the result is a new module
     traced = module if isinstance(module, GraphModule) else symbolic_trace(module)
     graph = traced.graph
     constant = _constant_nodes(graph, skip_folding_node_fn)

@@ -9,6 +9,7 @@ from typing import Dict, List, Tuple, Union
 
 import torch
 
+from fxkit import _foreign
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node
 from fxkit.passes.tools_common import legalize_graph
@@ -37,6 +38,7 @@ def may_depend_on(a: Node, b: Node, search_depth: int = 6) -> bool:
 
 def are_nodes_independent(nodes: List[Node]) -> bool:
     """True when no node of ``nodes`` may depend on another (see ``may_depend_on``)."""
+    _foreign.reject_all(nodes, "are_nodes_independent")
     return not any(may_depend_on(x, y) or may_depend_on(y, x) for x, y in itertools.combinations(nodes, 2))
 
 
@@ -46,6 +48,7 @@ def merge_matmul(in_mod: torch.nn.Module) -> GraphModule:
     other: their left operands are concatenated along dim 0, multiplied once and the product is
     split with ``split_result_tensors``. The left operands must agree in every dimension but
     the first. After a merge the graph is sorted topologically (``legalize_graph``)."""
+    in_mod = _foreign.convert(in_mod)  # only read: the result is a new module
     gm = symbolic_trace(in_mod)
     graph = gm.graph
     # Right-hand operands: attributes are keyed by their name, so two reads of one

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
-from fxkit import _paths
+from fxkit import _foreign, _paths
 from fxkit.graph import Graph
 from fxkit.graph_module import GraphModule
 from fxkit.interpreter import Interpreter
@@ -57,6 +57,7 @@ def matches_module_pattern(pattern: Iterable[Type], node: Node, modules: Dict[st
 
 def replace_node_module(node: Node, modules: Dict[str, Any], new_module: nn.Module) -> None:
     """Install ``new_module`` at ``node.target`` in the module tree (and in ``modules``)."""
+    _foreign.reject(node, "replace_node_module")
     assert isinstance(node.target, str)
     parent_name, name = _parent_name(node.target)
     modules[node.target] = new_module
@@ -81,6 +82,9 @@ def fuse(model: nn.Module, inplace: bool = False, no_trace: bool = False) -> Gra
     ``inplace=False`` works on a deep copy; ``no_trace=True`` uses ``model`` as is when it is
     already a GraphModule.
     """
+    if inplace:
+        _foreign.reject(model, "fuse(inplace=True)")  # a converted copy would be fused instead
+    model = _foreign.convert(model)
     if not inplace:
         model = copy.deepcopy(model)
     traced = model if (no_trace and isinstance(model, GraphModule)) else symbolic_trace(model)
@@ -115,6 +119,7 @@ def fuse(model: nn.Module, inplace: bool = False, no_trace: bool = False) -> Gra
 def remove_dropout(model: nn.Module) -> GraphModule:
     """A traced version of ``model`` in which every ``nn.Dropout`` call is removed (it forwards its
     input). The model itself is left as is; the result shares its parameters."""
+    model = _foreign.convert(model)  # only read: the result is a new module
     traced = symbolic_trace(model)
     modules = dict(traced.named_modules())
     for node in list(traced.graph.nodes):
@@ -137,6 +142,8 @@ def extract_subgraph(
     """A GraphModule that runs ``nodes`` (in the order given) of a larger graph: each node of
     ``inputs`` becomes a placeholder of the same name and the values of ``outputs`` are returned
     as a list. Submodules are taken from ``orig_module``."""
+    orig_module = _foreign.convert(orig_module)  # only read for submodules, which its twin shares
+    _foreign.reject_all(nodes, "extract_subgraph")
     graph = Graph()
     env: Dict[Node, Node] = {}
     for node in inputs:
@@ -189,6 +196,7 @@ def modules_to_mkldnn(nodes: List[Node], modules: Dict[str, nn.Module]) -> Dict[
     """Swap each module called by ``nodes`` that has an MKL-DNN version (see ``mkldnn_map``) for
     that version, in the module tree and in ``modules``. Returns {new module: original module},
     the map ``reset_modules`` undoes the swap with."""
+    _foreign.reject_all(nodes, "modules_to_mkldnn")
     old_modules: Dict[nn.Module, nn.Module] = {}
     for node in nodes:
         if node.op != "call_module":
@@ -208,6 +216,7 @@ def reset_modules(
 ) -> None:
     """Put back the original module of each call_module node in ``nodes`` that
     ``modules_to_mkldnn`` swapped (``old_modules`` is its result)."""
+    _foreign.reject_all(nodes, "reset_modules")
     for node in nodes:
         if node.op == "call_module":
             assert isinstance(node.target, str)
@@ -351,6 +360,7 @@ def optimize_for_inference(
     first two passes left it). ``tracer`` is the Tracer class the layout pass traces with. The
     model is not modified. The pass assumes no two values alias each other.
     """
+    model = _foreign.convert(model)  # only read: the result is a new module
     config = {**_DEFAULT_PASS_CONFIG, **(pass_config or {})}
     if config["conv_bn_fuse"]:
         model = fuse(model)

@@ -12,6 +12,7 @@ import collections
 from enum import Enum
 from typing import Dict, List, NamedTuple, Set
 
+from fxkit import _foreign
 from fxkit.node import Node, map_arg
 
 __all__ = [
@@ -51,6 +52,7 @@ class Partition:
         self.used_mem_bytes = sum(get_extra_size_of(node, self.nodes) for node in self.nodes)
 
     def add_node(self, node: Node) -> None:
+        _foreign.reject(node, "Partition.add_node")
         for used in _input_nodes(node):
             if used.op in _DATA_OPS:
                 self.nodes.add(used)
@@ -58,6 +60,7 @@ class Partition:
         self.recalculate_mem_size()
 
     def remove_node(self, node: Node) -> None:
+        _foreign.reject(node, "Partition.remove_node")
         if node not in self.nodes:
             return
         self.nodes.remove(node)
@@ -120,6 +123,7 @@ def _size_bytes(node: Node) -> object:
 def get_extra_size_of(node: Node, nodes: Set[Node]) -> int:
     """Bytes that placing ``node`` into a partition holding ``nodes`` costs: the node's own
     total size plus the outputs it reads from nodes outside the partition."""
+    _foreign.reject(node, "get_extra_size_of")
     total: int = _size_bytes(node).total_size  # type: ignore[attr-defined]
     for used in _input_nodes(node):
         if used not in nodes:

@@ -7,6 +7,7 @@ import operator
 import typing
 from typing import Any, Optional
 
+from fxkit import _foreign
 from fxkit.graph import Graph
 from fxkit.node import Node
 
@@ -17,6 +18,7 @@ def annotate_getitem_nodes(graph: Graph) -> None:
     """Set ``node.type`` of each ``operator.getitem`` node whose container has a ``List[T]``,
     ``Tuple[...]`` or NamedTuple type; others are left alone. In graph order, so items of items
     are typed too. A slice of a typed container keeps the container's type."""
+    _foreign.reject(graph, "annotate_getitem_nodes")  # sets node.type in place
     for node in graph.nodes:
         if node.op != "call_function" or node.target is not operator.getitem:
             continue

@@ -88,10 +88,13 @@ class CSEPass(PassBase):
     """A pass (torch.fx's ``CSEPass`` shape): ``CSEPass()(gm)`` returns a PassResult holding a
     new GraphModule with duplicates removed; ``gm`` is not changed."""
 
+    _converts_torch_fx = True  # call only reads: the result is a new module
+
     def __init__(self, banned_ops: Optional[Iterable[Any]] = None) -> None:
         self.banned_ops = set(banned_ops or ())
 
     def call(self, graph_module: GraphModule) -> PassResult:
+        graph_module = _foreign.convert(graph_module)  # only read: the result is a new module
         copy_module = GraphModule(graph_module, copy.deepcopy(graph_module.graph))
         modified = eliminate_common_subexpressions(copy_module, self.banned_ops)
         return PassResult(copy_module, modified)

@@ -29,4 +29,5 @@ class DCEPass(PassBase):
         self.remove_unused_submodules = remove_unused_submodules
 
     def call(self, graph_module: GraphModule) -> PassResult:
+        _foreign.reject(graph_module, "DCEPass")  # edits graph_module in place
         return PassResult(graph_module, dead_code_elimination(graph_module, self.remove_unused_submodules))

@@ -8,6 +8,7 @@ from typing import Any, Optional
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
+from fxkit import _foreign
 from fxkit.graph_module import GraphModule
 from fxkit.interpreter import Interpreter
 from fxkit.node import Node
@@ -25,6 +26,8 @@ class FakeTensorProp(Interpreter):
     """
 
     def __init__(self, module: GraphModule, mode: Optional[FakeTensorMode] = None) -> None:
+        # It writes node.meta["val"]: a converted copy would keep the results.
+        _foreign.reject(module, "FakeTensorProp")
         super().__init__(module)
         self._mode = mode if mode is not None else FakeTensorMode()
 

@@ -6,6 +6,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Union
 
 import torch
 
+from fxkit import _foreign
 from fxkit.graph import Graph
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node, map_arg
@@ -29,6 +30,7 @@ def replace_target_nodes_with(
 ) -> None:
     """Turn every ``old_op`` node calling ``old_target`` into a ``new_op`` node calling
     ``new_target`` with the same arguments and name (its metadata is not kept)."""
+    _foreign.reject(fx_module, "replace_target_nodes_with")  # edits fx_module in place
     new_graph = Graph()
     copies: Dict[Node, Node] = {}
     for node in fx_module.graph.nodes:
@@ -49,6 +51,7 @@ class size_bytes(NamedTuple):
 def get_size_of_all_nodes(fx_module: GraphModule, args: Optional[List[torch.Tensor]] = None) -> None:
     """Set ``node.size_bytes`` on every node before the output, running ShapeProp on ``args``
     first when they are given (otherwise the nodes must already carry ``tensor_meta``)."""
+    _foreign.reject(fx_module, "get_size_of_all_nodes")  # sets node.size_bytes
     if args is not None:
         ShapeProp(fx_module).propagate(*args)
     for node in fx_module.graph.nodes:
@@ -59,6 +62,7 @@ def get_size_of_all_nodes(fx_module: GraphModule, args: Optional[List[torch.Tens
 
 def get_tensor_meta(node: Node) -> Any:
     """``node.meta['tensor_meta']``; raises when shape propagation has not run."""
+    _foreign.reject(node, "get_tensor_meta")
     tensor_meta = node.meta.get("tensor_meta")
     if not tensor_meta:
         raise RuntimeError(
@@ -70,6 +74,7 @@ def get_tensor_meta(node: Node) -> Any:
 def get_size_of_node(fx_module: GraphModule, node: Node) -> size_bytes:
     """Bytes of the node's output, and of its output plus the parameters of the module it calls
     (counted at the output's element size)."""
+    _foreign.reject(node, "get_size_of_node")
     elements = 0
     if node.op == "call_module":
         submodule = dict(fx_module.named_modules())[node.target]

@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from fxkit import _foreign
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node
 from fxkit.passes.shape_prop import ShapeProp
@@ -81,6 +82,7 @@ class _MinimizerBase:
         module_exporter: Optional[Callable[[Tensors, GraphModule, str], None]] = None,
         exclusion_fn: Optional[Callable[[NodeList, int, int], None]] = None,
     ) -> None:  # fmt: skip
+        _foreign.reject(module, "_MinimizerBase")  # it shape-propagates module in place
         assert isinstance(module, GraphModule), (
             f"_MinimizerBase needs a GraphModule, got {type(module).__name__}"
         )

@@ -8,6 +8,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Set, Tuple
 
 import torch
 
+from fxkit import _foreign
 from fxkit.node import Node
 from fxkit.passes.shape_prop import TensorMetadata
 from fxkit.passes.tools_common import CALLABLE_NODE_OPS, get_node_target
@@ -51,6 +52,7 @@ class OperatorSupport(OperatorSupportBase):
         self._support_dict = support_dict or {}
 
     def is_node_supported(self, submodules: Mapping[str, torch.nn.Module], node: Node) -> bool:
+        _foreign.reject(node, "OperatorSupport.is_node_supported")
         if node.op not in CALLABLE_NODE_OPS:
             return True
         target = get_node_target(submodules, node)

@@ -8,6 +8,7 @@ from typing import Any, Callable, Dict, List, Tuple, Type
 import torch
 import torch.nn as nn
 
+from fxkit import _foreign
 from fxkit.graph_module import GraphModule
 
 __all__ = ["default_matching", "extract_attrs_for_lowering", "lift_lowering_attrs_to_nodes"]
@@ -61,6 +62,7 @@ def extract_attrs_for_lowering(mod: nn.Module) -> Dict[str, Any]:
 def lift_lowering_attrs_to_nodes(fx_module: GraphModule) -> None:
     """Set ``node.attrs_for_lowering`` on every call_module node (recursing into called
     GraphModules instead of describing them)."""
+    _foreign.reject(fx_module, "lift_lowering_attrs_to_nodes")  # sets node.attrs_for_lowering
     submodules = dict(fx_module.named_modules())
     for node in fx_module.graph.nodes:
         if node.op != "call_module":

@@ -8,6 +8,8 @@ import itertools
 import logging
 from typing import Any, Callable, List, Optional, TypeVar
 
+from fxkit import _foreign
+
 __all__ = (
     "PassManager inplace_wrapper log_hook loop_pass this_before_that_pass_constraint"
     " these_before_those_pass_constraint"
@@ -146,5 +148,6 @@ class PassManager:
             self._validated = True
 
     def __call__(self, source: Any) -> Any:
+        _foreign.reject(source, "PassManager")  # fxkit passes edit their source in place
         self.validate()
         return functools.reduce(lambda value, each_pass: each_pass(value), self.passes, source)

@@ -23,6 +23,7 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.multiprocessing.reductions import StorageWeakRef
 
+from fxkit import _foreign
 from fxkit.graph_module import GraphModule
 from fxkit.interpreter import Interpreter
 from fxkit.node import Node
@@ -164,6 +165,7 @@ class _Aliases:
 
 def reinplace(gm: GraphModule, *sample_args: Any) -> GraphModule:
     """Make ops in-place where it is safe (see the module docstring); returns ``gm``, edited."""
+    _foreign.reject(gm, "reinplace")  # edits gm in place
     mode = FakeTensorMode(allow_non_fake_inputs=True)
     fake_args = [mode.from_tensor(arg) if isinstance(arg, torch.Tensor) else arg for arg in sample_args]
     with mode:

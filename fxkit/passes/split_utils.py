@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Type, Union
 
 import torch
 
-from fxkit import _paths
+from fxkit import _foreign, _paths
 from fxkit.graph import Graph
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node, map_arg
@@ -64,6 +64,9 @@ class Component:
     constructor_args: List[str] = field(default_factory=list)
     gm: Optional[GraphModule] = None
 
+    def __post_init__(self) -> None:
+        _foreign.reject(self.graph, "Component")  # the component builds its module on this graph
+
 
 def _tag_of(node: Node) -> str:
     tag = getattr(node, "tag", _MISSING)
@@ -89,6 +92,7 @@ def split_by_tags(
     ``(module, {original qualified name: new qualified name})`` for every attribute and submodule
     the components use. With ``return_tuple`` every component returns a tuple.
     """
+    _foreign.reject(gm, "split_by_tags")  # reads node.tag, which a conversion does not carry
     components = [Component(Graph(), order, tag) for order, tag in enumerate(tags)]
     by_tag = {component.name: component for component in components}
     owner: Dict[Node, Component] = {}

@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Se
 
 import torch
 
+from fxkit import _foreign
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node
 from fxkit.passes.graph_drawer import FxGraphDrawer  # noqa: F401  (torch.fx has the names here too)
@@ -177,6 +178,7 @@ def generate_inputs_for_submodules(
 ) -> Dict[str, Any]:
     """Run ``model(*inputs)`` and return the positional arguments each named submodule received
     (deep-copied when asked, for submodules that change their inputs in place)."""
+    model = _foreign.convert(model)  # only run: the twin shares the submodules hooked
     wanted = set(target_submodules)
     captured: Dict[str, Any] = {}
     handles = []
@@ -207,6 +209,7 @@ class FxNetAccNodesFinder:
     def __init__(
         self, module: GraphModule, operator_support: OperatorSupportBase, allow_non_tensor: bool
     ) -> None:
+        _foreign.reject(module, "FxNetAccNodesFinder")  # it answers with nodes of module
         self.module = module
         self.operator_support = operator_support
         self.allow_non_tensor = allow_non_tensor
@@ -288,6 +291,7 @@ class _SplitterBase:
         settings: _SplitterSettingBase, non_acc_submodule_name: str = "_run_on_cpu_", return_tuple: bool = False,
         nodes_finder: Optional[FxNetAccNodesFinder] = None,
     ) -> None:  # fmt: skip
+        _foreign.reject(module, "_SplitterBase")  # it tags and shape-propagates module in place
         assert isinstance(module, GraphModule), (
             f"_SplitterBase needs a GraphModule, got {type(module).__name__}"
         )

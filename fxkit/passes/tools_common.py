@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Mapping, Set, Tuple, Union
 
 import torch
 
+from fxkit import _foreign
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node, _qualified_name
 
@@ -63,6 +64,7 @@ def get_acc_ops_name(k: Union[str, type]) -> str:
 def get_node_target(submodules: Mapping[str, torch.nn.Module], node: Node) -> str:
     """The name of what ``node`` calls: the module's type name, the function's qualified name or
     the method name."""
+    _foreign.reject(node, "get_node_target")
     if node.op not in CALLABLE_NODE_OPS:
         raise AssertionError(
             "Expect op types of " + ", ".join(sorted(CALLABLE_NODE_OPS)) + f", but found {node.op}"
@@ -81,6 +83,7 @@ def get_node_target(submodules: Mapping[str, torch.nn.Module], node: Node) -> st
 
 def is_node_output_tensor(node: Node) -> bool:
     """Whether ``node.meta['type']`` (set by ShapeProp) says the node produces a tensor."""
+    _foreign.reject(node, "is_node_output_tensor")
     kind = node.meta.get("type", None)
     return kind is not None and isinstance(kind, type) and issubclass(kind, torch.Tensor)
 
@@ -92,6 +95,7 @@ class FxNetAccFusionsFinder:
     """
 
     def __init__(self, module: GraphModule, acc_nodes: NodeSet) -> None:
+        _foreign.reject(module, "FxNetAccFusionsFinder")  # its groups are nodes of module
         self.module, self.acc_nodes = module, acc_nodes
         self.nodes = list(module.graph.nodes)
 
@@ -192,6 +196,7 @@ def legalize_graph(gm: GraphModule) -> GraphModule:
     Nodes that become ready are taken in order, except that scalar arithmetic and comparisons
     (``operator.add``, ``operator.eq``, ...) jump the queue.
     """
+    _foreign.reject(gm, "legalize_graph")  # reorders gm in place
     nodes = list(gm.graph.nodes)
     waiting = collections.Counter(user for node in nodes for user in node.users)
     ready = collections.deque(node for node in nodes if not waiting[node])
@@ -213,6 +218,7 @@ def legalize_graph(gm: GraphModule) -> GraphModule:
 def stable_topological_sort(gm: GraphModule) -> GraphModule:
     """Reorder the graph so every node comes after its inputs, moving as few nodes as possible:
     at each step the ready node that comes first in the current order is placed next."""
+    _foreign.reject(gm, "stable_topological_sort")  # reorders gm in place
     nodes = list(gm.graph.nodes)
     position = {node: index for index, node in enumerate(nodes)}
     waiting = {node: len(node.all_input_nodes) for node in nodes}

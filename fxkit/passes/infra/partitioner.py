@@ -7,6 +7,7 @@ import itertools
 import operator
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
+from fxkit import _foreign
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node
 from fxkit.passes.operator_support import OperatorSupportBase
@@ -41,9 +42,11 @@ class Partition:
         return len(self.nodes)
 
     def add_node(self, node: Node, node_order: Optional[int] = None) -> None:
+        _foreign.reject(node, "Partition.add_node")
         self.nodes[node] = node_order
 
     def remove_node(self, node: Node) -> None:
+        _foreign.reject(node, "Partition.remove_node")
         self.nodes.pop(node)
 
 
@@ -82,6 +85,7 @@ class CapabilityBasedPartitioner:
         allowed_single_node_partition_ops: Optional[Sequence[str]] = None, skip_horizontal_fusion: bool = False,
     ) -> None:
         # fmt: on
+        _foreign.reject(graph_module, "CapabilityBasedPartitioner")  # it fuses graph_module in place
         self.graph_module, self.operator_support = graph_module, operator_support
         self.dependency_viewer = _DependencyViewer(graph_module)
         self.allows_single_node_partition = allows_single_node_partition

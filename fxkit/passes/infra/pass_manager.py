@@ -8,6 +8,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
+from ... import _foreign
 from ...graph_module import GraphModule
 from .pass_base import PassResult
 
@@ -130,6 +131,7 @@ class PassManager:
         """Validation after passes; replaced by ``add_checks``."""
 
     def __call__(self, module: torch.nn.Module) -> PassResult:
+        _foreign.reject(module, "PassManager")  # passes edit the module in place
         if not self._validated:
             self.solve_constraints()
         self.check(module)

@@ -7,6 +7,7 @@ import copy
 import operator
 from typing import Dict, Iterator, List, Optional, Tuple
 
+from fxkit import _foreign
 from fxkit.graph import Graph
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node
@@ -27,6 +28,7 @@ def topo_sort(nodes: NodeList) -> NodeList:
     """``nodes`` ordered so each comes after those of ``nodes`` it reads (dependencies outside
     ``nodes`` are ignored): reverse post-order of a depth-first walk along users, starting from
     and branching to the nodes latest in ``nodes`` first, which is the order torch.fx gives."""
+    _foreign.reject_all(nodes, "topo_sort")
     position = {node: index for index, node in enumerate(nodes)}
 
     def later_first(node: Node) -> Iterator[Node]:
@@ -57,6 +59,7 @@ def topo_sort(nodes: NodeList) -> NodeList:
 
 def validate_partition(partition: NodeList) -> bool:
     """False when a path leaves ``partition`` and comes back into it (fusing it would make a cycle)."""
+    _foreign.reject_all(partition, "validate_partition")
     members: NodeSet = set(partition)
     outside_users = [user for node in partition for user in node.users if user not in members]
     seen: NodeSet = set()
@@ -87,6 +90,7 @@ def fuse_as_graphmodule(
     nodes read outside the group, in ``nodes`` order. A single output is returned bare unless
     ``always_return_tuple``.
     """
+    _foreign.reject(gm, "fuse_as_graphmodule")  # it answers with nodes of gm
     members = partition_lookup_table if partition_lookup_table is not None else dict.fromkeys(nodes)
     for node in nodes:
         if node.graph is not gm.graph:
@@ -135,6 +139,8 @@ def insert_subgm(
     """Add ``sub_gm`` to ``gm`` under its class name, call it on ``orig_inputs`` right after
     ``insertion_point`` (default: the last output) and make the users of ``orig_outputs`` read its
     results. The fused nodes stay in the graph (see ``erase_nodes``)."""
+    _foreign.reject(gm, "insert_subgm")  # edits gm in place
+    _foreign.reject(sub_gm, "insert_subgm")
     name = type(sub_gm).__name__
     gm.add_submodule(name, sub_gm)
     anchor = insertion_point if insertion_point is not None else orig_outputs[-1]
@@ -158,6 +164,7 @@ def insert_subgm(
 
 def erase_nodes(gm: GraphModule, nodes: NodeList) -> None:
     """Erase ``nodes`` (no longer used outside themselves) from ``gm``'s graph, last first."""
+    _foreign.reject(gm, "erase_nodes")  # edits gm in place
     for node in reversed(nodes):
         gm.graph.erase_node(node)
 
@@ -210,6 +217,7 @@ def fuse_by_partitions(
 ) -> GraphModule:
     """Fuse each partition (a dict whose keys are nodes) into submodule ``<prefix><index>``;
     edits and returns ``gm``. A partition that a path leaves and re-enters is refused."""
+    _foreign.reject(gm, "fuse_by_partitions")  # edits gm in place
     ordered_partitions = [topo_sort(list(partition)) for partition in partitions]
     for index, ordered in enumerate(ordered_partitions):
         if not validate_partition(ordered):

@@ -7,6 +7,7 @@ from typing import Any, Dict, Optional, Set, Tuple
 
 import torch
 
+from fxkit import _foreign
 from fxkit.graph import Graph
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node, map_arg
@@ -76,6 +77,8 @@ class CSEPass(PassBase):
     the result.
     """
 
+    _converts_torch_fx = True  # call only reads: the result is a new module
+
     def __init__(self, banned_ops: Optional[Set[Any]] = None) -> None:
         self.banned_ops: Set[Any] = get_CSE_banned_ops() if banned_ops is None else set(banned_ops)
         super().__init__()
@@ -94,6 +97,7 @@ class CSEPass(PassBase):
         return True
 
     def call(self, graph_module: GraphModule) -> PassResult:
+        graph_module = _foreign.convert(graph_module)  # only read: the result is a new module
         new_graph = Graph()
         copies: Dict[Node, Node] = {}
         seen: Dict[Tuple[Any, ...], Node] = {}
