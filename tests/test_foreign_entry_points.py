@@ -46,6 +46,7 @@ from fxkit.passes.infra import pass_manager as infra_pass_manager
 from fxkit.passes.operator_support import OperatorSupport
 from fxkit.passes.utils import common, fuser_utils, source_matcher_utils
 from fxkit.passes.utils.matcher_utils import SubgraphMatcher
+from fxkit.passes.utils.matcher_with_name_node_map_utils import SubgraphMatcherWithNameNodeMap
 
 FROM_TORCH_FX = r"fxkit\.interop\.from_torch_fx"
 
@@ -107,6 +108,9 @@ CONVERTS: Dict[str, Callable[[Any], Any]] = {
     "fxkit.passes.utils.common:lift_subgraph_as_module": lambda gm: common.lift_subgraph_as_module(
         gm, _own_subgraph(), "part"
     ),
+    "fxkit.passes.utils.matcher_with_name_node_map_utils:SubgraphMatcherWithNameNodeMap": lambda gm: len(
+        SubgraphMatcherWithNameNodeMap(gm).match(fxkit.symbolic_trace(Small()).graph)
+    ),
     "fxkit.passes.utils.common:compare_graphs": lambda gm: common.compare_graphs(gm.graph, gm.graph),
     "fxkit.passes.cse:CSEPass.__call__": lambda gm: cse.CSEPass()(gm),
     "fxkit.passes.cse:CSEPass.call": lambda gm: cse.CSEPass().call(gm),
@@ -150,6 +154,9 @@ REFUSES: Dict[str, Callable[[Any], Any]] = {
     "fxkit.passes.utils.matcher_utils:SubgraphMatcher.match": lambda gm: SubgraphMatcher(
         fxkit.symbolic_trace(lambda a: torch.relu(a)).graph
     ).match(gm.graph),
+    "fxkit.passes.utils.matcher_with_name_node_map_utils:SubgraphMatcherWithNameNodeMap.match": lambda gm: (
+        SubgraphMatcherWithNameNodeMap(fxkit.symbolic_trace(lambda a: torch.relu(a))).match(gm.graph)
+    ),
     "fxkit.passes.annotate_getitem_nodes:annotate_getitem_nodes": lambda gm: (
         annotate_getitem_nodes.annotate_getitem_nodes(gm.graph)
     ),
@@ -296,28 +303,10 @@ EXCLUDED: Dict[str, str] = {
 }
 
 # Names of a first parameter that announce a module, graph or node.
-_GRAPHY = {
-    "gm",
-    "graph_module",
-    "module",
-    "graph",
-    "node",
-    "nodes",
-    "model",
-    "m",
-    "mod",
-    "in_mod",
-    "orig_module",
-}
-_GRAPHY |= {
-    "fx_module",
-    "root",
-    "subgraph",
-    "partition",
-    "module_with_submodules",
-    "source",
-    "const_subgraph",
-}
+_GRAPHY = set(
+    "gm graph_module module graph node nodes model m mod in_mod orig_module fx_module root subgraph"
+    " pattern_gm partition module_with_submodules source const_subgraph".split()
+)
 
 
 def _summary(value: Any) -> Any:

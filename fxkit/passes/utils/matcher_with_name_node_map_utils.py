@@ -12,6 +12,7 @@ from typing import Dict, List, Tuple
 
 import torch.utils._pytree as pytree
 
+from fxkit import _foreign
 from fxkit.graph import Graph
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node
@@ -52,6 +53,7 @@ class SubgraphMatcherWithNameNodeMap(SubgraphMatcher):
         self, pattern_gm: GraphModule, match_output: bool = False, match_placeholder: bool = False,
         remove_overlapping_matches: bool = True, ignore_literals: bool = False,
     ) -> None:  # fmt: skip
+        pattern_gm = _foreign.convert(pattern_gm)  # the twin's pattern is edited, as SubgraphMatcher converts
         pattern_gm, self.name_node_map = _split_to_graph_and_name_node_map(pattern_gm)
         super().__init__(
             pattern_gm.graph, match_output, match_placeholder, remove_overlapping_matches, ignore_literals
