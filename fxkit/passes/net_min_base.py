@@ -98,6 +98,7 @@ class _MinimizerBase:
         self.results: Dict[Any, Any] = {}
         self.reports: List[List[str]] = []
         self.iteration = 0
+        self._last_checked = ""
         callable_nodes = {node for node in self.module.graph.nodes if node.op in CALLABLE_NODE_OPS}
         self.run_shape_prop()
         self.fusions = FxNetAccFusionsFinder(self.module, callable_nodes)()
@@ -208,18 +209,20 @@ class _MinimizerBase:
         if not ok:
             report.append(f"Result mismatch for {key}")
             if self.module_exporter is not None:
-                self.module_exporter(a_input, candidate, output_names[0] + "_cpu")
-                self.module_exporter(b_input, candidate, output_names[0] + "_acc")
+                exported_name = output_names[0] if output_names else self._last_checked
+                self.module_exporter(a_input, candidate, exported_name + "_cpu")
+                self.module_exporter(b_input, candidate, exported_name + "_acc")
             raise FxNetMinimizerResultMismatchError(f"Result mismatch for {key}")
 
     def _trimmed(
         self, submodule: GraphModule, output_names: List[str]
     ) -> Tuple[GraphModule, Tuple[Any, ...]]:
-        """The submodule returning what is compared: all its outputs with ``all_outputs``, else the
-        value of the node named first in ``output_names``; and the key of its result."""
+        """The submodule returning what is compared: all its outputs with ``all_outputs`` or no
+        ``output_names``, else the value of the node named first in ``output_names``; and the key
+        of its result."""
         returned = submodule.graph.output_node().args[0]
         outputs = [returned] if isinstance(returned, Node) else list(returned)
-        if self.settings.all_outputs:
+        if self.settings.all_outputs or not output_names:
             names = tuple(node.name for node in outputs)
             return submodule, ((names,) if len(names) > 1 else names)
         wanted = next((node for node in outputs if node.name == output_names[0]), outputs[-1])
@@ -239,7 +242,8 @@ class _MinimizerBase:
         for node in nodes:
             selected.update(self.fusions.get(node, {node}))
         split_module, name = self._build_submodule(selected)
-        self._run_and_compare(split_module, name, output_names or [nodes[-1].name])
+        self._last_checked = nodes[-1].name  # names exported modules when no output is named
+        self._run_and_compare(split_module, name, [nodes[-1].name] if output_names is None else output_names)
 
     def _new_report(self, first_line: str) -> List[str]:
         report = [first_line]
@@ -448,8 +452,14 @@ class _MinimizerBase:
         report.append(
             f"From node index {start_idx} to {end_idx - 1}. Size of the interested node list is {len(nodes)}"
         )
+        if self.exclusion_fn is not None:
+            self.exclusion_fn(nodes, start_idx, end_idx)
+            if not nodes:
+                report.append("All nodes are excluded by user")
+                self.print_report(report)
+                return set()
         try:
-            self._check(nodes, report)
+            self._check(nodes, report, [])  # every output of the stretch is compared
         except FxNetMinimizerResultMismatchError:
             report.append(f"Found culprit from numeric error: {set(nodes)}")
             self.print_report(report)
@@ -463,15 +473,14 @@ class _MinimizerBase:
         return set()
 
     def _skip_traverse(self, all_nodes: NodeList, skip_nodes: List[str]) -> NodeSet:
-        """Check each stretch of nodes between the nodes named in ``skip_nodes``."""
+        """Check each stretch of nodes between the nodes named in ``skip_nodes`` (all of them, as
+        torch.fx does; the culprits of every failing stretch are returned)."""
         culprits: NodeSet = set()
         start = 0
         for index, node in enumerate(all_nodes + [None]):  # type: ignore[operator]
             if node is None or node.name in skip_nodes:
                 if index > start:
                     culprits |= self._skip_traverse_impl(all_nodes, start, index)
-                    if culprits and not self.settings.find_all:
-                        return culprits
                 start = index + 1
         return culprits
 

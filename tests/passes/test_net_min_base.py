@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 from typing import Any, Dict, List, Tuple
 
 import pytest
@@ -129,13 +130,32 @@ def test_block_search_without_culprits_matches_torch_fx() -> None:
     assert run(BOTH[1]) == run(BOTH[0])
 
 
-def test_defined_and_skip_check_the_requested_stretches() -> None:
+def _sorted_sets(text: Any) -> Any:
+    """Report text with each ``{a, b}`` node set written in sorted order (set order varies)."""
+    if isinstance(text, list):
+        return [_sorted_sets(item) for item in text]
+    return re.sub(r"\{([^{}:']*)\}", lambda m: "{" + ", ".join(sorted(m.group(1).split(", "))) + "}", text)
+
+
+@pytest.mark.parametrize("skip_nodes", [["cos"], ["mul"], ["relu", "tanh"]], ids=str)
+def test_skip_search_reports_match_torch_fx(skip_nodes: List[str]) -> None:
+    settings = {"traverse_method": "skip"}
+    ours_run = _run(BOTH[1], settings, skip_nodes=skip_nodes)
+    theirs = _run(BOTH[0], settings, skip_nodes=skip_nodes)
+    for key in ("reports", "printed"):
+        ours_run[key], theirs[key] = _sorted_sets(ours_run[key]), _sorted_sets(theirs[key])
+    # torch.fx 2.13 lets the last stretch's result replace the culprits found before it; fxkit
+    # returns the culprits of every failing stretch.
+    assert ours_run.pop("culprits") == {"cos": ["mul", "relu", "sin"], "mul": ["relu", "sin"]}.get(
+        skip_nodes[0], ["add", "cos", "mul", "sin"]
+    )
+    theirs.pop("culprits")
+    assert ours_run == theirs
+
+
+def test_defined_checks_the_requested_stretch() -> None:
     defined = _run(BOTH[1], {"traverse_method": "defined"}, start="sin", end="mul")
     assert defined["culprits"] == ["mul", "sin"] and "Defined graph from sin to mul" in defined["printed"]
-    skipped = _run(BOTH[1], {"traverse_method": "skip"}, skip_nodes=["cos"])
-    assert skipped["culprits"] == ["mul", "relu", "sin"]
-    clean = _run(BOTH[1], {"traverse_method": "skip"}, skip_nodes=["sin"])
-    assert clean["culprits"] == []
 
 
 def test_settings_errors_and_defaults_match_torch_fx() -> None:
