@@ -20,6 +20,7 @@ import fxkit.passes
 from fxkit.experimental import accelerator_partitioner as accel
 from fxkit.experimental import const_fold, merge_matmul, meta_tracer, normalize, optimization, rewriter
 from fxkit.experimental import partitioner_utils as putils
+from fxkit.experimental.proxy_tensor import make_fx
 from fxkit.experimental.schema_type_annotation import AnnotateTypesWithSchema
 from fxkit.interop import from_torch_fx
 from fxkit.passes import (
@@ -135,6 +136,7 @@ CONVERTS: Dict[str, Callable[[Any], Any]] = {
     "fxkit.experimental.meta_tracer:symbolic_trace": lambda gm: meta_tracer.symbolic_trace(gm, _META_X).graph,
     "fxkit.experimental.meta_tracer:MetaTracer.trace": lambda gm: meta_tracer.MetaTracer().trace(gm, _META_X),
     "fxkit.experimental.rewriter:RewritingTracer.trace": lambda gm: rewriter.RewritingTracer().trace(gm),
+    "fxkit.experimental.proxy_tensor:make_fx": lambda gm: make_fx(gm)(_x()).graph,
 }
 
 # Entry points that keep, edit or answer with parts of the object they are given: a torch.fx
