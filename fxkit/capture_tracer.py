@@ -61,7 +61,7 @@ from .guards import (
 )
 from .node import Node
 from .proxy import Proxy, TraceError
-from .tracer import _PATCHES, Tracer, _recording_wrapper, _thread_state
+from .tracer import _PATCHES, Tracer, _recording_wrapper, untraced
 
 __all__ = ["CaptureError", "CaptureResult", "CaptureTracer", "GuardError", "capture"]
 
@@ -446,9 +446,9 @@ class CaptureTracer(Tracer):
                 return self.fetch(target)(*args, **kwargs)
         raise CaptureError(f"cannot compute an example value for a {kind!r} node")
 
-    def running_eagerly(self) -> "_EagerScope":
+    def running_eagerly(self) -> Any:
         """A ``with`` block in which modules and wrapped functions run normally, not traced."""
-        return _EagerScope()
+        return untraced()
 
     # ---------------------------------------------------------------- decisions
 
@@ -1000,19 +1000,6 @@ def _rebuildable_mapping(value: Dict[Any, Any]) -> bool:
     except Exception:
         return False
     return isinstance(rebuilt, dict)
-
-
-class _EagerScope:
-    """Makes the current thread's trace invisible, so that modules and wrapped functions run as usual."""
-
-    def __enter__(self) -> None:
-        stack = getattr(_thread_state, "tracers", None)
-        if stack is None:
-            stack = _thread_state.tracers = []
-        stack.append(None)
-
-    def __exit__(self, *exc_info: Any) -> None:
-        _thread_state.tracers.pop()
 
 
 # --------------------------------------------------------------------------- leaf functions

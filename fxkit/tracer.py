@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import builtins
 import collections
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -25,7 +26,7 @@ import sys
 import threading
 import types
 import warnings
-from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.utils._pytree as pytree
@@ -276,9 +277,29 @@ _PATCHES = _PatchRegistry()
 _thread_state = threading.local()
 
 
+def _tracer_stack() -> List[Optional["Tracer"]]:
+    """This thread's stack of running traces; ``None`` entries mark code that runs untraced."""
+    stack = getattr(_thread_state, "tracers", None)
+    if stack is None:
+        stack = _thread_state.tracers = []
+    return stack
+
+
 def _active_tracer() -> Optional["Tracer"]:
     stack = getattr(_thread_state, "tracers", None)
     return stack[-1] if stack else None
+
+
+@contextlib.contextmanager
+def untraced() -> Iterator[None]:
+    """A block in which modules and wrapped functions run as usual although a trace is running
+    on this thread (capture computes its example values so)."""
+    stack = _tracer_stack()
+    stack.append(None)
+    try:
+        yield
+    finally:
+        stack.pop()
 
 
 def _find_proxy(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Optional[Proxy]:
@@ -751,9 +772,7 @@ class Tracer(TracerBase):
         self._checked_globals = set()
         self._patch_keys = []
 
-        stack = getattr(_thread_state, "tracers", None)
-        if stack is None:
-            stack = _thread_state.tracers = []
+        stack = _tracer_stack()
         stack.append(self)
         try:
             with collector_paused():

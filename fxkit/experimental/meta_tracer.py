@@ -24,7 +24,7 @@ from fxkit.graph import Graph
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node, map_aggregate
 from fxkit.proxy import Proxy
-from fxkit.tracer import _PATCHES, Tracer, _thread_state
+from fxkit.tracer import _PATCHES, Tracer, untraced
 
 __all__ = [
     "MetaProxy", "MetaAttribute", "MetaDeviceAttribute", "MetaTracer", "symbolic_trace", "proxys_to_metas",
@@ -189,19 +189,6 @@ def _to_meta(v: Any) -> Any:
 
 
 @contextlib.contextmanager
-def _untraced() -> Iterator[None]:
-    """Run real module code while a trace is active (module calls are not recorded)."""
-    stack = getattr(_thread_state, "tracers", None)
-    if stack is None:
-        stack = _thread_state.tracers = []
-    stack.append(None)
-    try:
-        yield
-    finally:
-        stack.pop()
-
-
-@contextlib.contextmanager
 def _meta_state(module: nn.Module) -> Iterator[None]:
     """Temporarily give ``module`` (and its submodules) meta copies of its tensors."""
     saved = []
@@ -274,7 +261,7 @@ class MetaTracer(Tracer):
             return getattr(meta_args[0], target)(*meta_args[1:], **meta_kwargs)
         module = self.root.get_submodule(target)
         override = manual_meta_overrides.get(type(module))
-        with _untraced():
+        with untraced():
             if override is not None:
                 return override(module, *meta_args, **meta_kwargs)
             with _meta_state(module):
