@@ -438,3 +438,26 @@ def test_fast_path_switch_is_per_thread_and_restored_on_error(engine) -> None:
     with use_fast_path(False):
         assert not fx.interpreter._FAST_PATH.enabled()
     assert fx.interpreter._FAST_PATH.enabled() is (engine != "plain")
+
+
+def test_module_hooks_run_as_when_the_module_is_called() -> None:
+    # The fast path calls a submodule's forward directly only when calling it would do nothing else.
+    traced = fx.symbolic_trace(zoo.get_model("mlp"))
+    x = zoo.example_inputs("mlp")[0]
+    seen = []
+    first = next(module for name, module in traced.named_modules() if name and not list(module.children()))
+    handle = first.register_forward_hook(lambda module, args, output: seen.append("own"))
+    global_handle = torch.nn.modules.module.register_module_forward_hook(
+        lambda module, args, output: seen.append("global")
+    )
+    try:
+        Interpreter(traced).run(x)
+    finally:
+        global_handle.remove()
+    assert "own" in seen and "global" in seen
+    seen.clear()
+    Interpreter(traced).run(x)
+    assert seen == ["own"]
+    handle.remove()
+    Interpreter(traced).run(x)
+    assert seen == ["own"]
