@@ -133,3 +133,21 @@ def test_helpers_match_torch_fx() -> None:
     for module in (meta_tracer, oracle):
         assert module.embedding_override(embedding, ids).shape == (2, 5, 7)
         assert module.torch_where_override(ids > 0, torch.ones(5), torch.ones(2, 1)).shape == (2, 5)
+
+
+class UsesItsWeight(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(4, 4))
+
+    def forward(self, x):
+        return torch.matmul(x, self.weight).relu()
+
+
+def test_a_parameter_read_in_forward_is_one_get_attr_with_its_meta() -> None:
+    x = torch.randn(2, 4, device="meta")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "Could not compute metadata" warning
+        ours = meta_tracer.symbolic_trace(UsesItsWeight(), meta_args={"x": x})
+    theirs = oracle.symbolic_trace(UsesItsWeight(), meta_args={"x": x})
+    assert ours.code == theirs.code

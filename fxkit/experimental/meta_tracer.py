@@ -245,7 +245,8 @@ class MetaTracer(Tracer):
     def _meta_value(self, kind: str, target: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         if kind == "get_attr":
             try:
-                value = _paths.resolve(self.root, target)
+                with untraced():  # the real attribute, not another get_attr proxy of it
+                    value = _paths.resolve(self.root, target)
             except _paths.MissingAttribute as missing:
                 raise missing.error from None
             if not isinstance(value, torch.Tensor):
