@@ -891,10 +891,29 @@ class _PyTreeCodeGen(CodeGen):
             # A traced forward's spec counts ``self`` as its first leaf: pass it in and take it back.
             targets = ["self", *free_vars] if original[:1] == ["self"] else list(free_vars)
             definition += (
-                f"\n    {', '.join(targets)}, = fx_pytree.tree_flatten_spec([{', '.join(original)}], "
+                f"\n    {', '.join(targets)}, = fx_pytree.tree_flatten_spec({self._packed_inputs(original)}, "
                 "self._in_spec)"
             )
         return definition
+
+    def _packed_inputs(self, names: List[str]) -> str:
+        """The inputs as the spec describes them: a list, or ``([args], {kwargs})`` for the
+        ``(args, kwargs)`` spec that torch.export gives its modules."""
+        spec = self.pytree_info.in_spec
+        # torch 2.13 spells it children(); older releases have only the children_specs list.
+        children = list(spec.children()) if hasattr(spec, "children") else list(spec.children_specs)
+        if (
+            spec.type is tuple
+            and len(children) == 2
+            and children[0].type in (tuple, list)
+            and children[1].type is dict
+            and children[0].num_children + children[1].num_children == len(names)
+        ):
+            positional = names[: children[0].num_children]
+            keywords = zip(children[1].context, names[children[0].num_children :])
+            packed_keywords = ", ".join(f"{key!r}:{name}" for key, name in keywords)
+            return f"([{', '.join(positional)}], {{{packed_keywords}}})"
+        return f"[{', '.join(names)}]"
 
     def generate_output(
         self, output_args: Any, *, descs: Optional[Any] = None, repr_fn: Optional[Callable[[Any], str]] = None
@@ -902,7 +921,7 @@ class _PyTreeCodeGen(CodeGen):
         render = repr_fn or repr
         if self.pytree_info is not None and self.pytree_info.out_spec is not None:
             flat = output_args if isinstance(output_args, (list, tuple)) else [output_args]
-            return f"return pytree.tree_unflatten({render(list(flat))}, self._out_spec)"
+            return f"return pytree.tree_unflatten({render(flat)}, self._out_spec)"
         return super().generate_output(output_args, repr_fn=repr_fn)
 
 

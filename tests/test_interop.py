@@ -614,3 +614,19 @@ def test_operator_targets_survive_conversion() -> None:
     back = from_torch_fx(to_torch_fx(graph))
     assert str(back) == str(graph)
     assert back.python_code("self").src == graph.python_code("self").src
+
+
+class _AddsBias(torch.nn.Module):
+    def forward(self, x: torch.Tensor, w: torch.Tensor, *, bias: torch.Tensor) -> Any:
+        return x @ w + bias, {"total": x.sum()}
+
+
+def test_an_exported_module_converts_callable_with_the_same_code() -> None:
+    x, w, bias = torch.randn(2, 3), torch.randn(3, 4), torch.randn(4)
+    exported = torch.export.export(_AddsBias(), (x, w), {"bias": bias}).module()
+    converted = from_torch_fx(exported)
+    assert converted.code == exported.code  # inputs packed as ([x, w], {'bias':bias})
+    expected, actual = exported(x, w, bias=bias), converted(x, w, bias=bias)
+    torch.testing.assert_close(actual[0], expected[0])
+    torch.testing.assert_close(actual[1]["total"], expected[1]["total"])
+    assert to_torch_fx(converted).code == exported.code
