@@ -419,44 +419,43 @@ class Proxy:
         return tracer.create_proxy(kind, target, args, kwargs)
 
 
+def _fake_value(value: Any) -> Any:
+    return value.node.meta["val"] if isinstance(value, Proxy) else value
+
+
+def _meta_torch_function(
+    cls: type, orig_method: Callable[..., Any], types: Tuple[type, ...], args: Tuple[Any, ...] = (),
+    kwargs: Optional[Dict[str, Any]] = None,
+) -> "MetaProxy":  # fmt: skip
+    """Record the call as Proxy does, then run it on the inputs' fake values for ``meta["val"]``."""
+    args, kwargs = args or (), kwargs or {}
+    modes = [
+        leaf.fake_mode
+        for leaf in pytree.tree_leaves((args, kwargs))
+        if isinstance(leaf, MetaProxy) and leaf.fake_mode is not None
+    ]
+    if not modes:
+        raise TypeError(f"MetaProxy inputs of {orig_method} carry no fake_mode to compute values with")
+    recorded = Proxy.__torch_function__.__func__(cls, orig_method, types, args, kwargs)  # type: ignore[attr-defined]
+    result = MetaProxy(recorded.node, recorded.tracer, modes[0])
+    with modes[0]:
+        fake_args, fake_kwargs = pytree.tree_map(_fake_value, (args, kwargs))
+        result.node.meta["val"] = orig_method(*fake_args, **fake_kwargs)
+    return result
+
+
 class MetaProxy(Proxy):
     """A Proxy that also computes each result's fake value (``node.meta["val"]``) by running the
     torch function on the inputs' fake values under ``fake_mode``."""
 
-    def __init__(self, node: Node, tracer: Optional[TracerBase] = None, fake_mode: Any = None) -> None:
-        super().__init__(node, tracer)
-        self.fake_mode = fake_mode
+    __torch_function__ = classmethod(_meta_torch_function)  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"MetaProxy({self.node.name})"
 
-    @classmethod
-    def __torch_function__(
-        cls, orig_method: Callable[..., Any], types: Tuple[type, ...], args: Tuple[Any, ...] = (),
-        kwargs: Optional[Dict[str, Any]] = None,
-    ) -> "MetaProxy":  # fmt: skip
-        args, kwargs = args or (), kwargs or {}
-        found: List[MetaProxy] = []
-
-        def note(value: Any) -> Any:
-            if isinstance(value, MetaProxy):
-                found.append(value)
-            return value
-
-        pytree.tree_map(note, (args, kwargs))
-        fake_mode = next((proxy.fake_mode for proxy in found if proxy.fake_mode is not None), None)
-        if fake_mode is None:
-            raise TypeError(f"MetaProxy inputs of {orig_method} carry no fake_mode to compute values with")
-        proxy = super().__torch_function__(orig_method, types, args, kwargs)
-        result = MetaProxy(proxy.node, proxy.tracer, fake_mode)
-
-        def fake_value(value: Any) -> Any:
-            return value.node.meta["val"] if isinstance(value, Proxy) else value
-
-        with fake_mode:
-            fake_args, fake_kwargs = pytree.tree_map(fake_value, (args, kwargs))
-            result.node.meta["val"] = orig_method(*fake_args, **fake_kwargs)
-        return result
+    def __init__(self, node: Node, tracer: Optional[TracerBase] = None, fake_mode: Any = None) -> None:
+        Proxy.__init__(self, node, tracer)
+        self.fake_mode = fake_mode
 
 
 class Attribute(Proxy):

@@ -63,11 +63,13 @@ class _MinimizerSettingBase:
         self, accumulate_error: bool = False, traverse_method: str = "sequential", find_all: bool = False,
         return_intermediate: bool = False, all_outputs: bool = False,
     ) -> None:  # fmt: skip
-        self.accumulate_error = accumulate_error
-        self.traverse_method = traverse_method
-        self.find_all = find_all
-        self.return_intermediate = return_intermediate
-        self.all_outputs = all_outputs
+        # Assigned in this order: __str__ lists them so.
+        self.accumulate_error, self.traverse_method, self.find_all = (
+            accumulate_error,
+            traverse_method,
+            find_all,
+        )
+        self.return_intermediate, self.all_outputs = return_intermediate, all_outputs
 
     def __str__(self) -> str:
         lines = "".join(f"\t{name}: {value}\n" for name, value in vars(self).items())
@@ -86,19 +88,14 @@ class _MinimizerBase:
         assert isinstance(module, GraphModule), (
             f"_MinimizerBase needs a GraphModule, got {type(module).__name__}"
         )
-        self.module = module
-        self.sample_input = sample_input
-        self.compare_fn = compare_fn
-        self.module_exporter = module_exporter
-        self.settings = settings
-        self.exclusion_fn = exclusion_fn
-        # Values seen so far, by node name; the inputs are known from the start.
+        self.module, self.sample_input, self.settings = module, sample_input, settings
+        self.compare_fn, self.module_exporter, self.exclusion_fn = compare_fn, module_exporter, exclusion_fn
+        # Values seen so far, by node name (the inputs are known from the start); what was found.
         self.a_outputs: Dict[str, Any] = {}
         self.b_outputs: Dict[str, Any] = {}
         self.results: Dict[Any, Any] = {}
         self.reports: List[List[str]] = []
-        self.iteration = 0
-        self._last_checked = ""
+        self.iteration, self._last_checked = 0, ""
         callable_nodes = {node for node in self.module.graph.nodes if node.op in CALLABLE_NODE_OPS}
         self.run_shape_prop()
         self.fusions = FxNetAccFusionsFinder(self.module, callable_nodes)()
@@ -267,19 +264,16 @@ class _MinimizerBase:
                     continue
             try:
                 self._check(current, report, [node.name])
-                self.print_report(report)
-            except FxNetMinimizerResultMismatchError:
-                culprits.add(node)
-                report.append(f"Found culprit from numeric error: {node}")
-                self.print_report(report)
-                if not self.settings.find_all:
-                    return culprits
-            except FxNetMinimizerRunFuncError:
-                culprits.update(self.fusions.get(node, {node}))
-                report.append(f"Found culprit from run error: {node}")
+            except (FxNetMinimizerResultMismatchError, FxNetMinimizerRunFuncError) as failure:
+                # A wrong number blames the node; a failed run blames the fusion group it is in.
+                numeric = isinstance(failure, FxNetMinimizerResultMismatchError)
+                culprits.update({node} if numeric else self.fusions.get(node, {node}))
+                report.append(f"Found culprit from {'numeric' if numeric else 'run'} error: {node}")
                 self.print_report(report)
                 if not self.settings.find_all:
                     return culprits
+            else:
+                self.print_report(report)
         return culprits
 
     def _accumulate_traverse(self, nodes: NodeList) -> NodeSet:
@@ -489,18 +483,15 @@ class _MinimizerBase:
     def _collect_nodes(self, start: Optional[str], end: Optional[str]) -> NodeList:
         """The callable nodes from the one named ``start`` to the one named ``end`` (inclusive;
         None means the first / the last)."""
-        nodes: NodeList = []
-        inside = start is None
-        for node in self.module.graph.nodes:
-            if node.op not in CALLABLE_NODE_OPS:
-                continue
-            if node.name == start:
-                inside = True
-            if inside:
-                nodes.append(node)
-            if node.name == end:
-                break
-        return nodes
+        callable_nodes = [node for node in self.module.graph.nodes if node.op in CALLABLE_NODE_OPS]
+        names = [node.name for node in callable_nodes]
+        if start is not None and start not in names:
+            return []
+        first = 0 if start is None else names.index(start)
+        if end in names and names.index(end) < first:
+            return []  # the stretch ends before it starts
+        last = names.index(end) if end in names else len(names) - 1
+        return callable_nodes[first : last + 1]
 
     def run_nodes(self, start: Optional[str] = None, end: Optional[str] = None) -> None:
         """Run and compare the stretch ``start``..``end`` as one submodule and print the report."""

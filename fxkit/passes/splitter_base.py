@@ -210,27 +210,29 @@ class FxNetAccNodesFinder:
         self, module: GraphModule, operator_support: OperatorSupportBase, allow_non_tensor: bool
     ) -> None:
         _foreign.reject(module, "FxNetAccNodesFinder")  # it answers with nodes of module
-        self.module = module
-        self.operator_support = operator_support
-        self.allow_non_tensor = allow_non_tensor
+        self.module, self.operator_support, self.allow_non_tensor = module, operator_support, allow_non_tensor
         self.acc_nodes: NodeSet = set()
+        mode = int(os.environ.get(ENV_FX_NET_ACC_SPLITTER_TRACKER_MODE, TRACKER_MODE))
         self.tracker = NodeEventTracker(
-            int(os.environ.get(ENV_FX_NET_ACC_SPLITTER_TRACKER_MODE, TRACKER_MODE)),
-            os.environ.get(ENV_FX_NET_ACC_SPLITTER_TRACKER_DUMP_PATH, DUMP_PREFIX),
+            mode, os.environ.get(ENV_FX_NET_ACC_SPLITTER_TRACKER_DUMP_PATH, DUMP_PREFIX)
         )
 
     def reduce_acc_nodes_non_tensor_input_helper(self, cpu_worklist: NodeList) -> None:
         """Move to the CPU every acc node that reads a non-tensor value of a worklist node, and
         follow the non-tensor values those nodes produce in turn."""
-        while cpu_worklist:
-            node = cpu_worklist.pop(0)
-            for user in node.users:
-                if user in self.acc_nodes:
-                    self.acc_nodes.remove(user)
-                    self.tracker.add(user, "acc_del|user_of_new_cpu_node", node)
-                    if not is_node_output_tensor(user):
-                        self.tracker.add(user, "new_cpu_node|callable_non_tensor_input")
-                        cpu_worklist.append(user)
+        position = 0
+        while position < len(cpu_worklist):  # first in, first out; the list grows as we go
+            node = cpu_worklist[position]
+            position += 1
+            moved = [user for user in node.users if user in self.acc_nodes]
+            for user in moved:
+                self.acc_nodes.discard(user)
+                self.tracker.add(user, "acc_del|user_of_new_cpu_node", node)
+                if is_node_output_tensor(user):
+                    continue
+                self.tracker.add(user, "new_cpu_node|callable_non_tensor_input")
+                cpu_worklist.append(user)
+        cpu_worklist.clear()
 
     def reduce_acc_nodes_non_tensor_input(self) -> None:
         """No acc node reads a non-tensor value produced on the CPU."""
@@ -265,13 +267,14 @@ class FxNetAccNodesFinder:
         submodules = dict(self.module.named_modules())
         self.acc_nodes = set()
         for node in self.module.graph.nodes:
-            if node.op not in CALLABLE_NODE_OPS:
-                self.tracker.add(node, "init_cpu|not_callable")
-            elif self.operator_support.is_node_supported(submodules, node):
-                self.tracker.add(node, "init_acc|callable_and_operator_supported")
+            callable_node = node.op in CALLABLE_NODE_OPS
+            on_acc = callable_node and self.operator_support.is_node_supported(submodules, node)
+            if on_acc:
                 self.acc_nodes.add(node)
-            else:
-                self.tracker.add(node, "init_cpu|operator_support")
+            reason = "not_callable" if not callable_node else "operator_support"
+            self.tracker.add(
+                node, "init_acc|callable_and_operator_supported" if on_acc else f"init_cpu|{reason}"
+            )
         if not self.allow_non_tensor:
             self.reduce_acc_nodes_non_tensor_input()
             self.reduce_acc_nodes_non_tensor_output()
@@ -295,24 +298,19 @@ class _SplitterBase:
         assert isinstance(module, GraphModule), (
             f"_SplitterBase needs a GraphModule, got {type(module).__name__}"
         )
-        self.module = module
-        ShapeProp(self.module).propagate(*sample_input)
-        self.settings = settings
-        self.operator_support = operator_support
-        self.sample_input = sample_input
-        if nodes_finder is None:
-            nodes_finder = FxNetAccNodesFinder(self.module, self.operator_support, settings.allow_non_tensor)
-        self.acc_nodes = nodes_finder()
-        if settings.skip_fusion:
-            self.fusions: Dict[Node, NodeSet] = {}
-        else:
-            self.fusions = FxNetAccFusionsFinder(module, self.acc_nodes)()
+        ShapeProp(module).propagate(*sample_input)
+        self.module, self.settings, self.sample_input = module, settings, sample_input
+        self.operator_support, self.non_acc_submodule_name = operator_support, non_acc_submodule_name
+        self._return_tuple = return_tuple
+        finder = nodes_finder or FxNetAccNodesFinder(module, operator_support, settings.allow_non_tensor)
+        self.acc_nodes = finder()
+        self.fusions: Dict[Node, NodeSet] = (
+            {} if settings.skip_fusion else FxNetAccFusionsFinder(module, self.acc_nodes)()
+        )
         self.deps = self.find_deps()
         self.update_deps_for_fusions()
-        self.non_acc_submodule_name = non_acc_submodule_name
-        self._node_submodule_map: Dict[str, str] = {}
-        self._return_tuple = return_tuple
         self.tags: List[str] = []
+        self._node_submodule_map: Dict[str, str] = {}
 
     # ------------------------------------------------------------------------------ dependencies
 
@@ -323,12 +321,15 @@ class _SplitterBase:
     def find_deps(self) -> Dict[Node, NodeSet]:
         """Node -> the callable nodes it reads (placeholders and attributes do not count)."""
         deps: Dict[Node, NodeSet] = collections.defaultdict(set)
-        for node in self.module.graph.nodes:
-            if node.op not in CALLABLE_NODE_OPS:
-                continue
-            for user in node.users:
-                if user.op != "output":
-                    deps[user].add(node)
+        pairs = (
+            (user, node)
+            for node in self.module.graph.nodes
+            if node.op in CALLABLE_NODE_OPS
+            for user in node.users
+            if user.op != "output"
+        )
+        for user, node in pairs:
+            deps[user].add(node)
         return deps
 
     def update_deps_for_fusions(self) -> None:
@@ -349,15 +350,15 @@ class _SplitterBase:
     def find_reverse_deps(self, tag_id: Optional[int] = None) -> Dict[Node, NodeSet]:
         """Node -> the callable nodes reading it; with ``tag_id``, only readers whose tag number
         (the ``<i>`` ending their tag) is below ``tag_id``."""
+
+        def counts(user: Node) -> bool:
+            return user.op in CALLABLE_NODE_OPS and (tag_id is None or _tag_number(user) < tag_id)
+
         deps: Dict[Node, NodeSet] = collections.defaultdict(set)
         for node in self.module.graph.nodes:
-            if node.op not in CALLABLE_NODE_OPS:
-                continue
-            for user in node.users:
-                if user.op not in CALLABLE_NODE_OPS:
-                    continue
-                if tag_id is None or _tag_number(user) < tag_id:
-                    deps[node].add(user)
+            readers = [user for user in node.users if counts(user)] if node.op in CALLABLE_NODE_OPS else []
+            if readers:
+                deps[node].update(readers)
         return deps
 
     def update_reverse_deps_for_fusions(self, deps: Dict[Node, NodeSet]) -> None:
