@@ -156,3 +156,25 @@ def run_snippet(function: Snippet, library: Any) -> Any:
         with pytest.raises(error_type, match=re.escape(message_part)) as caught:
             function(library)
         return ("raised", type(caught.value).__name__)
+
+
+def parity_test(module_name: str, both_patch_modes: bool = False) -> Callable[..., None]:
+    """The test of one section file: each of its snippets run with torch.fx and with fxkit, the
+    results compared. With ``both_patch_modes`` fxkit runs with its fast patches (``_call_impl``,
+    ``__getattr__`` per class) and with the plain ones torch.fx uses. In a section file::
+
+        test_fxkit_matches_torch_fx = parity_test(__name__)
+    """
+    from fxkit.tracer import use_fast_patches
+
+    snippets = sweep(module_name)
+
+    @pytest.mark.parametrize("patches", ["fast", "plain"] if both_patch_modes else ["fast"])
+    @pytest.mark.parametrize("function", snippets, ids=snippet_ids(snippets))
+    def test_fxkit_matches_torch_fx(function: Snippet, patches: str) -> None:
+        expected = run_snippet(function, torch.fx)
+        with use_fast_patches(patches == "fast"):
+            actual = run_snippet(function, fxkit)
+        assert_same(expected, actual)
+
+    return test_fxkit_matches_torch_fx

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable
-from typing import Any
 
-import pytest
 import torch
 import torch.fx
 from torch import nn
 
-import fxkit
-
 from .models import SmallNet, TwoLayer
-from .oracle import assert_same, error_of, is_fxkit, run_snippet, snippet, snippet_ids, summary, sweep
+from .oracle import (
+    error_of,
+    is_fxkit,
+    parity_test,
+    snippet,
+    summary,
+)
 
 
 # A module-level function a snippet hands to Tracer(autowrap_functions=...).
@@ -254,9 +255,4 @@ def symbolic_trace_leaf_modules_standard(fx):
     return gm.code, summary(gm.graph), gm(torch.randn(1, 1, 5, 5))
 
 
-SNIPPETS = sweep(__name__)
-
-
-@pytest.mark.parametrize("function", SNIPPETS, ids=snippet_ids(SNIPPETS))
-def test_fxkit_matches_torch_fx(function: Callable[[Any], Any]) -> None:
-    assert_same(run_snippet(function, torch.fx), run_snippet(function, fxkit))
+test_fxkit_matches_torch_fx = parity_test(__name__)

@@ -6,17 +6,17 @@ the library module as ``fx`` and returns plain data; helpers are in tests/parity
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-import pytest
 import torch
 import torch.fx
 
-import fxkit
-
 from .models import AddRelu, TwoLayer
-from .oracle import assert_same, error_of, error_type_of, is_fxkit, run_snippet, snippet, snippet_ids, sweep
+from .oracle import (
+    error_of,
+    error_type_of,
+    is_fxkit,
+    parity_test,
+    snippet,
+)
 
 
 @snippet
@@ -80,9 +80,4 @@ def erase_node_of_other_graph_and_missing_output(fx):
     return error_type_of(lambda: second.erase_node(foreign)), no_output
 
 
-SNIPPETS = sweep(__name__)
-
-
-@pytest.mark.parametrize("function", SNIPPETS, ids=snippet_ids(SNIPPETS))
-def test_fxkit_matches_torch_fx(function: Callable[[Any], Any]) -> None:
-    assert_same(run_snippet(function, torch.fx), run_snippet(function, fxkit))
+test_fxkit_matches_torch_fx = parity_test(__name__)

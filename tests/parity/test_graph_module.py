@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import copy
 import pickle
-from collections.abc import Callable
 from typing import Any
 
-import pytest
 import torch
 import torch.fx
 import torch.fx.passes.shape_prop
 from torch import nn
 
-import fxkit
-import fxkit.passes.shape_prop
-
 from .models import AddRelu, SmallNet, TwoLayer
-from .oracle import assert_same, error_type_of, is_fxkit, run_snippet, snippet, snippet_ids, summary, sweep
+from .oracle import (
+    error_type_of,
+    is_fxkit,
+    parity_test,
+    snippet,
+    summary,
+)
 
 
 @snippet
@@ -271,9 +272,4 @@ def trace_sequential_directly(fx):
     return gm.code, summary(gm.graph), gm(torch.ones(1, 2))
 
 
-SNIPPETS = sweep(__name__)
-
-
-@pytest.mark.parametrize("function", SNIPPETS, ids=snippet_ids(SNIPPETS))
-def test_fxkit_matches_torch_fx(function: Callable[[Any], Any]) -> None:
-    assert_same(run_snippet(function, torch.fx), run_snippet(function, fxkit))
+test_fxkit_matches_torch_fx = parity_test(__name__)

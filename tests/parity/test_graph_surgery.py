@@ -8,27 +8,19 @@ from __future__ import annotations
 
 import copy
 import operator
-from collections.abc import Callable
-from typing import Any
 
-import pytest
 import torch
 import torch.fx
 from torch import nn
 
-import fxkit
-
 from .models import AddRelu, SmallNet
 from .oracle import (
-    assert_same,
     error_of,
     error_type_of,
     is_fxkit,
-    run_snippet,
+    parity_test,
     snippet,
-    snippet_ids,
     summary,
-    sweep,
 )
 
 
@@ -308,9 +300,4 @@ def map_arg_and_map_aggregate(fx):
     return names, doubled, type(fx.map_arg(cat.args, lambda n: n.name)[0]).__name__
 
 
-SNIPPETS = sweep(__name__)
-
-
-@pytest.mark.parametrize("function", SNIPPETS, ids=snippet_ids(SNIPPETS))
-def test_fxkit_matches_torch_fx(function: Callable[[Any], Any]) -> None:
-    assert_same(run_snippet(function, torch.fx), run_snippet(function, fxkit))
+test_fxkit_matches_torch_fx = parity_test(__name__)

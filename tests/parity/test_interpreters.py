@@ -6,19 +6,13 @@ the library module as ``fx`` and returns plain data; helpers are in tests/parity
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-import pytest
 import torch
 import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-import fxkit
-
 from .models import AddRelu, SmallNet, TwoLayer
-from .oracle import assert_same, error_of, run_snippet, snippet, snippet_ids, summary, sweep
+from .oracle import error_of, parity_test, snippet, summary
 
 
 @snippet
@@ -168,9 +162,4 @@ def transformer_with_proxy_arithmetic_in_call_module(fx):
     return new_gm.code, new_gm(torch.ones(1, 3))
 
 
-SNIPPETS = sweep(__name__)
-
-
-@pytest.mark.parametrize("function", SNIPPETS, ids=snippet_ids(SNIPPETS))
-def test_fxkit_matches_torch_fx(function: Callable[[Any], Any]) -> None:
-    assert_same(run_snippet(function, torch.fx), run_snippet(function, fxkit))
+test_fxkit_matches_torch_fx = parity_test(__name__)

@@ -6,10 +6,6 @@ the library module as ``fx`` and returns plain data; helpers are in tests/parity
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-import pytest
 import torch
 import torch.fx
 import torch.fx.experimental.const_fold
@@ -19,15 +15,8 @@ import torch.fx.passes.split_module
 import torch.fx.subgraph_rewriter
 from torch import nn
 
-import fxkit
-import fxkit.experimental.const_fold
-import fxkit.experimental.optimization
-import fxkit.passes.shape_prop
-import fxkit.passes.split_module
-import fxkit.subgraph_rewriter
-
 from .models import SmallNet
-from .oracle import assert_same, error_of, run_snippet, snippet, snippet_ids, sweep
+from .oracle import error_of, parity_test, snippet
 
 
 @snippet
@@ -196,9 +185,4 @@ def optimization_fuse_conv_bn(fx):
     return fused.code, [n for n, _ in fused.named_modules()], fused(x), module(x)
 
 
-SNIPPETS = sweep(__name__)
-
-
-@pytest.mark.parametrize("function", SNIPPETS, ids=snippet_ids(SNIPPETS))
-def test_fxkit_matches_torch_fx(function: Callable[[Any], Any]) -> None:
-    assert_same(run_snippet(function, torch.fx), run_snippet(function, fxkit))
+test_fxkit_matches_torch_fx = parity_test(__name__)

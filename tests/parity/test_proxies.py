@@ -6,10 +6,6 @@ the library module as ``fx`` and returns plain data; helpers are in tests/parity
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-import pytest
 import torch
 import torch.fx
 from torch import nn
@@ -17,7 +13,13 @@ from torch import nn
 import fxkit
 
 from .models import AddRelu
-from .oracle import assert_same, error_of, in_fresh_module, run_snippet, snippet, snippet_ids, summary, sweep
+from .oracle import (
+    error_of,
+    in_fresh_module,
+    parity_test,
+    snippet,
+    summary,
+)
 
 # len is wrapped at module scope by both libraries (wrap registers this module's globals); each
 # library patches it only while it traces.
@@ -119,9 +121,4 @@ def wrap_not_at_module_scope_is_an_error(fx):
     return name
 
 
-SNIPPETS = sweep(__name__)
-
-
-@pytest.mark.parametrize("function", SNIPPETS, ids=snippet_ids(SNIPPETS))
-def test_fxkit_matches_torch_fx(function: Callable[[Any], Any]) -> None:
-    assert_same(run_snippet(function, torch.fx), run_snippet(function, fxkit))
+test_fxkit_matches_torch_fx = parity_test(__name__)

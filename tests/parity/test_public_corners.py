@@ -7,10 +7,7 @@ the library module as ``fx`` and returns plain data; helpers are in tests/parity
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
-from typing import Any
 
-import pytest
 import torch
 import torch.fx
 import torch.fx.experimental.const_fold
@@ -19,13 +16,14 @@ import torch.fx.subgraph_rewriter
 import torch.nn.functional as F
 from torch import nn
 
-import fxkit
-import fxkit.experimental.const_fold
-import fxkit.experimental.optimization
-import fxkit.subgraph_rewriter
-
 from .models import AddRelu, SmallNet, TwoLayer
-from .oracle import assert_same, error_of, error_type_of, run_snippet, snippet, snippet_ids, summary, sweep
+from .oracle import (
+    error_of,
+    error_type_of,
+    parity_test,
+    snippet,
+    summary,
+)
 
 
 @snippet
@@ -277,9 +275,4 @@ def eliminate_dead_code_keeps_impure_and_placeholders(fx):
     return changed, [n.name for n in graph.nodes]
 
 
-SNIPPETS = sweep(__name__)
-
-
-@pytest.mark.parametrize("function", SNIPPETS, ids=snippet_ids(SNIPPETS))
-def test_fxkit_matches_torch_fx(function: Callable[[Any], Any]) -> None:
-    assert_same(run_snippet(function, torch.fx), run_snippet(function, fxkit))
+test_fxkit_matches_torch_fx = parity_test(__name__)

@@ -7,10 +7,7 @@ the library module as ``fx`` and returns plain data; helpers are in tests/parity
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
 
-import pytest
 import torch
 import torch.fx
 import torch.nn.functional as F
@@ -19,7 +16,7 @@ from torch import nn
 import fxkit
 
 from .models import AddRelu, SmallNet
-from .oracle import assert_same, is_fxkit, run_snippet, snippet, snippet_ids, summary, sweep
+from .oracle import is_fxkit, parity_test, snippet, summary
 
 
 # Wrapped at module scope by both libraries (wrap registers this module's globals); each library
@@ -354,9 +351,4 @@ def module_with_no_inputs_uses_getattr(fx):
     return gm.code, summary(gm.graph), gm()
 
 
-SNIPPETS = sweep(__name__)
-
-
-@pytest.mark.parametrize("function", SNIPPETS, ids=snippet_ids(SNIPPETS))
-def test_fxkit_matches_torch_fx(function: Callable[[Any], Any]) -> None:
-    assert_same(run_snippet(function, torch.fx), run_snippet(function, fxkit))
+test_fxkit_matches_torch_fx = parity_test(__name__)

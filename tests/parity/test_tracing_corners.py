@@ -6,10 +6,6 @@ the library module as ``fx`` and returns plain data; helpers are in tests/parity
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-import pytest
 import torch
 import torch.fx
 import torch.fx.passes.shape_prop
@@ -17,21 +13,14 @@ import torch.fx.passes.split_module
 import torch.nn.functional as F
 from torch import nn
 
-import fxkit
-import fxkit.passes.shape_prop
-import fxkit.passes.split_module
-
 from .models import AddRelu, SmallNet, TwoLayer
 from .oracle import (
-    assert_same,
     error_of,
     in_fresh_module,
     is_fxkit,
-    run_snippet,
+    parity_test,
     snippet,
-    snippet_ids,
     summary,
-    sweep,
 )
 
 
@@ -366,9 +355,4 @@ def script_a_graph_module(fx):
     return scripted(torch.ones(2), torch.ones(2)), scripted.code.strip().splitlines()[0]
 
 
-SNIPPETS = sweep(__name__)
-
-
-@pytest.mark.parametrize("function", SNIPPETS, ids=snippet_ids(SNIPPETS))
-def test_fxkit_matches_torch_fx(function: Callable[[Any], Any]) -> None:
-    assert_same(run_snippet(function, torch.fx), run_snippet(function, fxkit))
+test_fxkit_matches_torch_fx = parity_test(__name__)

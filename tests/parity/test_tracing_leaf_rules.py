@@ -6,27 +6,17 @@ and with fxkit in both patch modes (fast and plain); helpers are in tests/parity
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-import pytest
 import torch
 import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-import fxkit
-from fxkit.tracer import use_fast_patches
-
 from .oracle import (
-    assert_same,
     error_type_of,
     is_fxkit,
-    run_snippet,
+    parity_test,
     snippet,
-    snippet_ids,
     summary,
-    sweep,
     traced,
 )
 
@@ -199,15 +189,4 @@ def sequential_subclass_with_custom_forward(fx):
     return traced(fx, Net(), torch.ones(1, 2))
 
 
-SNIPPETS = sweep(__name__)
-
-
-@pytest.mark.parametrize("patches", ["fast", "plain"])
-@pytest.mark.parametrize("function", SNIPPETS, ids=snippet_ids(SNIPPETS))
-def test_fxkit_matches_torch_fx(function: Callable[[Any], Any], patches: str) -> None:
-    """Each snippet with fxkit's fast patches (``_call_impl``, ``__getattr__`` per class) and with the
-    plain ones (``nn.Module.__call__`` and ``__getattr__``, as torch.fx patches them)."""
-    expected = run_snippet(function, torch.fx)
-    with use_fast_patches(patches == "fast"):
-        actual = run_snippet(function, fxkit)
-    assert_same(expected, actual)
+test_fxkit_matches_torch_fx = parity_test(__name__, both_patch_modes=True)

@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable
 from typing import Any
 
-import pytest
 import torch
 import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
 import fxkit
-from fxkit.tracer import use_fast_patches
 
-from .oracle import assert_same, error_type_of, run_snippet, snippet, snippet_ids, summary, sweep, traced
+from .oracle import (
+    error_type_of,
+    parity_test,
+    snippet,
+    summary,
+    traced,
+)
 
 
 # Wrapped at module scope by both libraries (wrap registers this module's globals).
@@ -187,15 +190,4 @@ def parameter_of_a_plain_module_container_read_in_forward(fx):
     return traced(fx, Net(), torch.ones(2))
 
 
-SNIPPETS = sweep(__name__)
-
-
-@pytest.mark.parametrize("patches", ["fast", "plain"])
-@pytest.mark.parametrize("function", SNIPPETS, ids=snippet_ids(SNIPPETS))
-def test_fxkit_matches_torch_fx(function: Callable[[Any], Any], patches: str) -> None:
-    """Each snippet with fxkit's fast patches (``_call_impl``, ``__getattr__`` per class) and with the
-    plain ones (``nn.Module.__call__`` and ``__getattr__``, as torch.fx patches them)."""
-    expected = run_snippet(function, torch.fx)
-    with use_fast_patches(patches == "fast"):
-        actual = run_snippet(function, fxkit)
-    assert_same(expected, actual)
+test_fxkit_matches_torch_fx = parity_test(__name__, both_patch_modes=True)

@@ -6,17 +6,16 @@ and with fxkit in both patch modes (fast and plain); helpers are in tests/parity
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-import pytest
 import torch
 import torch.fx
 
-import fxkit
-from fxkit.tracer import use_fast_patches
-
-from .oracle import assert_same, error_of, error_type_of, run_snippet, snippet, snippet_ids, sweep, traced
+from .oracle import (
+    error_of,
+    error_type_of,
+    parity_test,
+    snippet,
+    traced,
+)
 
 
 @snippet
@@ -99,15 +98,4 @@ def numel_dim_and_ndim(fx):
     return traced(fx, fn, torch.randn(2, 3))
 
 
-SNIPPETS = sweep(__name__)
-
-
-@pytest.mark.parametrize("patches", ["fast", "plain"])
-@pytest.mark.parametrize("function", SNIPPETS, ids=snippet_ids(SNIPPETS))
-def test_fxkit_matches_torch_fx(function: Callable[[Any], Any], patches: str) -> None:
-    """Each snippet with fxkit's fast patches (``_call_impl``, ``__getattr__`` per class) and with the
-    plain ones (``nn.Module.__call__`` and ``__getattr__``, as torch.fx patches them)."""
-    expected = run_snippet(function, torch.fx)
-    with use_fast_patches(patches == "fast"):
-        actual = run_snippet(function, fxkit)
-    assert_same(expected, actual)
+test_fxkit_matches_torch_fx = parity_test(__name__, both_patch_modes=True)
