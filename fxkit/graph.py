@@ -45,6 +45,10 @@ def _snake_case(text: str) -> str:
 _SNAKE_CACHE: Dict[str, str] = {}
 
 
+# Characters that can only mean code in a name (the rest, such as "." or " ", is cleaned to "_").
+_CODE_CHARACTERS = re.compile(r"[\x00-\x1f\x7f;()\[\]{}'\"`#=\\]")
+
+
 class _Namespace:
     """Hands out unique, legal Python identifiers, numbering repeats as ``base_1``, ``base_2``.
 
@@ -347,7 +351,17 @@ class Graph:
         name: Optional[str] = None,
         type_expr: Optional[Any] = None,
     ) -> Node:
-        """Create a node and insert it at the current insertion point."""
+        """Create a node and insert it at the current insertion point.
+
+        A ``name`` that is not an identifier is cleaned as torch.fx cleans it (``"layer.0"`` ->
+        ``layer_0``), except one holding what only code holds (line breaks, quotes, brackets,
+        ``;``, ``#``, ``=``): that is refused, as a rename to it is."""
+        if name is not None and _CODE_CHARACTERS.search(name):
+            raise ValueError(
+                f"cannot create a node named {name!r}: a node name becomes a variable of the generated"
+                " code, and this one holds characters of code (a line break, quote, bracket, ';', '#'"
+                " or '='); pass a Python identifier"
+            )
         candidate = name if name is not None else self._target_to_str(target)
         unique = self._namespace.create_name(candidate, None)
         try:

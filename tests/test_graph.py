@@ -491,14 +491,18 @@ def test_names_never_shadow_builtins_or_globals() -> None:
 
 
 def test_names_that_are_not_identifiers_are_refused() -> None:
-    """create_node(name=...) cleans a name into an identifier as torch.fx does; renaming a node to a
-    non-identifier, and call_method targets or placeholder names that would be pasted into the
-    generated code as they are, are refused (intended divergence, issue 15: torch.fx runs them)."""
+    """create_node(name=...) cleans a name like ``layer.0`` into an identifier as torch.fx does, but
+    refuses one holding code (line breaks, quotes, brackets...); renaming a node to a non-identifier,
+    and call_method targets or placeholder names that would be pasted into the generated code as
+    they are, are refused too (intended divergence, issue 15: torch.fx runs some of them)."""
     g = fxkit.Graph()
     x = g.placeholder("x")
-    cleaned = g.create_node("call_function", torch.relu, (x,), name="a\nprint('injected')")
-    assert cleaned.name == "a_print_injected_"  # torch.fx's spelling too
+    cleaned = g.create_node("call_function", torch.relu, (x,), name="layer.0 out")
+    assert cleaned.name == "layer_0_out"  # torch.fx's spelling too
     g.erase_node(cleaned)
+    with pytest.raises(ValueError, match="holds characters of code"):
+        g.create_node("call_function", torch.relu, (x,), name="a\nprint('injected')")
+    assert [n.name for n in g.nodes] == ["x"]  # nothing half-made
     with pytest.raises(ValueError, match="call_method target must be a Python method name"):
         g.call_method("relu();print('injected');x.neg", (x,))
     with pytest.raises(ValueError, match="placeholder target"):
