@@ -1,38 +1,45 @@
 """Constant folding: compute once what depends only on parameters, buffers and constants.
 
-``split_const_subgraphs(module)`` finds every node whose inputs are all constant (``get_attr``
-nodes and nodes computed from them only), moves those into a separate ``const_subgraph_module``
-and returns a ``FoldedGraphModule`` whose graph reads the results from the attribute
-``_FX_CONST_FOLDED_ATTRS`` instead. The constant subgraph runs once, on the first call (or on
-``run_folding()``). Impure nodes (random ops, side effects) and nodes for which
-``skip_folding_node_fn`` returns True are never folded.
+``split_const_subgraphs(module)`` marks every node whose inputs are all constant (``get_attr``
+nodes, nodes that read nothing, and nodes computed from constants only) unless it is impure or
+``skip_folding_node_fn`` refuses it. It splits the graph in two with ``split_module``: the constant
+part becomes ``const_subgraph_module`` (its inputs read as ``get_attr`` again), the rest is
+inlined back into the returned ``FoldedGraphModule``, which reads the constant part's results from
+the attribute ``_FX_CONST_FOLDED_ATTRS``. The constant part runs once, on the first call (or on
+``run_folding()``). Names, order and code follow torch.fx's const_fold.
 """
 
 from __future__ import annotations
 
 import copy
+import numbers
 import operator
 import re
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, Optional, Union
 
 import torch
 
 from fxkit import _foreign
 from fxkit.graph import Graph
 from fxkit.graph_module import GraphModule
-from fxkit.node import Node
-from fxkit.passes.split_module import _copy_attribute
+from fxkit.node import Node, map_arg
+from fxkit.passes.split_module import _copy_attribute, split_module
 from fxkit.tracer import symbolic_trace
 
 __all__ = ["FoldedGraphModule", "get_unique_attr_name_in_module", "split_const_subgraphs"]
 
 _FOLDED_ATTRS_NAME = "_FX_CONST_FOLDED_ATTRS"
+_CONSTANT, _REST = 0, 1  # partition ids given to split_module
+
+
+class _FoldedTwiceError(AssertionError, RuntimeError):
+    """run_folding() called again: torch.fx raises AssertionError, earlier fxkit RuntimeError."""
 
 
 class FoldedGraphModule(GraphModule):
     """A GraphModule whose constant part lives in ``const_subgraph_module`` and is computed once
-    into the attribute named ``fx_const_folded_attrs_name`` (a Parameter, or a ParameterList
-    when several values are folded)."""
+    into the attribute named ``fx_const_folded_attrs_name``: a Parameter when the constant part
+    has one result, a ParameterList otherwise."""
 
     def __init__(
         self,
@@ -55,29 +62,42 @@ class FoldedGraphModule(GraphModule):
         return super().__call__(*args, **kwargs)
 
     def run_folding(self) -> None:
-        """Run the constant subgraph and store its results as parameters (once)."""
+        """Run the constant subgraph once and store its results as parameters.
+
+        Tensors are stored detached and copied, keeping their device and ``requires_grad``;
+        Python numbers become one-element float tensors on ``device_for_folded_attrs`` that do
+        not require grad. Without a constant subgraph this does nothing."""
         if self.const_subgraph_module is None or self.fx_const_folded_attrs_name is None:
             return
         if self.has_folding_been_run:
-            raise RuntimeError("run_folding: the constant subgraph has already been folded into this module")
+            raise _FoldedTwiceError(
+                "Folding has already been run on this FoldedGraphModule: its folded attribute "
+                f"{self.fx_const_folded_attrs_name!r} holds the results; run_folding() folds only once"
+            )
         self.has_folding_been_run = True
+        returned = _returned(self.const_subgraph_module.graph)
         folded = self.const_subgraph_module()
-        device = self.device_for_folded_attrs
-
-        def as_parameter(value: Any) -> torch.nn.Parameter:
-            if isinstance(value, torch.Tensor):
-                return torch.nn.Parameter(
-                    value.detach().clone().to(device), requires_grad=value.requires_grad
-                )
-            return torch.nn.Parameter(torch.tensor([value], device=device), requires_grad=False)
-
-        if isinstance(folded, tuple):
-            stored: Any = torch.nn.ParameterList([as_parameter(value) for value in folded])
+        if isinstance(returned, (tuple, list)):
+            sources = [getattr(node, "name", repr(node)) for node in returned]
+            stored: Any = torch.nn.ParameterList(
+                [self._as_parameter(value, source) for value, source in zip(folded, sources)]
+            )
         else:
-            stored = as_parameter(folded)
-        if hasattr(self, self.fx_const_folded_attrs_name):
-            delattr(self, self.fx_const_folded_attrs_name)  # the stand-in (a Parameter slot)
+            stored = self._as_parameter(folded, getattr(returned, "name", repr(returned)))
         setattr(self, self.fx_const_folded_attrs_name, stored)
+
+    def _as_parameter(self, value: Any, source: str) -> torch.nn.Parameter:
+        if isinstance(value, torch.Tensor):
+            return torch.nn.Parameter(value.detach().clone(), requires_grad=value.requires_grad)
+        if isinstance(value, numbers.Number) and not isinstance(value, complex):
+            number = torch.tensor([float(value)], device=self.device_for_folded_attrs)
+            return torch.nn.Parameter(number, requires_grad=False)
+        raise TypeError(
+            f"run_folding: the folded value of node {source!r} is a {type(value).__name__}; only "
+            "tensors and real numbers can be stored as parameters. Keep that node unfolded with "
+            "split_const_subgraphs(..., skip_folding_node_fn=lambda node: node.name == "
+            f"{source!r})"
+        )
 
 
 def get_unique_attr_name_in_module(mod_traced: torch.nn.Module, name: str) -> str:
@@ -96,20 +116,20 @@ def get_unique_attr_name_in_module(mod_traced: torch.nn.Module, name: str) -> st
 
 
 def _constant_nodes(graph: Graph, skip_folding_node_fn: Optional[Callable[[Node], bool]]) -> Dict[Node, None]:
-    """get_attr nodes, and pure call nodes whose inputs are all constant (in graph order)."""
+    """The nodes whose value is the same on every call, in graph order: each reads constants only
+    (or nothing), is not refused by ``skip_folding_node_fn`` (asked first, as torch.fx does) and
+    is pure."""
     constant: Dict[Node, None] = {}
     for node in graph.nodes:
-        if node.op == "get_attr":
-            constant[node] = None
-        elif node.op in ("call_function", "call_method", "call_module"):
-            inputs = node.all_input_nodes
-            if not inputs or any(used not in constant for used in inputs):
-                continue
-            if node.is_impure():
-                continue
-            if skip_folding_node_fn is not None and skip_folding_node_fn(node):
-                continue
-            constant[node] = None
+        if node.op in ("placeholder", "output"):
+            continue
+        if any(used not in constant for used in node.all_input_nodes):
+            continue
+        if skip_folding_node_fn is not None and skip_folding_node_fn(node):
+            continue
+        if node.is_impure():
+            continue
+        constant[node] = None
     return constant
 
 
@@ -122,78 +142,96 @@ def split_const_subgraphs(
     the rest, returning a FoldedGraphModule that folds the constants on its first call."""
     module = _foreign.convert(module)  # only read: the result is a new module
     traced = module if isinstance(module, GraphModule) else symbolic_trace(module)
-    graph = traced.graph
-    constant = _constant_nodes(graph, skip_folding_node_fn)
-    # Values to fold: computed (not plain get_attr) constants that something non-constant reads.
-    folded = [
-        node
-        for node in constant
-        if node.op != "get_attr" and any(user not in constant for user in node.users)
-    ]
-    if not folded:
-        return FoldedGraphModule(traced, copy.deepcopy(graph))
+    constant = _constant_nodes(traced.graph, skip_folding_node_fn)
+    if all(node.op == "get_attr" for node in constant):
+        return FoldedGraphModule(traced, copy.deepcopy(traced.graph))
 
-    # The constant subgraph: every constant node the folded values need, in graph order.
-    needed: Dict[Node, None] = {}
-    pending = list(folded)
-    while pending:
-        node = pending.pop()
-        if node not in needed:
-            needed[node] = None
-            pending.extend(node.all_input_nodes)
-    const_graph = Graph()
-    const_env: Dict[Node, Node] = {}
-    for node in graph.nodes:
-        if node in needed:
-            const_env[node] = const_graph.node_copy(node, const_env.__getitem__)
-    results = [const_env[node] for node in folded]
-    const_graph.output(results[0] if len(results) == 1 else tuple(results))
+    split = split_module(traced, traced, lambda node: _CONSTANT if node in constant else _REST)
+    calls = {node.target: node for node in split.graph.nodes if node.op == "call_module"}
+    const_call, rest_call = calls[f"submod_{_CONSTANT}"], calls.get(f"submod_{_REST}")
+    const_part: GraphModule = getattr(split, const_call.target)
+    rest_part: Optional[GraphModule] = None if rest_call is None else getattr(split, rest_call.target)
 
-    # The main graph: folded values come from the folded attribute; other constants vanish
-    # unless non-constant nodes read them directly (plain get_attr nodes).
     attr_name = get_unique_attr_name_in_module(traced, _FOLDED_ATTRS_NAME)
-    main_graph = Graph()
-    main_graph.set_codegen(graph._codegen)
-    main_env: Dict[Node, Node] = {}
-    folded_attr: Optional[Node] = None
-    folded_index = {node: index for index, node in enumerate(folded)}
-    # Attributes the non-constant part reads directly come first, then the folded values (torch.fx's order).
-    hoisted = [
-        node
-        for node in graph.nodes
-        if node.op == "get_attr" and (node not in constant or any(u not in constant for u in node.users))
-    ]
-    for node in graph.nodes:
-        if node.op != "placeholder" and folded_attr is None:
-            for attribute_node in hoisted:
-                main_env[attribute_node] = main_graph.node_copy(attribute_node, main_env.__getitem__)
-            folded_attr = main_graph.get_attr(attr_name)
-            # The node standing for a folded value takes over that value's meta (tensor_meta, ...).
-            if len(folded) > 1:
-                for value_node in folded:
-                    main_env[value_node] = main_graph.call_function(
-                        operator.getitem, (folded_attr, folded_index[value_node])
-                    )
-                    main_env[value_node].meta = copy.copy(value_node.meta)
-            else:
-                main_env[folded[0]] = folded_attr
-                folded_attr.meta = copy.copy(folded[0].meta)
-        if node in folded_index or node in main_env:
-            continue
-        if node in constant and not (node.op == "get_attr" and any(u not in constant for u in node.users)):
-            continue
-        main_env[node] = main_graph.node_copy(node, main_env.__getitem__)
+    # Stand-in until run_folding() stores the real values (only kept if the graph reads it).
+    returned = _returned(const_part.graph)
+    stand_in = torch.nn.ParameterList() if isinstance(returned, tuple) else torch.nn.Parameter(torch.empty(0))
+    setattr(split, attr_name, stand_in)
+    const_graph = _reading_attributes(traced, const_part, const_call.args)
+    main_graph = split.graph
+    if rest_call is not None:
+        _inline(main_graph, rest_call, rest_part)
+    with main_graph.inserting_before(const_call):
+        folded_attr = main_graph.get_attr(attr_name)
+    # The node standing for a folded value takes over that value's meta (tensor_meta, ...).
+    if isinstance(returned, tuple):
+        for user in const_call.users:
+            user.meta = copy.copy(returned[user.args[1]].meta)
+    else:
+        folded_attr.meta = copy.copy(returned.meta)
+    const_call.replace_all_uses_with(folded_attr)
+    main_graph.erase_node(const_call)
+    main_graph.eliminate_dead_code()
+    main_graph.set_codegen(traced.graph._codegen)
 
     holder = torch.nn.Module()
     holder.training = traced.training
-    targets: List[str] = [
-        node.target
-        for source in (main_graph, const_graph)
-        for node in source.nodes
-        if node.op in ("get_attr", "call_module") and node.target != attr_name
-    ]
-    for target in dict.fromkeys(targets):
-        _copy_attribute(traced, holder, target)
-    # Stand-in until run_folding() stores the real values.
-    setattr(holder, attr_name, torch.nn.Parameter(torch.empty(0), requires_grad=False))
+    for part in (const_part, rest_part):
+        for local_name, child in [] if part is None else part.named_children():
+            setattr(holder, local_name, child)  # the partition's flattened call_module targets
+    for graph in (main_graph, const_graph):
+        for node in graph.nodes:
+            if node.op == "get_attr" and node.target != attr_name:
+                _copy_attribute(traced, holder, node.target)
+    setattr(holder, attr_name, stand_in)
     return FoldedGraphModule(holder, main_graph, const_graph, attr_name, device_for_folded_attrs)
+
+
+def _returned(graph: Graph) -> Any:
+    """What ``graph`` returns (the constant partition: one node, or a tuple of them)."""
+    return next(node for node in reversed(graph.nodes) if node.op == "output").args[0]
+
+
+def _reading_attributes(traced: GraphModule, part: GraphModule, attribute_nodes: Any) -> Graph:
+    """The graph of ``part`` (the constant partition) with each placeholder replaced by a
+    ``get_attr`` of the attribute of ``traced`` the parent passed in its place."""
+    graph = part.graph
+    placeholders = [node for node in graph.nodes if node.op == "placeholder"]
+    for placeholder, parent_node in zip(placeholders, attribute_nodes):
+        if not isinstance(parent_node, Node) or parent_node.op != "get_attr":
+            raise RuntimeError(
+                f"split_const_subgraphs: the constant part reads {parent_node} through placeholder "
+                f"{placeholder.name!r}; only attributes can feed it (please report this graph)"
+            )
+        _copy_attribute(traced, part, parent_node.target)
+        with graph.inserting_before(placeholder):
+            attribute = graph.get_attr(parent_node.target)
+        attribute.meta = copy.copy(placeholder.meta)
+        placeholder.replace_all_uses_with(attribute)
+    for placeholder in placeholders:
+        graph.erase_node(placeholder)
+    return graph
+
+
+def _inline(graph: Graph, call: Node, part: GraphModule) -> None:
+    """Replace the ``call_module`` node ``call`` in ``graph`` by the nodes of ``part``'s graph."""
+    env: Dict[Node, Any] = {}
+    inputs = iter(call.args)
+    returned: Any = None
+    with graph.inserting_before(call):
+        for node in part.graph.nodes:
+            if node.op == "placeholder":
+                env[node] = next(inputs)
+            elif node.op == "output":
+                returned = map_arg(node.args[0], env.__getitem__)
+            else:
+                env[node] = graph.node_copy(node, env.__getitem__)
+    if isinstance(returned, (tuple, list)) and any(
+        user.op == "call_function" and user.target is operator.getitem for user in call.users
+    ):
+        for user in list(call.users):  # the parent unpacked the outputs: each getitem reads one
+            user.replace_all_uses_with(returned[user.args[1]])
+            graph.erase_node(user)
+    else:
+        call.replace_all_uses_with(returned)
+    graph.erase_node(call)
