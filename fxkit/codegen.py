@@ -345,6 +345,12 @@ class _Emitter:
             return self.bind(value)
         if isinstance(value, range):
             return repr(value)
+        spelled = repr(value)
+        if spelled.startswith(_PATH_ROOTS) and _reachable_by_path(spelled, value):
+            # A singleton whose repr is its own path (fxkit.guards.NOT_GIVEN), as torch.fx writes it.
+            if spelled.startswith("fxkit."):
+                self.globals["fxkit"] = sys.modules["fxkit"]
+            return spelled
         return self.bind(value, "_" + _IDENTIFIER.sub("_", kind.__name__) + "_constant")
 
     def render_call_args(self, args: Iterable[Any], kwargs: Dict[str, Any]) -> str:

@@ -25,7 +25,8 @@ from . import _foreign, _structure
 from .codegen import CodeGen, _PyTreeCodeGen, _PyTreeInfo
 from .graph import Graph
 from .graph_module import GraphModule
-from .node import Node
+from .guards import NOT_GIVEN
+from .node import Node, map_aggregate
 
 __all__ = ["backend", "export", "from_torch_fx", "to_torch_fx"]
 __all__ += ["torch_fx_side_effectful_functions", "torch_fx_wrapped_functions", "torch_fx_wrapped_methods"]
@@ -72,9 +73,30 @@ def _mapper(node_type: type, env: Dict[Any, Any]) -> Callable[[Any], Any]:
 # --------------------------------------------------------------------------- codegen
 
 
+_KNOWS_FXKIT: Dict[type, type] = {}
+
+
+def _knowing_fxkit(base: type) -> type:
+    """A subclass of torch.fx's code generator ``base`` whose generated code also has the name
+    ``fxkit``: torch.fx writes placeholder defaults by their repr, and a capture's defaults are
+    ``fxkit.guards.NOT_GIVEN``. (Made once, lazily: this module never imports torch.fx at load.)"""
+    made = _KNOWS_FXKIT.get(base)
+    if made is None:
+
+        def additional_globals(self: Any) -> List[Tuple[str, Any]]:
+            import fxkit
+
+            return [*base.additional_globals(self), ("fxkit", fxkit)]
+
+        made = type(f"{base.__name__}WithFxkit", (base,), {"additional_globals": additional_globals})
+        _KNOWS_FXKIT[base] = made
+    return made
+
+
 def _codegen_from_torch(codegen: Any) -> CodeGen:
     fx = _torch_fx()
     kind = type(codegen)
+    kind = next((base for base, made in _KNOWS_FXKIT.items() if made is kind), kind)
     if kind is fx.graph.CodeGen:
         return CodeGen()
     if kind is fx.graph._PyTreeCodeGen:
@@ -144,6 +166,8 @@ def _graph_to_torch(graph: Graph) -> Any:
     fx = _torch_fx()
     converted = fx.Graph(tracer_cls=graph._tracer_cls, tracer_extras=graph._tracer_extras)
     codegen = _codegen_to_torch(graph._codegen)
+    if any(node.op == "placeholder" and node.args and node.args[0] is NOT_GIVEN for node in graph.nodes):
+        codegen.__class__ = _knowing_fxkit(type(codegen))
     _copy_nodes(graph, converted, Node)
     converted.set_codegen(codegen)
     if graph._co_fields:
@@ -184,19 +208,81 @@ def _share_state(source: torch.nn.Module, destination: torch.nn.Module) -> None:
     destination.training = source.training
 
 
+# torch.fx writes a class given as an argument (a captured module's build_object(DynamicCache, ...))
+# with its repr, which is not code; such classes travel as attributes read by get_attr nodes.
+_CLASS_ATTRIBUTE = "_fxkit_class_"
+
+
 def _module_from_torch(module: Any) -> GraphModule:
     graph = _graph_from_torch(module.graph)
+    _inline_class_attributes(graph, module)
     converted = GraphModule(module, graph, type(module).__name__)
     _share_state(module, converted)
+    for name in [name for name in vars(converted) if name.startswith(_CLASS_ATTRIBUTE)]:
+        delattr(converted, name)
     return converted
 
 
 def _module_to_torch(module: GraphModule) -> Any:
     fx = _torch_fx()
     graph = _graph_to_torch(module.graph)
-    converted = fx.GraphModule(module, graph, type(module).__name__)
+    classes = _classes_as_attributes(graph)
+    root = _RootWithClasses(module, classes) if classes else module
+    converted = fx.GraphModule(root, graph, type(module).__name__)
     _share_state(module, converted)
     return converted
+
+
+class _RootWithClasses(torch.nn.Module):
+    """``module`` as torch.fx's GraphModule copies from it, plus the class attributes."""
+
+    def __init__(self, module: torch.nn.Module, classes: Dict[str, type]) -> None:
+        super().__init__()
+        object.__setattr__(self, "_wrapped", module)
+        self.__dict__.update(classes)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["_wrapped"], name)
+
+
+def _classes_as_attributes(graph: Any) -> Dict[str, type]:
+    """Replace class-valued arguments of the torch.fx ``graph`` by get_attr nodes; their attributes."""
+    fx = _torch_fx()
+    names: Dict[type, str] = {}
+    for node in list(graph.nodes):
+        found = [arg for arg in _leaves((node.args, node.kwargs)) if isinstance(arg, type)]
+        if not found:
+            continue
+        readers: Dict[type, Any] = {}
+        with graph.inserting_before(node):
+            for cls in dict.fromkeys(found):
+                name = names.setdefault(cls, f"{_CLASS_ATTRIBUTE}{len(names)}")
+                readers[cls] = graph.create_node("get_attr", name, (), {}, name=name.lstrip("_"))
+        swap = lambda arg, use=readers: use[arg] if isinstance(arg, type) else arg  # noqa: E731
+        node.args = fx.node.map_aggregate(node.args, swap)
+        node.kwargs = fx.node.map_aggregate(node.kwargs, swap)
+    return {name: cls for cls, name in names.items()}
+
+
+def _leaves(value: Any) -> List[Any]:
+    found: List[Any] = []
+    map_aggregate(value, found.append)
+    return found
+
+
+def _inline_class_attributes(graph: Graph, module: Any) -> None:
+    """Undo ``_classes_as_attributes`` on a graph coming back: the classes are arguments again."""
+    for node in list(graph.nodes):
+        if node.op != "get_attr" or not str(node.target).startswith(_CLASS_ATTRIBUTE):
+            continue
+        cls = getattr(module, node.target, None)
+        if not isinstance(cls, type):
+            continue
+        for user in list(node.users):
+            swap = lambda arg, old=node, new=cls: new if arg is old else arg  # noqa: E731
+            user.args = map_aggregate(user.args, swap)
+            user.kwargs = map_aggregate(user.kwargs, swap)
+        graph.erase_node(node)
 
 
 def from_torch_fx(obj: Any) -> Union[GraphModule, Graph]:

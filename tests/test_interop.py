@@ -630,3 +630,22 @@ def test_an_exported_module_converts_callable_with_the_same_code() -> None:
     torch.testing.assert_close(actual[0], expected[0])
     torch.testing.assert_close(actual[1]["total"], expected[1]["total"])
     assert to_torch_fx(converted).code == exported.code
+
+
+@pytest.mark.parametrize("make", [_bert, _gpt2, _llama], ids=["bert", "gpt2", "llama"])
+def test_captured_hf_models_convert_to_torch_fx_and_back(make: Callable[[], Any]) -> None:
+    # A capture holds guards, NOT_GIVEN defaults and class arguments (the cache it builds):
+    # torch.fx runs it, and the way back restores fxkit's code exactly.
+    from tests.models import difference
+
+    model = make().eval()
+    captured = fxkit.capture(model, {"input_ids": _ids(1)}).graph_module
+    converted = to_torch_fx(captured)
+    back = from_torch_fx(converted)
+    assert back.code == captured.code
+    assert not [name for name in vars(back) if name.startswith("_fxkit_class_")]
+    with torch.no_grad():
+        for seed in (1, 2):
+            expected = model(input_ids=_ids(seed))
+            assert difference(expected, converted(input_ids=_ids(seed))) is None
+            assert difference(expected, back(input_ids=_ids(seed))) is None
