@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import builtins
 import collections.abc
+import functools
 import json
 import math
 import operator
 import os
 import sys
+import types
 import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -27,7 +29,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import torch
 import torch.utils._pytree as pytree
 
-from . import _safetensors, guards
+from . import _safetensors, _structure, guards
 from .graph import Graph
 from .graph_module import GraphModule, _Container
 from .node import Node
@@ -63,6 +65,14 @@ class _Names:
 _TABLE: List[_Names] = []
 
 
+# torch functions that make tensors from numbers: safe, and common in traced and captured graphs.
+_FACTORIES = (
+    "arange", "zeros", "ones", "empty", "full", "rand", "randn", "randint", "randperm", "eye", "linspace",
+    "logspace", "tensor", "as_tensor", "scalar_tensor", "empty_strided", "tril_indices", "triu_indices",
+    "is_grad_enabled", "get_default_dtype", "is_autocast_enabled",
+)  # fmt: skip
+
+
 def _builtin_table() -> _Names:
     """torch tensor functions, aten/prims ops are resolved separately; operator, math, builtins, guards."""
     if _TABLE:
@@ -85,8 +95,15 @@ def _builtin_table() -> _Names:
                 by_name[name] = value
     for attr in _BUILTINS:
         by_name[f"builtins.{attr}"] = getattr(builtins, attr)
-    for guard in guards.GUARD_FUNCTIONS:  # the run-time checks of captured graphs
-        by_name[f"fxkit.guards.{guard.__name__}"] = guard
+    for name in _FACTORIES:  # not overridable (no tensor argument), so not in torch's table above
+        by_name[f"torch.{name}"] = getattr(torch, name)
+    by_name["torch._C._set_grad_enabled"] = torch._C._set_grad_enabled  # `with torch.no_grad():` in a capture
+    # The run-time checks of captured graphs, and how they rebuild and update structured values
+    # (classes reach build_object and autograd_apply only from the allow-list).
+    for helper in (*guards.GUARD_FUNCTIONS, guards.assign, guards.remove, guards.replace_items,
+                   guards.build_object, guards.autograd_apply):  # fmt: skip
+        by_name[f"fxkit.guards.{helper.__name__}"] = helper
+    by_name["fxkit._structure.part_of"] = _structure.part_of
     by_id: Dict[int, str] = {}
     for name, value in by_name.items():
         by_id.setdefault(id(value), name)
@@ -405,6 +422,8 @@ def _tensor_meta_from_plain(value: Any, where: str) -> Any:
 _TYPES: Dict[str, Any] = {
     "int": int, "float": float, "bool": bool, "str": str, "None": type(None), "Tensor": torch.Tensor,
     "Size": torch.Size, "dtype": torch.dtype, "device": torch.device, "Any": typing.Any,
+    **{name: getattr(torch, name) for name in ("LongTensor", "FloatTensor", "DoubleTensor", "HalfTensor",
+       "BFloat16Tensor", "IntTensor", "ShortTensor", "ByteTensor", "CharTensor", "BoolTensor")},
 }  # fmt: skip
 _GENERICS: Dict[str, Any] = {
     "List": typing.List, "Tuple": typing.Tuple, "Dict": typing.Dict, "Union": typing.Union,
@@ -429,23 +448,40 @@ def _encode_type(value: Any, where: str) -> Any:
     for name, generic in _GENERICS.items():
         if value is generic:
             return {name: []}
-    name = _ORIGINS.get(typing.get_origin(value))
+    origin = typing.get_origin(value)
+    if origin is types.UnionType:  # ``X | None``: kept as written, so the code reads the same
+        return {"|": [_encode_type(arg, where) for arg in typing.get_args(value)]}
+    name = _ORIGINS.get(origin)
     if name is not None:
         return {name: [_encode_type(arg, where) for arg in typing.get_args(value)]}
+    if isinstance(value, type) and _qualified_name(value) is not None:
+        # Another class (a transformers Cache): loads only if allowed, like a function.
+        return {"class": _qualified_name(value)}
     raise ValueError(f"{where}: cannot save the type annotation {value!r}")
 
 
-def _decode_type(value: Any, where: str) -> Any:
+def _decode_type(value: Any, where: str, resolver: Optional["_Resolver"] = None) -> Any:
     if value is None:
         return None
     if isinstance(value, str) and value in _TYPES:
         return _TYPES[value]
     if isinstance(value, dict) and len(value) == 1:
         ((name, args),) = value.items()
+        if name == "|" and isinstance(args, list) and len(args) >= 2:
+            members = [_decode_type(arg, where, resolver) for arg in args]
+            try:
+                return functools.reduce(operator.or_, members)
+            except TypeError as error:
+                raise ValueError(f"{where}: bad type annotation {value!r:.80}: {error}") from None
+        if name == "class" and resolver is not None:
+            cls = resolver.function(args, where)
+            if not isinstance(cls, type):
+                raise ValueError(f"{where}: type annotation {args!r:.80} is not a class")
+            return cls
         if name in _GENERICS and isinstance(args, list):
             if not args:
                 return _GENERICS[name]
-            decoded = tuple(_decode_type(arg, where) for arg in args)
+            decoded = tuple(_decode_type(arg, where, resolver) for arg in args)
             try:
                 return _GENERICS[name][decoded if len(decoded) > 1 else decoded[0]]
             except TypeError as error:
@@ -590,7 +626,7 @@ def _decode_graph(record: Any, where: str, resolver: _Resolver) -> Graph:
                 f"refusing getattr of {attribute!r:.60}",
             )
         node = graph.create_node(
-            op, target, args, kwargs, name=name, type_expr=_decode_type(entry.get("type"), at)
+            op, target, args, kwargs, name=name, type_expr=_decode_type(entry.get("type"), at, resolver)
         )
         _expect(
             node.name == name, at, f"the name is taken or not allowed (the graph would call it {node.name!r})"

@@ -416,3 +416,36 @@ def test_fuzzed_files_load_as_a_savable_module_or_raise_value_error(tmp_path, da
     again = tmp_path / "again.fxkit"
     fxkit.save(loaded, again)
     assert_same_module(fxkit.load(again), loaded)
+
+
+def test_a_captured_causal_lm_round_trips_with_its_classes_allowed(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    from tests.models.hf_zoo import _ids, _llama
+
+    model = _llama().eval()
+    captured = fxkit.capture(model, {"input_ids": _ids(1)}).graph_module  # returns its DynamicCache
+    fxkit.save(captured, tmp_path / "llama.fxkit")
+    with pytest.raises(ValueError, match="refusing to load function 'transformers.cache_utils.DynamicLayer'"):
+        fxkit.load(tmp_path / "llama.fxkit")
+    loaded = fxkit.load(
+        tmp_path / "llama.fxkit", allowed=[DynamicCache, DynamicLayer, Cache, CausalLMOutputWithPast]
+    )
+    assert loaded.code == captured.code  # annotations such as `torch.LongTensor | None` included
+    with torch.no_grad():
+        expected, actual = model(input_ids=_ids(2)), loaded(input_ids=_ids(2))
+    torch.testing.assert_close(actual.logits, expected.logits)
+    assert type(actual.past_key_values) is transformers.DynamicCache
+
+
+def _positions(x):
+    return x + torch.arange(x.shape[-1]) + torch.zeros(1)
+
+
+def test_torch_factory_functions_load_by_themselves(tmp_path):
+    traced = fxkit.symbolic_trace(_positions)
+    fxkit.save(traced, tmp_path / "positions.fxkit")
+    x = torch.randn(2, 5)
+    torch.testing.assert_close(fxkit.load(tmp_path / "positions.fxkit")(x), _positions(x))
