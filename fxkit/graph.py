@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional,
 
 import torch
 
-from . import _foreign, _paths
+from . import _foreign, _node_hooks, _paths
 from . import node as _node_module
 from ._gc import collector_paused as _collector_paused
 from .codegen import RESERVED_NAMES, CodeGen, PythonCode, _PyTreeCodeGen, _PyTreeInfo
@@ -369,10 +369,22 @@ class Graph:
         except Exception:
             self._namespace.release(unique)
             raise
+        if _node_hooks.registered and self._owning_module is not None:
+            self._run_create_hooks(node, unique)
         self._insert(node)
         self._len += 1
         self._index(node)
         return node
+
+    def _run_create_hooks(self, node: Node, unique: str) -> None:
+        # Before insertion, as torch.fx runs them; a hook that raises leaves no trace of the node.
+        try:
+            _node_hooks.run(self._owning_module, "create", node)
+        except BaseException:
+            for used in node._inputs:
+                used.users.pop(node, None)
+            self._namespace.release(unique)
+            raise
 
     def placeholder(
         self, name: str, type_expr: Optional[Any] = None, default_value: Any = inspect.Signature.empty
@@ -501,6 +513,8 @@ class Graph:
                 f"graph: {dict(to_erase.users)}! Rewire them first, e.g. with "
                 f"{to_erase.name}.replace_all_uses_with(other_node)."
             )
+        if _node_hooks.registered:
+            _node_hooks.run(self._owning_module, "erase", to_erase)
         self._unindex(to_erase)
         to_erase._unlink()
         to_erase._erased = True

@@ -12,11 +12,11 @@ import threading
 import weakref
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple, Type, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Type, Union
 
 import torch
 
-from . import _foreign, _paths
+from . import _foreign, _node_hooks, _paths
 from ._gc import collector_paused as _collector_paused
 from .codegen import (
     BASE_GLOBALS,
@@ -28,6 +28,7 @@ from .codegen import (
     check_program_order,
 )
 from .graph import Graph
+from .node import Node
 
 __all__ = ["GraphModule"]
 
@@ -379,6 +380,7 @@ class GraphModule(torch.nn.Module):
         _foreign.reject(graph, "GraphModule()")
         super().__init__()
         _install_mirror(self)
+        _node_hooks.install_empty(self)
         type(self).__name__ = class_name
         type(self).__qualname__ = class_name
         if isinstance(root, torch.nn.Module):
@@ -558,20 +560,58 @@ class GraphModule(torch.nn.Module):
             if name and name not in used:
                 self.delete_submodule(name)
 
+    # -- node hooks (torch.fx's private API, used by GraphTransformObserver) ---------------------
+    def _register_create_node_hook(self, f: Callable[[Node], object]) -> None:
+        """Call ``f(node)`` for each node created in this module's graph, before it is inserted."""
+        _node_hooks.register(self, "create", f)
+
+    def _unregister_create_node_hook(self, f: Callable[[Node], object]) -> None:
+        _node_hooks.unregister(self, "create", f)
+
+    def _register_erase_node_hook(self, f: Callable[[Node], object]) -> None:
+        """Call ``f(node)`` for each node erased from this module's graph, before it goes."""
+        _node_hooks.register(self, "erase", f)
+
+    def _unregister_erase_node_hook(self, f: Callable[[Node], object]) -> None:
+        _node_hooks.unregister(self, "erase", f)
+
+    def _register_replace_node_hook(self, f: Callable[[Node, str, Node], object]) -> None:
+        """Call ``f(old=node, new=name, user=node)`` before ``user`` reads the node named ``new``
+        where it read ``old`` (replace_all_uses_with, replace_input_with, and renaming ``old``)."""
+        _node_hooks.register(self, "replace", f)
+
+    def _unregister_replace_node_hook(self, f: Callable[[Node, str, Node], object]) -> None:
+        _node_hooks.unregister(self, "replace", f)
+
+    def _set_replace_hook(self, f: Callable[[Node, str, Node], object]) -> Iterator[None]:
+        """A context manager: ``f`` is a replace hook inside the ``with`` block only."""
+        return _node_hooks.replace_hook_set(self, f)
+
+    def _register_deepcopy_hook(self, f: Callable[["GraphModule"], object]) -> None:
+        """Call ``f(copy)`` after ``copy.deepcopy`` of this module (the copy keeps the hooks)."""
+        _node_hooks.register(self, "deepcopy", f)
+
+    def _unregister_deepcopy_hook(self, f: Callable[["GraphModule"], object]) -> None:
+        _node_hooks.unregister(self, "deepcopy", f)
+
     # -- copying and pickling --------------------------------------------------------------------
     def __deepcopy__(self, memo: Dict[int, Any]) -> "GraphModule":
         copied = GraphModule.__new__(_user_class(type(self)))
         memo[id(self)] = copied
         for module in _submodules_deepest_first(self):
             copy.deepcopy(module, memo)  # each finds its children in the memo: no recursion per level
-        state = {k: v for k, v in self.__dict__.items() if k not in _GENERATED_FIELDS}
+        state = {k: v for k, v in self.__dict__.items() if k not in _NOT_COPIED_FIELDS}
         copied.__dict__.update(copy.deepcopy(state, memo))
+        _node_hooks.adopt_copies(copied, self.__dict__)  # the same hooks, not copies of them
         copied._restore_after_copy(type(self).__name__)
+        if _node_hooks.registered:
+            _node_hooks.run(copied, "deepcopy", copied)
         return copied
 
     def __copy__(self) -> "GraphModule":
         copied = GraphModule.__new__(_user_class(type(self)))
-        copied.__dict__.update({k: v for k, v in self.__dict__.items() if k not in _GENERATED_FIELDS})
+        copied.__dict__.update({k: v for k, v in self.__dict__.items() if k not in _NOT_COPIED_FIELDS})
+        _node_hooks.adopt_copies(copied, self.__dict__)
         copied._restore_after_copy(type(self).__name__)
         return copied
 
@@ -585,7 +625,7 @@ class GraphModule(torch.nn.Module):
         return replica
 
     def __reduce__(self) -> Any:
-        state = {k: v for k, v in self.__dict__.items() if k not in _GENERATED_FIELDS}
+        state = {k: v for k, v in self.__dict__.items() if k not in _NOT_COPIED_FIELDS}  # hooks stay behind
         # The submodules go first, deepest first: pickle then meets each module's children already
         # written (a memo reference), so a deep hierarchy costs no stack depth per level.
         arguments = (_submodules_deepest_first(self), _user_class(type(self)), state, type(self).__name__)
@@ -666,6 +706,7 @@ def _assign_attribute(name: str, value_source: str) -> str:
 
 
 _GENERATED_FIELDS = frozenset({"_generated", "_forward_fn"})
+_NOT_COPIED_FIELDS = _GENERATED_FIELDS | frozenset(_node_hooks.HOOK_LISTS.values())
 
 
 def _indented(text: str) -> List[str]:
@@ -688,6 +729,7 @@ def _user_class(cls: type) -> type:
 def _rebuild_graph_module(user_class: type, state: Dict[str, Any], class_name: str) -> GraphModule:
     module = GraphModule.__new__(user_class)
     module.__dict__.update(state)
+    _node_hooks.install_empty(module)
     module._restore_after_copy(class_name)
     return module
 

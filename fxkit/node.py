@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, List, Optiona
 
 import torch
 
+from . import _node_hooks
 from ._atoms import SCALAR_TYPES
 from .immutable_collections import immutable_dict, immutable_list
 
@@ -595,12 +596,16 @@ class Node:
         changed = (
             list(self.users) if delete_user_cb is None else [u for u in list(self.users) if delete_user_cb(u)]
         )
+        if _node_hooks.registered:  # all hooks first: one that raises leaves every user as it was
+            _node_hooks.run_replace(self.graph._owning_module, self, replace_with.name, changed)
         for user in changed:
             user._swap_input(self, replace_with)
         return changed
 
     def replace_input_with(self, old_input: "Node", new_input: "Node") -> None:
         """Read ``new_input`` wherever this node read ``old_input``."""
+        if _node_hooks.registered:
+            _node_hooks.run_replace(self.graph._owning_module, old_input, new_input.name, [self])
         self._swap_input(old_input, new_input)
 
     def _swap_input(self, old: "Node", new: "Node") -> None:
@@ -718,12 +723,14 @@ class Node:
         self._rename(candidate)
 
     def _rename(self, candidate: str) -> None:
-        if candidate == self._name:
-            return
-        if not isinstance(candidate, str) or not candidate.isidentifier():
+        if candidate != self._name and (not isinstance(candidate, str) or not candidate.isidentifier()):
             raise ValueError(
                 f"cannot rename node {self._name!r} to {candidate!r}: a node name must be a Python identifier"
             )
+        if _node_hooks.registered and self.users:  # users read the node under its new name
+            _node_hooks.run_replace(self.graph._owning_module, self, candidate, list(self.users))
+        if candidate == self._name:
+            return
         # The old name stays taken, as in torch.fx: later nodes are numbered past it.
         self._name = self.graph._namespace.create_name(candidate, None)
 
