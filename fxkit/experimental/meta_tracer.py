@@ -23,7 +23,7 @@ from fxkit import _paths
 from fxkit.graph import Graph
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node, map_aggregate
-from fxkit.proxy import Proxy
+from fxkit.proxy import Attribute, Proxy
 from fxkit.tracer import _PATCHES, Tracer, untraced
 
 __all__ = [
@@ -142,26 +142,12 @@ class MetaProxy(Proxy):
         return MetaAttribute(self, k)
 
 
-class MetaAttribute(MetaProxy):
+class MetaAttribute(MetaProxy, Attribute):
     """``proxy.name`` of a MetaProxy: a ``getattr`` node when used as a value, a ``call_method``
-    node when called."""
+    node when called (Attribute's behaviour, with MetaProxy's meta answers)."""
 
     def __init__(self, root: MetaProxy, attr: str) -> None:
-        self.root = root
-        self.attr = attr
-        self.tracer = root.tracer
-        self._node: Optional[Node] = None
-
-    @property
-    def node(self) -> Node:  # type: ignore[override]
-        if self._node is None:
-            self._node = self.tracer.create_proxy(
-                "call_function", builtins.getattr, (self.root, self.attr), {}
-            ).node
-        return self._node
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.tracer.create_proxy("call_method", self.attr, (self.root,) + args, kwargs)
+        Attribute.__init__(self, root, attr)
 
 
 class MetaDeviceAttribute(MetaAttribute):

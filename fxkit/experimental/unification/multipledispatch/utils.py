@@ -5,18 +5,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Callable, Dict, Hashable, Iterable, List, Sequence, Tuple
 
-from ..utils import _toposort  # noqa: F401  (torch.fx exposes it here too)
+from ..utils import _toposort, raises  # noqa: F401  (torch.fx exposes them here too)
 
 __all__ = ["raises", "expand_tuples", "reverse_dict", "groupby", "typename"]
-
-
-def raises(err: type, lamda: Callable[[], Any]) -> bool:
-    """Whether calling ``lamda()`` raises ``err``."""
-    try:
-        lamda()
-    except err:
-        return True
-    return False
 
 
 def expand_tuples(L: Sequence[Any]) -> List[Tuple[Any, ...]]:  # noqa: N803  (the library's name)
