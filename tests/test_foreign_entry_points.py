@@ -17,6 +17,7 @@ from torch import nn
 import fxkit
 import fxkit.experimental
 import fxkit.passes
+import fxkit.passes.graph_transform_observer
 from fxkit.experimental import accelerator_partitioner as accel
 from fxkit.experimental import const_fold, merge_matmul, meta_tracer, normalize, optimization, rewriter
 from fxkit.experimental import partitioner_utils as putils
@@ -142,6 +143,9 @@ CONVERTS: Dict[str, Callable[[Any], Any]] = {
 # Entry points that keep, edit or answer with parts of the object they are given: a torch.fx
 # object (the module, its graph or one of its nodes) is refused.
 REFUSES: Dict[str, Callable[[Any], Any]] = {
+    "fxkit.passes.graph_transform_observer:GraphTransformObserver": lambda gm: (
+        fxkit.passes.graph_transform_observer.GraphTransformObserver(gm, "a pass")
+    ),
     "fxkit.graph_module:GraphModule": lambda gm: fxkit.GraphModule(gm, gm.graph),
     "fxkit.graph:Graph.graph_copy": lambda gm: fxkit.Graph().graph_copy(gm.graph, {}),
     "fxkit.graph:Graph.node_copy": lambda gm: fxkit.Graph().node_copy(_call_node(gm)),

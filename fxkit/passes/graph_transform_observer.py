@@ -19,6 +19,7 @@ import sys
 from types import TracebackType
 from typing import Callable, Dict, List, Optional, Set, Type, TypeVar
 
+from fxkit import _foreign
 from fxkit.graph import Graph
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node
@@ -58,6 +59,7 @@ class GraphTransformObserver:
     def __init__(
         self, gm: GraphModule, passname: str, subsystem: Optional[str] = None, log_url: Optional[str] = None
     ) -> None:
+        _foreign.reject(gm, "GraphTransformObserver")  # it hooks into the module's graph
         self.gm = gm
         self.passname = passname
         self.subsystem = subsystem
