@@ -170,3 +170,97 @@ def test_partition_affix_names_submodules_like_torch_fx() -> None:
         assert ours.code == theirs.code and ours_map == theirs_map
         x = torch.randn(2, 3)
         assert torch.equal(ours(x), theirs(x))
+
+
+# -- split_module_simple ----------------------------------------------------------------------
+
+
+def _simple_program(x, y):
+    a = torch.relu(x)
+    b = a + y
+    c = torch.sin(b)
+    d = torch.cos(a)
+    return {"c": c, "pair": (d, b), "e": torch.tanh(d)}
+
+
+def _split_simple(library, assignment, **options):
+    from torch.fx.passes.split_module import split_module_simple as oracle_simple
+
+    from fxkit.passes.split_module import split_module_simple
+
+    traced = library.symbolic_trace(_simple_program)
+    for node in traced.graph.nodes:
+        node.meta["origin"] = node.name
+    operations = [node for node in traced.graph.nodes if node.op not in ("placeholder", "output")]
+    mapping = dict(zip(operations, assignment))
+    splitter = split_module_simple if library is fx else oracle_simple
+    return traced, splitter(traced, mapping, **options)
+
+
+@pytest.mark.parametrize(
+    "assignment, affix",
+    [((5, 5, 2, 2, 2), None), ((0, 0, 0, 0, 0), None), ((0, 1, 1, 2, 2), "aff"), ((3, 3, 3, 3, 7), None)],
+)
+def test_split_module_simple_matches_torch_fx(assignment, affix) -> None:
+    x, y = torch.randn(3), torch.randn(3)
+    described = []
+    for library in (fx, torch.fx):
+        traced, split = _split_simple(library, assignment, partition_affix=affix)
+        children = list(split.named_children())
+        described.append(
+            (
+                split.code,
+                [
+                    (name, child.code, [(n.name, n.meta.get("origin")) for n in child.graph.nodes])
+                    for name, child in children
+                ],
+                [(node.name, node.meta.get("origin")) for node in split.graph.nodes],
+            )
+        )
+        result, expected = split(x, y), traced(x, y)
+        assert torch.equal(result["e"], expected["e"]) and torch.equal(result["pair"][1], expected["pair"][1])
+    assert described[0] == described[1]
+
+
+def test_split_module_simple_refuses_what_it_cannot_split() -> None:
+    with pytest.raises(ValueError, match="submod_0 reads 'add'.*use split_module"):
+        _split_simple(fx, (0, 1, 0, 1, 1))
+    with pytest.raises(KeyError):  # torch.fx raises KeyError there as well
+        _split_simple(torch.fx, (0, 1, 0, 1, 1))
+
+    class WithWeight(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(3))
+
+        def forward(self, x):
+            return torch.relu(x) + self.w
+
+    from fxkit.passes.split_module import split_module_simple
+
+    traced = fx.symbolic_trace(WithWeight())
+    with pytest.raises(ValueError, match="node 'w' is a get_attr"):
+        split_module_simple(traced, {node: 0 for node in traced.graph.nodes})
+    traced = fx.symbolic_trace(lambda x, y: torch.relu(x) + y)
+    with pytest.raises(KeyError, match="node 'relu' has no partition"):
+        split_module_simple(traced, {})
+
+
+def test_split_module_simple_carries_modules_and_defaults() -> None:
+    # Beyond torch.fx (whose partitions lose both): call_module targets and placeholder defaults.
+    from fxkit.passes.split_module import split_module_simple
+
+    class Scaled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.ReLU())
+
+        def forward(self, x, scale=2.0):
+            return self.body(x) * scale
+
+    traced = fx.symbolic_trace(Scaled())
+    operations = [node for node in traced.graph.nodes if node.op not in ("placeholder", "output")]
+    split = split_module_simple(traced, {node: min(index, 1) for index, node in enumerate(operations)})
+    x = torch.randn(2, 3)
+    torch.testing.assert_close(split(x), traced(x))
+    assert "scale = 2.0" in split.code

@@ -19,7 +19,7 @@ from fxkit.graph import Graph
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node, map_arg
 
-__all__ = ["Partition", "split_module"]
+__all__ = ["Partition", "split_module", "split_module_simple"]
 
 
 class Partition:
@@ -289,3 +289,90 @@ def _copy_attribute(source: torch.nn.Module, destination: torch.nn.Module, quali
         )
     else:
         setattr(destination_owner, leaf, value)
+
+
+def split_module_simple(
+    m: GraphModule, node_to_partition: Dict[Node, int], *, partition_affix: Optional[str] = None
+) -> GraphModule:
+    """A lighter ``split_module`` for graphs whose partitions only read earlier partitions.
+
+    ``node_to_partition`` gives every node other than placeholders and the output its partition
+    id. The partitions become ``submod_<id>`` (``submod_<affix>_<id>``) in order of their first
+    node; each takes the values it reads from outside (in order of first use) and returns those
+    read after it, one value as is and several as a tuple the parent unpacks with ``getitem``.
+    Node names are kept. As in torch.fx there is no ``get_attr`` support and no reordering: a
+    partition that reads a later one is an error (``split_module`` handles both). Unlike torch.fx,
+    placeholders keep their defaults and ``call_module`` targets are carried into the partitions.
+    """
+    _foreign.reject(m, "split_module_simple")  # node_to_partition names this module's own nodes
+    members: Dict[int, List[Node]] = {}
+    partition_of: Dict[Node, int] = {}
+    for node in m.graph.nodes:
+        if node.op in ("placeholder", "output"):
+            continue
+        if node.op == "get_attr":
+            raise ValueError(
+                f"split_module_simple: node {node.name!r} is a get_attr; this splitter takes graphs "
+                "without attribute reads (as torch.compile produces them). Use split_module instead."
+            )
+        if node not in node_to_partition:
+            raise KeyError(f"split_module_simple: node {node.name!r} has no partition in node_to_partition")
+        partition_of[node] = node_to_partition[node]
+        members.setdefault(partition_of[node], []).append(node)
+
+    inputs: Dict[int, Dict[Node, None]] = {pid: {} for pid in members}
+    outputs: Dict[int, Dict[Node, None]] = {pid: {} for pid in members}
+    for node in m.graph.nodes:
+        reader = partition_of.get(node)
+        for used in _inputs_in_order(node):
+            owner = partition_of.get(used)
+            if owner is not None and owner != reader:
+                outputs[owner].setdefault(used)
+            if reader is not None and owner != reader:
+                inputs[reader].setdefault(used)
+
+    parent_graph = Graph()
+    parent_root = torch.nn.Module()
+    env: Dict[Node, Node] = {}
+    for node in m.graph.nodes:
+        if node.op == "placeholder":
+            env[node] = parent_graph.node_copy(node)
+    for pid, nodes in members.items():
+        name = f"submod_{partition_affix}_{pid}" if partition_affix else f"submod_{pid}"
+        submodule = _simple_partition(m, nodes, list(inputs[pid]), list(outputs[pid]))
+        setattr(parent_root, name, submodule)
+        missing = [used for used in inputs[pid] if used not in env]
+        if missing:
+            raise ValueError(
+                f"split_module_simple: {name} reads {missing[0].name!r}, which partition "
+                f"{partition_of[missing[0]]} computes after it. Give both the same partition id, "
+                "order the ids so that each partition only reads earlier ones, or use split_module."
+            )
+        call = parent_graph.call_module(name, tuple(env[used] for used in inputs[pid]))
+        results = list(outputs[pid])
+        if len(results) == 1:
+            env[results[0]] = call
+        else:
+            for index, result in enumerate(results):
+                env[result] = parent_graph.call_function(operator.getitem, (call, index))
+    for node in m.graph.nodes:
+        if node.op == "output":
+            parent_graph.output(map_arg(node.args[0], env.__getitem__), type_expr=node.type)
+    return GraphModule(parent_root, parent_graph)
+
+
+def _simple_partition(
+    m: GraphModule, nodes: List[Node], reads: List[Node], results: List[Node]
+) -> GraphModule:
+    graph = Graph()
+    env: Dict[Node, Node] = {}
+    for used in reads:
+        env[used] = graph.placeholder(used.name, type_expr=used.type)
+        env[used].meta = used.meta.copy()
+    holder = torch.nn.Module()
+    for node in nodes:
+        env[node] = graph.node_copy(node, env.__getitem__)
+        if node.op == "call_module":
+            _copy_attribute(m, holder, node.target)
+    graph.output(env[results[0]] if len(results) == 1 else tuple(env[node] for node in results))
+    return GraphModule(holder, graph)
