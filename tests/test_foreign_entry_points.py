@@ -147,6 +147,8 @@ REFUSES: Dict[str, Callable[[Any], Any]] = {
         fxkit.passes.graph_transform_observer.GraphTransformObserver(gm, "a pass")
     ),
     "fxkit.graph_module:GraphModule": lambda gm: fxkit.GraphModule(gm, gm.graph),
+    # node_to_partition is keyed by the given module's own nodes: a converted twin has others.
+    "fxkit.passes.split_module:split_module_simple": lambda gm: split_module.split_module_simple(gm, {}),
     "fxkit.graph:Graph.graph_copy": lambda gm: fxkit.Graph().graph_copy(gm.graph, {}),
     "fxkit.graph:Graph.node_copy": lambda gm: fxkit.Graph().node_copy(_call_node(gm)),
     "fxkit.subgraph_rewriter:replace_pattern": lambda gm: fxkit.replace_pattern(
