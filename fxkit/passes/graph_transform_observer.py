@@ -109,46 +109,45 @@ class GraphTransformObserver:
         return None
 
     # -- the hooks -------------------------------------------------------------------------------
+    # The getters hand out bound methods (equal to each other, so unregistering finds them).
     def get_node_creation_hook(self) -> Callable[[Node], None]:
-        def on_node_creation(node: Node) -> None:
-            self.created_nodes.add(node.name)
-            self.name_to_node[node.name] = node
-            node.meta["from_node"] = [NodeSource(None, self.passname, NodeSourceAction.CREATE)]
-
-        return on_node_creation
+        return self._node_created
 
     def get_node_erase_hook(self) -> Callable[[Node], None]:
-        def on_node_erase(node: Node) -> None:
-            self.erased_nodes.add(node.name)
-            self.name_to_node.pop(node.name, None)
-
-        return on_node_erase
+        return self._node_erased
 
     def get_node_replace_hook(self) -> Callable[[Node, str, Node], None]:
-        def on_node_replace(old: Node, new: str, user: Node) -> None:
-            new_node = self.name_to_node.get(new)
-            if new_node is None:
-                return
-            # The creation mark gives way to the node this one replaces.
-            sources = [
-                source
-                for source in new_node.meta.get("from_node", [])
-                if not (source.name == "" and source.action == [NodeSourceAction.CREATE])
-            ]
-            if old.name not in {source.name for source in sources}:
-                action = [NodeSourceAction.REPLACE]
-                if new in self.created_nodes:
-                    action.append(NodeSourceAction.CREATE)
-                sources.append(NodeSource(old, self.passname, action))
-            new_node.meta["from_node"] = sources
-
-        return on_node_replace
+        return self._node_replaced
 
     def get_deepcopy_hook(self) -> Callable[[GraphModule], None]:
-        def on_deepcopy(copied: GraphModule) -> None:
-            self.copied_gms.append(copied)
+        return self._module_copied
 
-        return on_deepcopy
+    def _node_created(self, node: Node) -> None:
+        node.meta["from_node"] = [NodeSource(None, self.passname, NodeSourceAction.CREATE)]
+        self.name_to_node[node.name] = node
+        self.created_nodes.add(node.name)
+
+    def _node_erased(self, node: Node) -> None:
+        self.name_to_node.pop(node.name, None)
+        self.erased_nodes.add(node.name)
+
+    def _node_replaced(self, old: Node, new: str, user: Node) -> None:
+        replacement = self.name_to_node.get(new)
+        if replacement is None:
+            return
+        # The node it replaces takes the place of the bare creation mark.
+        kept = [
+            source
+            for source in replacement.meta.get("from_node", [])
+            if source.name != "" or source.action != [NodeSourceAction.CREATE]
+        ]
+        if all(source.name != old.name for source in kept):
+            created = [NodeSourceAction.CREATE] if new in self.created_nodes else []
+            kept.append(NodeSource(old, self.passname, [NodeSourceAction.REPLACE, *created]))
+        replacement.meta["from_node"] = kept
+
+    def _module_copied(self, copied: GraphModule) -> None:
+        self.copied_gms.append(copied)
 
     # -- the context -----------------------------------------------------------------------------
     def __enter__(self) -> "GraphTransformObserver":
