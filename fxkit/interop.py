@@ -144,7 +144,7 @@ def _copy_nodes(source: Any, target: Any, source_node_type: type) -> None:
                 f"node {node.name!r} could not keep its name in the converted graph (it became "
                 f"{copied.name!r}); rename it to a plain Python identifier before converting"
             )
-        copied.meta = dict(node.meta)
+        copied.meta.update(node.meta)  # the new node's own (empty) dict: no attribute write
         env[node] = copied
 
 
