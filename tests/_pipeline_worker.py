@@ -35,16 +35,24 @@ def check(case: str, rank: int, world: int) -> None:
     model_name, schedule_name, per_rank = case.split(":")
     stages_per_rank = int(per_rank)
     torch.manual_seed(0)
+    # "<model>+mask": an attention mask goes in as a keyword, through schedule.step(..., attention_mask=)
+    model_name, with_mask = model_name.removesuffix("+mask"), model_name.endswith("+mask")
     model, kwargs, logits_of = MODELS[model_name]()
     reference = copy.deepcopy(model)
     ids = torch.randint(0, VOCAB, (2 * MICROBATCHES, 8))
     target = torch.randint(0, VOCAB, (2 * MICROBATCHES, 8))
+    step_kwargs: dict = {}
+    if with_mask:
+        mask = torch.ones_like(ids)
+        mask[::2, -3:] = 0  # padded rows
+        step_kwargs = {"attention_mask": mask}
 
     def loss_fn(output: Any, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(output.flatten(0, 1), labels.flatten())
 
     num_stages = world * stages_per_rank
-    pipe = pipeline(model, (ids.chunk(MICROBATCHES)[0],), kwargs, num_stages=num_stages)
+    first_kwargs = {**kwargs, **{key: value.chunk(MICROBATCHES)[0] for key, value in step_kwargs.items()}}
+    pipe = pipeline(model, (ids.chunk(MICROBATCHES)[0],), first_kwargs, num_stages=num_stages)
     assert pipe.num_stages == num_stages
     mine = list(range(rank, num_stages, world))
     stages = [pipe.build_stage(index, torch.device("cpu")) for index in mine]
@@ -52,10 +60,12 @@ def check(case: str, rank: int, world: int) -> None:
     schedule = schedule_cls(stages if stages_per_rank > 1 else stages[0], MICROBATCHES, loss_fn=loss_fn)
     has_first, has_last = 0 in mine, num_stages - 1 in mine
     losses: list = []
-    args = (ids,) if has_first else ()
-    output = schedule.step(*args, target=target if has_last else None, losses=losses if has_last else None)
+    args, keywords = ((ids,), step_kwargs) if has_first else ((), {})
+    output = schedule.step(
+        *args, target=target if has_last else None, losses=losses if has_last else None, **keywords
+    )
 
-    reference_out = logits_of(reference(ids, **kwargs))
+    reference_out = logits_of(reference(ids, **kwargs, **step_kwargs))
     reference_losses = [
         loss_fn(chunk, labels)
         for chunk, labels in zip(reference_out.chunk(MICROBATCHES), target.chunk(MICROBATCHES))

@@ -35,8 +35,9 @@ def _launch(processes: int, cases: list[str], results: Path) -> None:
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]
 
 
-# Between them the two launches cover every model with GPipe and 1F1B, and an interleaved schedule.
-CASES_2 = ["tiny:gpipe:1", "tiny:interleaved:2", "llama:1f1b:1", "gpt2:gpipe:1"]
+# Between them the two launches cover every model with GPipe and 1F1B, an interleaved schedule, and a
+# keyword input (an attention mask) given to schedule.step.
+CASES_2 = ["tiny:gpipe:1", "tiny:interleaved:2", "llama:1f1b:1", "gpt2:gpipe:1", "llama+mask:gpipe:1"]
 CASES_4 = ["tiny:1f1b:1", "llama:gpipe:1", "gpt2:1f1b:1"]
 
 
