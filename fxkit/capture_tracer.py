@@ -385,6 +385,8 @@ class CaptureTracer(Tracer):
         self._argument_location: Optional[SourceLocation] = None
         # Modules called during forward but not registered under the root, by generated name.
         self.installed: Dict[str, nn.Module] = {}
+        # Tensors made by the program from no input, by the generated name they are read by.
+        self.constants: Dict[str, torch.Tensor] = {}
         self._installed_paths: Dict[int, str] = {}
 
     # ---------------------------------------------------------------- example values
@@ -613,17 +615,32 @@ class CaptureTracer(Tracer):
         return name
 
     def fetch(self, target: str) -> Any:
-        """The object at qualified name ``target`` of the root, or of a module installed by capture."""
+        """The object at qualified name ``target`` of the root, or of a module or constant capture added."""
         head, _, rest = target.partition(".")
+        if head in self.constants:
+            return self.constants[head]
         if head in self.installed:
             return _fetch(self.installed[head], rest) if rest else self.installed[head]
         return _fetch(self.root, target)
 
     def graph_module_root(self) -> Any:
-        """What the captured GraphModule copies its attributes from: the root and the installed modules."""
-        if not self.installed:
+        """What the captured GraphModule copies its attributes from: the root, the installed modules
+        and the tensor constants."""
+        if not self.installed and not self.constants:
             return self.root
-        return _RootWithInstalled(self.root, self.installed)
+        return _RootWithInstalled(self.root, {**self.installed, **self.constants})
+
+    def _constant(self, tensor: torch.Tensor) -> str:
+        """A name for a tensor the program made from no input (``torch.arange(4)``), kept by the
+        capture: torch.fx sets it on the traced root, but capture never changes the user's model."""
+        number = len(self.constants)
+        while f"_tensor_constant{number}" in self.installed or hasattr(
+            self.root, f"_tensor_constant{number}"
+        ):
+            number += 1
+        name = f"_tensor_constant{number}"
+        self.constants[name] = tensor
+        return name
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if id(m) in self._forced_leaves:
@@ -939,6 +956,12 @@ class CaptureTracer(Tracer):
     def create_arg(self, a: Any) -> Any:
         if a is NOT_GIVEN or isinstance(a, (enum.Enum, type)):
             return a  # classes (a custom autograd Function, say) are globals of the generated code
+        if isinstance(a, torch.Tensor) and not isinstance(a, (Proxy, nn.Parameter)):
+            path = self._buffer_path_map().get(id(a)) or self._tensor_attr_path(a)
+            if path is None:
+                path = self._constant(a)
+                self.tensor_attrs[a] = path
+            return self.create_node("get_attr", path, (), {})
         entry = self._input_copies.get(id(a)) if self._input_copies else None
         if entry is not None and entry.copy is a:
             # The model returned (part of) a structured input: the caller's own object.

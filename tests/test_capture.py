@@ -771,3 +771,17 @@ def test_a_failure_inside_a_no_grad_block_leaves_grad_mode_on():
     with pytest.raises(ValueError, match="boom"):
         fxkit.capture(FailsInside(), (torch.randn(2),))
     assert torch.is_grad_enabled()
+
+
+class MakesAConstant(nn.Module):
+    def forward(self, x):
+        return x + torch.arange(4)
+
+
+def test_tensor_constants_are_kept_by_the_capture_not_set_on_the_model():
+    model, x = MakesAConstant(), torch.randn(2, 4)
+    before = dict(vars(model))
+    codes = [fxkit.capture(model, (x,)).graph_module.code for _ in range(2)]
+    assert codes[0] == codes[1] and "_tensor_constant0" in codes[0]  # deterministic names
+    assert vars(model).keys() == before.keys()  # the user's model is unchanged
+    torch.testing.assert_close(fxkit.capture(model, (x,)).graph_module(x), model(x))
