@@ -1198,6 +1198,26 @@ def _grad_mode_setter_recorder(original: Callable[..., Any]) -> Callable[..., An
     return set_grad_enabled
 
 
+class _KeepBuffers:
+    """Puts back the model's buffers that the example run changed in place (a BatchNorm's running
+    statistics in training mode): capturing a model is not a call of it."""
+
+    def __init__(self, model: Any) -> None:
+        buffers = model.buffers() if isinstance(model, nn.Module) else ()
+        # Kernels such as batch_norm update running statistics without a version bump, so every
+        # buffer with data is saved (buffers are small next to weights; meta ones hold nothing).
+        self.saved = [(buffer, buffer.clone()) for buffer in buffers if buffer.device.type != "meta"]
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc_info: Any) -> None:
+        with torch.no_grad():
+            for buffer, copy in self.saved:
+                if not torch.equal(buffer, copy):
+                    buffer.copy_(copy)
+
+
 class _KeepGradMode:
     """Puts the caller's grad mode back when a capture ends, also when the program raised inside a
     ``torch.no_grad()`` block that the example run entered."""
@@ -1312,7 +1332,7 @@ def capture(
     tracer.bind_examples(forward, is_module, example_args, keyword_inputs)
     # The example runs in the caller's grad mode: a program that asks for it (torch.is_grad_enabled())
     # gets the caller's answer, recorded with a guard.
-    with _FactoryPatches(), _LeafFunctionPatches(functions, model), _KeepGradMode():
+    with _FactoryPatches(), _LeafFunctionPatches(functions, model), _KeepGradMode(), _KeepBuffers(model):
         try:
             graph = tracer.trace(model)
         except TraceError as error:

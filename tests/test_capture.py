@@ -785,3 +785,13 @@ def test_tensor_constants_are_kept_by_the_capture_not_set_on_the_model():
     assert codes[0] == codes[1] and "_tensor_constant0" in codes[0]  # deterministic names
     assert vars(model).keys() == before.keys()  # the user's model is unchanged
     torch.testing.assert_close(fxkit.capture(model, (x,)).graph_module(x), model(x))
+
+
+def test_capturing_a_model_in_training_mode_leaves_its_running_statistics_alone():
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).train()
+    before = {name: buffer.clone() for name, buffer in model.named_buffers()}
+    captured = fxkit.capture(model, (torch.randn(5, 3),))
+    for name, buffer in model.named_buffers():
+        assert torch.equal(buffer, before[name]), name
+    captured.graph_module(torch.randn(5, 3))  # running it is a call: the statistics move
+    assert not torch.equal(model[1].running_mean, before["1.running_mean"])
