@@ -9,6 +9,8 @@ imports them inside functions only, so ``import fxkit`` never loads them.
 - :func:`backend` builds a ``torch.compile`` backend that hands Dynamo's graphs to fxkit passes.
 - :func:`export` runs ``torch.export.export`` on an fxkit GraphModule or capture result.
 - :func:`torch_fx_wrapped_functions` reads the functions registered with ``torch.fx.wrap``.
+- :func:`symbolic_fake_mode`, :func:`symbolic_fake_tensor`, :func:`symbolic_int` reach torch's shape environment for
+  ``make_fx(tracing_mode="symbolic")``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .guards import NOT_GIVEN
 from .node import Node, map_aggregate
 
 __all__ = ["backend", "export", "from_torch_fx", "to_torch_fx"]
+__all__ += ["symbolic_fake_mode", "symbolic_fake_tensor", "symbolic_int"]
 __all__ += ["torch_fx_side_effectful_functions", "torch_fx_wrapped_functions", "torch_fx_wrapped_methods"]
 
 
@@ -549,3 +552,40 @@ def torch_fx_side_effectful_functions() -> Optional[Collection[Any]]:
     adds to it; torch's own modules register theirs), or None when torch.fx was not imported."""
     registry = getattr(sys.modules.get("torch.fx.node"), "_side_effectful_functions", None)
     return registry if isinstance(registry, (set, frozenset, dict)) else None
+
+
+# --------------------------------------------------------------------------- symbolic shapes
+
+
+def symbolic_fake_mode(allow_non_fake_inputs: bool = False) -> Any:
+    """A ``FakeTensorMode`` over a fresh ``ShapeEnv``: tensors it fakes get symbolic sizes.
+
+    The shape environment lives under ``torch.fx``, which is why this helper is here.
+    """
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import ShapeEnv
+
+    return FakeTensorMode(
+        allow_non_fake_inputs=allow_non_fake_inputs, shape_env=ShapeEnv(), static_shapes=False
+    )
+
+
+def symbolic_fake_tensor(mode: Any, tensor: torch.Tensor, index: int) -> torch.Tensor:
+    """``tensor`` as a fake tensor of ``mode`` whose sizes are symbols of the ``index``-th input.
+
+    The symbols' source is ``input<index>``, so equal inputs get equally named symbols on every
+    trace (sizes that are equal in the example share one symbol: the environment's duck shaping).
+    """
+    from torch._dynamo.source import ConstantSource
+
+    return mode.from_tensor(tensor, source=ConstantSource(f"input{index}"))
+
+
+def symbolic_int(mode: Any, value: int, index: int) -> Any:
+    """``value`` as a symbol of ``mode``'s shape environment (0 and 1 stay plain ints)."""
+    from torch._dynamo.source import ConstantSource
+
+    env = mode.shape_env
+    source = ConstantSource(f"input{index}")
+    symbol = env.create_symbol(value, source, positive=True if value > 0 else None)
+    return env.create_symintnode(symbol, hint=value, source=source)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import warnings
 from typing import Any, Callable, Dict, Tuple
 
@@ -88,7 +89,7 @@ def _summary(gm: Any) -> Any:
     )
 
 
-@pytest.mark.parametrize("mode", ["real", "fake"])
+@pytest.mark.parametrize("mode", ["real", "fake", "symbolic"])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_same_graph_as_torch_fx(case: str, mode: str) -> None:
     expected = _trace(torch_make_fx, case, mode)
@@ -154,8 +155,6 @@ def test_wrong_argument_count_is_reported_as_torch_fx_does() -> None:
 
 
 def test_unsupported_modes_are_refused_with_a_reason() -> None:
-    with pytest.raises(NotImplementedError, match="symbolic"):
-        make_fx(torch.sin, tracing_mode="symbolic")
     with pytest.raises(NotImplementedError, match="pre_dispatch"):
         make_fx(torch.sin, pre_dispatch=True)
     with pytest.raises(AssertionError, match="Unexpected tracing type"):
@@ -171,3 +170,90 @@ def test_no_mode_left_active_after_an_error() -> None:
     with pytest.raises(ValueError, match="boom"):
         make_fx(fails, tracing_mode="fake")(torch.ones(2))
     assert _get_current_dispatch_mode() is None
+
+
+# ---------------------------------------------------------------- tracing_mode="symbolic"
+
+SYMBOLIC: Dict[str, Tuple[Callable[..., Any], Tuple[Tuple[int, ...], ...], Tuple[Tuple[int, ...], ...]]] = {
+    # name: (function, example input shapes, shapes of other inputs the graph must handle)
+    "view-batch": (lambda x: x.view(x.shape[0], -1), ((4, 6),), ((3, 10),)),
+    "new-zeros-size": (lambda x: x.new_zeros(x.size(1)), ((3, 5),), ((2, 7),)),
+    "cat-dynamic-dim": (lambda x, y: torch.cat([x, y], 0), ((2, 3), (4, 3)), ((5, 2), (1, 2))),
+    "cat-then-view": (
+        lambda x, y: torch.cat([x, y], 1).view(x.shape[0], -1),
+        ((4, 5), (4, 3)),
+        ((2, 3), (2, 6)),
+    ),
+    "reduction": (lambda x: x.sum(0) * x.amax(1).mean(), ((3, 4),), ((6, 2),)),
+    "size-arithmetic": (lambda x: x.view(x.shape[0] * 2, -1) + 1, ((4, 6),), ((3, 8),)),
+    "reflected-floordiv-add": (
+        lambda x: x.new_zeros(2 * x.shape[0], x.shape[1] // 2 + 1),
+        ((3, 5),),
+        ((5, 9),),
+    ),
+    "sizes-of-two-inputs": (
+        lambda x, y: x.new_zeros(y.shape[0] + x.shape[1]),
+        ((3, 5), (2,)),
+        ((4, 1), (7,)),
+    ),
+    "product-of-sizes": (lambda x: x.new_zeros(x.shape[0] * x.shape[1]), ((4, 5),), ((2, 3),)),
+    "factory-and-size-output": (lambda x: (torch.ones(x.shape[0], 3), x.shape[0] - 1), ((4, 5),), ((7, 5),)),
+    "unused-size-arithmetic": (lambda x: (x.shape[0] * 2, x.new_zeros(x.shape[1]))[1], ((4, 6),), ((2, 3),)),
+    "size-of-a-result": (lambda x: x.sum(0).new_zeros(x.sum(0).shape[0]), ((4, 6),), ((2, 3),)),
+    "expand-clone": (lambda x: x.expand(x.shape[0], x.shape[1]).clone(), ((4, 6),), ((2, 3),)),
+}
+
+
+def _symbolic_summary(gm: Any) -> Any:
+    return gm.code, [
+        (n.name, n.op, str(n.target), sorted(n.meta), str(n.meta.get("val"))) for n in gm.graph.nodes
+    ]
+
+
+@pytest.mark.parametrize("case", sorted(SYMBOLIC))
+def test_symbolic_graph_matches_torch_fx_and_runs_on_other_sizes(case: str) -> None:
+    fn, shapes, other_shapes = SYMBOLIC[case]
+    example = [torch.randn(shape) for shape in shapes]
+    expected = torch_make_fx(fn, tracing_mode="symbolic")(*example)
+    actual = make_fx(fn, tracing_mode="symbolic")(*example)
+    assert _symbolic_summary(actual) == _symbolic_summary(expected)
+    other = [torch.randn(shape) for shape in other_shapes]
+    torch.testing.assert_close(actual(*other), fn(*other))
+    torch.testing.assert_close(actual(*other), expected(*other))
+
+
+def test_symbolic_meta_holds_fake_tensors_and_symints() -> None:
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    gm = make_fx(lambda x: x.new_zeros(x.shape[0] + 1), tracing_mode="symbolic")(torch.randn(4))
+    nodes = {n.name: n for n in gm.graph.nodes}
+    assert nodes["sym_size_int"].target is torch.ops.aten.sym_size.int
+    assert nodes["add"].target is operator.add
+    assert isinstance(nodes["add"].meta["val"], torch.SymInt)
+    assert isinstance(nodes["new_zeros"].meta["val"], FakeTensor)
+    assert isinstance(nodes["new_zeros"].meta["val"].shape[0], torch.SymInt)
+    assert gm.shape_env is nodes["add"].meta["val"].node.shape_env
+
+
+def test_symbolic_trace_leaves_symint_arithmetic_as_it_was() -> None:
+    methods = {name: torch.SymInt.__dict__.get(name) for name in ("__add__", "__rmul__", "__floordiv__")}
+
+    def fails(x):
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        make_fx(fails, tracing_mode="symbolic")(torch.ones(2))
+    make_fx(lambda x: x.view(x.shape[0] * 1, -1), tracing_mode="symbolic")(torch.ones(2, 2))
+    assert {name: torch.SymInt.__dict__.get(name) for name in methods} == methods
+
+
+def test_symbolic_size_of_a_data_dependent_result_is_read_from_that_result() -> None:
+    def fn(x):
+        y = x.nonzero()
+        return y.new_zeros(y.shape[0])
+
+    gm = make_fx(fn, tracing_mode="symbolic")(torch.randn(5))
+    expected = torch_make_fx(fn, tracing_mode="symbolic")(torch.randn(5))
+    assert gm.code == expected.code  # torch.fx's meta also has "unbacked_bindings"; fxkit's does not
+    x = torch.tensor([0.0, 1.0, 0.0, 2.0])
+    torch.testing.assert_close(gm(x), fn(x))

@@ -10,13 +10,19 @@ values, and a node is added for it whose arguments are the nodes that produced i
 Tensors the program did not receive as inputs (module parameters, buffers, constants built with
 ``torch.tensor``) become ``get_attr`` nodes named ``_param_constant<i>`` / ``_tensor_constant<i>``
 on the returned module, as in torch.fx.
+
+``tracing_mode="symbolic"`` gives the inputs symbolic sizes from torch's shape environment (reached
+through :mod:`fxkit.interop`). A size used as an operator argument becomes a
+``torch.ops.aten.sym_size.int(input, dim)`` node, and integer arithmetic on sizes in the program
+(``x.shape[0] * 2``) becomes ``operator`` nodes; the graph then runs on inputs of other sizes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import operator
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import torch
 import torch.utils._pytree as pytree
@@ -37,6 +43,15 @@ _TRACING_MODES = ("real", "fake", "symbolic")
 _METADATA_QUERIES = frozenset({torch.ops.prim.device.default})
 _COMPOSITE = torch._C.DispatchKey.CompositeImplicitAutograd
 
+# Integer arithmetic on sizes that a symbolic trace records: method -> (operator, reflected).
+_SYM_ARITHMETIC = {
+    "__add__": (operator.add, False), "__radd__": (operator.add, True),
+    "__sub__": (operator.sub, False), "__rsub__": (operator.sub, True),
+    "__mul__": (operator.mul, False), "__rmul__": (operator.mul, True),
+    "__floordiv__": (operator.floordiv, False), "__rfloordiv__": (operator.floordiv, True),
+    "__mod__": (operator.mod, False), "__rmod__": (operator.mod, True),
+}  # fmt: skip
+
 
 # fmt: off
 def make_fx(
@@ -51,17 +66,12 @@ def make_fx(
     """Return a function that runs ``f`` on its arguments and returns the ATen graph it ran.
 
     ``tracing_mode="real"`` runs the operators on the given tensors; ``"fake"`` runs them on fake
-    tensors of the same shapes (no data is read or allocated). ``decomposition_table`` maps
+    tensors of the same shapes (no data is read or allocated); ``"symbolic"`` on fake tensors whose
+    sizes are symbols, so the graph holds for other sizes too. ``decomposition_table`` maps
     operators to Python functions that are traced in their place.
     """
     if tracing_mode not in _TRACING_MODES:
         raise AssertionError(f"Unexpected tracing type: {tracing_mode}")
-    if tracing_mode == "symbolic":
-        raise NotImplementedError(
-            "make_fx(tracing_mode='symbolic') needs torch's symbolic shape environment, which fxkit does"
-            " not reach; trace with tracing_mode='real' or 'fake' (static shapes), or use"
-            " torch.fx.experimental.proxy_tensor.make_fx and fxkit.interop.from_torch_fx"
-        )
     if pre_dispatch:
         raise NotImplementedError(
             "make_fx(pre_dispatch=True) records above autograd, which fxkit's dispatch-mode recorder"
@@ -120,6 +130,14 @@ class _Recorder(TorchDispatchMode):
         self.fake_mode: Any = None
         self.fresh_factory_result: Optional[torch.Tensor] = None
         self.meta_mode: Any = None
+        # Symbolic sizes: id(SymNode) -> node for sizes the graph computed, and for each size
+        # symbol the (tensor node, dim) that can read it, the first tensor seen first.
+        self.sym_nodes: Dict[int, Node] = {}
+        self.sym_alive: List[Any] = []
+        self.size_sources: Dict[Any, Tuple[Node, int]] = {}
+        self.sym_created: List[Node] = []
+        self.running_kernel = 0
+        self.inputs_seen = 0
 
     # ------------------------------------------------------------------ the trace
 
@@ -130,6 +148,10 @@ class _Recorder(TorchDispatchMode):
         self.meta_mode = FakeTensorMode(allow_non_fake_inputs=True)
         if self.tracing_mode == "fake":
             self.fake_mode = FakeTensorMode(allow_non_fake_inputs=self.allow_non_fake_inputs)
+        elif self.tracing_mode == "symbolic":
+            from .. import interop
+
+            self.fake_mode = interop.symbolic_fake_mode(self.allow_non_fake_inputs)
         names = _argument_names(self.f, len(args))
         flat_args, in_spec = pytree.tree_flatten(args)
         structured = any(not isinstance(leaf_spec, pytree.LeafSpec) for leaf_spec in _child_specs(in_spec))
@@ -139,7 +161,7 @@ class _Recorder(TorchDispatchMode):
             values = [self._placeholder(name, leaf) for leaf in leaves]
             call_args.append(pytree.tree_unflatten(values, spec))
         if self.fake_mode is not None:
-            with self.fake_mode, self:
+            with self.fake_mode, self, self._recording_size_arithmetic():
                 result = self.f(*call_args)
         else:
             with self:
@@ -151,22 +173,109 @@ class _Recorder(TorchDispatchMode):
             self.graph.output(tuple(outputs) if len(outputs) != 1 else outputs[0])
         else:
             self.graph.output(pytree.tree_unflatten(outputs, out_spec))
+        self._drop_unused_sizes()
         del flat_args
-        return GraphModule(self.root, self.graph)
+        module = GraphModule(self.root, self.graph)
+        if self.tracing_mode == "symbolic":
+            module.shape_env = self.fake_mode.shape_env  # as torch.fx's symbolic traces carry it
+        return module
 
     def _placeholder(self, name: str, value: Any) -> Any:
         node = self.graph.placeholder(f"{name}_1")
         node.target = node.name  # a repeated candidate was renamed; the target follows
         if isinstance(value, torch.Tensor):
-            if self.fake_mode is not None:
+            if self.tracing_mode == "symbolic":
+                from .. import interop
+
+                value = interop.symbolic_fake_tensor(self.fake_mode, value, self.inputs_seen)
+            elif self.fake_mode is not None:
                 value = self.fake_mode.from_tensor(value)
             self._bind(value, node)
+        elif self.tracing_mode == "symbolic" and type(value) is int:
+            from .. import interop
+
+            value = interop.symbolic_int(self.fake_mode, value, self.inputs_seen)
+            if isinstance(value, torch.SymInt):
+                node.meta["val"] = value
+                self.sym_nodes[id(value.node)] = node
+                self.sym_alive.append(value)
+        self.inputs_seen += 1
         return value
 
     def _output_arg(self, value: Any) -> Any:
         if isinstance(value, torch.Tensor):
             return self._node_of(value)
+        if isinstance(value, torch.SymInt):
+            return self._sym_node_of(value)
         return value
+
+    # ------------------------------------------------------------------ symbolic sizes
+
+    def _sym_node_of(self, size: torch.SymInt) -> Any:
+        """The node computing ``size``: recorded arithmetic, or a read of a traced tensor's size."""
+        node = self.sym_nodes.get(id(size.node))
+        if node is not None:
+            return node
+        constant = size.node.maybe_as_int()
+        if constant is not None:
+            return constant
+        source = self.size_sources.get(size.node.expr)
+        if source is None:
+            raise RuntimeError(
+                f"make_fx(tracing_mode='symbolic'): the size {size.node.expr} was computed where fxkit"
+                " does not record (only +, -, *, //, % on sizes in the traced program are recorded) and"
+                " is not a size of a traced tensor; compute it from the inputs' sizes in the program"
+            )
+        tensor_node, dim = source
+        node = self.graph.call_function(torch.ops.aten.sym_size.int, (tensor_node, dim))
+        self._remember_size(size, node)
+        return node
+
+    def _remember_size(self, size: torch.SymInt, node: Node) -> None:
+        node.meta["val"] = size
+        self.sym_nodes[id(size.node)] = node
+        self.sym_alive.append(size)
+        self.sym_created.append(node)
+
+    def _record_size_arithmetic(self, function: Any, operands: Tuple[Any, ...], result: Any) -> None:
+        if not isinstance(result, torch.SymInt) or self.running_kernel:
+            return
+        args = tuple(self._sym_node_of(a) if isinstance(a, torch.SymInt) else a for a in operands)
+        self._remember_size(result, self.graph.call_function(function, args))
+
+    @contextlib.contextmanager
+    def _recording_size_arithmetic(self) -> Iterator[None]:
+        """Record integer arithmetic on sizes while the program runs.
+
+        Python arithmetic on ``torch.SymInt`` does not reach the dispatcher, so the methods are
+        wrapped for the duration of the trace and restored afterwards.
+        """
+        if self.tracing_mode != "symbolic":
+            yield
+            return
+        originals = {name: torch.SymInt.__dict__[name] for name in _SYM_ARITHMETIC if name in torch.SymInt.__dict__}
+        for name, method in originals.items():
+            setattr(torch.SymInt, name, self._recording_method(method, *_SYM_ARITHMETIC[name]))
+        try:
+            yield
+        finally:
+            for name, method in originals.items():
+                setattr(torch.SymInt, name, method)
+
+    def _recording_method(self, method: Callable[..., Any], function: Any, reflected: bool) -> Callable[..., Any]:
+        def record(this: Any, other: Any) -> Any:
+            result = method(this, other)
+            if result is not NotImplemented:
+                self._record_size_arithmetic(function, (other, this) if reflected else (this, other), result)
+            return result
+
+        return record
+
+    def _drop_unused_sizes(self) -> None:
+        """Remove size nodes nothing uses (sizes the program computed but did not pass on)."""
+        for node in reversed(self.sym_created):
+            if not node.users:
+                self.graph.erase_node(node)
 
     # ------------------------------------------------------------------ tensors and nodes
 
@@ -176,6 +285,11 @@ class _Recorder(TorchDispatchMode):
         node.meta["val"] = self._fake_copy(tensor)
         if node.op != "get_attr":
             node.meta["tensor_meta"] = _extract_tensor_metadata(tensor)
+        if self.tracing_mode == "symbolic":
+            # Any tensor can answer for its sizes; the first one seen (inputs first) is asked.
+            for dim, size in enumerate(tensor.shape):
+                if isinstance(size, torch.SymInt):
+                    self.size_sources.setdefault(size.node.expr, (node, dim))
 
     def _fake_copy(self, tensor: torch.Tensor) -> torch.Tensor:
         from torch._subclasses.fake_tensor import FakeTensor
@@ -248,12 +362,18 @@ class _Recorder(TorchDispatchMode):
             # torch.tensor(...) lifts its constant; record an explicit copy so the graph owns it.
             func = torch.ops.aten.lift_fresh_copy.default
         node_args, node_kwargs = pytree.tree_map_only(torch.Tensor, self._node_of, (args, kwargs))
-        result = func(*args, **kwargs)
+        node_args, node_kwargs = pytree.tree_map_only(torch.SymInt, self._sym_node_of, (node_args, node_kwargs))
+        self.running_kernel += 1
+        try:
+            result = func(*args, **kwargs)
+        finally:
+            self.running_kernel -= 1
         node = self.graph.create_node(
             "call_function", func, tuple(node_args), dict(node_kwargs), name=func.overloadpacket.__name__
         )
         self._record_result(node, result)
-        if isinstance(result, torch.Tensor) and not node.all_input_nodes:
+        takes_tensors = any(isinstance(leaf, torch.Tensor) for leaf in pytree.tree_leaves((args, kwargs)))
+        if isinstance(result, torch.Tensor) and not takes_tensors:
             self.fresh_factory_result = result
         return result
 
