@@ -31,7 +31,7 @@ from .guards import NOT_GIVEN
 from .node import Node, map_aggregate
 
 __all__ = ["backend", "export", "from_torch_fx", "to_torch_fx"]
-__all__ += ["symbolic_fake_mode", "symbolic_fake_tensor", "symbolic_int"]
+__all__ += ["symbolic_fake_mode", "symbolic_fake_tensor", "symbolic_int", "unbacked_bindings"]
 __all__ += ["torch_fx_side_effectful_functions", "torch_fx_wrapped_functions", "torch_fx_wrapped_methods"]
 
 
@@ -589,3 +589,14 @@ def symbolic_int(mode: Any, value: int, index: int) -> Any:
     source = ConstantSource(f"input{index}")
     symbol = env.create_symbol(value, source, positive=True if value > 0 else None)
     return env.create_symintnode(symbol, hint=value, source=source)
+
+
+def unbacked_bindings(mode: Any, result: Any) -> Any:
+    """Where in ``result`` the data-dependent size symbols an operator just made can be read.
+
+    ``{symbol: key path}`` for the symbols ``mode``'s shape environment created since the last call,
+    or None when there are none.
+    """
+    from torch.fx.experimental.symbolic_shapes import compute_unbacked_bindings
+
+    return compute_unbacked_bindings(mode.shape_env, result)

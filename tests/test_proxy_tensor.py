@@ -201,13 +201,13 @@ SYMBOLIC: Dict[str, Tuple[Callable[..., Any], Tuple[Tuple[int, ...], ...], Tuple
     "unused-size-arithmetic": (lambda x: (x.shape[0] * 2, x.new_zeros(x.shape[1]))[1], ((4, 6),), ((2, 3),)),
     "size-of-a-result": (lambda x: x.sum(0).new_zeros(x.sum(0).shape[0]), ((4, 6),), ((2, 3),)),
     "expand-clone": (lambda x: x.expand(x.shape[0], x.shape[1]).clone(), ((4, 6),), ((2, 3),)),
+    "split-unique": (lambda x: torch.split(x, 2)[0].nonzero().unique(), ((5,),), ((7,),)),
 }
 
 
 def _symbolic_summary(gm: Any) -> Any:
-    return gm.code, [
-        (n.name, n.op, str(n.target), sorted(n.meta), str(n.meta.get("val"))) for n in gm.graph.nodes
-    ]
+    meta = [(n.name, n.op, str(n.target), sorted(n.meta), str(n.meta.get("val"))) for n in gm.graph.nodes]
+    return gm.code, meta, [str(n.meta.get("tensor_meta")) for n in gm.graph.nodes]
 
 
 @pytest.mark.parametrize("case", sorted(SYMBOLIC))
@@ -254,6 +254,8 @@ def test_symbolic_size_of_a_data_dependent_result_is_read_from_that_result() -> 
 
     gm = make_fx(fn, tracing_mode="symbolic")(torch.randn(5))
     expected = torch_make_fx(fn, tracing_mode="symbolic")(torch.randn(5))
-    assert gm.code == expected.code  # torch.fx's meta also has "unbacked_bindings"; fxkit's does not
+    assert _symbolic_summary(gm) == _symbolic_summary(expected)
+    bindings = [n.meta.get("unbacked_bindings") for n in gm.graph.nodes]
+    assert list(map(str, bindings)) == [str(n.meta.get("unbacked_bindings")) for n in expected.graph.nodes]
     x = torch.tensor([0.0, 1.0, 0.0, 2.0])
     torch.testing.assert_close(gm(x), fn(x))

@@ -284,12 +284,19 @@ class _Recorder(TorchDispatchMode):
         self.alive.append(tensor)
         node.meta["val"] = self._fake_copy(tensor)
         if node.op != "get_attr":
-            node.meta["tensor_meta"] = _extract_tensor_metadata(tensor)
+            node.meta["tensor_meta"] = self._tensor_meta(tensor)
         if self.tracing_mode == "symbolic":
             # Any tensor can answer for its sizes; the first one seen (inputs first) is asked.
             for dim, size in enumerate(tensor.shape):
                 if isinstance(size, torch.SymInt):
                     self.size_sources.setdefault(size.node.expr, (node, dim))
+
+    def _tensor_meta(self, tensor: torch.Tensor) -> Any:
+        if self.tracing_mode != "symbolic":
+            return _extract_tensor_metadata(tensor)
+        # Asking for the layout must not narrow the sizes the graph is valid for.
+        with self.fake_mode.shape_env.suppress_guards():
+            return _extract_tensor_metadata(tensor)
 
     def _fake_copy(self, tensor: torch.Tensor) -> torch.Tensor:
         from torch._subclasses.fake_tensor import FakeTensor
@@ -372,6 +379,12 @@ class _Recorder(TorchDispatchMode):
             "call_function", func, tuple(node_args), dict(node_kwargs), name=func.overloadpacket.__name__
         )
         self._record_result(node, result)
+        if self.tracing_mode == "symbolic":
+            from .. import interop
+
+            bindings = interop.unbacked_bindings(self.fake_mode, result)
+            if bindings:
+                node.meta["unbacked_bindings"] = bindings
         takes_tensors = any(isinstance(leaf, torch.Tensor) for leaf in pytree.tree_leaves((args, kwargs)))
         if isinstance(result, torch.Tensor) and not takes_tensors:
             self.fresh_factory_result = result
@@ -381,7 +394,8 @@ class _Recorder(TorchDispatchMode):
         if isinstance(result, torch.Tensor):
             self._bind(result, node)
         elif isinstance(result, (tuple, list)):
-            node.meta["val"] = [self._fake_copy(r) if isinstance(r, torch.Tensor) else r for r in result]
+            values = [self._fake_copy(r) if isinstance(r, torch.Tensor) else r for r in result]
+            node.meta["val"] = tuple(values) if isinstance(result, tuple) else values
             for index, item in enumerate(result):
                 if isinstance(item, torch.Tensor):
                     self._bind(item, self.graph.call_function(operator.getitem, (node, index)))
