@@ -61,7 +61,17 @@ from .guards import (
 )
 from .node import Node
 from .proxy import Proxy, TraceError
-from .tracer import _PATCHES, Tracer, _recording_wrapper, untraced
+from .tracer import (
+    _FAST_PATCHES,
+    _PATCHES,
+    Tracer,
+    _defining_class,
+    _getattr_patch_classes,
+    _recording_wrapper,
+    _traced_module_getattr,
+    _tracer_stack,
+    untraced,
+)
 
 __all__ = ["CaptureError", "CaptureResult", "CaptureTracer", "GuardError", "capture"]
 
@@ -306,6 +316,19 @@ def _container_items(value: Any) -> Iterable[Tuple[Any, Any]]:
     return ()
 
 
+def _call_of(
+    tracer: "CaptureTracer", kind: str, target: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
+) -> Any:
+    """The eager call a node of ``kind`` stands for, on example values."""
+    if kind == "call_function":
+        return target(*args, **kwargs)
+    if kind == "call_method":
+        return getattr(args[0], target)(*args[1:], **kwargs)
+    if kind == "call_module":
+        return tracer.fetch(target)(*args, **kwargs)
+    raise CaptureError(f"cannot compute an example value for a {kind!r} node")
+
+
 class _RootWithInstalled(nn.Module):
     """The traced root seen together with the modules capture installed under generated names."""
 
@@ -439,14 +462,16 @@ class CaptureTracer(Tracer):
         return self._run_call(kind, target, args, kwargs)
 
     def _run_call(self, kind: str, target: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
-        with self.running_eagerly():
-            if kind == "call_function":
-                return target(*args, **kwargs)
-            if kind == "call_method":
-                return getattr(args[0], target)(*args[1:], **kwargs)
-            if kind == "call_module":
-                return self.fetch(target)(*args, **kwargs)
-        raise CaptureError(f"cannot compute an example value for a {kind!r} node")
+        if type(self).running_eagerly is not CaptureTracer.running_eagerly:
+            with self.running_eagerly():
+                return _call_of(self, kind, target, args, kwargs)
+        # What untraced() does, without a generator-based context manager for each recorded node.
+        stack = _tracer_stack()
+        stack.append(None)
+        try:
+            return _call_of(self, kind, target, args, kwargs)
+        finally:
+            stack.pop()
 
     def running_eagerly(self) -> Any:
         """A ``with`` block in which modules and wrapped functions run normally, not traced."""
@@ -612,7 +637,47 @@ class CaptureTracer(Tracer):
             parameters.setdefault(id(param), f"{name}.{param_path}")
         for buffer_path, buffer in module.named_buffers():
             buffers.setdefault(id(buffer), f"{name}.{buffer_path}")
+        if self._getattr_per_class:
+            self._patch_getattr_of(module)
         return name
+
+    def _getattr_patch_targets(
+        self, modules: List[Tuple[str, nn.Module]], is_module: bool
+    ) -> Optional[List[type]]:
+        """As for symbolic tracing (per class on the fast path), since :meth:`_install` patches the
+        classes of the modules it installs; a subclass that changes how modules or attributes are
+        found patches ``nn.Module``."""
+        cls = type(self)
+        if cls.getattr is not Tracer.getattr or cls.path_of_module is not CaptureTracer.path_of_module:
+            return None
+        if not is_module:
+            return [] if _FAST_PATCHES.enabled() else None
+        return _getattr_patch_classes(modules)
+
+    def _patch_getattr_of(self, module: nn.Module) -> None:
+        """Extend this trace's per-class ``__getattr__`` patches to a module installed mid-trace, so its
+        parameters and buffers are read as nodes just as with ``nn.Module`` patched."""
+        patched = self._getattr_classes
+        assert patched is not None
+        for sub in module.modules():
+            state = sub.__dict__
+            if not (state.get("_parameters") or state.get("_buffers")):
+                continue
+            cls = type(sub)
+            if any(klass in patched for klass in cls.__mro__):
+                continue
+            if _defining_class(cls, "__getattr__") is not nn.Module:
+                # Its own __getattr__ reaches nn.Module's through super(): patch that one, as the
+                # plain version does (the wrapper there acts for this trace from now on).
+                if not self._getattr_on_module:
+                    self._patch_keys.append(
+                        _PATCHES.acquire(nn.Module, "__getattr__", _traced_module_getattr)
+                    )
+                    self._getattr_on_module = True
+                continue
+            per_class = functools.partial(_traced_module_getattr, per_class=True)
+            self._patch_keys.append(_PATCHES.acquire(cls, "__getattr__", per_class))
+            patched.append(cls)
 
     def fetch(self, target: str) -> Any:
         """The object at qualified name ``target`` of the root, or of a module or constant capture added."""
@@ -1092,6 +1157,8 @@ class _LeafFunctionPatches:
         self._keys: List[Tuple[int, str]] = []
 
     def __enter__(self) -> "_LeafFunctionPatches":
+        if not self._functions:
+            return self  # nothing to patch: skip the search through the modules' namespaces
         try:
             namespaces = [vars(module) for module in self._modules_to_search()]
             for fn in self._functions:

@@ -16,6 +16,16 @@ def seeded_torch_rng() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(params=["per-class-patches", "nn-module-patches"])
+def both_patch_kinds(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Runs a test with the tracer's fast patches (``__getattr__`` per class, ``_call_impl``) and with
+    the plain ones (``nn.Module.__getattr__`` and ``__call__``, as torch.fx patches them)."""
+    from fxkit.tracer import use_fast_patches
+
+    with use_fast_patches(request.param == "per-class-patches"):
+        yield request.param
+
+
 CHROMIUM = "/usr/bin/chromium"
 
 

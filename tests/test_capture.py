@@ -26,6 +26,9 @@ from fxkit.capture_tracer import CaptureResult
 from fxkit.guards import NOT_GIVEN, CaptureError, GuardError, GuardKind, guard_bool, guard_int, guard_len
 from tests.models import control_flow_zoo
 
+# Every capture test runs with the per-class patches (the fast path) and with nn.Module's.
+pytestmark = pytest.mark.usefixtures("both_patch_kinds")
+
 THIS_FILE = os.path.abspath(__file__)
 
 

@@ -21,6 +21,9 @@ from torch import nn
 import fxkit
 from fxkit.guards import CaptureError, GuardError, GuardKind
 
+# Every capture test runs with the per-class patches (the fast path) and with nn.Module's.
+pytestmark = pytest.mark.usefixtures("both_patch_kinds")
+
 
 class DictIn(nn.Module):
     def forward(self, batch):

@@ -21,6 +21,9 @@ import fxkit
 import fxkit.capture_tracer
 import fxkit.guards
 
+# Every capture test runs with the per-class patches (the fast path) and with nn.Module's.
+pytestmark = pytest.mark.usefixtures("both_patch_kinds")
+
 THIS_FILE = os.path.abspath(__file__)
 
 
@@ -339,3 +342,77 @@ def test_explain_suggests_tensors_only_for_arguments_that_take_tensors():
     assert any("pass a tensor for it" in text for text in by_argument["mask"])
     for flag_or_cache in ("use_cache", "cache"):
         assert not any("tensor" in text for text in by_argument[flag_or_cache]), by_argument[flag_or_cache]
+
+
+class _OwnGetattr(nn.Module):
+    """A module class with its own ``__getattr__`` (reaching nn.Module's through super())."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(4))
+
+    def __getattr__(self, name: str):
+        return super().__getattr__(name)
+
+    def forward(self, x):
+        return x + self.weight.neg()  # a method of the parameter itself: recorded only if read as a node
+
+
+class _Exp(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(4))
+
+    def forward(self, x):
+        return x * self.weight.exp()
+
+
+class _BuildsInForward(nn.Module):
+    """Modules not registered anywhere: one of a plain class, one with its own ``__getattr__``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts = [_Exp(), _OwnGetattr()]
+
+    def forward(self, x):
+        return self.parts[1](self.parts[0](x))
+
+
+def test_installed_modules_read_their_parameters_as_nodes_with_either_patch_kind():
+    model = _BuildsInForward()
+    x = torch.randn(2, 4)
+    result = _captured(model, x)
+    nodes = list(result.graph.nodes)
+    assert sorted(node.target for node in nodes if node.op == "get_attr") == [
+        "_unregistered_parts_0.weight",
+        "_unregistered_parts_1.weight",
+    ]
+    assert [node.target for node in nodes if node.op == "call_method"] == ["exp", "neg"]
+    torch.testing.assert_close(result.graph_module(x), model(x))
+    with torch.no_grad():
+        for part in model.parts:
+            part.weight.add_(1.0)  # the captured module reads the same parameters
+    torch.testing.assert_close(result.graph_module(x), model(x))
+
+
+def test_capture_patches_getattr_per_class_on_the_fast_path(both_patch_kinds):
+    seen = {}
+
+    class Probe(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(2))
+
+        def forward(self, x):
+            seen["module"] = "__getattr__" in vars(nn.Module) and nn.Module.__getattr__
+            seen["class"] = vars(Probe).get("__getattr__")
+            return x * self.weight
+
+    original = nn.Module.__getattr__
+    result = fxkit.capture(Probe(), (torch.randn(2),))
+    assert [node.op for node in result.graph.nodes].count("get_attr") == 1
+    if both_patch_kinds == "per-class-patches":
+        assert seen["module"] is original and seen["class"] is not None
+    else:
+        assert seen["module"] is not original and seen["class"] is None
+    assert nn.Module.__getattr__ is original and "__getattr__" not in vars(Probe)

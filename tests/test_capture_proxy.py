@@ -12,6 +12,9 @@ import fxkit
 from fxkit.capture_proxy import CaptureProxy, CaptureTensor
 from fxkit.guards import CaptureError
 
+# Every capture test runs with the per-class patches (the fast path) and with nn.Module's.
+pytestmark = pytest.mark.usefixtures("both_patch_kinds")
+
 
 def decode_boxes(rel_codes: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     """A box decoder written the way detection libraries write them: checking its inputs."""

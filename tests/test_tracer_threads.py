@@ -148,3 +148,53 @@ def test_a_trace_next_to_one_with_the_plain_patches_keeps_its_own_and_the_same_g
         for key in reversed(keys):
             registry.release(key)
     _nothing_patched()
+
+
+class _OwnGetattrScale(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(3))
+
+    def __getattr__(self, name: str) -> Any:
+        return super().__getattr__(name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight.exp()
+
+
+class _WithUnregistered(nn.Module):
+    """A registered Linear, and two modules capture installs mid-trace (one with its own __getattr__)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 3)
+        self.extra = [nn.Linear(3, 3), _OwnGetattrScale()]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.extra[1](self.extra[0](self.linear(x)) + self.extra[0].weight.sum())
+
+
+def test_concurrent_captures_with_either_patch_kind_and_symbolic_traces_agree() -> None:
+    model, traced_model = _WithUnregistered(), Scaled()
+    x = torch.randn(2, 3)
+    expected_capture = fxkit.capture(model, (x,)).graph_module.code
+    expected_trace = fxkit.symbolic_trace(traced_model).code
+    codes: Dict[str, List[str]] = {"capture": [], "trace": []}
+
+    def work(index: int) -> None:
+        # Per-class __getattr__ patches (installed modules included) beside nn.Module's, at once.
+        with tracer_module.use_fast_patches(index % 2 == 0):
+            for _ in range(10):
+                codes["capture"].append(fxkit.capture(model, (x,)).graph_module.code)
+                codes["trace"].append(fxkit.symbolic_trace(traced_model).code)
+
+    _run_in_threads(work, count=4)
+    assert set(codes["capture"]) == {expected_capture} and set(codes["trace"]) == {expected_trace}
+    # Both installed modules' parameters are read as nodes, and methods on them are recorded.
+    assert "self._unregistered_extra_0.weight" in expected_capture
+    assert "self._unregistered_extra_1.weight" in expected_capture
+    assert "exp()" in expected_capture and "sum()" in expected_capture
+    _nothing_patched()
+    assert vars(_OwnGetattrScale)["__getattr__"].__qualname__ == "_OwnGetattrScale.__getattr__"
+    assert "__getattr__" not in vars(nn.Linear)
+    torch.testing.assert_close(fxkit.capture(model, (x,)).graph_module(x), model(x))
