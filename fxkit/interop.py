@@ -9,7 +9,7 @@ imports them inside functions only, so ``import fxkit`` never loads them.
 - :func:`backend` builds a ``torch.compile`` backend that hands Dynamo's graphs to fxkit passes.
 - :func:`export` runs ``torch.export.export`` on an fxkit GraphModule or capture result.
 - :func:`torch_fx_wrapped_functions` reads the functions registered with ``torch.fx.wrap``.
-- :func:`symbolic_fake_mode`, :func:`symbolic_fake_tensor`, :func:`symbolic_int` reach torch's shape environment for
+- :func:`symbolic_fake_mode`, :func:`symbolic_fake_tensor`, :func:`symbolic_int`, :func:`unbacked_bindings` reach torch's shape environment for
   ``make_fx(tracing_mode="symbolic")``.
 """
 

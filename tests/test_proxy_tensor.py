@@ -202,6 +202,16 @@ SYMBOLIC: Dict[str, Tuple[Callable[..., Any], Tuple[Tuple[int, ...], ...], Tuple
     "size-of-a-result": (lambda x: x.sum(0).new_zeros(x.sum(0).shape[0]), ((4, 6),), ((2, 3),)),
     "expand-clone": (lambda x: x.expand(x.shape[0], x.shape[1]).clone(), ((4, 6),), ((2, 3),)),
     "split-unique": (lambda x: torch.split(x, 2)[0].nonzero().unique(), ((5,),), ((7,),)),
+    "guarded-comparison": (
+        lambda x: x.new_zeros(x.shape[0] - 1) if x.shape[0] > 2 else x,
+        ((4, 6),),
+        ((5, 2),),
+    ),
+    "linear-3d-size-made-in-cpp": (
+        lambda x, w: torch.nn.functional.linear(x, w),
+        ((2, 8, 32), (4, 32)),
+        ((3, 5, 7), (2, 7)),
+    ),
 }
 
 
@@ -259,3 +269,23 @@ def test_symbolic_size_of_a_data_dependent_result_is_read_from_that_result() -> 
     assert list(map(str, bindings)) == [str(n.meta.get("unbacked_bindings")) for n in expected.graph.nodes]
     x = torch.tensor([0.0, 1.0, 0.0, 2.0])
     torch.testing.assert_close(gm(x), fn(x))
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_symbolic_zoo_models_run_ops_of_torch_fx_and_other_batch_sizes(name: str) -> None:
+    # Names of size nodes may differ: torch.fx also records size arithmetic done in C++ kernels.
+    model = zoo.get_model(name).eval()
+    args = zoo.example_inputs(name)
+    expected = torch_make_fx(model, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*args)
+    actual = make_fx(model, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*args)
+
+    def tensor_ops(gm: Any) -> Any:
+        return [
+            n.target
+            for n in gm.graph.nodes
+            if isinstance(n.target, torch._ops.OpOverload) and n.target.name() != "aten::sym_size.int"
+        ]
+
+    assert tensor_ops(actual) == tensor_ops(expected)
+    bigger = [torch.cat([a, a[:1]]) for a in args]  # one more batch row
+    torch.testing.assert_close(actual(*bigger), model(*bigger))

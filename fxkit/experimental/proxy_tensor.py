@@ -43,13 +43,21 @@ _TRACING_MODES = ("real", "fake", "symbolic")
 _METADATA_QUERIES = frozenset({torch.ops.prim.device.default})
 _COMPOSITE = torch._C.DispatchKey.CompositeImplicitAutograd
 
-# Integer arithmetic on sizes that a symbolic trace records: method -> (operator, reflected).
+# Arithmetic and comparisons on sizes that a symbolic trace records: method -> (operator, reflected).
 _SYM_ARITHMETIC = {
     "__add__": (operator.add, False), "__radd__": (operator.add, True),
     "__sub__": (operator.sub, False), "__rsub__": (operator.sub, True),
     "__mul__": (operator.mul, False), "__rmul__": (operator.mul, True),
     "__floordiv__": (operator.floordiv, False), "__rfloordiv__": (operator.floordiv, True),
     "__mod__": (operator.mod, False), "__rmod__": (operator.mod, True),
+    "__eq__": (operator.eq, False), "__ne__": (operator.ne, False),
+    "__lt__": (operator.lt, False), "__le__": (operator.le, False),
+    "__gt__": (operator.gt, False), "__ge__": (operator.ge, False),
+}  # fmt: skip
+
+# Sizes rebuilt from their symbolic expression: sympy class name -> operator.
+_REBUILT_OPERATORS = {
+    "Add": operator.add, "Mul": operator.mul, "FloorDiv": operator.floordiv, "PythonMod": operator.mod, "Mod": operator.mod,
 }  # fmt: skip
 
 
@@ -136,6 +144,7 @@ class _Recorder(TorchDispatchMode):
         self.sym_alive: List[Any] = []
         self.size_sources: Dict[Any, Tuple[Node, int]] = {}
         self.sym_created: List[Node] = []
+        self.sym_by_expr: Dict[Any, Node] = {}
         self.running_kernel = 0
         self.inputs_seen = 0
 
@@ -219,27 +228,70 @@ class _Recorder(TorchDispatchMode):
         constant = size.node.maybe_as_int()
         if constant is not None:
             return constant
-        source = self.size_sources.get(size.node.expr)
-        if source is None:
-            raise RuntimeError(
-                f"make_fx(tracing_mode='symbolic'): the size {size.node.expr} was computed where fxkit"
-                " does not record (only +, -, *, //, % on sizes in the traced program are recorded) and"
-                " is not a size of a traced tensor; compute it from the inputs' sizes in the program"
-            )
-        tensor_node, dim = source
-        node = self.graph.call_function(torch.ops.aten.sym_size.int, (tensor_node, dim))
-        self._remember_size(size, node)
+        node = self.sym_by_expr.get(size.node.expr)
+        if node is None:
+            node = self._rebuild(size.node.expr)[0]
+        self.sym_nodes[id(size.node)] = node
+        self.sym_alive.append(size)
         return node
+
+    def _rebuild(self, expr: Any) -> Tuple[Any, Any]:
+        """A node and value for a size computed out of sight (in C++ kernels), from its expression.
+
+        A symbol is read from the first traced tensor that has it as a size; sums, products,
+        floor divisions and remainders of those become ``operator`` nodes.
+        """
+        known = self.sym_by_expr.get(expr)
+        if known is not None:
+            return known, known.meta["val"]
+        if expr.is_Integer:
+            return int(expr), int(expr)
+        source = self.size_sources.get(expr)
+        if source is not None:
+            tensor_node, dim = source
+            value = tensor_node.meta["val"].shape[dim]
+            node = self.graph.call_function(torch.ops.aten.sym_size.int, (tensor_node, dim))
+        else:
+            function = _REBUILT_OPERATORS.get(type(expr).__name__)
+            if function is None:
+                raise RuntimeError(
+                    f"make_fx(tracing_mode='symbolic'): the size {expr} was computed where fxkit does not"
+                    " record and cannot be rebuilt from the sizes of traced tensors; compute it from the"
+                    " inputs' sizes in the program"
+                )
+            # Symbols before constants, as programs usually write them (``n * 2``, ``n + 1``).
+            operands = sorted(expr.args, key=lambda arg: arg.is_Number) if expr.is_commutative else expr.args
+            node, value = self._rebuild(operands[0])
+            for operand in operands[1:]:
+                other_node, other_value = self._rebuild(operand)
+                self.running_kernel += 1  # computing the value is not part of the program
+                try:
+                    value = function(value, other_value)
+                finally:
+                    self.running_kernel -= 1
+                node = self.graph.call_function(function, (node, other_node))
+                self._remember_size(value, node)
+            return node, value
+        self._remember_size(value, node)
+        return node, value
 
     def _remember_size(self, size: torch.SymInt, node: Node) -> None:
         node.meta["val"] = size
+        if isinstance(size, torch.SymInt):
+            self.sym_by_expr.setdefault(size.node.expr, node)
         self.sym_nodes[id(size.node)] = node
         self.sym_alive.append(size)
         self.sym_created.append(node)
 
     def _record_size_arithmetic(self, function: Any, operands: Tuple[Any, ...], result: Any) -> None:
-        if not isinstance(result, torch.SymInt) or self.running_kernel:
+        if not isinstance(result, (torch.SymInt, torch.SymBool)) or self.running_kernel:
             return
+        for operand in operands:
+            if isinstance(operand, torch.SymInt) and isinstance(result, torch.SymInt):
+                if operand.node.expr == result.node.expr:  # ``n * 1``, ``n + 0``: still ``n``
+                    self.sym_nodes[id(result.node)] = self._sym_node_of(operand)
+                    self.sym_alive.append(result)
+                    return
         args = tuple(self._sym_node_of(a) if isinstance(a, torch.SymInt) else a for a in operands)
         self._remember_size(result, self.graph.call_function(function, args))
 
@@ -253,11 +305,15 @@ class _Recorder(TorchDispatchMode):
         if self.tracing_mode != "symbolic":
             yield
             return
+        from torch._dispatch.python import enable_python_dispatcher
+
         originals = {name: torch.SymInt.__dict__[name] for name in _SYM_ARITHMETIC if name in torch.SymInt.__dict__}
         for name, method in originals.items():
             setattr(torch.SymInt, name, self._recording_method(method, *_SYM_ARITHMETIC[name]))
         try:
-            yield
+            # Composite operators then decompose in Python (torch._decomp), where sizes stay symbolic.
+            with enable_python_dispatcher():
+                yield
         finally:
             for name, method in originals.items():
                 setattr(torch.SymInt, name, method)
