@@ -289,3 +289,31 @@ def test_symbolic_zoo_models_run_ops_of_torch_fx_and_other_batch_sizes(name: str
     assert tensor_ops(actual) == tensor_ops(expected)
     bigger = [torch.cat([a, a[:1]]) for a in args]  # one more batch row
     torch.testing.assert_close(actual(*bigger), model(*bigger))
+
+
+def test_symbolic_traces_on_several_threads_record_only_their_own_size_arithmetic() -> None:
+    import threading
+
+    def halves(x):
+        return x.view(x.shape[0] // 2, -1)
+
+    def doubles(x):
+        return x.new_zeros(x.shape[0] * 2 + 1)
+
+    methods = {name: value for name, value in vars(torch.SymInt).items() if name.startswith("__")}
+    expected = {
+        fn.__name__: make_fx(fn, tracing_mode="symbolic")(torch.randn(4, 3)).code for fn in (halves, doubles)
+    }
+    codes: dict = {"halves": [], "doubles": []}
+
+    def work(fn) -> None:
+        for _ in range(10):
+            codes[fn.__name__].append(make_fx(fn, tracing_mode="symbolic")(torch.randn(4, 3)).code)
+
+    threads = [threading.Thread(target=work, args=(fn,)) for fn in (halves, doubles, halves, doubles)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(code == expected[name] for name, found in codes.items() for code in found)
+    assert {name: value for name, value in vars(torch.SymInt).items() if name.startswith("__")} == methods

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import operator
+import threading
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import torch
@@ -33,6 +34,7 @@ from ..graph import Graph
 from ..graph_module import GraphModule
 from ..node import Node
 from ..passes.shape_prop import _extract_tensor_metadata
+from ..tracer import _PATCHES
 
 __all__ = ["make_fx"]
 
@@ -44,6 +46,27 @@ _METADATA_QUERIES = frozenset({torch.ops.prim.device.default})
 _COMPOSITE = torch._C.DispatchKey.CompositeImplicitAutograd
 
 # Arithmetic and comparisons on sizes that a symbolic trace records: method -> (operator, reflected).
+_SIZE_RECORDER = threading.local()  # .current: the symbolic trace running on this thread
+
+
+def _size_recording(function: Any, reflected: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The registry's replacement maker for one ``torch.SymInt`` operator method."""
+
+    def make(method: Callable[..., Any]) -> Callable[..., Any]:
+        def record(this: Any, other: Any) -> Any:
+            result = method(this, other)
+            recorder = getattr(_SIZE_RECORDER, "current", None)
+            if recorder is not None and result is not NotImplemented:
+                recorder._record_size_arithmetic(
+                    function, (other, this) if reflected else (this, other), result
+                )
+            return result
+
+        return record
+
+    return make
+
+
 _SYM_ARITHMETIC = {
     "__add__": (operator.add, False), "__radd__": (operator.add, True),
     "__sub__": (operator.sub, False), "__rsub__": (operator.sub, True),
@@ -307,25 +330,22 @@ class _Recorder(TorchDispatchMode):
             return
         from torch._dispatch.python import enable_python_dispatcher
 
-        originals = {name: torch.SymInt.__dict__[name] for name in _SYM_ARITHMETIC if name in torch.SymInt.__dict__}
-        for name, method in originals.items():
-            setattr(torch.SymInt, name, self._recording_method(method, *_SYM_ARITHMETIC[name]))
+        # Through the patch registry (shared, counted, thread-safe); the wrappers record only for
+        # the trace running on their own thread, so size arithmetic elsewhere passes through.
+        keys = []
+        previous = getattr(_SIZE_RECORDER, "current", None)
+        _SIZE_RECORDER.current = self
         try:
+            for name, (function, reflected) in _SYM_ARITHMETIC.items():
+                if name in torch.SymInt.__dict__:
+                    keys.append(_PATCHES.acquire(torch.SymInt, name, _size_recording(function, reflected)))
             # Composite operators then decompose in Python (torch._decomp), where sizes stay symbolic.
             with enable_python_dispatcher():
                 yield
         finally:
-            for name, method in originals.items():
-                setattr(torch.SymInt, name, method)
-
-    def _recording_method(self, method: Callable[..., Any], function: Any, reflected: bool) -> Callable[..., Any]:
-        def record(this: Any, other: Any) -> Any:
-            result = method(this, other)
-            if result is not NotImplemented:
-                self._record_size_arithmetic(function, (other, this) if reflected else (this, other), result)
-            return result
-
-        return record
+            for key in reversed(keys):
+                _PATCHES.release(key)
+            _SIZE_RECORDER.current = previous
 
     def _drop_unused_sizes(self) -> None:
         """Remove size nodes nothing uses (sizes the program computed but did not pass on)."""
