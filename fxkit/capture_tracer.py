@@ -1281,7 +1281,7 @@ class _KeepBuffers:
         buffers = model.buffers() if isinstance(model, nn.Module) else ()
         # Kernels such as batch_norm update running statistics without a version bump, so every
         # buffer with data is saved (buffers are small next to weights; meta ones hold nothing).
-        self.saved = [(buffer, buffer.clone()) for buffer in buffers if buffer.device.type != "meta"]
+        self.saved = [(buffer, buffer.clone()) for buffer in buffers if not buffer.is_meta]
 
     def __enter__(self) -> None:
         pass
