@@ -24,6 +24,7 @@ import fxkit
 from fxkit import zoo
 from fxkit.capture_tracer import CaptureResult
 from fxkit.guards import NOT_GIVEN, CaptureError, GuardError, GuardKind, guard_bool, guard_int, guard_len
+from tests._source_lines import line_of
 from tests.models import control_flow_zoo
 
 # Every capture test runs with the per-class patches (the fast path) and with nn.Module's.
@@ -33,12 +34,7 @@ THIS_FILE = os.path.abspath(__file__)
 
 
 def _line_of(marker: str) -> int:
-    """The line of this file that contains ``marker`` (so tests do not hard-code line numbers)."""
-    with open(THIS_FILE, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if marker in line and "_line_of" not in line:
-                return number
-    raise AssertionError(marker)
+    return line_of(THIS_FILE, marker)
 
 
 def _guard_nodes(result: CaptureResult) -> list:

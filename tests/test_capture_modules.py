@@ -20,6 +20,7 @@ from torch import nn
 import fxkit
 import fxkit.capture_tracer
 import fxkit.guards
+from tests._source_lines import line_of
 
 # Every capture test runs with the per-class patches (the fast path) and with nn.Module's.
 pytestmark = pytest.mark.usefixtures("both_patch_kinds")
@@ -28,11 +29,7 @@ THIS_FILE = os.path.abspath(__file__)
 
 
 def _line_of(marker: str) -> int:
-    with open(THIS_FILE, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if marker in line and "_line_of" not in line:
-                return number
-    raise AssertionError(marker)
+    return line_of(THIS_FILE, marker)
 
 
 class Rotate(nn.Module):
