@@ -256,12 +256,8 @@ class _MinimizerBase:
             report = self._new_report(f"Sequential traverse iteration {self.iteration}.")
             report.append(f"Visit node: {node.name}")
             current = [node]
-            if self.exclusion_fn is not None:
-                self.exclusion_fn(current, -1, -1)
-                if not current:
-                    report.append(f"Excluded node: {node.name}")
-                    self.print_report(report)
-                    continue
+            if self._all_excluded(current, -1, -1, report, f"Excluded node: {node.name}"):
+                continue
             try:
                 self._check(current, report, [node.name])
             except (FxNetMinimizerResultMismatchError, FxNetMinimizerRunFuncError) as failure:
@@ -293,6 +289,20 @@ class _MinimizerBase:
                 return culprits
         return culprits
 
+    def _all_excluded(
+        self, nodes: NodeList, start_idx: int, end_idx: int, report: List[str],
+        note: str = "All nodes are excluded by user",
+    ) -> bool:  # fmt: skip
+        """Let ``exclusion_fn`` drop nodes from ``nodes`` (in place); True, reported, if none is left."""
+        if self.exclusion_fn is None:
+            return False
+        self.exclusion_fn(nodes, start_idx, end_idx)
+        if nodes:
+            return False
+        report.append(note)
+        self.print_report(report)
+        return True
+
     def _binary_search_impl(self, all_nodes: NodeList, start_idx: int, end_idx: int) -> NodeSet:
         nodes = all_nodes[start_idx:end_idx]
         self.iteration += 1
@@ -302,12 +312,8 @@ class _MinimizerBase:
             f"Size of the interested node list is {len(nodes)}"
         )
         current = list(nodes)
-        if self.exclusion_fn is not None:
-            self.exclusion_fn(current, start_idx, end_idx)
-            if not current:
-                report.append("All nodes are excluded by user")
-                self.print_report(report)
-                return set()
+        if self._all_excluded(current, start_idx, end_idx, report):
+            return set()
         try:
             self._check(current, report)
         except (FxNetMinimizerResultMismatchError, FxNetMinimizerRunFuncError):
@@ -446,12 +452,8 @@ class _MinimizerBase:
         report.append(
             f"From node index {start_idx} to {end_idx - 1}. Size of the interested node list is {len(nodes)}"
         )
-        if self.exclusion_fn is not None:
-            self.exclusion_fn(nodes, start_idx, end_idx)
-            if not nodes:
-                report.append("All nodes are excluded by user")
-                self.print_report(report)
-                return set()
+        if self._all_excluded(nodes, start_idx, end_idx, report):
+            return set()
         try:
             self._check(nodes, report, [])  # every output of the stretch is compared
         except FxNetMinimizerResultMismatchError:
