@@ -333,9 +333,10 @@ def _call_of(
 
 
 class _RootWithInstalled(nn.Module):
-    """The traced root seen together with the modules capture installed under generated names."""
+    """The traced root seen together with attributes added under generated names (the modules and
+    constants a capture installs; the classes ``interop.to_torch_fx`` passes as attributes)."""
 
-    def __init__(self, root: nn.Module, installed: Dict[str, nn.Module]) -> None:
+    def __init__(self, root: nn.Module, installed: Dict[str, Any]) -> None:
         super().__init__()
         self.training = root.training
         self.meta = getattr(root, "meta", {})

@@ -24,6 +24,7 @@ import torch
 import torch.utils._pytree as pytree
 
 from . import _foreign, _structure
+from .capture_tracer import _RootWithInstalled
 from .codegen import CodeGen, _PyTreeCodeGen, _PyTreeInfo
 from .graph import Graph
 from .graph_module import GraphModule
@@ -242,22 +243,11 @@ def _module_to_torch(module: GraphModule) -> Any:
     met: List[type] = []
     graph = _graph_to_torch(module.graph, met)
     classes = _classes_as_attributes(graph) if met else {}
-    root = _RootWithClasses(module, classes) if classes else module
+    # capture's view of a root plus extra attributes, read the same way by torch.fx's copying
+    root = _RootWithInstalled(module, classes) if classes else module
     converted = fx.GraphModule(root, graph, type(module).__name__)
     _share_state(module, converted)
     return converted
-
-
-class _RootWithClasses(torch.nn.Module):
-    """``module`` as torch.fx's GraphModule copies from it, plus the class attributes."""
-
-    def __init__(self, module: torch.nn.Module, classes: Dict[str, type]) -> None:
-        super().__init__()
-        object.__setattr__(self, "_wrapped", module)
-        self.__dict__.update(classes)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.__dict__["_wrapped"], name)
 
 
 def _classes_as_attributes(graph: Any) -> Dict[str, type]:
