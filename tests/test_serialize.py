@@ -15,8 +15,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fxkit
-from fxkit import _safetensors, zoo
+from fxkit import _safetensors, serialize, zoo
 from fxkit.guards import GuardError
+
+
+@pytest.fixture(params=["fast", "plain"])
+def engine(request):
+    """Loading with the fast paths of fxkit.serialize (the default) and with the plain definitions."""
+    with serialize.use_fast_path(request.param == "fast"):
+        yield request.param
 
 
 def round_trip(gm, tmp_path, **options):
@@ -49,7 +56,7 @@ def assert_same_module(loaded, original):
 
 
 @pytest.mark.parametrize("name", zoo.list_models())
-def test_traced_zoo_models_round_trip(tmp_path, name):
+def test_traced_zoo_models_round_trip(engine, tmp_path, name):
     model = zoo.get_model(name).eval()
     traced = fxkit.symbolic_trace(model)
     loaded = round_trip(traced, tmp_path)
@@ -60,6 +67,32 @@ def test_traced_zoo_models_round_trip(tmp_path, name):
     assert [n.name for n in loaded.graph.nodes] == [
         n.name for n in torch.fx.symbolic_trace(model).graph.nodes
     ]
+
+
+def _state(module):
+    """A module's attributes in order, by type, with sizes and plain values."""
+    return [
+        (name, type(value), len(value) if isinstance(value, (dict, set, list)) else value)
+        for name, value in vars(module).items()
+        if not isinstance(value, (torch.Tensor, torch.nn.Module, fxkit.Graph))
+    ]
+
+
+def test_fast_and_plain_loading_build_the_same_modules(tmp_path):
+    model = Gated()
+    model.proj.eval()
+    traced = fxkit.symbolic_trace(zoo.get_model("resnet"))
+    traced.gated = model  # not called: the module tree is saved whole
+    path = tmp_path / "resnet.fxkit"
+    fxkit.save(traced, path)
+    with serialize.use_fast_path(False):
+        plain = fxkit.load(path, allowed=[Gated])
+    fast = fxkit.load(path, allowed=[Gated])
+    pairs = list(zip(plain.named_modules(), fast.named_modules(), strict=True))
+    assert len(pairs) > 20
+    for (name, plain_module), (fast_name, fast_module) in pairs:
+        assert name == fast_name and type(plain_module).__name__ == type(fast_module).__name__
+        assert _state(plain_module) == _state(fast_module), name
 
 
 class Gated(torch.nn.Module):
@@ -76,7 +109,7 @@ class Gated(torch.nn.Module):
         return self.norm(self.proj(x)).relu() + torch.ones(4)
 
 
-def test_captured_modules_keep_their_guards(tmp_path):
+def test_captured_modules_keep_their_guards(engine, tmp_path):
     model = Gated().eval()
     result = fxkit.capture(model, (torch.randn(2, 4),))
     loaded = round_trip(result.graph_module, tmp_path)
@@ -95,7 +128,7 @@ def test_captured_modules_keep_their_guards(tmp_path):
     assert {"proj": ("proj", "torch.nn.modules.linear.Linear")} in stacks
 
 
-def test_tied_weights_stay_tied_and_plain_meta_survives(tmp_path):
+def test_tied_weights_stay_tied_and_plain_meta_survives(engine, tmp_path):
     class Tied(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -161,7 +194,7 @@ class Tracer(fxkit.Tracer):
         return isinstance(module, Custom) or super().is_leaf_module(module, name)
 
 
-def test_user_functions_and_classes_load_only_when_allowed(tmp_path):
+def test_user_functions_and_classes_load_only_when_allowed(engine, tmp_path):
     traced = fxkit.symbolic_trace(UsesHelper())
     path = tmp_path / "helper.fxkit"
     fxkit.save(traced, path)
@@ -310,7 +343,7 @@ def first(record, op):
         (lambda r: r.update(version=2), "version 2"),
     ],
 )
-def test_crafted_files_are_refused_naming_what(tmp_path, edit, message):
+def test_crafted_files_are_refused_naming_what(engine, tmp_path, edit, message):
     path, record = mlp_file(tmp_path)
     edit(record)
     rewrite(path, record)
@@ -395,7 +428,7 @@ def load_where_nothing_else_runs(path):
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_fuzzed_files_load_as_a_savable_module_or_raise_value_error(tmp_path, data):
+def test_fuzzed_files_load_as_a_savable_module_or_raise_value_error(engine, tmp_path, data):
     path, record = mlp_file(tmp_path)
     _, tensors = _safetensors.read(path)
     if data.draw(st.booleans(), label="edit the JSON"):
