@@ -46,18 +46,102 @@ class Chain(nn.Module):
 MODELS = {"two_inputs": (TwoInputs, 2), "chain": (Chain, 1)}
 
 
-def _setup(model, n_inputs, trace, sizes):
+class Branchy(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c, self.d = (nn.Linear(4, 4) for _ in range(4))
+
+    def forward(self, x):
+        p, q = self.a(x), self.b(x)
+        return self.c(p + q) * self.d(q).relu() + p
+
+
+class Sparse(nn.Module):
+    """Embedding bags beside a small dense tower, joined at the top."""
+
+    def __init__(self, bags: int = 4, rows: int = 60) -> None:
+        super().__init__()
+        self.embs = nn.ModuleList([nn.EmbeddingBag(rows, 4, mode="sum") for _ in range(bags)])
+        self.bottom, self.top = nn.Linear(4, 4), nn.Linear(4 * (bags + 1), 4)
+
+    def forward(self, dense, idx, off):
+        bags = [emb(idx, off) for emb in self.embs]
+        return self.top(torch.cat([self.bottom(dense).relu(), *bags], dim=1)).relu()
+
+
+class Interleaved(nn.Module):
+    """Dense, embedding, dense, embedding: every boundary starts a partition."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.e1, self.e2 = nn.EmbeddingBag(10, 4), nn.EmbeddingBag(10, 4)
+        self.l1, self.l2 = nn.Linear(4, 4), nn.Linear(4, 4)
+
+    def forward(self, dense, idx, off):
+        c = self.l2(self.l1(dense) + self.e1(idx, off))
+        return c * self.e2(idx, off)
+
+
+class Layered(nn.Module):
+    """Dense, then two embedding bags weighted by it, then dense again: the two dense parts sit
+    two BFS levels apart, so they stay separate partitions (sharing one device list)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.l2 = nn.Linear(4, 3), nn.Linear(4, 4)
+        self.e1, self.e2 = nn.EmbeddingBag(60, 4, mode="sum"), nn.EmbeddingBag(60, 4, mode="sum")
+
+    def forward(self, dense, idx, off):
+        w = self.l1(dense).flatten()
+        return self.l2(
+            self.e1(idx, off, per_sample_weights=w) + self.e2(idx, off, per_sample_weights=w)
+        ).relu()
+
+
+class WideCat(nn.Module):
+    """A call_function node (torch.cat) larger than any device."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.e = nn.EmbeddingBag(10, 4)
+
+    def forward(self, dense, idx, off):
+        return torch.cat([dense] * 30).sum(0) + self.e(idx, off).sum(0)
+
+
+def _dense(count):
+    return lambda: [torch.randn(2, 4) for _ in range(count)]
+
+
+def _sparse():
+    return [torch.randn(2, 4), torch.tensor([1, 2, 3, 4, 5, 6]), torch.tensor([0, 3])]
+
+
+INPUTS = {TwoInputs: _dense(2), Chain: _dense(1), Branchy: _dense(1), Sparse: _sparse, Interleaved: _sparse}
+INPUTS[WideCat] = INPUTS[Layered] = _sparse
+
+
+def _setup(model, inputs, trace, sizes):
     gm = trace(model)
-    sizes(gm, [torch.ones(2, 4)] * n_inputs)
+    sizes(gm, inputs)
     return gm, {node.name: node for node in gm.graph.nodes}
 
 
-def _partition(side, model, n_inputs, mems, mode_name="size_based", **options):
+def _partition(side, model, n_inputs, mems, mode_name="size_based", latency_seed=None, **options):
+    """Partition ``model`` on devices with ``mems`` bytes; ``n_inputs`` dense inputs, or None for
+    the model's own inputs. ``latency_seed`` draws per-node latencies (in graph order)."""
     partitioner_module, utils, trace, sizes = side
-    gm, nodes = _setup(model, n_inputs, trace, sizes)
+    torch.manual_seed(0)
+    inputs = INPUTS[type(model)]() if n_inputs is None else _dense(n_inputs)()
+    gm, nodes = _setup(model, inputs, trace, sizes)
     if "node_to_partition_mapping" in options:
         options["node_to_partition_mapping"] = {
             nodes[k]: v for k, v in options["node_to_partition_mapping"].items()
+        }
+    if latency_seed is not None:
+        rng = random.Random(latency_seed)
+        options["node_to_latency_mapping"] = {
+            node: utils.NodeLatency(rng.randint(1, 20) / 4, rng.randint(1, 20) / 4) for node in gm.graph.nodes
         }
     devices = [utils.Device(f"dev_{i}", mem, i) for i, mem in enumerate(mems)]
     config = utils.PartitionerConfig(devices, getattr(utils.PartitionMode, mode_name), **options)
@@ -77,9 +161,9 @@ def _partition(side, model, n_inputs, mems, mode_name="size_based", **options):
          list(n.logical_device_ids), n.size_bytes)
         for n in result.dag.nodes
     ]  # fmt: skip
-    inputs = [torch.randn(2, 4) for _ in range(n_inputs)]
     torch.testing.assert_close(result.module_with_submodules(*inputs), model(*inputs))
-    return partitions, result.module_with_submodules.code, dag
+    mapping = sorted((node.name, index) for node, index in partitioner.node_to_partition.items())
+    return partitions, result.module_with_submodules.code, dag, mapping
 
 
 OURS = (ours, our_utils, fx.symbolic_trace, get_size_of_all_nodes)
@@ -132,21 +216,75 @@ def test_aot_based_matches_torch_fx(devices_of_1) -> None:
     assert _partition(OURS, model, 2, [1000, 1000], "aot_based", **cyclic)[0] == "error"
 
 
-def test_other_modes_say_they_are_missing() -> None:
-    with pytest.raises(NotImplementedError, match="cost_aware is not available in fxkit"):
-        gm, _ = _setup(TwoInputs(), 2, fx.symbolic_trace, get_size_of_all_nodes)
-        ours.Partitioner().partition_graph(
-            gm,
-            TwoInputs(),
-            our_utils.PartitionerConfig(
-                [our_utils.Device("d", 300, 0)] * 2, our_utils.PartitionMode.cost_aware
-            ),
-        )
+SPARSE_CASES = [
+    (Sparse, [2000] * 4, False), (Sparse, [4000] * 2, False), (Sparse, [4000] * 4, True), (Sparse, [5000] * 3, False),
+    (Sparse, [3000] * 3, True), (Interleaved, [300] * 4, False), (Interleaved, [400] * 3, True),
+    (Layered, [1600] * 2, False), (Layered, [1500] * 4, True), (Layered, [1200] * 3, False), (Sparse, [2000] * 3, False),
+    # errors: devices of different sizes, too few devices, embeddings + dense too big for one device,
+    # one node too big (a module, then a function), no embedding at all
+    (Sparse, [4000, 3000], False), (Sparse, [1500] * 3, False), (Sparse, [1500] * 4, False),
+    (Interleaved, [150] * 6, False), (WideCat, [700] * 4, False), (Branchy, [200] * 4, False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("make,mems,saturate", SPARSE_CASES)
+def test_sparse_nn_matches_torch_fx(make, mems, saturate) -> None:
+    model = make()
+    expected = _partition(ORACLE, model, None, mems, "sparse_nn", saturate_host=saturate)
+    assert _partition(OURS, model, None, mems, "sparse_nn", saturate_host=saturate) == expected
+
+
+# (model, device sizes, transfer rate, latency seed); all need more than one device
+LATENCY_CASES = [
+    (Chain, [400, 300, 300, 400, 400], 1.0, 189), (Chain, [400, 150, 400], 1.0, 60),
+    (Chain, [250, 250, 250, 150, 250, 200], 1000.0, 491), (Chain, [200] * 4, 10.0, 1),
+    (TwoInputs, [100, 300, 150, 150, 400, 200], 100.0, 0), (TwoInputs, [300] * 3, 10.0, 3),
+    (Branchy, [400, 300, 150], 1000.0, 645), (Branchy, [200, 200, 300, 150, 300], 10.0, 170),
+    (Branchy, [150, 300, 100, 250, 250], 1000.0, 359), (Interleaved, [150, 600, 400], 1.0, 184),
+    (Interleaved, [400, 200, 600, 400], 1.0, 965), (Chain, [100] * 3, 10.0, 4),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", ["cost_aware", "kl_based"])
+@pytest.mark.parametrize("make,mems,rate,seed", LATENCY_CASES)
+def test_latency_modes_match_torch_fx(mode, make, mems, rate, seed) -> None:
+    model = make()
+    n_inputs = None if make is Interleaved else (2 if make is TwoInputs else 1)
+    options = {"transfer_rate_bytes_per_sec": rate, "latency_seed": seed}
+    expected = _partition(ORACLE, model, n_inputs, mems, mode, **options)
+    assert _partition(OURS, model, n_inputs, mems, mode, **options) == expected
+    saturated = _partition(ORACLE, model, n_inputs, mems * 2, mode, saturate_host=True, **options)
+    assert _partition(OURS, model, n_inputs, mems * 2, mode, saturate_host=True, **options) == saturated
+
+
+def test_kl_based_moves_nodes_that_size_based_placed() -> None:
+    """The swap search really runs: on these cases torch.fx's KL result differs from its
+    size-based start, and ours follows it."""
+    moved = 0
+    for make, mems, rate, seed in LATENCY_CASES[:2] + LATENCY_CASES[4:7]:
+        n_inputs = 2 if make is TwoInputs else 1
+        options = {"transfer_rate_bytes_per_sec": rate, "latency_seed": seed}
+        start = _partition(ORACLE, make(), n_inputs, mems, **options)
+        kl = _partition(ORACLE, make(), n_inputs, mems, "kl_based", **options)
+        assert _partition(OURS, make(), n_inputs, mems, "kl_based", **options) == kl
+        moved += [p[1] for p in kl[0]] != [p[1] for p in start[0]]
+    assert moved >= 4
+
+
+@pytest.mark.parametrize("mode", ["size_based", "sparse_nn", "cost_aware", "kl_based", "aot_based"])
+def test_graph_without_operations_is_refused(mode) -> None:
+    class Identity(nn.Module):
+        def forward(self, x):
+            return x
+
+    expected = _partition(ORACLE, Identity(), 1, [1000], mode)
+    assert expected[0] == "error"
+    assert _partition(OURS, Identity(), 1, [1000], mode) == expected
 
 
 def _helper_results(side):
     partitioner_module, utils, trace, sizes = side
-    _, nodes = _setup(TwoInputs(), 2, trace, sizes)
+    _, nodes = _setup(TwoInputs(), [torch.ones(2, 4)] * 2, trace, sizes)
 
     def make(groups):
         partitions = []
@@ -189,6 +327,10 @@ def _helper_results(side):
     partitioner_module.set_parents_and_children(merged)
     partitioner_module.combine_two_partitions(merged[0], merged[2], merged)
     out.append((show(merged), [partitioner_module.check_dependency(p) for p in merged]))
+    shared = make(groups)
+    shared[1].nodes.add(nodes["x"])  # a placeholder held twice links nothing through it
+    partitioner_module.set_parents_and_children(shared)
+    out.append(show(shared))
     reordered = make(groups)
     partitioner_module.reorganize_partitions(reordered[::-1])
     out.append(show(reordered))

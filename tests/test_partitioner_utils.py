@@ -124,6 +124,30 @@ def test_latencies_match(both) -> None:
         ours.get_comm_latency_between(mine[0], mine[1], 0.0)
 
 
+def _device_latencies(trace, sizes, utils, devices, scale):
+    """Latencies of the Diamond partitions placed on ``devices``, with every node latency
+    multiplied by ``scale`` (0 and negative scales probe the all-zero starting points)."""
+    nodes, partitions, latencies = _setup(Diamond(), trace, sizes, utils)
+    latencies = {node: utils.NodeLatency(m * scale, c * scale) for node, (m, c) in latencies.items()}
+    for partition, ids in zip(partitions, devices):
+        partition.logical_device_ids = list(ids)
+    mapping = utils.get_partition_to_latency_mapping(partitions, latencies)
+    return (
+        [tuple(mapping[p]) for p in partitions],
+        [utils.get_comm_latency_between(a, b, 8.0) for a in partitions for b in partitions],
+        utils.get_latency_of_partitioned_graph(partitions, mapping, 8.0),
+    )
+
+
+@pytest.mark.parametrize("devices", [([0], [0], [1]), ([0, 1], [0, 1], [0, 1]), ([], [], []), ([1], [], [1])])
+@pytest.mark.parametrize("scale", [1.0, 0.0, -1.0])
+def test_latencies_with_devices_match(devices, scale) -> None:
+    """Partitions on the same devices talk for free; sums start from zero."""
+    assert _device_latencies(fx.symbolic_trace, get_size_of_all_nodes, ours, devices, scale) == (
+        _device_latencies(torch.fx.symbolic_trace, oracle_sizes, oracle, devices, scale)
+    )
+
+
 def test_missing_sizes_are_reported() -> None:
     gm = fx.symbolic_trace(Diamond())
     node = next(iter(gm.graph.nodes))

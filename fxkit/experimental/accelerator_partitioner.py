@@ -7,16 +7,19 @@ a ``DAG`` of the submodules. Nodes need ``size_bytes`` first
 (``fxkit.passes.graph_manipulation.get_size_of_all_nodes``).
 
 Modes: the whole graph on the largest device when it fits; ``size_based`` (greedy, in graph
-order); ``aot_based`` (a given node -> partition and partition -> devices mapping).
-``saturate_host`` copies the partitions onto idle devices. The ``sparse_nn``, ``cost_aware``
-and ``kl_based`` modes are not available in fxkit (NotImplementedError).
+order); ``aot_based`` (a given node -> partition and partition -> devices mapping);
+``sparse_nn`` (embedding partitions one per device, dense partitions beside each of them);
+``cost_aware`` (merge single-node partitions while the estimated latency does not grow);
+``kl_based`` (``size_based``, then Kernighan-Lin style node moves and swaps that lower the
+latency). ``saturate_host`` copies the partitions onto idle devices. The results, quirks
+included, are torch.fx's.
 """
 
 from __future__ import annotations
 
 import operator
 from collections import deque
-from typing import Dict, List, NamedTuple, Set, Tuple
+from typing import Dict, List, NamedTuple, Optional, Set, Tuple
 
 import torch
 
@@ -28,6 +31,8 @@ from fxkit.experimental.partitioner_utils import (
     PartitionerConfig,
     PartitionMode,
     get_extra_size_of,
+    get_latency_of_partitioned_graph,
+    get_partition_to_latency_mapping,
 )
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node, map_arg
@@ -101,17 +106,17 @@ def combine_two_partitions(
 
 
 def set_parents_and_children(partitions: List[Partition]) -> None:
-    """Link partitions: B is a child of A when a node of B reads a node of A."""
+    """Link partitions: B is a child of A when a node of B reads a node of A that B does not
+    hold itself (so partitions sharing a placeholder are not linked through it)."""
     for partition in partitions:
         partition.parents, partition.children = set(), set()
-    owner = {node: partition for partition in partitions for node in partition.nodes}
     for partition in partitions:
         for node in partition.nodes:
             for user in node.users:
-                other = owner.get(user)
-                if other is not None and other is not partition and user.op != "output":
-                    partition.children.add(other)
-                    other.parents.add(partition)
+                for other in partitions:
+                    if other is not partition and user in other.nodes and node not in other.nodes:
+                        partition.children.add(other)
+                        other.parents.add(partition)
 
 
 def reorganize_partitions(partitions: List[Partition]) -> None:
@@ -219,6 +224,8 @@ class Partitioner:
         self.devices = partitioner_config.devices
         if not self.devices:
             raise RuntimeError("No devices")
+        if all(node.op in ("placeholder", "get_attr", "output") for node in fx_module.graph.nodes):
+            raise RuntimeError("No Partition since no operations in the module")
         total_size = 0
         for node in self.graph_module.graph.nodes:
             if node.op == "output":
@@ -235,13 +242,21 @@ class Partitioner:
             self.find_single_partition(total_size, largest.logical_id)
         elif total_size > sum(device.available_mem_bytes for device in self.devices):
             raise RuntimeError("Devices do not have enough memory for the module")
-        elif mode == PartitionMode.size_based:
-            self.size_based_partition()
-        else:
-            raise NotImplementedError(
-                f"Partitioner: mode {mode.name} is not available in fxkit (size_based and aot_based are); "
-                "use torch.fx.experimental.accelerator_partitioner for it"
+        elif mode == PartitionMode.sparse_nn:
+            same_size = self.devices[0].available_mem_bytes
+            if any(device.available_mem_bytes != same_size for device in self.devices):
+                raise RuntimeError("All devices must have same memory size!")
+            self.sparse_nn_partition(same_size)
+        elif mode == PartitionMode.cost_aware:
+            self.cost_aware_partition(
+                partitioner_config.transfer_rate_bytes_per_sec, partitioner_config.node_to_latency_mapping
             )
+        elif mode == PartitionMode.kl_based:
+            self.kl_based_partition(
+                partitioner_config.transfer_rate_bytes_per_sec, partitioner_config.node_to_latency_mapping
+            )
+        else:
+            self.size_based_partition()
         if partitioner_config.saturate_host:
             self.saturate_host()
         module_with_submodules = self.do_partition()
@@ -250,10 +265,7 @@ class Partitioner:
     def find_single_partition(self, total_size_of_graph: int, logical_device_id: int = 0) -> None:
         """Everything in one partition, on the given device."""
         partition = self.create_partition()
-        for node in self.graph_module.graph.nodes:
-            if node.op == "output":
-                break
-            partition.nodes.add(node)
+        partition.nodes.update(node for node in self.graph_module.graph.nodes if node.op != "output")
         partition.used_mem_bytes = total_size_of_graph
         partition.logical_device_ids = [logical_device_id]
         self.node_to_partition = get_node_to_partition_mapping(self.partitions)
@@ -374,15 +386,231 @@ class Partitioner:
                 partition.logical_device_ids = list(partition_to_logical_device_mapping[partition_id])
             by_id[partition_id].add_node(node)
 
+    def _is_embedding_node(self, node: Node) -> bool:
+        """A ``call_module`` node whose module, or a module on the path to it, prints with
+        "Embedding" in its text (torch.fx's test, kept so that the same nodes count)."""
+        if node.op != "call_module":
+            return False
+        module = self.graph_module
+        for name in str(node.target).split("."):
+            if not hasattr(module, name):
+                raise RuntimeError(f"Module {module} has no attribute {name}")
+            module = getattr(module, name)
+            if "Embedding" in str(module):
+                return True
+        return False
+
     def sparse_nn_partition(self, available_mem_bytes: int) -> None:
-        raise NotImplementedError("Partitioner.sparse_nn_partition is not available in fxkit")
+        """Partition a sparse model on devices that all have ``available_mem_bytes``.
+
+        Nodes are packed in graph order, and a partition never mixes embedding nodes with dense
+        ones: crossing between the two kinds starts a new partition, as does running out of
+        room. Then partitions of the same kind are merged while they fit. Each embedding
+        partition gets a device of its own (in device order); the dense partitions go along on
+        all of those devices, so each device must hold one embedding partition plus all dense
+        ones."""
+        kinds: Dict[bool, List[Partition]] = {True: [], False: []}  # is embedding -> partitions
+        embedding_region = False
+        partition = self.create_partition()
+        for node in self.graph_module.graph.nodes:
+            if node.op not in _COMPUTING_OPS:
+                continue
+            if self._is_embedding_node(node) != embedding_region:
+                if partition.used_mem_bytes:
+                    kinds[embedding_region].append(partition)
+                    partition = self.create_partition()
+                embedding_region = not embedding_region
+            if get_extra_size_of(node, partition.nodes) + partition.used_mem_bytes > available_mem_bytes:
+                kinds[embedding_region].append(partition)
+                partition = self.create_partition()
+                if get_extra_size_of(node, partition.nodes) > available_mem_bytes:
+                    # torch.fx's message; a function target makes this a TypeError there too
+                    raise RuntimeError(node.target + " is too large to fit into a device")
+            partition.add_node(node)
+        kinds[embedding_region].append(partition)
+        set_parents_and_children(self.partitions)
+        dense, embedding = kinds[False], kinds[True]
+        self._merge_while_fitting(dense, available_mem_bytes)
+        self._merge_while_fitting(embedding, available_mem_bytes)
+        if len(embedding) > len(self.devices):
+            raise RuntimeError(f"Need {len(embedding)} devices, but only {len(self.devices)} provided")
+        dense_bytes = sum(partition.used_mem_bytes for partition in dense)
+        # One list shared by all dense partitions (as in torch.fx, so saturate_host extends it
+        # once per dense partition).
+        used_ids: List[int] = []
+        for device, partition in zip(self.devices, embedding):
+            if dense_bytes + partition.used_mem_bytes > available_mem_bytes:
+                raise RuntimeError(
+                    f"partition_{partition.partition_id}(embedding partition) and non embedding partitions"
+                    " can not fit into one device"
+                )
+            partition.logical_device_ids = [device.logical_id]
+            used_ids.append(device.logical_id)
+        for partition in dense:
+            partition.logical_device_ids = used_ids
+        self.node_to_partition = get_node_to_partition_mapping(self.partitions)
+
+    def _merge_while_fitting(self, group: List[Partition], available_mem_bytes: int) -> None:
+        """Repeatedly merge the smallest partition of ``group`` into the largest one (by used
+        bytes) that is at most one BFS level away and still fits ``available_mem_bytes``
+        together with it; ``group`` is updated in place."""
+        while True:
+            by_size = sorted(group, key=lambda partition: partition.used_mem_bytes)
+            get_bfs_level_partition(self.partitions)
+            smallest = by_size.pop(0)  # an empty group: IndexError, as torch.fx raises
+            for other in reversed(by_size):
+                if abs(smallest.bfs_level - other.bfs_level) > 1:
+                    continue
+                together = other.nodes | smallest.nodes
+                if sum(get_extra_size_of(node, together) for node in together) > available_mem_bytes:
+                    continue
+                combine_two_partitions(other, smallest, self.partitions)
+                group.remove(smallest)
+                group.remove(other)
+                group.append(self.partitions[-1])
+                break
+            else:
+                return
+
+    def _latency(self, partitions: List[Partition], rate: float, latencies: Dict[Node, NodeLatency]) -> float:
+        return get_latency_of_partitioned_graph(
+            partitions, get_partition_to_latency_mapping(partitions, latencies), rate
+        )
 
     def cost_aware_partition(
         self, transfer_rate_bytes_per_sec: float, node_to_latency_mapping: Dict[Node, NodeLatency]
     ) -> None:
-        raise NotImplementedError("Partitioner.cost_aware_partition is not available in fxkit")
+        """Start with one partition per computing node, then keep merging the pair of partitions
+        that gives the lowest latency of the partitioned graph (ties: the later pair) as long as
+        it is no worse than before. A pair may merge when its BFS levels differ by at most one
+        or one feeds the other, the merge makes no cycle and the result still fits the
+        devices."""
+        for node in self.graph_module.graph.nodes:
+            if node.op in _COMPUTING_OPS:
+                self.create_single_node_partition(node)
+        set_parents_and_children(self.partitions)
+        get_bfs_level_partition(self.partitions)
+        while self._merge_best_pair(transfer_rate_bytes_per_sec, node_to_latency_mapping):
+            pass
+        reorganize_partitions(self.partitions)
+        self.node_to_partition = get_node_to_partition_mapping(self.partitions)
+
+    def _cost_after_merging(
+        self, first: Partition, second: Partition, rate: float, latencies: Dict[Node, NodeLatency]
+    ) -> float:
+        """Latency of the graph with ``first`` and ``second`` merged (inf when they may not be);
+        the caller relinks ``self.partitions`` afterwards."""
+        related = first in second.parents or first in second.children
+        if abs(first.bfs_level - second.bfs_level) > 1 and not related:
+            return float("inf")
+        trial = list(self.partitions)
+        combine_two_partitions(first, second, trial)
+        if check_dependency(trial[-1]):
+            return float("inf")
+        reset_partition_device(trial)
+        if not get_device_to_partitions_mapping(trial, self.devices):
+            return float("inf")
+        return self._latency(trial, rate, latencies)
+
+    def _merge_best_pair(self, rate: float, latencies: Dict[Node, NodeLatency]) -> bool:
+        """One round of ``cost_aware_partition``; False when no pair was merged."""
+        best_cost = self._latency(self.partitions, rate, latencies)
+        if len(self.partitions) == 1:
+            return False
+        best_pair = None
+        count = len(self.partitions)
+        for i in range(count - 1):
+            for j in range(i + 1, count):
+                cost = self._cost_after_merging(self.partitions[i], self.partitions[j], rate, latencies)
+                if cost <= best_cost:
+                    best_pair, best_cost = (i, j), cost
+                reorganize_partitions(self.partitions)  # undo the trial's renumbering and links
+        if best_pair is not None:
+            combine_two_partitions(
+                self.partitions[best_pair[0]], self.partitions[best_pair[1]], self.partitions
+            )
+        get_bfs_level_partition(self.partitions)
+        reset_partition_device(self.partitions)
+        get_device_to_partitions_mapping(self.partitions, self.devices)
+        return best_pair is not None
 
     def kl_based_partition(
         self, transfer_rate_bytes_per_sec: float, node_to_latency_mapping: Dict[Node, NodeLatency]
     ) -> None:
-        raise NotImplementedError("Partitioner.kl_based_partition is not available in fxkit")
+        """Kernighan-Lin style refinement of ``size_based_partition``.
+
+        For every computing node in graph order, and every other partition, try moving the
+        node there alone or in exchange for one of that partition's computing nodes. The
+        partition each node is looked up in is the one ``size_based_partition`` gave it (the
+        node -> partition mapping is not refreshed while swapping, as in torch.fx). A partition
+        is a candidate when moving the node there alone beats the best cost so far; the swap
+        made is then the best exchange with that partition. The last chosen swap is (re)applied
+        after each node. As in torch.fx, only ``self.partitions`` (and so the DAG's devices and
+        sizes) shows the moves: ``node_to_partition``, and with it the submodules, keeps the
+        ``size_based`` grouping."""
+        rate, latencies = transfer_rate_bytes_per_sec, node_to_latency_mapping
+        self.size_based_partition()
+        cost = self._latency(self.partitions, rate, latencies)
+        chosen: Tuple = ()  # (node, node or None, its partition, the other partition)
+        for node in [n for n in self.graph_module.graph.nodes if n.op in _COMPUTING_OPS]:
+            home_index = self.node_to_partition[node]
+            home = self.partitions[home_index]
+            for index, other in enumerate(self.partitions):
+                if index == home_index:
+                    continue
+                move_cost, best_partner = self._try_exchanges(node, home, other, rate, latencies)
+                if move_cost < cost:
+                    cost = move_cost
+                    chosen = (*best_partner, home, other) if best_partner else ()
+            if chosen:
+                _exchange(*chosen)
+                reorganize_partitions(self.partitions)
+                get_device_to_partitions_mapping(self.partitions, self.devices)
+        reorganize_partitions(self.partitions)
+        get_device_to_partitions_mapping(self.partitions, self.devices)
+
+    def _try_exchanges(
+        self, node: Node, home: Partition, other: Partition, rate: float, latencies: Dict[Node, NodeLatency]
+    ) -> Tuple[float, Tuple]:
+        """Cost of every exchange of ``node`` with a computing node of ``other`` and of moving
+        it alone (tried last). Returns the cost of the move alone and the cheapest
+        ``(node, partner)`` pair (empty when none had a finite cost)."""
+        best, best_pair = float("inf"), ()
+        cost = best
+        for partner in [*other.nodes, None]:
+            if partner is not None and partner.op in ("placeholder", "get_attr"):
+                continue
+            cost = self._cost_of_exchange(node, partner, home, other, rate, latencies)
+            if cost < best:
+                best, best_pair = cost, (node, partner)
+        return cost, best_pair
+
+    def _cost_of_exchange(
+        self, node: Node, partner: Optional[Node], home: Partition, other: Partition, rate: float,
+        latencies: Dict[Node, NodeLatency],
+    ) -> float:  # fmt: skip
+        """Latency after exchanging ``node`` (in ``home``) with ``partner`` (in ``other``, or None
+        to move ``node`` alone); inf when that makes a cycle or no longer fits the devices. The
+        exchange is undone and devices reassigned before returning."""
+        _exchange(node, partner, home, other)
+        reorganize_partitions(self.partitions)
+        cost = float("inf")
+        if not check_dependency(home) and not check_dependency(other):
+            reset_partition_device(self.partitions)
+            per_partition = get_partition_to_latency_mapping(self.partitions, latencies)
+            if get_device_to_partitions_mapping(self.partitions, self.devices):
+                cost = get_latency_of_partitioned_graph(self.partitions, per_partition, rate)
+        _exchange(partner, node, home, other)
+        reorganize_partitions(self.partitions)
+        reset_partition_device(self.partitions)
+        get_device_to_partitions_mapping(self.partitions, self.devices)
+        return cost
+
+
+def _exchange(leaving, arriving, home: Partition, other: Partition) -> None:
+    """Move ``leaving`` from ``home`` to ``other`` and ``arriving`` the other way (either may
+    be None)."""
+    for node, source, target in ((leaving, home, other), (arriving, other, home)):
+        if node is not None:
+            source.remove_node(node)
+            target.add_node(node)

@@ -151,13 +151,16 @@ def get_latency_of_one_partition(
             so_far.computer_latency_sec + own.computer_latency_sec,
             so_far.overall_latency_sec + max(own.mem_latency_sec, own.computer_latency_sec),
         )
-        best = None
-        for user in node.users:
-            if user in partition.nodes:
-                candidate = longest_from(user, so_far)
-                if best is None or candidate.overall_latency_sec > best.overall_latency_sec:
-                    best = candidate
-        return so_far if best is None else best
+        inside = [user for user in node.users if user in partition.nodes]
+        if not inside:
+            return so_far
+        # Like torch.fx, the best chain must beat an all-zero one (matters only for latencies <= 0).
+        best = PartitionLatency(0.0, 0.0, 0.0)
+        for user in inside:
+            candidate = longest_from(user, so_far)
+            if candidate.overall_latency_sec > best.overall_latency_sec:
+                best = candidate
+        return best
 
     critical = PartitionLatency(0.0, 0.0, 0.0)
     for node in partition.nodes:
@@ -182,7 +185,11 @@ def get_comm_latency_between(
     parent_partition: Partition, child_partition: Partition, transfer_rate_bytes_per_sec: float
 ) -> float:
     """Seconds to move the values ``child_partition`` reads from ``parent_partition``: their
-    output bytes (each value once) over the transfer rate."""
+    output bytes (each value once) over the transfer rate; 0 when both partitions sit on the
+    same (non-empty) list of logical devices."""
+    devices = parent_partition.logical_device_ids
+    if devices and devices == child_partition.logical_device_ids:
+        return 0.0
     sent: Dict[Node, None] = {}
     for node in child_partition.nodes:
         for used in _input_nodes(node):
@@ -202,16 +209,17 @@ def get_latency_of_partitioned_graph(
     def longest_from(partition: Partition, so_far: float) -> float:
         # Summed from the start of the chain onwards (the order torch.fx adds in).
         so_far += partition_to_latency_mapping[partition].overall_latency_sec
+        if not partition.children:
+            return so_far
+        # A chain only counts when it beats 0.0 (torch.fx starts its maxima there).
         return max(
-            (
+            0.0,
+            *(
                 longest_from(
                     child, so_far + get_comm_latency_between(partition, child, transfer_rate_bytes_per_sec)
                 )
                 for child in partition.children
             ),
-            default=so_far,
         )
 
-    return max(
-        (longest_from(partition, 0.0) for partition in partitions if not partition.parents), default=0.0
-    )
+    return max(0.0, *(longest_from(partition, 0.0) for partition in partitions if not partition.parents))
