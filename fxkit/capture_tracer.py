@@ -352,7 +352,9 @@ class _RootWithInstalled(nn.Module):
 
 
 class _Checkpoint:
-    __slots__ = ("node_count", "guards", "specializations", "leaves", "decided", "parameter_cache")
+    __slots__ = tuple(
+        "node_count guards specializations leaves decided parameter_cache copied storages".split()
+    )
 
     def __init__(self, tracer: "CaptureTracer") -> None:
         self.node_count = len(tracer.graph.nodes)
@@ -361,6 +363,15 @@ class _Checkpoint:
         self.leaves = len(tracer.leaves)
         self.decided = len(tracer._decided)
         self.parameter_cache = len(tracer._parameter_proxy_cache)
+        self.copied = len(tracer._copied_constants)
+        self.storages = len(tracer._copied_storages)
+
+
+def _storage_key(tensor: torch.Tensor) -> Any:
+    try:
+        return tensor.untyped_storage()._cdata
+    except (RuntimeError, NotImplementedError):  # a tensor without storage
+        return None
 
 
 def _truncate(mapping: Dict[Any, Any], length: int) -> None:
@@ -415,6 +426,11 @@ class CaptureTracer(Tracer):
         # Tensors made by the program from no input, by the generated name they are read by.
         self.constants: Dict[str, torch.Tensor] = {}
         self._installed_paths: Dict[int, str] = {}
+        # Constants by id: (tensor, name of the kept copy, version counter then), and those the graph
+        # copies on each call: (tensor, node of the copy, version counter after the last recorded call).
+        self._kept_constants: Dict[int, Tuple[torch.Tensor, str, int]] = {}
+        self._copied_constants: Dict[int, Tuple[torch.Tensor, Node, int]] = {}
+        self._copied_storages: Dict[Any, None] = {}
 
     # ---------------------------------------------------------------- example values
 
@@ -437,7 +453,14 @@ class CaptureTracer(Tracer):
             with self.running_eagerly():
                 example = self.fetch(target)
         else:
+            constants = self._constants_among((args, kwargs))
+            if self._copied_constants:
+                self._check_copied_constants()
             example = self._run_example(kind, target, _example_of(args), _example_of(kwargs))
+            if constants:
+                self._after_constants_used(constants, example)
+            for key, (tensor, node, _) in self._copied_constants.items():
+                self._copied_constants[key] = (tensor, node, tensor._version)
         if proxy_factory_fn is None and _can_wrap(example):
             proxy_factory_fn = functools.partial(CaptureTensor, tracer=self, example=example)
         proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
@@ -699,6 +722,87 @@ class CaptureTracer(Tracer):
             return self.root
         return _RootWithInstalled(self.root, {**self.installed, **self.constants})
 
+    def _is_constant(self, value: Any) -> bool:
+        """Whether ``value`` is a tensor the program made from no input (neither traced nor model state)."""
+        return (
+            isinstance(value, torch.Tensor)
+            and not isinstance(value, (Proxy, nn.Parameter))
+            and id(value) not in self._buffer_path_map()
+            and self._tensor_attr_path(value) is None
+        )
+
+    def _constants_among(self, value: Any) -> List[Tuple[torch.Tensor, int]]:
+        """The constant tensors among a call's arguments that the graph does not copy yet, each kept
+        as it is now, with its version counter."""
+        found: List[Tuple[torch.Tensor, int]] = []
+        pending = [value]
+        while pending:
+            item = pending.pop()
+            cls = type(item)
+            if cls is CaptureTensor or cls in _PLAIN_TYPES:
+                continue
+            if cls is tuple or cls is list:
+                pending.extend(item)
+            elif cls is dict:
+                pending.extend(item.values())
+            elif isinstance(item, torch.Tensor) and self._is_constant(item):
+                if isinstance(self._constant_read(item), str):
+                    found.append((item, item._version))
+        return found
+
+    def _after_constants_used(self, used: List[Tuple[torch.Tensor, int]], result: Any) -> None:
+        """A recorded call that changed a constant in place, or returned a view of it (which a later
+        call may change), makes the constant a value of the graph: a copy made on each call."""
+        results = result if isinstance(result, (tuple, list)) else (result,)
+        storages = {_storage_key(item) for item in results if isinstance(item, torch.Tensor)}
+        for tensor, version in used:
+            if tensor._version != version or _storage_key(tensor) in storages:
+                self._copy_per_call(tensor)
+
+    def _check_copied_constants(self) -> None:
+        for tensor, _, version in self._copied_constants.values():
+            if tensor._version != version:
+                raise TraceError(
+                    f"a tensor made while the model runs (shape {tuple(tensor.shape)}) is changed in place both by"
+                    " traced operations and by operations on constants only, which capture does not record;"
+                    " the captured graph would give another result. Build it from the inputs (for example"
+                    " torch.zeros_like(x)), or make the module that does this a leaf"
+                )
+
+    def _constant_read(self, tensor: torch.Tensor) -> Union[str, Node]:
+        """What reads ``tensor`` as the program holds it now: the name of a kept copy, or a node.
+
+        A constant is kept as a copy of its value when the program first hands it to a recorded
+        call, and kept again when the program has changed it since (its version counter moved), so
+        each use reads the value eager reads at that point. Once a recorded call changed it in
+        place or made a view of it, the graph reads a copy made on each call instead, which the
+        graph's own calls change just as eager changes the tensor.
+        """
+        copied = self._copied_constants.get(id(tensor))
+        if copied is not None:
+            return copied[1]
+        if self._copied_storages and _storage_key(tensor) in self._copied_storages:
+            raise TraceError(
+                f"a tensor made while the model runs (shape {tuple(tensor.shape)}) shares memory with one that"
+                " traced operations change in place or view; capture cannot follow changes through such"
+                " views, so the captured graph would give another result. Clone it before changing it, or"
+                " make the module that does this a leaf"
+            )
+        kept = self._kept_constants.get(id(tensor))
+        if kept is None or kept[2] != tensor._version:
+            copy = tensor.detach().clone()
+            if tensor.requires_grad and tensor.is_leaf:
+                copy.requires_grad_(True)
+            kept = self._kept_constants[id(tensor)] = (tensor, self._constant(copy), tensor._version)
+        return kept[1]
+
+    def _copy_per_call(self, tensor: torch.Tensor) -> None:
+        _, path, _ = self._kept_constants[id(tensor)]
+        read = self.create_node("get_attr", path, (), {})
+        node = self.create_node("call_method", "clone", (read,), {})
+        self._copied_constants[id(tensor)] = (tensor, node, tensor._version)
+        self._copied_storages[_storage_key(tensor)] = None
+
     def _constant(self, tensor: torch.Tensor) -> str:
         """A name for a tensor the program made from no input (``torch.arange(4)``), kept by the
         capture: torch.fx sets it on the traced root, but capture never changes the user's model."""
@@ -776,6 +880,8 @@ class CaptureTracer(Tracer):
         del self.leaves[checkpoint.leaves :]
         _truncate(self._decided, checkpoint.decided)
         _truncate(self._parameter_proxy_cache, checkpoint.parameter_cache)
+        _truncate(self._copied_constants, checkpoint.copied)
+        _truncate(self._copied_storages, checkpoint.storages)
         self._reported_leaves = {leaf.name: None for leaf in self.leaves if not leaf.automatic}
 
     # ---------------------------------------------------------------- inputs and outputs
@@ -1033,8 +1139,10 @@ class CaptureTracer(Tracer):
         if isinstance(a, torch.Tensor) and not isinstance(a, (Proxy, nn.Parameter)):
             path = self._buffer_path_map().get(id(a)) or self._tensor_attr_path(a)
             if path is None:
-                path = self._constant(a)
-                self.tensor_attrs[a] = path
+                read = self._constant_read(a)
+                if isinstance(read, Node):
+                    return read
+                path = read
             return self.create_node("get_attr", path, (), {})
         entry = self._input_copies.get(id(a)) if self._input_copies else None
         if entry is not None and entry.copy is a:

@@ -786,6 +786,67 @@ def test_tensor_constants_are_kept_by_the_capture_not_set_on_the_model():
     torch.testing.assert_close(fxkit.capture(model, (x,)).graph_module(x), model(x))
 
 
+class _Counter:
+    """A state object built inside forward holding a tensor made from no input (as linear-attention
+    caches keep their length), which a traced operation then changes in place."""
+
+    def __init__(self):
+        self.length = torch.tensor(0, dtype=torch.long)
+
+    def update(self, x):
+        self.length = self.length.to(x.device)  # a traced call returning the constant itself
+        self.length.add_(x.shape[-1])
+        return self.length
+
+
+class ChangesConstants(nn.Module):
+    def forward(self, x):
+        counter = _Counter()
+        length = counter.update(x)
+        scale = torch.zeros(x.shape[-1])
+        before = x + scale
+        scale.add_(x.sum())  # changed in place by a traced operation, after a use
+        after = x * scale
+        table = torch.ones(2)
+        first = x.sum() + table[0]
+        table.mul_(5)  # changed by an operation that is not traced, after a use through a view
+        second = x.sum() + table[0]
+        return length, counter, before, after, first, second
+
+
+@pytest.mark.parametrize("width", [3, 5])
+def test_constants_changed_in_place_read_the_value_eager_reads_on_every_call(width):
+    model = ChangesConstants()
+    captured = fxkit.capture(model, (torch.randn(2, 3),))
+    for _ in range(2):  # a change made in place by the graph must not pile up over calls
+        x = torch.randn(2, width)
+        expected, actual = model(x), captured.graph_module(x)
+        assert type(actual[1]) is _Counter and int(actual[1].length) == int(expected[1].length) == width
+        for index in (0, 2, 3, 4, 5):
+            torch.testing.assert_close(actual[index], expected[index])
+
+
+class ChangesAViewOfAConstant(nn.Module):
+    def forward(self, x):
+        table = torch.zeros(4)
+        table[:2].add_(x.sum())  # the traced change reaches `table` only through a view
+        return x + table
+
+
+class ChangesAConstantBothWays(nn.Module):
+    def forward(self, x):
+        total = torch.zeros(1)
+        total.add_(x.sum())
+        total.mul_(2)  # not traced: the graph could not repeat it on its copy
+        return x + total
+
+
+@pytest.mark.parametrize("model", [ChangesAViewOfAConstant(), ChangesAConstantBothWays()])
+def test_constant_changes_capture_cannot_follow_are_refused(model):
+    with pytest.raises(CaptureError, match="changed in place|shares memory"):
+        fxkit.capture(model, (torch.randn(2, 4),), auto_leaves=False)
+
+
 def test_capturing_a_model_in_training_mode_leaves_its_running_statistics_alone():
     model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).train()
     before = {name: buffer.clone() for name, buffer in model.named_buffers()}

@@ -309,6 +309,14 @@ def _granite_moe() -> nn.Module:
     return t.GraniteMoeForCausalLM(t.GraniteMoeConfig(**_DECODER, num_local_experts=4, num_experts_per_tok=2))
 
 
+def _mamba() -> nn.Module:
+    # Its cache keeps its length in a tensor made from no input, changed in place by the model.
+    t = _transformers()
+    return t.MambaForCausalLM(
+        t.MambaConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, state_size=4, expand=2)
+    )
+
+
 # --------------------------------------------------------------------------- encoder-decoders
 
 
@@ -751,6 +759,7 @@ def defined_hf_entries() -> List[ZooEntry]:
         _text_entry("electra", "text-encoder", _electra),
         _text_entry("deberta-v2", "text-encoder", _deberta_v2),
         *[entry for name, build in _DECODERS.items() for entry in _decoder_entries(name, build)],
+        _text_entry("mamba+labels", "decoder", _mamba, labels="tokens"),
         _seq2seq_entry("t5+labels", _t5),
         _seq2seq_entry("bart+labels", _bart),
         _entry("whisper+labels", "encoder-decoder", _whisper, _whisper_inputs, {"frames": 30}, {"seq": 9}),
