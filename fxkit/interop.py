@@ -568,6 +568,14 @@ def symbolic_fake_mode(allow_non_fake_inputs: bool = False) -> Any:
     )
 
 
+def sym_node_class() -> type:
+    """torch's class of the nodes behind ``torch.SymInt``/``SymFloat``/``SymBool`` (it lives
+    under ``torch.fx``); make_fx's symbolic mode records arithmetic on sizes through it."""
+    from torch.fx.experimental.sym_node import SymNode
+
+    return SymNode
+
+
 def symbolic_fake_tensor(mode: Any, tensor: torch.Tensor, index: int) -> torch.Tensor:
     """``tensor`` as a fake tensor of ``mode`` whose sizes are symbols of the ``index``-th input.
 

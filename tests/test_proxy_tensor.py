@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 import warnings
 from typing import Any, Callable, Dict, Tuple
@@ -212,6 +213,33 @@ SYMBOLIC: Dict[str, Tuple[Callable[..., Any], Tuple[Tuple[int, ...], ...], Tuple
         ((2, 8, 32), (4, 32)),
         ((3, 5, 7), (2, 7)),
     ),
+    # Sizes as floats and booleans become graph values too (not the example's constants).
+    "float-size-arithmetic": (lambda x: x * (x.shape[0] / 2.0) + (x.shape[1] + 0.5), ((6, 4),), ((3, 5),)),
+    "int-true-division": (lambda x: x * (x.shape[0] / x.shape[1]), ((6, 4),), ((3, 5),)),
+    "size-comparison-as-value": (lambda x: x * (x.shape[0] == x.shape[1]), ((6, 4),), ((3, 3),)),
+    "pow-max-min": (
+        lambda x: x.new_zeros(
+            x.shape[1] ** 2 + torch.sym_max(x.shape[0], x.shape[1]) - torch.sym_min(*x.shape)
+        ),
+        ((6, 4),),
+        ((3, 5),),
+    ),
+    "ceil-floor-trunc": (
+        lambda x: x.new_zeros(
+            math.ceil(x.shape[0] / 4) + math.floor(x.shape[1] / 3) + torch.sym_int(x.shape[0] / 5)
+        ),
+        ((6, 4),),
+        ((11, 7),),
+    ),
+    "neg-lshift": (lambda x: x.new_zeros(3 - (-x.shape[0]) + (x.shape[1] << 1)), ((6, 4),), ((3, 5),)),
+    # Arithmetic done in C++ (chunk's split size, narrow's end) is recorded as it happens.
+    "chunk-split-size-made-in-cpp": (lambda x: [c.sum(0) for c in x.chunk(3)], ((6, 4),), ((9, 2),)),
+    "narrow-end-made-in-cpp": (lambda x: x.narrow(0, 1, x.shape[0] - 1), ((5, 2),), ((7, 3),)),
+    "numel-stride-offset": (
+        lambda x: x.new_zeros(x.numel() + x.stride(0) + x[1:].storage_offset()),
+        ((6, 4),),
+        ((3, 5),),
+    ),
 }
 
 
@@ -246,7 +274,9 @@ def test_symbolic_meta_holds_fake_tensors_and_symints() -> None:
 
 
 def test_symbolic_trace_leaves_symint_arithmetic_as_it_was() -> None:
-    methods = {name: torch.SymInt.__dict__.get(name) for name in ("__add__", "__rmul__", "__floordiv__")}
+    from torch.fx.experimental.sym_node import SymNode
+
+    methods = {name: SymNode.__dict__.get(name) for name in ("add", "mul", "floordiv", "sym_float", "eq")}
 
     def fails(x):
         raise ValueError("boom")
@@ -254,7 +284,7 @@ def test_symbolic_trace_leaves_symint_arithmetic_as_it_was() -> None:
     with pytest.raises(ValueError, match="boom"):
         make_fx(fails, tracing_mode="symbolic")(torch.ones(2))
     make_fx(lambda x: x.view(x.shape[0] * 1, -1), tracing_mode="symbolic")(torch.ones(2, 2))
-    assert {name: torch.SymInt.__dict__.get(name) for name in methods} == methods
+    assert {name: SymNode.__dict__.get(name) for name in methods} == methods
 
 
 def test_symbolic_size_of_a_data_dependent_result_is_read_from_that_result() -> None:

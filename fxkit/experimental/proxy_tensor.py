@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 import operator
 import threading
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
@@ -45,38 +46,66 @@ _TRACING_MODES = ("real", "fake", "symbolic")
 _METADATA_QUERIES = frozenset({torch.ops.prim.device.default})
 _COMPOSITE = torch._C.DispatchKey.CompositeImplicitAutograd
 
-# Arithmetic and comparisons on sizes that a symbolic trace records: method -> (operator, reflected).
+# Arithmetic on symbolic sizes that a symbolic trace records, by the method of torch's symbolic
+# node class that computes it -> the function the graph calls. Recording at the node class sees
+# arithmetic done in C++ (e.g. ``chunk`` computing its split size) as well as in Python.
 _SIZE_RECORDER = threading.local()  # .current: the symbolic trace running on this thread
 
+_SYM_NODE_METHODS = {
+    "add": operator.add, "sub": operator.sub, "mul": operator.mul, "mod": operator.mod,
+    "floordiv": operator.floordiv, "int_floordiv": operator.floordiv,
+    "truediv": operator.truediv, "int_truediv": operator.truediv, "float_truediv": operator.truediv,
+    "pow": operator.pow, "pow_by_natural": operator.pow, "float_pow": operator.pow,
+    "neg": operator.neg, "pos": operator.pos, "abs": operator.abs,
+    "lshift": operator.lshift, "rshift": operator.rshift,
+    "eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": operator.ge,
+    "and_": operator.and_, "or_": operator.or_,
+    "sym_float": torch.sym_float, "sym_max": torch.sym_max, "sym_min": torch.sym_min, "sym_not": torch.sym_not,
+    "sym_ite": torch.sym_ite, "ceil": math.ceil, "floor": math.floor, "trunc": math.trunc, "round": round,
+}  # fmt: skip
 
-def _size_recording(function: Any, reflected: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """The registry's replacement maker for one ``torch.SymInt`` operator method."""
+
+_SYMBOLIC = (torch.SymInt, torch.SymFloat, torch.SymBool)
+
+
+def _constant_of(symbolic: Any) -> Any:
+    """The plain number a symbolic node stands for, or None when it is a symbol."""
+    if symbolic.is_int():
+        return symbolic.maybe_as_int()
+    if symbolic.is_float():
+        return symbolic.maybe_as_float()
+    return symbolic.maybe_as_bool()
+
+
+def _as_value(symbolic: Any) -> Any:
+    """The ``torch.SymInt``/``SymFloat``/``SymBool`` around one of torch's symbolic nodes."""
+    if symbolic.is_int():
+        return torch.SymInt(symbolic)
+    if symbolic.is_float():
+        return torch.SymFloat(symbolic)
+    return torch.SymBool(symbolic)
+
+
+def _size_recording(function: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The registry's replacement maker for one method of torch's symbolic node class."""
 
     def make(method: Callable[..., Any]) -> Callable[..., Any]:
-        def record(this: Any, other: Any) -> Any:
-            result = method(this, other)
+        def record(this: Any, *others: Any) -> Any:
             recorder = getattr(_SIZE_RECORDER, "current", None)
-            if recorder is not None and result is not NotImplemented:
-                recorder._record_size_arithmetic(
-                    function, (other, this) if reflected else (this, other), result
-                )
+            if recorder is None or recorder.running_kernel:
+                return method(this, *others)
+            recorder.running_kernel += 1  # what the method computes inside is not the program
+            try:
+                result = method(this, *others)
+            finally:
+                recorder.running_kernel -= 1
+            recorder._record_size_arithmetic(function, (this, *others), result)
             return result
 
         return record
 
     return make
 
-
-_SYM_ARITHMETIC = {
-    "__add__": (operator.add, False), "__radd__": (operator.add, True),
-    "__sub__": (operator.sub, False), "__rsub__": (operator.sub, True),
-    "__mul__": (operator.mul, False), "__rmul__": (operator.mul, True),
-    "__floordiv__": (operator.floordiv, False), "__rfloordiv__": (operator.floordiv, True),
-    "__mod__": (operator.mod, False), "__rmod__": (operator.mod, True),
-    "__eq__": (operator.eq, False), "__ne__": (operator.ne, False),
-    "__lt__": (operator.lt, False), "__le__": (operator.le, False),
-    "__gt__": (operator.gt, False), "__ge__": (operator.ge, False),
-}  # fmt: skip
 
 # Sizes rebuilt from their symbolic expression: sympy class name -> operator.
 _REBUILT_OPERATORS = {
@@ -166,6 +195,9 @@ class _Recorder(TorchDispatchMode):
         self.sym_nodes: Dict[int, Node] = {}
         self.sym_alive: List[Any] = []
         self.size_sources: Dict[Any, Tuple[Node, int]] = {}
+        # id(SymNode) -> (reader operator, its arguments) for values a traced tensor holds.
+        self.read_sources: Dict[int, Tuple[Any, Tuple[Any, ...]]] = {}
+        self.aliases: Dict[int, Any] = {}  # id(SymNode) -> the SymNode it equals
         self.sym_created: List[Node] = []
         self.sym_by_expr: Dict[Any, Node] = {}
         self.running_kernel = 0
@@ -237,25 +269,36 @@ class _Recorder(TorchDispatchMode):
     def _output_arg(self, value: Any) -> Any:
         if isinstance(value, torch.Tensor):
             return self._node_of(value)
-        if isinstance(value, torch.SymInt):
+        if isinstance(value, _SYMBOLIC):
             return self._sym_node_of(value)
         return value
 
     # ------------------------------------------------------------------ symbolic sizes
 
-    def _sym_node_of(self, size: torch.SymInt) -> Any:
-        """The node computing ``size``: recorded arithmetic, or a read of a traced tensor's size."""
-        node = self.sym_nodes.get(id(size.node))
+    def _sym_node_of(self, value: Any) -> Any:
+        """The node computing a symbolic value (a ``torch.SymInt``/``SymFloat``/``SymBool`` or
+        torch's node behind one): recorded arithmetic, a read of a traced tensor's size, or the
+        plain number when the value is a constant."""
+        symbolic = value.node if isinstance(value, _SYMBOLIC) else value
+        node = self.sym_nodes.get(id(symbolic))
         if node is not None:
             return node
-        constant = size.node.maybe_as_int()
+        constant = _constant_of(symbolic)
         if constant is not None:
             return constant
-        node = self.sym_by_expr.get(size.node.expr)
+        alias = self.aliases.get(id(symbolic))
+        if alias is not None:
+            return self._sym_node_of(alias)
+        source = self.read_sources.get(id(symbolic))
+        if source is not None:
+            node = self.graph.call_function(*source)
+            self._remember_size(symbolic, node)
+            return node
+        node = self.sym_by_expr.get(symbolic.expr)
         if node is None:
-            node = self._rebuild(size.node.expr)[0]
-        self.sym_nodes[id(size.node)] = node
-        self.sym_alive.append(size)
+            node = self._rebuild(symbolic.expr)[0]
+        self.sym_nodes[id(symbolic)] = node
+        self.sym_alive.append(symbolic)
         return node
 
     def _rebuild(self, expr: Any) -> Tuple[Any, Any]:
@@ -298,53 +341,56 @@ class _Recorder(TorchDispatchMode):
         self._remember_size(value, node)
         return node, value
 
-    def _remember_size(self, size: torch.SymInt, node: Node) -> None:
-        node.meta["val"] = size
-        if isinstance(size, torch.SymInt):
-            self.sym_by_expr.setdefault(size.node.expr, node)
-        self.sym_nodes[id(size.node)] = node
-        self.sym_alive.append(size)
+    def _remember_size(self, size: Any, node: Node) -> None:
+        symbolic = size.node if isinstance(size, _SYMBOLIC) else size
+        node.meta["val"] = size if isinstance(size, _SYMBOLIC) else _as_value(symbolic)
+        self.sym_by_expr.setdefault(symbolic.expr, node)
+        self.sym_nodes[id(symbolic)] = node
+        self.sym_alive.append(symbolic)
         self.sym_created.append(node)
 
     def _record_size_arithmetic(self, function: Any, operands: Tuple[Any, ...], result: Any) -> None:
-        if not isinstance(result, (torch.SymInt, torch.SymBool)) or self.running_kernel:
+        if not hasattr(result, "expr") or _constant_of(result) is not None:
             return
         for operand in operands:
-            if isinstance(operand, torch.SymInt) and isinstance(result, torch.SymInt):
-                if operand.node.expr == result.node.expr:  # ``n * 1``, ``n + 0``: still ``n``
-                    self.sym_nodes[id(result.node)] = self._sym_node_of(operand)
-                    self.sym_alive.append(result)
-                    return
-        args = tuple(self._sym_node_of(a) if isinstance(a, torch.SymInt) else a for a in operands)
+            same_kind = hasattr(operand, "expr") and operand.is_int() == result.is_int()
+            if same_kind and _constant_of(operand) is None and operand.expr == result.expr:
+                # ``n * 1``, ``n + 0``: still ``n``, read only if the program uses it
+                self.aliases[id(result)] = operand
+                self.sym_alive.append(result)
+                return
+        args = tuple(self._sym_node_of(a) if hasattr(a, "expr") else a for a in operands)
         self._remember_size(result, self.graph.call_function(function, args))
 
     @contextlib.contextmanager
     def _recording_size_arithmetic(self) -> Iterator[None]:
-        """Record integer arithmetic on sizes while the program runs.
+        """Record arithmetic on symbolic sizes while the program runs.
 
-        Python arithmetic on ``torch.SymInt`` does not reach the dispatcher, so the methods are
-        wrapped for the duration of the trace and restored afterwards.
+        Size arithmetic does not reach the dispatcher, so the methods of torch's symbolic node
+        class are wrapped for the duration of the trace (through the patch registry: shared,
+        counted, thread-safe) and restored afterwards. The wrappers record only for the trace
+        running on their own thread.
         """
         if self.tracing_mode != "symbolic":
             yield
             return
         from torch._dispatch.python import enable_python_dispatcher
 
-        # Through the patch registry (shared, counted, thread-safe); the wrappers record only for
-        # the trace running on their own thread, so size arithmetic elsewhere passes through.
+        from .. import interop
+
+        node_class = interop.sym_node_class()
         keys = []
         previous = getattr(_SIZE_RECORDER, "current", None)
         _SIZE_RECORDER.current = self
         try:
-            for name, (function, reflected) in _SYM_ARITHMETIC.items():
-                if name in torch.SymInt.__dict__:
-                    keys.append(_PATCHES.acquire(torch.SymInt, name, _size_recording(function, reflected)))
+            for name, function in _SYM_NODE_METHODS.items():
+                if name in node_class.__dict__:
+                    keys.append(_PATCHES.acquire(node_class, name, _size_recording(function)))
             # Composite operators then decompose in Python (torch._decomp), where sizes stay symbolic.
             with enable_python_dispatcher():
                 yield
         finally:
-            for key in reversed(keys):
-                _PATCHES.release(key)
+            _PATCHES.release_all(keys)
             _SIZE_RECORDER.current = previous
 
     def _drop_unused_sizes(self) -> None:
@@ -358,14 +404,35 @@ class _Recorder(TorchDispatchMode):
     def _bind(self, tensor: torch.Tensor, node: Node) -> None:
         self.nodes[id(tensor)] = node
         self.alive.append(tensor)
-        node.meta["val"] = self._fake_copy(tensor)
-        if node.op != "get_attr":
-            node.meta["tensor_meta"] = self._tensor_meta(tensor)
-        if self.tracing_mode == "symbolic":
-            # Any tensor can answer for its sizes; the first one seen (inputs first) is asked.
-            for dim, size in enumerate(tensor.shape):
-                if isinstance(size, torch.SymInt):
-                    self.size_sources.setdefault(size.node.expr, (node, dim))
+        self.running_kernel += 1  # describing the tensor computes sizes the program did not
+        try:
+            node.meta["val"] = self._fake_copy(tensor)
+            if node.op != "get_attr":
+                node.meta["tensor_meta"] = self._tensor_meta(tensor)
+            if self.tracing_mode == "symbolic":
+                self._remember_sources(tensor, node)
+        finally:
+            self.running_kernel -= 1
+
+    def _remember_sources(self, tensor: torch.Tensor, node: Node) -> None:
+        """Note where each symbolic size, stride, element count and storage offset of a traced
+        tensor can be read, so the graph reads it there when the program uses it. The first
+        tensor that holds a value answers for it."""
+        for dim, size in enumerate(tensor.shape):
+            if isinstance(size, torch.SymInt):
+                self.size_sources.setdefault(size.node.expr, (node, dim))
+                self.read_sources.setdefault(id(size.node), (torch.ops.aten.sym_size.int, (node, dim)))
+        if tensor.layout is not torch.strided or tensor.is_nested:
+            return
+        for dim, stride in enumerate(tensor.stride()):
+            if isinstance(stride, torch.SymInt):
+                self.read_sources.setdefault(id(stride.node), (torch.ops.aten.sym_stride.int, (node, dim)))
+        for value, reader in (
+            (tensor.numel(), torch.ops.aten.sym_numel.default),
+            (tensor.storage_offset(), torch.ops.aten.sym_storage_offset.default),
+        ):
+            if isinstance(value, torch.SymInt):
+                self.read_sources.setdefault(id(value.node), (reader, (node,)))
 
     def _tensor_meta(self, tensor: torch.Tensor) -> Any:
         if self.tracing_mode != "symbolic":
@@ -414,12 +481,12 @@ class _Recorder(TorchDispatchMode):
             with self:
                 return decomposition(*args, **kwargs)
         if func in _METADATA_QUERIES:
-            return func(*args, **kwargs)
+            return self._run(func, args, kwargs)
         pending, self.fresh_factory_result = self.fresh_factory_result, None
         if func is torch.ops.aten.detach.default and pending is not None and args and args[0] is pending:
             # The dispatcher detaches the tensor a factory function returned through a mode before
             # the program sees it: bookkeeping, not part of the program.
-            detached = func(*args, **kwargs)
+            detached = self._run(func, args, kwargs)
             self.nodes[id(detached)] = self.nodes[id(pending)]
             self.alive.append(detached)
             return detached
@@ -445,12 +512,8 @@ class _Recorder(TorchDispatchMode):
             # torch.tensor(...) lifts its constant; record an explicit copy so the graph owns it.
             func = torch.ops.aten.lift_fresh_copy.default
         node_args, node_kwargs = pytree.tree_map_only(torch.Tensor, self._node_of, (args, kwargs))
-        node_args, node_kwargs = pytree.tree_map_only(torch.SymInt, self._sym_node_of, (node_args, node_kwargs))
-        self.running_kernel += 1
-        try:
-            result = func(*args, **kwargs)
-        finally:
-            self.running_kernel -= 1
+        node_args, node_kwargs = pytree.tree_map_only(_SYMBOLIC, self._sym_node_of, (node_args, node_kwargs))
+        result = self._run(func, args, kwargs)
         node = self.graph.create_node(
             "call_function", func, tuple(node_args), dict(node_kwargs), name=func.overloadpacket.__name__
         )
@@ -465,6 +528,14 @@ class _Recorder(TorchDispatchMode):
         if isinstance(result, torch.Tensor) and not takes_tensors:
             self.fresh_factory_result = result
         return result
+
+    def _run(self, func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        """Run an operator's kernel; size arithmetic inside it is not part of the program."""
+        self.running_kernel += 1
+        try:
+            return func(*args, **kwargs)
+        finally:
+            self.running_kernel -= 1
 
     def _record_result(self, node: Node, result: Any) -> None:
         if isinstance(result, torch.Tensor):
