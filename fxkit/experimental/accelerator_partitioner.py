@@ -545,7 +545,7 @@ class Partitioner:
         node -> partition mapping is not refreshed while swapping, as in torch.fx). A partition
         is a candidate when moving the node there alone beats the best cost so far; the swap
         made is then the best exchange with that partition. The last chosen swap is (re)applied
-        after each node. As in torch.fx, only ``self.partitions`` (and so the DAG's devices and
+        after each node; see ``_try_exchanges`` for ties. As in torch.fx, only ``self.partitions`` (and so the DAG's devices and
         sizes) shows the moves: ``node_to_partition``, and with it the submodules, keeps the
         ``size_based`` grouping."""
         rate, latencies = transfer_rate_bytes_per_sec, node_to_latency_mapping
@@ -574,12 +574,13 @@ class Partitioner:
     ) -> Tuple[float, Tuple]:
         """Cost of every exchange of ``node`` with a computing node of ``other`` and of moving
         it alone (tried last). Returns the cost of the move alone and the cheapest
-        ``(node, partner)`` pair (empty when none had a finite cost)."""
+        ``(node, partner)`` pair (empty when none had a finite cost); among equally cheap
+        partners the first in graph order wins. (torch.fx walks the partition's set of nodes,
+        so its pick among equal costs depends on memory addresses and varies from run to run.)"""
         best, best_pair = float("inf"), ()
         cost = best
-        for partner in [*other.nodes, None]:
-            if partner is not None and partner.op in ("placeholder", "get_attr"):
-                continue
+        partners = [n for n in self.graph_module.graph.nodes if n in other.nodes and n.op in _COMPUTING_OPS]
+        for partner in [*partners, None]:
             cost = self._cost_of_exchange(node, partner, home, other, rate, latencies)
             if cost < best:
                 best, best_pair = cost, (node, partner)
