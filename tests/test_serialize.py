@@ -78,16 +78,30 @@ def _state(module):
     ]
 
 
+class Watched(torch.nn.Module):
+    """Counts assignments of ``training``: loading must make them on both paths."""
+
+    assignments = 0
+
+    def __setattr__(self, name, value):
+        if name == "training":
+            type(self).assignments += 1
+        super().__setattr__(name, value)
+
+
 def test_fast_and_plain_loading_build_the_same_modules(tmp_path):
     model = Gated()
     model.proj.eval()
     traced = fxkit.symbolic_trace(zoo.get_model("resnet"))
     traced.gated = model  # not called: the module tree is saved whole
+    traced.watched = Watched()
     path = tmp_path / "resnet.fxkit"
     fxkit.save(traced, path)
+    Watched.assignments = 0
     with serialize.use_fast_path(False):
-        plain = fxkit.load(path, allowed=[Gated])
-    fast = fxkit.load(path, allowed=[Gated])
+        plain = fxkit.load(path, allowed=[Gated, Watched])
+    fast = fxkit.load(path, allowed=[Gated, Watched])
+    assert Watched.assignments == 2
     pairs = list(zip(plain.named_modules(), fast.named_modules(), strict=True))
     assert len(pairs) > 20
     for (name, plain_module), (fast_name, fast_module) in pairs:
@@ -302,6 +316,39 @@ def mlp_file(tmp_path):
 
 def first(record, op):
     return next(node for node in record["module"]["graph"]["nodes"] if node["op"] == op)
+
+
+def _spell_out(module_record):
+    """The record as the first writer wrote it: every empty field and default present."""
+    for field, empty in (("parameters", {}), ("buffers", {}), ("non_persistent", []), ("modules", {}),
+                         ("attributes", {})):  # fmt: skip
+        module_record.setdefault(field, empty)
+    for reference in module_record["parameters"].values():
+        reference.setdefault("requires_grad", True)
+    for node in module_record.get("graph", {}).get("nodes", []):
+        node.setdefault("type", None)
+        node.setdefault("meta", {"dict": []})
+    for child in module_record["modules"].values():
+        _spell_out(child)
+
+
+def test_empty_fields_may_be_left_out_or_spelled_out(tmp_path):
+    traced = fxkit.symbolic_trace(zoo.get_model("mlp"))
+    frozen = next(traced.parameters())
+    frozen.requires_grad_(False)
+    path = tmp_path / "mlp.fxkit"
+    fxkit.save(traced, path)
+    compact = fxkit.load(path)
+    record = json.loads(read_record(path))
+    layer = record["module"]["modules"]["layers"]["modules"]["0"]
+    assert "buffers" not in layer and "type" not in first(record, "call_module")
+    _spell_out(record["module"])
+    rewrite(path, record)
+    spelled = fxkit.load(path)
+    assert_same_module(spelled, compact)
+    assert_same_module(compact, traced)
+    assert [p.requires_grad for p in spelled.parameters()] == [p.requires_grad for p in traced.parameters()]
+    assert not all(p.requires_grad for p in spelled.parameters())
 
 
 @pytest.mark.parametrize(
