@@ -339,4 +339,5 @@ def _helper_results(side):
 
 
 def test_helpers_match_torch_fx() -> None:
+    assert ours.get_size_of_all_nodes is get_size_of_all_nodes  # importable from here, as in torch.fx
     assert _helper_results(OURS) == _helper_results(ORACLE)

@@ -36,6 +36,7 @@ from fxkit.experimental.partitioner_utils import (
 )
 from fxkit.graph_module import GraphModule
 from fxkit.node import Node, map_arg
+from fxkit.passes.graph_manipulation import get_size_of_all_nodes  # noqa: F401  (torch.fx code imports it from here)
 from fxkit.passes.split_module import split_module
 
 __all__ = [
