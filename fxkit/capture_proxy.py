@@ -125,6 +125,10 @@ class _ExampleOps:
                 return functools.partial(self.tracer.decide_method, self, name)  # type: ignore[arg-type]
             if name in _TENSOR_VALUED_ATTRIBUTES:
                 return self.tracer.create_proxy("call_function", getattr, (self, name), {})
+        elif isinstance(self.example, torch.device) and name in ("type", "index"):
+            # A device kind is a string that library code hands to functions that take only a string
+            # (torch.is_autocast_enabled(x.device.type)): the example's value, with a guard.
+            return self.tracer.decide(GuardKind.ATTRIBUTE, self, name)  # type: ignore[arg-type]
         return CaptureAttribute(self, name)  # type: ignore[arg-type]
 
 

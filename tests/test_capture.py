@@ -231,6 +231,26 @@ def test_dtype_is_fixed_with_a_guard():
         result(x.double())
 
 
+class AutocastOff(nn.Module):
+    """Attention code that switches autocast off for the device its input lives on."""
+
+    def forward(self, x):
+        device_type = x.device.type
+        enabled = torch.is_autocast_enabled(device_type)  # takes only a str
+        with torch.autocast(device_type, enabled=False):
+            return x.softmax(-1) * (2.0 if enabled else 1.0)
+
+
+def test_the_kind_of_a_device_is_a_string_fixed_with_a_guard():
+    model, x = AutocastOff(), torch.randn(2, 4)
+    result = fxkit.capture(model, (x,), auto_leaves=False)
+    torch.testing.assert_close(result(x + 1), model(x + 1))
+    [guard] = result.guards
+    assert (guard.kind, guard.attribute, guard.example_value) == (GuardKind.ATTRIBUTE, "type", "cpu")
+    with pytest.raises(GuardError, match="type"):
+        result(x.to("meta"))
+
+
 def test_arguments_not_given_are_not_passed_and_checked():
     model = OptionalMask()
     x = torch.randn(3)
