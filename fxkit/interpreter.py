@@ -36,9 +36,9 @@ _BYPASSED_BY_FAST_PATH = ("run_node", "fetch_args_kwargs_from_env", "map_nodes_t
 
 
 def _default_method(interp: "Interpreter", name: str) -> bool:
-    """True when ``interp.<name>`` is Interpreter's own implementation (not overridden)."""
-    bound = getattr(interp, name)
-    return getattr(bound, "__func__", None) is getattr(Interpreter, name)
+    """True when ``interp.<name>`` is Interpreter's own implementation: not overridden by a
+    subclass or on the instance, and not replaced on Interpreter itself since its definition."""
+    return _interpreter_fast.is_own(interp, name, _OWN_METHODS)
 
 
 class Interpreter:
@@ -60,7 +60,9 @@ class Interpreter:
         graph: Optional[Any] = None,
     ) -> None:
         # A torch.fx module or graph runs on its fxkit twin (read only: the original is not edited).
-        module, graph = _foreign.convert(module), _foreign.convert(graph)
+        module = _foreign.convert(module)
+        if graph is not None:
+            graph = _foreign.convert(graph)
         self.module = module
         self._submodules: Optional[Dict[str, torch.nn.Module]] = None
         self.graph = graph if graph is not None else module.graph
@@ -71,7 +73,7 @@ class Interpreter:
         self.args_iter: Iterator[Any] = iter(())
         self.user_to_last_uses: Dict[Node, List[Node]] = {}
         if garbage_collect_values:
-            self.user_to_last_uses = last_uses(list(self.graph.nodes))
+            self.user_to_last_uses = last_uses(self.graph.nodes)
         # Whatever the fast path keeps between runs (its per-node plan), owned by that module.
         self._fast_state: Any = None
 
@@ -110,7 +112,7 @@ class Interpreter:
         self._check_arg_count(args, initial_env)
         self.args_iter = iter(args)
         if _FAST_PATH.enabled() and self._fast_path_applies():
-            output_value = _interpreter_fast.run(self, env, Interpreter)
+            output_value = _interpreter_fast.run(self, env, _OWN_METHODS)
         else:
             output_value = self._run_nodes(env)
         if enable_io_processing:
@@ -161,15 +163,14 @@ class Interpreter:
     def _check_arg_count(self, args: Sequence[Any], initial_env: Optional[Dict[Node, Any]]) -> None:
         if initial_env or not _default_method(self, "placeholder"):
             return
-        placeholders = list(self.graph.find_nodes(op="placeholder"))
-        if any(str(p.target).startswith("*") for p in placeholders):
+        placeholders = self.graph.find_nodes(op="placeholder", sort=False)
+        if len(args) <= len(placeholders) or any(str(p.target).startswith("*") for p in placeholders):
             return
-        if len(args) > len(placeholders):
-            names = ", ".join(str(p.target) for p in placeholders)
-            raise TypeError(
-                f"{self.name}.run expected at most {len(placeholders)} positional arguments "
-                f"for the placeholders ({names}) but received {len(args)}"
-            )
+        names = ", ".join(str(p.target) for p in self.graph.find_nodes(op="placeholder"))
+        raise TypeError(
+            f"{self.name}.run expected at most {len(placeholders)} positional arguments "
+            f"for the placeholders ({names}) but received {len(args)}"
+        )
 
     def boxed_run(self, args_list: List[Any]) -> Any:
         """Run with the arguments in a list that is emptied first, so the caller holds no
@@ -290,6 +291,13 @@ class Interpreter:
                 ) from None
 
         return map_arg(args, load)
+
+
+# Interpreter's methods as defined here: a method that is not one of these (subclass, instance
+# attribute, or a later patch of Interpreter itself) is an override the fast path must call.
+_OWN_METHODS: Dict[str, Any] = {
+    name: Interpreter.__dict__[name] for name in _OPCODES + _BYPASSED_BY_FAST_PATH + ("fetch_attr",)
+}
 
 
 def _generated_line(interp: Interpreter, node: Node) -> Optional[Tuple[int, str]]:

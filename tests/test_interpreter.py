@@ -76,6 +76,7 @@ def test_last_uses_match_torch_fx_and_env_is_emptied() -> None:
         user.name: [used.name for used in used_list] for user, used_list in oracle.user_to_last_uses.items()
     }
     assert by_name == oracle_by_name
+    assert list(by_name) == list(oracle_by_name)  # readers listed from the last one back
     interp.run(*zoo.example_inputs("transformer"))
     assert [node.op for node in interp.env] == ["output"]
 
@@ -461,3 +462,51 @@ def test_module_hooks_run_as_when_the_module_is_called() -> None:
     handle.remove()
     Interpreter(traced).run(x)
     assert seen == ["own"]
+
+
+class _Nested(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.block = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.ReLU())
+
+    def forward(self, x):
+        return self.block(x) + 1
+
+
+def test_swapped_submodules_and_plain_callables_are_called_like_torch_fx() -> None:
+    # Submodules may be looked up through getters cached by path, never by object: a swap made
+    # after a run is seen by the next run, of the same interpreter or of a fresh one.
+    torch.manual_seed(0)
+    model = _Nested()
+    x = torch.randn(2, 3)
+    results = {}
+    for lib in (fx, torch.fx):
+        traced = lib.symbolic_trace(model)
+        interp = lib.Interpreter(traced)
+        seen = [interp.run(x)]
+        setattr(traced.block, "1", torch.nn.Tanh())
+        seen += [interp.run(x), lib.Interpreter(traced).run(x)]
+        traced.block.__dict__["1"] = torch.sigmoid  # not a Module: called as it is
+        seen += [interp.run(x), lib.Interpreter(traced).run(x)]
+        results[lib] = seen
+    assert not torch.equal(results[fx][0], results[fx][1])
+    for ours, oracle in zip(results[fx], results[torch.fx]):
+        torch.testing.assert_close(ours, oracle)
+
+
+def test_methods_patched_on_the_interpreter_class_are_called(monkeypatch) -> None:
+    # A method replaced on Interpreter itself is an override too, as with torch.fx.
+    counts = {}
+    for cls in (Interpreter, torch.fx.Interpreter):
+        original = cls.call_module
+
+        def counting(self, target, args, kwargs, original=original, cls=cls):
+            counts[cls] = counts.get(cls, 0) + 1
+            return original(self, target, args, kwargs)
+
+        monkeypatch.setattr(cls, "call_module", counting)
+    ours, theirs = _pair(_Nested())
+    x = torch.randn(2, 3)
+    for _ in range(2):  # a reused interpreter switches engines on its second run
+        torch.testing.assert_close(Interpreter(ours).run(x), torch.fx.Interpreter(theirs).run(x))
+    assert counts[Interpreter] == counts[torch.fx.Interpreter] == 4
