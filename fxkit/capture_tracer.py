@@ -15,6 +15,7 @@ leaves. The records and the run-time checks live in :mod:`fxkit.guards`.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import enum
 import functools
@@ -129,6 +130,8 @@ def _example_of(value: Any) -> Any:
         return cls(_example_of(item) for item in value)
     if cls is dict:
         return {key: _example_of(item) for key, item in value.items()}
+    if cls is collections.OrderedDict:  # torchvision's feature maps
+        return cls((key, _example_of(item)) for key, item in value.items())
     if cls is slice:
         return slice(_example_of(value.start), _example_of(value.stop), _example_of(value.step))
     if isinstance(value, tuple) and hasattr(value, "_fields"):
@@ -1382,24 +1385,39 @@ def _grad_mode_setter_recorder(original: Callable[..., Any]) -> Callable[..., An
     return set_grad_enabled
 
 
-class _KeepBuffers:
-    """Puts back the model's buffers that the example run changed in place (a BatchNorm's running
-    statistics in training mode): capturing a model is not a call of it."""
+class _KeepModelState:
+    """Puts back what the example run changed in the model: buffers changed in place (a
+    BatchNorm's running statistics in training mode) and attributes a ``forward`` set (a cache of
+    converted anchors, say, which would otherwise keep traced tensors). Capturing a model is not a
+    call of it."""
 
     def __init__(self, model: Any) -> None:
-        buffers = model.buffers() if isinstance(model, nn.Module) else ()
+        modules = list(model.modules()) if isinstance(model, nn.Module) else []
         # Kernels such as batch_norm update running statistics without a version bump, so every
         # buffer with data is saved (buffers are small next to weights; meta ones hold nothing).
-        self.saved = [(buffer, buffer.clone()) for buffer in buffers if not buffer.is_meta]
+        self.saved_buffers = [
+            (buffer, buffer.clone()) for module in modules for buffer in module._buffers.values()
+            if buffer is not None and not buffer.is_meta
+        ]  # fmt: skip
+        self.saved_attributes = [(module, dict(module.__dict__)) for module in modules]
 
     def __enter__(self) -> None:
         pass
 
     def __exit__(self, *exc_info: Any) -> None:
         with torch.no_grad():
-            for buffer, copy in self.saved:
+            for buffer, copy in self.saved_buffers:
                 if not torch.equal(buffer, copy):
                     buffer.copy_(copy)
+        for module, saved in self.saved_attributes:
+            current = module.__dict__
+            if len(current) == len(saved) and all(
+                current.get(key, saved) is value for key, value in saved.items()
+            ):
+                continue
+            for key in [key for key in current if key not in saved]:
+                del current[key]
+            current.update(saved)
 
 
 class _KeepGradMode:
@@ -1538,7 +1556,7 @@ def capture(
     tracer.bind_examples(forward, is_module, example_args, keyword_inputs)
     # The example runs in the caller's grad mode: a program that asks for it (torch.is_grad_enabled())
     # gets the caller's answer, recorded with a guard.
-    with _FactoryPatches(), _LeafFunctionPatches(functions, model), _KeepGradMode(), _KeepBuffers(model):
+    with _FactoryPatches(), _LeafFunctionPatches(functions, model), _KeepGradMode(), _KeepModelState(model):
         try:
             graph = tracer.trace(model)
         except TraceError as error:

@@ -875,3 +875,52 @@ def test_capturing_a_model_in_training_mode_leaves_its_running_statistics_alone(
         assert torch.equal(buffer, before[name]), name
     captured.graph_module(torch.randn(5, 3))  # running it is a call: the statistics move
     assert not torch.equal(model[1].running_mean, before["1.running_mean"])
+
+
+class CachesConvertedAnchors(nn.Module):
+    """Converts a list of constant tensors on each call and keeps the result, as torchvision's
+    AnchorGenerator does with ``self.cell_anchors``."""
+
+    def __init__(self):
+        super().__init__()
+        self.cell_anchors = [torch.arange(4.0), torch.ones(4)]
+        self.calls = 0
+
+    def forward(self, x):
+        self.cell_anchors = [anchor.to(dtype=x.dtype, device=x.device) for anchor in self.cell_anchors]
+        self.calls += 1
+        self.last_input_shape = tuple(x.shape)
+        return x + self.cell_anchors[0] * self.cell_anchors[1]
+
+
+def test_attributes_a_forward_sets_are_put_back_after_capture():
+    model = CachesConvertedAnchors()
+    anchors = model.cell_anchors
+    captured = fxkit.capture(model, (torch.randn(2, 4),))
+    assert model.cell_anchors is anchors and model.calls == 0
+    assert not hasattr(model, "last_input_shape")
+    x = torch.randn(3, 4)
+    eager = model(x)  # the model still runs eagerly with plain tensors
+    assert type(model.cell_anchors[0]) is torch.Tensor
+    torch.testing.assert_close(captured(x), eager)
+
+
+def _select(features, names):
+    return [features[name] for name in names]
+
+
+class SelectsFeatureMaps(nn.Module):
+    """Hands an OrderedDict of feature maps to a function kept as one call (a leaf), as
+    torchvision's MultiScaleRoIAlign does with its ``torch.fx.wrap``-ed ``_filter_input``."""
+
+    def forward(self, x):
+        features = OrderedDict([("0", x * 2), ("pool", x.relu())])
+        return torch.stack(_select(features, ["pool", "0"])).sum(0)
+
+
+def test_an_ordered_dict_of_traced_tensors_reaches_a_leaf_function():
+    model = SelectsFeatureMaps()
+    captured = fxkit.capture(model, (torch.randn(2, 3),), leaf_functions=[_select])
+    assert any(node.target is _select for node in captured.graph.nodes)
+    x = torch.randn(4, 3)
+    torch.testing.assert_close(captured(x), model(x))
