@@ -20,8 +20,17 @@ def _stack() -> torch.nn.Module:
     return torch.nn.Sequential(*[torch.nn.Linear(WIDTH, WIDTH) for _ in range(LAYERS)])
 
 
+_DIRECTORY: list[tempfile.TemporaryDirectory] = []  # one per run, removed at exit
+
+
 def _setup(library: ModuleType) -> Any:
-    path = os.path.join(tempfile.mkdtemp(prefix="fxkit-bench-"), "stack.fxkit")
+    if not _DIRECTORY:
+        _DIRECTORY.append(tempfile.TemporaryDirectory(prefix="fxkit-bench-"))
+    path = os.path.join(_DIRECTORY[0].name, "stack.fxkit")
+    # Each sample writes a new file (rewriting one in place makes ext4 flush it on close), and the
+    # disk holds one file at a time rather than one per sample.
+    if os.path.exists(path):
+        os.unlink(path)
     return library.symbolic_trace(_stack()), path
 
 

@@ -913,8 +913,9 @@ def _decode_module(record: Any, path: str, loader: _TensorLoader, resolver: _Res
     buffers = module._buffers
     for name, reference in _names(record, "buffers", where).items():
         buffers[name] = None if reference is None else loader.get(reference, where, name, False)
-    _expect(all(name in buffers for name in non_persistent), where, "non_persistent names no buffer")
-    module._non_persistent_buffers_set.update(non_persistent)
+    if non_persistent:
+        _expect(all(name in buffers for name in non_persistent), where, "non_persistent names no buffer")
+        module._non_persistent_buffers_set.update(non_persistent)
     for name, value in _names(record, "attributes", where).items():
         problem = _attribute_problem(module, name)
         if problem is not None:
@@ -987,6 +988,7 @@ def save(gm: GraphModule, path: Union[str, os.PathLike]) -> None:
         store = _TensorStore()
         record = {"format": FORMAT, "version": VERSION, "module": _encode_module(gm, "", store)}
         text = json.dumps(record, separators=(",", ":"), allow_nan=False)
+        del record  # its objects go before the write, not at the end of the pause
         _safetensors.write(path, store.tensors, {"fxkit": text})
 
 
@@ -1025,6 +1027,7 @@ def load(
         except (KeyError, TypeError, IndexError, AttributeError, RuntimeError, RecursionError) as error:
             # A hand-edited or damaged file that passed the checks above but does not make a graph.
             raise ValueError(f"{path}: invalid fxkit file ({type(error).__name__}: {error})") from None
+        del record  # as in save
     if not isinstance(module, GraphModule):
         raise ValueError(f"{path}: the root module is not a GraphModule")
     return module
