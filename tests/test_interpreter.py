@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import operator
 import weakref
 
@@ -510,3 +511,26 @@ def test_methods_patched_on_the_interpreter_class_are_called(monkeypatch) -> Non
     for _ in range(2):  # a reused interpreter switches engines on its second run
         torch.testing.assert_close(Interpreter(ours).run(x), torch.fx.Interpreter(theirs).run(x))
     assert counts[Interpreter] == counts[torch.fx.Interpreter] == 4
+
+
+class _LoudReLU(torch.nn.ReLU):
+    def __call__(self, *args, **kwargs):  # a class-level __call__: forward must not be called directly
+        return super().__call__(*args, **kwargs) + 100
+
+
+def test_submodules_whose_call_does_more_than_forward_are_called_like_torch_fx() -> None:
+    torch.manual_seed(0)
+    model, x = _Nested(), torch.randn(2, 3)
+    results = {}
+    for lib in (fx, torch.fx):
+        traced = lib.symbolic_trace(copy.deepcopy(model))  # the edits below reach shared submodules
+        seen = [lib.Interpreter(traced).run(x)]
+        setattr(traced.block, "1", _LoudReLU())
+        seen.append(lib.Interpreter(traced).run(x))
+        # What torch.compile installs: calling the module runs this instead of _call_impl.
+        traced.block.get_submodule("0")._compiled_call_impl = lambda *args, **kwargs: args[0] * 0 - 7
+        seen.append(lib.Interpreter(traced).run(x))
+        results[lib] = seen
+    assert float(results[fx][2].min()) > 50
+    for ours, oracle in zip(results[fx], results[torch.fx]):
+        torch.testing.assert_close(ours, oracle)
