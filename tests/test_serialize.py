@@ -298,6 +298,29 @@ def test_the_file_is_plain_safetensors(tmp_path):
     assert record["format"] == "fxkit.graph_module" and record["version"] == 1
 
 
+@pytest.mark.parametrize("writer", ["gathered", "short writes", "buffered"])
+def test_every_byte_is_written(tmp_path, monkeypatch, writer):
+    tensors = {f"t{i}": torch.randn(i + 1, 3) for i in range(30)}
+    tensors.update(
+        empty=torch.zeros(0), flags=torch.tensor([True, False]), half=torch.ones(5, dtype=torch.half)
+    )
+    if writer == "buffered":  # platforms without os.writev
+        monkeypatch.delattr(os, "writev")
+    elif writer == "short writes":  # the OS may write less than asked: at most 7 bytes a call here
+        real = os.writev
+        monkeypatch.setattr(
+            os, "writev", lambda fd, buffers: real(fd, [memoryview(buffers[0]).cast("B")[:7]])
+        )
+        monkeypatch.setattr(_safetensors, "_iov_max", lambda: 3)
+    _safetensors.write(tmp_path / "t.safetensors", tensors, {"note": "x" * 1000})
+    metadata, loaded = _safetensors.read(tmp_path / "t.safetensors")
+    assert metadata == {"note": "x" * 1000} and list(loaded) == list(tensors)
+    assert all(
+        torch.equal(loaded[key], tensor) and loaded[key].dtype == tensor.dtype
+        for key, tensor in tensors.items()
+    )
+
+
 def read_record(path):
     metadata, _ = _safetensors.read(path)
     return metadata["fxkit"]
