@@ -43,8 +43,8 @@ _CONTAINER = "fxkit.graph_module._Container"
 VERSION = 1
 
 _FAST_PATH = FastPathSwitch("save/load")
-#: ``with use_fast_path(False): ...`` saves and loads through the plain definitions in this thread
-#: (each fast path below names the benchmark figure it is kept for).
+#: ``with use_fast_path(False): ...`` loads through the plain definitions in this thread (each fast
+#: path below, ``_bare_module`` and ``_stores_training``, names the benchmark figure it is kept for).
 use_fast_path = _FAST_PATH.use
 
 # Functions that build callables from strings or call what they are given: with them a graph
