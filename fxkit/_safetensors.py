@@ -90,7 +90,7 @@ def read(path: Union[str, os.PathLike]) -> Tuple[Dict[str, str], Dict[str, torch
     if size > min(len(data) - 8, _MAX_HEADER):
         raise ValueError("the header length is larger than the file")
     try:
-        header = json.loads(bytes(data[8 : 8 + size]))
+        header = json.loads(data[8 : 8 + size])
     except (ValueError, RecursionError) as error:
         raise ValueError(f"the header is not JSON ({error})") from None
     if not isinstance(header, dict):

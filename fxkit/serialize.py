@@ -656,11 +656,12 @@ def _decode_graph(record: Any, where: str, resolver: _Resolver) -> Graph:
         _expect(
             node.name == name, at, f"the name is taken or not allowed (the graph would call it {node.name!r})"
         )
-        meta = _decode(entry.get("meta", {"dict": []}), at, None, resolver)
-        _expect(isinstance(meta, dict), at, "meta must be a dict")
-        if "tensor_meta" in meta:
-            meta["tensor_meta"] = _tensor_meta_from_plain(meta["tensor_meta"], at)
-        node.meta.update(meta)
+        if "meta" in entry:  # left out when empty
+            meta = _decode(entry["meta"], at, None, resolver)
+            _expect(isinstance(meta, dict), at, "meta must be a dict")
+            if "tensor_meta" in meta:
+                meta["tensor_meta"] = _tensor_meta_from_plain(meta["tensor_meta"], at)
+            node.meta.update(meta)
         nodes[name] = node
     if "pytree" in record:
         from .codegen import _PyTreeCodeGen
