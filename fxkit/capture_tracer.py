@@ -1420,6 +1420,61 @@ class _KeepModelState:
             current.update(saved)
 
 
+class _KeepModuleState:
+    """Takes traced values back out of the model's modules when a capture ends, also out of their
+    buffers and parameters (which :class:`_KeepModelState` does not reach), and says when the graph
+    would differ for it.
+
+    Code such as ``self.table = self.table.to(x.device)`` on a buffer assigns a traced value to a
+    module during the capture; left there it would break every later eager call. Where the assignment kept the
+    same object (``.to`` that changed nothing) the graph computes the same thing without it;
+    otherwise the graph could not repeat the change on each call, and the capture is refused.
+    """
+
+    def __init__(self, model: Any) -> None:
+        modules = list(model.named_modules(remove_duplicate=True)) if isinstance(model, nn.Module) else []
+        self.saved = [
+            (name, module, dict(module.__dict__), _module_slots(module)) for name, module in modules
+        ]
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, error_type: Any, *exc_info: Any) -> None:
+        changed: List[str] = []
+        for name, module, state, slots in self.saved:
+            for key, value in list(module.__dict__.items()):
+                if isinstance(value, Proxy) and state.get(key, _MISSING) is not value:
+                    self._put_back(module.__dict__, state, key, changed, name)
+            for slot, before in slots.items():
+                values = module.__dict__.get(slot) or {}
+                for key, value in list(values.items()):
+                    if isinstance(value, Proxy):
+                        self._put_back(values, before, key, changed, name)
+        if changed and error_type is None:
+            raise CaptureError(
+                f"the model assigns traced values to {', '.join(changed)} while it runs; the captured graph"
+                " could not repeat that change on each call. Compute the value where it is used instead of"
+                " storing it on the module, or make the module that does this a leaf"
+            )
+
+    @staticmethod
+    def _put_back(
+        now: Dict[str, Any], before: Dict[str, Any], key: str, changed: List[str], name: str
+    ) -> None:
+        value, original = now[key], before.get(key, _MISSING)
+        if original is _MISSING:
+            del now[key]
+        else:
+            now[key] = original
+        if original is _MISSING or _proxy_example(value) is not original:
+            changed.append(f"{name}.{key}" if name else key)
+
+
+def _module_slots(module: Any) -> Dict[str, Dict[str, Any]]:
+    return {slot: dict(module.__dict__.get(slot) or {}) for slot in ("_buffers", "_parameters")}
+
+
 class _KeepGradMode:
     """Puts the caller's grad mode back when a capture ends, also when the program raised inside a
     ``torch.no_grad()`` block that the example run entered."""
@@ -1556,11 +1611,12 @@ def capture(
     tracer.bind_examples(forward, is_module, example_args, keyword_inputs)
     # The example runs in the caller's grad mode: a program that asks for it (torch.is_grad_enabled())
     # gets the caller's answer, recorded with a guard.
-    with _FactoryPatches(), _LeafFunctionPatches(functions, model), _KeepGradMode(), _KeepModelState(model):
-        try:
-            graph = tracer.trace(model)
-        except TraceError as error:
-            raise CaptureError(f"cannot capture {_model_name(model)}: {error}") from error
+    with _FactoryPatches(), _LeafFunctionPatches(functions, model), _KeepGradMode():
+        with _KeepModelState(model), _KeepModuleState(model):
+            try:
+                graph = tracer.trace(model)
+            except TraceError as error:
+                raise CaptureError(f"cannot capture {_model_name(model)}: {error}") from error
     for fn in functions:
         calls = [node for node in graph.nodes if node.op == "call_function" and node.target is fn]
         if calls:

@@ -867,6 +867,47 @@ def test_constant_changes_capture_cannot_follow_are_refused(model):
         fxkit.capture(model, (torch.randn(2, 4),), auto_leaves=False)
 
 
+class MovesItsTable(nn.Module):
+    """Moves a buffer to the input's device and dtype in forward, storing the result on itself."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = nn.Module()
+        self.inner.register_buffer("table", torch.randn(8, 4))
+
+    def forward(self, positions, x):
+        self.inner.table = self.inner.table.to(device=x.device, dtype=x.dtype)
+        return x + self.inner.table[positions]
+
+
+def test_a_module_storing_a_traced_value_on_itself_is_left_as_it_was():
+    model, positions, x = MovesItsTable(), torch.tensor([1, 3]), torch.randn(2, 4)
+    table = model.inner.table
+    captured = fxkit.capture(model, (positions, x))
+    assert model.inner.table is table  # no traced value left behind in the user's model
+    torch.testing.assert_close(model(positions, x + 1), captured(positions, x + 1))
+    assert model.inner.table is table
+
+
+class CountsCalls(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("calls", torch.zeros(()))
+        self.last = None
+
+    def forward(self, x):
+        self.calls = self.calls + 1  # a state change on every call, which the graph cannot repeat
+        self.last = x.sum()
+        return x * self.calls
+
+
+def test_a_module_changing_its_state_to_a_traced_value_is_refused_and_left_as_it_was():
+    model = CountsCalls()
+    with pytest.raises(CaptureError, match="assigns traced values to last, calls "):
+        fxkit.capture(model, (torch.randn(3),))
+    assert model.calls.item() == 0 and model.last is None and "calls" in model._buffers
+
+
 def test_capturing_a_model_in_training_mode_leaves_its_running_statistics_alone():
     model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).train()
     before = {name: buffer.clone() for name, buffer in model.named_buffers()}

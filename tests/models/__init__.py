@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+import types
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -49,7 +50,9 @@ def flatten(value: Any, path: str = "out") -> List[Tuple[str, Any]]:
 
 
 def _flatten_into(value: Any, path: str, found: List[Tuple[str, Any]], seen: set) -> None:
-    if isinstance(value, torch.Tensor) or isinstance(value, _PLAIN):
+    if isinstance(value, (torch.Tensor, type, types.FunctionType)) or isinstance(value, _PLAIN):
+        # A class or function held by an object (a cache's layer class) is compared as a value:
+        # walking into it would walk a module's worth of shared objects on every path.
         found.append((path, value))
         return
     found.append((path, type(value)))
@@ -162,6 +165,11 @@ def run_entry(entry: ZooEntry, with_torch_fx: bool = True) -> ZooResult:
         result.capture_error = f"{type(error).__name__}: {error}"
         return result
     result.capture_seconds = time.perf_counter() - start
+    left = _traced_values_left_in(model)
+    if left:
+        result.capture_status = "TracedValuesLeft"
+        result.capture_error = f"the capture left traced values in the model: {left}"
+        return result
     result.capture_status = "ok"
     result.guards = len(captured.guards)
     result.leaves = [leaf.name for leaf in captured.leaves]
@@ -171,6 +179,18 @@ def run_entry(entry: ZooEntry, with_torch_fx: bool = True) -> ZooResult:
     for make in entry.other_paths:
         result.other_paths.append(_other_path_outcome(model, graph_module, make, result))
     return result
+
+
+def _traced_values_left_in(model: nn.Module) -> List[str]:
+    """Attributes, buffers and parameters of the model that hold capture's values (a capture must
+    leave the model as it found it)."""
+    from fxkit.proxy import Proxy
+
+    left = []
+    for name, module in model.named_modules():
+        state = dict(vars(module), **module._buffers, **module._parameters)
+        left += [f"{name}.{key}".lstrip(".") for key, value in state.items() if isinstance(value, Proxy)]
+    return left
 
 
 def _other_path_outcome(model: nn.Module, graph_module: Any, make: Inputs, result: ZooResult) -> str:

@@ -317,6 +317,12 @@ def _mamba() -> nn.Module:
     )
 
 
+# Its forward stores its position table on itself (self.pos_encoding = self.pos_encoding.to(...)).
+_ctrl = _from_config(
+    "CTRLLMHeadModel", "CTRLConfig", vocab_size=VOCAB, n_embd=32, dff=64, n_layer=2, n_head=4, n_positions=64
+)
+
+
 # --------------------------------------------------------------------------- encoder-decoders
 
 
@@ -760,6 +766,7 @@ def defined_hf_entries() -> List[ZooEntry]:
         _text_entry("deberta-v2", "text-encoder", _deberta_v2),
         *[entry for name, build in _DECODERS.items() for entry in _decoder_entries(name, build)],
         _text_entry("mamba+labels", "decoder", _mamba, labels="tokens"),
+        _text_entry("ctrl+labels", "decoder", _ctrl, labels="tokens"),
         _seq2seq_entry("t5+labels", _t5),
         _seq2seq_entry("bart+labels", _bart),
         _entry("whisper+labels", "encoder-decoder", _whisper, _whisper_inputs, {"frames": 30}, {"seq": 9}),
