@@ -53,7 +53,8 @@ COMPILE_AFTER_RUNS = 1
 
 
 class _Plan:
-    """The runners of one interpreter's nodes, valid while ``key`` (its handlers) is unchanged."""
+    """The runners of one interpreter's nodes, valid while ``key`` (its handlers, its graph and the
+    graph's edit count) is unchanged."""
 
     __slots__ = ("key", "steps", "output")
 
@@ -387,6 +388,7 @@ def _handler_key(interp: Any) -> Tuple[Any, ...]:
         bound = getattr(interp, op)
         key.append(getattr(bound, "__func__", bound))
     key.append(interp.graph)
+    key.append(getattr(interp.graph, "_edits", None))  # an edited graph gets a new plan
     key.append(interp.garbage_collect_values)
     key.append(id(interp.user_to_last_uses))
     return tuple(key)

@@ -213,6 +213,11 @@ class Graph:
     ``python_code`` (or wrap them in a ``GraphModule``).
     """
 
+    #: Counts the edits that change what running the graph does: a node added, erased or moved, or
+    #: given another op, target or arguments. Per-node work cached between runs (the Interpreter's
+    #: compiled plan) is rebuilt when it moves. A class default, so unpickled graphs have it too.
+    _edits = 0
+
     def __init__(
         self,
         owning_module: Optional["GraphModule"] = None,
@@ -257,6 +262,7 @@ class Graph:
 
     # -- lookup table for find_nodes -------------------------------------------------------------
     def _index(self, node: Node) -> None:
+        self._edits += 1
         op = node._op
         if node._erased or op == "root":
             return
@@ -273,6 +279,7 @@ class Graph:
         by_target[node] = None
 
     def _unindex(self, node: Node) -> None:
+        self._edits += 1
         op = node._op
         by_op = self._by_op.get(op)
         if by_op is not None:
@@ -299,6 +306,7 @@ class Graph:
 
     def _relinked(self, node: Node) -> None:
         """Give ``node`` an integer order label between its neighbours after it moved in the list."""
+        self._edits += 1
         low = node._prev._order
         after = node._next
         if after is self._root:

@@ -546,6 +546,7 @@ class Node:
     def _set_args_kwargs(self, new_args: Any, new_kwargs: Any) -> None:
         frozen_args, frozen_kwargs, inputs = _frozen_arguments(new_args, new_kwargs)
         foreign = _check_inputs(self, inputs)
+        self.graph._edits += 1
         self._args = frozen_args
         self._kwargs = frozen_kwargs
         # Like torch.fx, every assignment re-registers this node as the newest user of each input,

@@ -534,3 +534,33 @@ def test_submodules_whose_call_does_more_than_forward_are_called_like_torch_fx()
     assert float(results[fx][2].min()) > 50
     for ours, oracle in zip(results[fx], results[torch.fx]):
         torch.testing.assert_close(ours, oracle)
+
+
+def test_graph_edits_after_runs_are_seen_by_the_same_interpreter() -> None:
+    # A reused interpreter compiles per-node runners; editing the graph must not leave them stale.
+    def fn(x):
+        return torch.relu(x) + 1
+
+    x = torch.tensor([-1.0, 2.0])
+    results = {}
+    for lib in (fx, torch.fx):
+        traced = lib.symbolic_trace(fn)
+        interp = lib.Interpreter(traced)
+        seen = [interp.run(x) for _ in range(3)]
+        (relu,) = [node for node in traced.graph.nodes if node.target is torch.relu]
+        relu.target = torch.sigmoid
+        traced.recompile()
+        seen.append(interp.run(x))
+        relu.target = torch.tanh  # edited in place, without recompile
+        seen.append(interp.run(x))
+        (add,) = [node for node in traced.graph.nodes if node.target is operator.add]
+        add.args = (add.args[0], 5)
+        seen.append(interp.run(x))
+        with traced.graph.inserting_after(add):
+            doubled = traced.graph.call_function(operator.mul, (add, 2))
+        add.replace_all_uses_with(doubled, delete_user_cb=lambda user: user is not doubled)
+        seen.append(interp.run(x))
+        results[lib] = seen
+    assert len({tuple(value.tolist()) for value in results[fx]}) == 5
+    for ours, oracle in zip(results[fx], results[torch.fx]):
+        torch.testing.assert_close(ours, oracle)
