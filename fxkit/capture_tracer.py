@@ -1386,53 +1386,28 @@ def _grad_mode_setter_recorder(original: Callable[..., Any]) -> Callable[..., An
 
 
 class _KeepModelState:
-    """Puts back what the example run changed in the model: buffers changed in place (a
-    BatchNorm's running statistics in training mode) and attributes a ``forward`` set (a cache of
-    converted anchors, say, which would otherwise keep traced tensors). Capturing a model is not a
-    call of it."""
+    """Puts the model back as it was before the example run: capturing a model is not a call of it.
 
-    def __init__(self, model: Any) -> None:
-        modules = list(model.modules()) if isinstance(model, nn.Module) else []
-        # Kernels such as batch_norm update running statistics without a version bump, so every
-        # buffer with data is saved (buffers are small next to weights; meta ones hold nothing).
-        self.saved_buffers = [
-            (buffer, buffer.clone()) for module in modules for buffer in module._buffers.values()
-            if buffer is not None and not buffer.is_meta
-        ]  # fmt: skip
-        self.saved_attributes = [(module, dict(module.__dict__)) for module in modules]
-
-    def __enter__(self) -> None:
-        pass
-
-    def __exit__(self, *exc_info: Any) -> None:
-        with torch.no_grad():
-            for buffer, copy in self.saved_buffers:
-                if not torch.equal(buffer, copy):
-                    buffer.copy_(copy)
-        for module, saved in self.saved_attributes:
-            current = module.__dict__
-            if len(current) == len(saved) and all(
-                current.get(key, saved) is value for key, value in saved.items()
-            ):
-                continue
-            for key in [key for key in current if key not in saved]:
-                del current[key]
-            current.update(saved)
-
-
-class _KeepModuleState:
-    """Takes traced values back out of the model's modules when a capture ends, also out of their
-    buffers and parameters (which :class:`_KeepModelState` does not reach), and says when the graph
-    would differ for it.
-
-    Code such as ``self.table = self.table.to(x.device)`` on a buffer assigns a traced value to a
-    module during the capture; left there it would break every later eager call. Where the assignment kept the
-    same object (``.to`` that changed nothing) the graph computes the same thing without it;
-    otherwise the graph could not repeat the change on each call, and the capture is refused.
+    - Buffers changed in place (a BatchNorm's running statistics in training mode) get their values
+      back.
+    - Traced values stored on a module (``self.table = self.table.to(x.device)``, in its attributes,
+      buffers or parameters) are taken back out; left there they would break every later eager
+      call. Where the stored value is the same object as before (``.to`` that changed nothing), or
+      the attribute was None (a cache built on first use), the graph computes the same thing
+      without it; otherwise it could not repeat the change on each call, and the capture is refused
+      with the names of the attributes.
+    - Any other attribute a ``forward`` set (a list of converted anchors, a call counter) gets its
+      old value back.
     """
 
     def __init__(self, model: Any) -> None:
         modules = list(model.named_modules(remove_duplicate=True)) if isinstance(model, nn.Module) else []
+        # Kernels such as batch_norm update running statistics without a version bump, so every
+        # buffer with data is saved (buffers are small next to weights; meta ones hold nothing).
+        self.saved_buffers = [
+            (buffer, buffer.clone()) for _, module in modules for buffer in module._buffers.values()
+            if buffer is not None and not buffer.is_meta
+        ]  # fmt: skip
         self.saved = [
             (name, module, dict(module.__dict__), _module_slots(module)) for name, module in modules
         ]
@@ -1441,16 +1416,27 @@ class _KeepModuleState:
         pass
 
     def __exit__(self, error_type: Any, *exc_info: Any) -> None:
+        with torch.no_grad():
+            for buffer, copy in self.saved_buffers:
+                if not torch.equal(buffer, copy):
+                    buffer.copy_(copy)
         changed: List[str] = []
         for name, module, state, slots in self.saved:
-            for key, value in list(module.__dict__.items()):
+            current = module.__dict__
+            for key, value in list(current.items()):
                 if isinstance(value, Proxy) and state.get(key, _MISSING) is not value:
-                    self._put_back(module.__dict__, state, key, changed, name)
+                    self._put_back(current, state, key, changed, name)
             for slot, before in slots.items():
-                values = module.__dict__.get(slot) or {}
+                values = current.get(slot) or {}
                 for key, value in list(values.items()):
                     if isinstance(value, Proxy):
                         self._put_back(values, before, key, changed, name)
+            if len(current) != len(state) or any(
+                current.get(key, state) is not value for key, value in state.items()
+            ):
+                for key in [key for key in current if key not in state]:
+                    del current[key]
+                current.update(state)
         if changed and error_type is None:
             raise CaptureError(
                 f"the model assigns traced values to {', '.join(changed)} while it runs; the captured graph"
@@ -1467,6 +1453,10 @@ class _KeepModuleState:
             del now[key]
         else:
             now[key] = original
+        if original is None:
+            # A cache built on first use (``if self.scales is None: self.scales = ...``, as
+            # torchvision's MultiScaleRoIAlign does): the graph builds it on every call instead.
+            return
         if original is _MISSING or _proxy_example(value) is not original:
             changed.append(f"{name}.{key}" if name else key)
 
@@ -1612,7 +1602,7 @@ def capture(
     # The example runs in the caller's grad mode: a program that asks for it (torch.is_grad_enabled())
     # gets the caller's answer, recorded with a guard.
     with _FactoryPatches(), _LeafFunctionPatches(functions, model), _KeepGradMode():
-        with _KeepModelState(model), _KeepModuleState(model):
+        with _KeepModelState(model):
             try:
                 graph = tracer.trace(model)
             except TraceError as error:

@@ -893,7 +893,7 @@ class CountsCalls(nn.Module):
     def __init__(self):
         super().__init__()
         self.register_buffer("calls", torch.zeros(()))
-        self.last = None
+        self.last = torch.zeros(())
 
     def forward(self, x):
         self.calls = self.calls + 1  # a state change on every call, which the graph cannot repeat
@@ -905,7 +905,7 @@ def test_a_module_changing_its_state_to_a_traced_value_is_refused_and_left_as_it
     model = CountsCalls()
     with pytest.raises(CaptureError, match="assigns traced values to last, calls "):
         fxkit.capture(model, (torch.randn(3),))
-    assert model.calls.item() == 0 and model.last is None and "calls" in model._buffers
+    assert model.calls.item() == 0 and model.last.item() == 0 and "calls" in model._buffers
 
 
 def test_capturing_a_model_in_training_mode_leaves_its_running_statistics_alone():
@@ -964,4 +964,26 @@ def test_an_ordered_dict_of_traced_tensors_reaches_a_leaf_function():
     captured = fxkit.capture(model, (torch.randn(2, 3),), leaf_functions=[_select])
     assert any(node.target is _select for node in captured.graph.nodes)
     x = torch.randn(4, 3)
+    torch.testing.assert_close(captured(x), model(x))
+
+
+class BuildsScalesOnFirstUse(nn.Module):
+    """Builds a value from the input's shape on its first call and keeps it, as torchvision's
+    MultiScaleRoIAlign does with ``self.scales``."""
+
+    def __init__(self):
+        super().__init__()
+        self.scales = None
+
+    def forward(self, x):
+        if self.scales is None:
+            self.scales = x.shape[-1] / 4
+        return x * self.scales
+
+
+def test_a_cache_built_on_first_use_is_built_by_the_graph_on_each_call():
+    model = BuildsScalesOnFirstUse()
+    captured = fxkit.capture(model, (torch.randn(2, 8),))
+    assert model.scales is None
+    x = torch.randn(3, 8)
     torch.testing.assert_close(captured(x), model(x))
