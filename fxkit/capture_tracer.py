@@ -60,6 +60,7 @@ from .guards import (
     guard_structure,
     remove,
     replace_items,
+    set_module_attribute,
 )
 from .node import Node
 from .proxy import Proxy, TraceError
@@ -1394,14 +1395,16 @@ class _KeepModelState:
       buffers or parameters) are taken back out; left there they would break every later eager
       call. Where the stored value is the same object as before (``.to`` that changed nothing), or
       the attribute was None (a cache built on first use), the graph computes the same thing
-      without it; otherwise it could not repeat the change on each call, and the capture is refused
-      with the names of the attributes.
+      without it. Otherwise (a layer keeping its recurrent state, ``self.state = new_state``) the
+      graph ends by storing the value on the module, as eager leaves it; on the root itself, which
+      the graph module stands in for, it cannot, and the capture is refused naming the attributes.
     - Any other attribute a ``forward`` set (a list of converted anchors, a call counter) gets its
       old value back.
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, tracer: "CaptureTracer") -> None:
         modules = list(model.named_modules(remove_duplicate=True)) if isinstance(model, nn.Module) else []
+        self.tracer = tracer
         # Kernels such as batch_norm update running statistics without a version bump, so every
         # buffer with data is saved (buffers are small next to weights; meta ones hold nothing).
         self.saved_buffers = [
@@ -1420,7 +1423,7 @@ class _KeepModelState:
             for buffer, copy in self.saved_buffers:
                 if not torch.equal(buffer, copy):
                     buffer.copy_(copy)
-        changed: List[str] = []
+        changed: List[Tuple[str, str, Proxy]] = []
         for name, module, state, slots in self.saved:
             current = module.__dict__
             for key, value in list(current.items()):
@@ -1438,15 +1441,32 @@ class _KeepModelState:
                     del current[key]
                 current.update(state)
         if changed and error_type is None:
+            self._replay(changed)
+
+    def _replay(self, changed: List[Tuple[str, str, Proxy]]) -> None:
+        graph = self.tracer.graph
+        alive = set(graph.nodes)
+        refused = [
+            f"{name}.{key}".lstrip(".") for name, key, value in changed if not name or value.node not in alive
+        ]
+        if refused:
             raise CaptureError(
-                f"the model assigns traced values to {', '.join(changed)} while it runs; the captured graph"
-                " could not repeat that change on each call. Compute the value where it is used instead of"
-                " storing it on the module, or make the module that does this a leaf"
+                f"the model assigns traced values to {', '.join(refused)} while it runs, which the captured"
+                " graph cannot repeat on the module it stands in for. Compute the value where it is used"
+                " instead of storing it on the module, or capture the submodule that does this"
             )
+        [output] = [node for node in graph.nodes if node.op == "output"]
+        with graph.inserting_before(output):
+            for name, key, value in changed:
+                graph.call_function(set_module_attribute, (graph.get_attr(name), key, value.node))
 
     @staticmethod
     def _put_back(
-        now: Dict[str, Any], before: Dict[str, Any], key: str, changed: List[str], name: str
+        now: Dict[str, Any],
+        before: Dict[str, Any],
+        key: str,
+        changed: List[Tuple[str, str, Proxy]],
+        name: str,
     ) -> None:
         value, original = now[key], before.get(key, _MISSING)
         if original is _MISSING:
@@ -1458,7 +1478,7 @@ class _KeepModelState:
             # torchvision's MultiScaleRoIAlign does): the graph builds it on every call instead.
             return
         if original is _MISSING or _proxy_example(value) is not original:
-            changed.append(f"{name}.{key}" if name else key)
+            changed.append((name, key, value))
 
 
 def _module_slots(module: Any) -> Dict[str, Dict[str, Any]]:
@@ -1602,7 +1622,7 @@ def capture(
     # The example runs in the caller's grad mode: a program that asks for it (torch.is_grad_enabled())
     # gets the caller's answer, recorded with a guard.
     with _FactoryPatches(), _LeafFunctionPatches(functions, model), _KeepGradMode():
-        with _KeepModelState(model):
+        with _KeepModelState(model, tracer):
             try:
                 graph = tracer.trace(model)
             except TraceError as error:

@@ -262,6 +262,13 @@ def remove(target: Any, how: str, key: Any) -> None:
 
 
 @has_side_effect
+def set_module_attribute(module: Any, name: str, value: Any) -> None:
+    """Replays ``module.name = value`` from a model's ``forward`` (as ``nn.Module`` stores it: a
+    buffer stays a buffer)."""
+    setattr(module, name, value)
+
+
+@has_side_effect
 def replace_items(target: list, items: list) -> None:
     """Replays changes to a caller's list (appends, replaced items) by setting its items."""
     target[:] = items

@@ -6,6 +6,7 @@ trace a model, the captured graph is also compared with torch.fx's.
 
 from __future__ import annotations
 
+import copy
 import json
 import operator
 import os
@@ -24,6 +25,7 @@ import fxkit
 from fxkit import zoo
 from fxkit.capture_tracer import CaptureResult
 from fxkit.guards import NOT_GIVEN, CaptureError, GuardError, GuardKind, guard_bool, guard_int, guard_len
+from fxkit.proxy import Proxy
 from tests._source_lines import line_of
 from tests.models import control_flow_zoo
 
@@ -890,19 +892,42 @@ def test_a_module_storing_a_traced_value_on_itself_is_left_as_it_was():
 
 
 class CountsCalls(nn.Module):
+    """Keeps state across calls on itself, as recurrent layers keep their state."""
+
     def __init__(self):
         super().__init__()
         self.register_buffer("calls", torch.zeros(()))
         self.last = torch.zeros(())
 
     def forward(self, x):
-        self.calls = self.calls + 1  # a state change on every call, which the graph cannot repeat
+        self.calls = self.calls + 1
         self.last = x.sum()
         return x * self.calls
 
 
-def test_a_module_changing_its_state_to_a_traced_value_is_refused_and_left_as_it_was():
-    model = CountsCalls()
+class HoldsACounter(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.counter = CountsCalls()
+
+    def forward(self, x):
+        return self.counter(x) + 1
+
+
+def test_state_a_submodule_stores_on_itself_is_stored_by_the_graph_on_each_call():
+    model, x = HoldsACounter(), torch.randn(3)
+    captured = fxkit.capture(model, (x,))
+    assert model.counter.calls.item() == 0 and model.counter.last.item() == 0  # capturing is not a call
+    twin = copy.deepcopy(model)
+    for step in range(2):
+        torch.testing.assert_close(captured(x + step), twin(x + step))
+        torch.testing.assert_close(model.counter.calls, twin.counter.calls)
+        torch.testing.assert_close(model.counter.last, twin.counter.last)
+    assert "calls" in model.counter._buffers and not isinstance(model.counter.last, Proxy)
+
+
+def test_state_the_root_stores_on_itself_is_refused_and_left_as_it_was():
+    model = CountsCalls()  # the graph module stands in for the root, so it cannot update it
     with pytest.raises(CaptureError, match="assigns traced values to last, calls "):
         fxkit.capture(model, (torch.randn(3),))
     assert model.calls.item() == 0 and model.last.item() == 0 and "calls" in model._buffers
