@@ -323,6 +323,19 @@ _ctrl = _from_config(
 )
 
 
+# Its recurrent layers keep their state on themselves (self.recurrent_states = ...).
+_recurrent_gemma = _from_config(
+    "RecurrentGemmaForCausalLM",
+    "RecurrentGemmaConfig",
+    **{k: v for k, v in _DECODER.items() if k != "num_hidden_layers"},
+    num_hidden_layers=3,
+    lru_width=32,
+    head_dim=8,
+    attention_window_size=16,
+    block_types=["recurrent", "recurrent", "attention"],
+)
+
+
 # --------------------------------------------------------------------------- encoder-decoders
 
 
@@ -767,6 +780,7 @@ def defined_hf_entries() -> List[ZooEntry]:
         *[entry for name, build in _DECODERS.items() for entry in _decoder_entries(name, build)],
         _text_entry("mamba+labels", "decoder", _mamba, labels="tokens"),
         _text_entry("ctrl+labels", "decoder", _ctrl, labels="tokens"),
+        _text_entry("recurrent-gemma+labels", "decoder", _recurrent_gemma, labels="tokens"),
         _seq2seq_entry("t5+labels", _t5),
         _seq2seq_entry("bart+labels", _bart),
         _entry("whisper+labels", "encoder-decoder", _whisper, _whisper_inputs, {"frames": 30}, {"seq": 9}),
