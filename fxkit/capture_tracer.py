@@ -15,6 +15,7 @@ leaves. The records and the run-time checks live in :mod:`fxkit.guards`.
 
 from __future__ import annotations
 
+import builtins
 import collections
 import dataclasses
 import enum
@@ -35,7 +36,7 @@ from torch import nn
 
 from . import _structure
 from ._atoms import ATOMIC_ARG_TYPES
-from .capture_proxy import _MISSING, CaptureProxy, CaptureTensor, _can_wrap, _proxy_example
+from .capture_proxy import _MISSING, CaptureAttribute, CaptureProxy, CaptureTensor, _can_wrap, _proxy_example
 from .graph_module import GraphModule
 from .guards import (
     NOT_GIVEN,
@@ -1386,6 +1387,30 @@ def _grad_mode_setter_recorder(original: Callable[..., Any]) -> Callable[..., An
     return set_grad_enabled
 
 
+def _check_recorder(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def check_with(error_type: Any, cond: Any, message: Any = None) -> Any:
+        if isinstance(cond, (CaptureProxy, CaptureAttribute)) and not isinstance(cond, torch.Tensor):
+            # torch._check(size == 1) with a traced condition: taken from the example as a bool
+            # guard, so the graph checks it again on every call (a GuardError where eager raises).
+            cond = bool(cond)
+        return original(error_type, cond, message)
+
+    return check_with
+
+
+def _callable_recorder(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def callable_(value: Any) -> bool:
+        # Every proxy class defines __call__, so the builtin says True for all of them; code that
+        # asks first (`if callable(cond): cond = cond()`) must get the example's answer.
+        if isinstance(value, (CaptureProxy, CaptureAttribute)):
+            return original(_proxy_example(value))
+        return original(value)
+
+    return callable_
+
+
 class _KeepModelState:
     """Puts the model back as it was before the example run: capturing a model is not a call of it.
 
@@ -1516,6 +1541,8 @@ _FACTORY_RECORDER = _cached(_factory_recorder)
 _AUTOGRAD_APPLY_RECORDER = _cached(_autograd_apply_recorder)
 _GRAD_MODE_RECORDER = _cached(_grad_mode_recorder)
 _GRAD_MODE_SETTER_RECORDER = _cached(_grad_mode_setter_recorder)
+_CALLABLE_RECORDER = _cached(_callable_recorder)
+_CHECK_RECORDER = _cached(_check_recorder)
 
 
 class _FactoryPatches:
@@ -1532,6 +1559,8 @@ class _FactoryPatches:
             self._keys.append(_PATCHES.acquire(torch.autograd.Function, "apply", _AUTOGRAD_APPLY_RECORDER))
             self._keys.append(_PATCHES.acquire(torch, "is_grad_enabled", _GRAD_MODE_RECORDER))
             self._keys.append(_PATCHES.acquire(torch._C, "_set_grad_enabled", _GRAD_MODE_SETTER_RECORDER))
+            self._keys.append(_PATCHES.acquire(builtins, "callable", _CALLABLE_RECORDER))
+            self._keys.append(_PATCHES.acquire(torch, "_check_with", _CHECK_RECORDER))
         except BaseException:
             self.__exit__()
             raise

@@ -253,6 +253,35 @@ def test_the_kind_of_a_device_is_a_string_fixed_with_a_guard():
         result(x.to("meta"))
 
 
+def _compilable_check(cond, message):
+    # transformers' torch_compilable_check: a condition may be given as a function.
+    if callable(cond):
+        cond = cond()
+    torch._check_with(ValueError, cond, lambda: message)
+
+
+class PoolsAtEos(nn.Module):
+    """Sequence classification pooling: the hidden state at each row's last end token."""
+
+    def forward(self, ids, hidden):
+        eos = ids.eq(2)
+        _compilable_check(torch.unique_consecutive(eos.sum(1)).numel() == 1, "same number of <eos> per row")
+        return hidden[eos, :].view(hidden.shape[0], -1, hidden.shape[-1])[:, -1, :]
+
+
+def test_callable_and_torch_check_on_traced_values_answer_as_eager():
+    model, hidden = PoolsAtEos(), torch.randn(2, 5, 3)
+    ids = torch.tensor([[5, 2, 6, 7, 8], [9, 9, 2, 4, 4]])
+    result = fxkit.capture(model, (ids, hidden), auto_leaves=False)
+    other = torch.tensor([[2, 5, 6, 7, 8], [9, 9, 9, 4, 2]])
+    torch.testing.assert_close(result(other, hidden + 1), model(other, hidden + 1))
+    uneven = torch.tensor([[2, 2, 6, 7, 8], [9, 9, 9, 4, 2]])
+    with pytest.raises(ValueError, match="same number"):
+        model(uneven, hidden)
+    with pytest.raises(GuardError):  # the check is a guard in the graph
+        result(uneven, hidden)
+
+
 def test_arguments_not_given_are_not_passed_and_checked():
     model = OptionalMask()
     x = torch.randn(3)
