@@ -71,10 +71,13 @@ def materialize_forward(module: Any) -> None:
         module.code  # noqa: B018  (the read generates the code and installs the real forward)
 
 
-def wrapped_functions(own: Dict[Tuple[int, str], Dict[str, Any]]) -> List[Tuple[Dict[str, Any], str]]:
-    """The ``(globals, name)`` pairs to patch while tracing: fxkit's ``wrap`` registry, then torch.fx's."""
+def wrapped_functions(
+    own: Dict[Tuple[int, str], Dict[str, Any]], with_torch_fx: bool = True
+) -> List[Tuple[Dict[str, Any], str]]:
+    """The ``(globals, name)`` pairs to patch while tracing: fxkit's ``wrap`` registry, then torch.fx's
+    (unless ``with_torch_fx`` is False)."""
     pairs = {key: (globals_dict, name) for key, globals_dict in list(own.items()) for name in (key[1],)}
-    if "torch.fx._symbolic_trace" in sys.modules:
+    if with_torch_fx and "torch.fx._symbolic_trace" in sys.modules:
         from .interop import torch_fx_wrapped_functions
 
         for globals_dict, name in torch_fx_wrapped_functions():

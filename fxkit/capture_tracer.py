@@ -400,6 +400,11 @@ class CaptureTracer(Tracer):
     """
 
     proxy_buffer_attributes = True
+    # Libraries register helpers with torch.fx.wrap because symbolic tracing cannot follow their
+    # control flow (torchvision's Swin, Swin3D, MViT and poolers); capture can, with guards, and
+    # such a helper kept as one call may change a list it was handed, which a leaf cannot repeat.
+    # Calls to keep whole are named with ``leaf_functions``.
+    _records_torch_fx_wraps = False
 
     def __init__(
         self,

@@ -556,6 +556,9 @@ class Tracer(TracerBase):
     ``getattr`` every parameter read and ``to_bool``/``iter``/``keys`` answer control flow.
     """
 
+    # Functions registered with torch.fx.wrap (when torch.fx was imported) are recorded as calls.
+    _records_torch_fx_wraps = True
+
     def __init__(
         self,
         autowrap_modules: Tuple[types.ModuleType, ...] = (__import__("math"),),
@@ -1000,7 +1003,9 @@ class Tracer(TracerBase):
             per_class = functools.partial(_traced_module_getattr, per_class=True)
             for cls in self._getattr_classes:
                 acquire(_PATCHES.acquire(cls, "__getattr__", per_class))
-        for globals_dict, name in _foreign.wrapped_functions(_wrapped_functions):
+        for globals_dict, name in _foreign.wrapped_functions(
+            _wrapped_functions, self._records_torch_fx_wraps
+        ):
             acquire(_PATCHES.acquire(globals_dict, name, _recording_wrapper))
         for owner, name in _foreign.wrapped_methods():
             acquire(_PATCHES.acquire(owner, name, functools.partial(_method_recording_wrapper, name)))

@@ -1041,3 +1041,31 @@ def test_a_cache_built_on_first_use_is_built_by_the_graph_on_each_call():
     assert model.scales is None
     x = torch.randn(3, 8)
     torch.testing.assert_close(captured(x), model(x))
+
+
+def _window_and_shift(shift, size, window):
+    """Changes the list it is given, as torchvision's Swin3D ``_get_window_and_shift_size`` does."""
+    window = list(window)
+    for i in range(len(size)):
+        if size[i] <= window[i]:
+            window[i] = size[i]
+            shift[i] = 0
+    return window, shift
+
+
+torch.fx.wrap("_window_and_shift")  # what the library declares for torch.fx's symbolic tracing
+
+
+class ShiftedWindows(nn.Module):
+    def forward(self, x):
+        window, shift = _window_and_shift([1, 1], x.shape[-2:], [4, 4])
+        return torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(-2, -1)) * window[0] * window[1]
+
+
+def test_helpers_registered_with_torch_fx_wrap_are_traced_through():
+    model, x = ShiftedWindows(), torch.randn(2, 3, 8)
+    captured = fxkit.capture(model, (x,), leaves="error")
+    assert not any(node.target is _window_and_shift for node in captured.graph.nodes)
+    torch.testing.assert_close(captured(x), model(x))
+    traced = fxkit.symbolic_trace(model)  # symbolic tracing still keeps the helper as one call
+    assert any(node.target is _window_and_shift for node in traced.graph.nodes)
