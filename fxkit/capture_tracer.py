@@ -1456,6 +1456,10 @@ class _KeepModelState:
         changed: List[Tuple[str, str, Proxy]] = []
         for name, module, state, slots in self.saved:
             current = module.__dict__
+            if _same_items(current, state) and all(
+                _same_items(current.get(slot) or {}, before) for slot, before in slots.items()
+            ):
+                continue  # most modules: nothing was stored on them
             for key, value in list(current.items()):
                 if isinstance(value, Proxy) and state.get(key, _MISSING) is not value:
                     self._put_back(current, state, key, changed, name)
@@ -1464,9 +1468,7 @@ class _KeepModelState:
                 for key, value in list(values.items()):
                     if isinstance(value, Proxy):
                         self._put_back(values, before, key, changed, name)
-            if len(current) != len(state) or any(
-                current.get(key, state) is not value for key, value in state.items()
-            ):
+            if not _same_items(current, state):
                 for key in [key for key in current if key not in state]:
                     del current[key]
                 current.update(state)
@@ -1509,6 +1511,16 @@ class _KeepModelState:
             return
         if original is _MISSING or _proxy_example(value) is not original:
             changed.append((name, key, value))
+
+
+def _same_items(now: Dict[str, Any], before: Dict[str, Any]) -> bool:
+    """Whether ``now`` holds the very keys and values of ``before``, in the same order (reassigning a
+    key keeps its place; anything else is reported as a change, which only costs the slow check)."""
+    return (
+        len(now) == len(before)
+        and all(map(operator.is_, now.values(), before.values()))
+        and all(map(operator.is_, now, before))
+    )
 
 
 def _module_slots(module: Any) -> Dict[str, Dict[str, Any]]:
