@@ -954,12 +954,26 @@ def _stores_training(module: torch.nn.Module, known: Dict[type, bool]) -> bool:
                           or "training" in module._modules)  # fmt: skip
 
 
+def _submodule_at(root: torch.nn.Module, target: Any) -> Any:
+    """The submodule a ``call_module`` target names, through registered children only, or None."""
+    module: Any = root
+    for part in str(target).split("."):
+        module = module._modules.get(part) if isinstance(module, torch.nn.Module) else None
+    return module
+
+
 def _graph_module(
     record: Dict[str, Any], root: torch.nn.Module, where: str, resolver: _Resolver
 ) -> GraphModule:
     class_name = record.get("class_name", "GraphModule")
     _expect(isinstance(class_name, str) and class_name.isidentifier(), where, "bad class_name")
     graph = _decode_graph(record.get("graph"), where, resolver)
+    for node in graph.nodes:
+        if node.op == "call_module":
+            _expect(
+                isinstance(_submodule_at(root, node.target), torch.nn.Module), where,
+                f"node {node.name} calls module {node.target!r:.80}, which the file does not hold",
+            )  # fmt: skip
     gm = GraphModule(root, graph, class_name)
     for name, child in root._modules.items():
         if name not in gm._modules:

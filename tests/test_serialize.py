@@ -552,3 +552,14 @@ def test_torch_factory_functions_load_by_themselves(tmp_path):
     fxkit.save(traced, tmp_path / "positions.fxkit")
     x = torch.randn(2, 5)
     torch.testing.assert_close(fxkit.load(tmp_path / "positions.fxkit")(x), _positions(x))
+
+
+def test_a_file_whose_graph_calls_a_missing_module_is_refused(tmp_path):
+    # Found by the fuzz test: a child record set to null loaded, and the module built from it
+    # could not be saved and loaded back.
+    path, record = mlp_file(tmp_path)
+    _, tensors = _safetensors.read(path)
+    record = _replace(record, ("module", "modules", "layers", "modules", "1"), None)
+    _safetensors.write(path, tensors, {"fxkit": json.dumps(record)})
+    with pytest.raises(ValueError, match="calls module 'layers.1', which the file does not hold"):
+        fxkit.load(path)
