@@ -969,7 +969,11 @@ def _graph_module(
     _expect(isinstance(class_name, str) and class_name.isidentifier(), where, "bad class_name")
     graph = _decode_graph(record.get("graph"), where, resolver)
     for node in graph.nodes:
-        if node.op == "call_module":
+        if node.op == "output":
+            _expect(
+                len(node.args) == 1 and not node.kwargs, where, f"output node {node.name} must take one value"
+            )
+        elif node.op == "call_module":
             _expect(
                 isinstance(_submodule_at(root, node.target), torch.nn.Module), where,
                 f"node {node.name} calls module {node.target!r:.80}, which the file does not hold",

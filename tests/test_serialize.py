@@ -563,3 +563,13 @@ def test_a_file_whose_graph_calls_a_missing_module_is_refused(tmp_path):
     _safetensors.write(path, tensors, {"fxkit": json.dumps(record)})
     with pytest.raises(ValueError, match="calls module 'layers.1', which the file does not hold"):
         fxkit.load(path)
+
+
+def test_a_file_whose_output_takes_no_value_is_refused(tmp_path):
+    path, record = mlp_file(tmp_path)  # found by the fuzz test: the code could not be generated
+    _, tensors = _safetensors.read(path)
+    [output] = [i for i, node in enumerate(record["module"]["graph"]["nodes"]) if node.get("op") == "output"]
+    record = _replace(record, ("module", "graph", "nodes", output, "args", "tuple"), [])
+    _safetensors.write(path, tensors, {"fxkit": json.dumps(record)})
+    with pytest.raises(ValueError, match="output node output must take one value"):
+        fxkit.load(path)
