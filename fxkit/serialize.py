@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import torch
 import torch.utils._pytree as pytree
 
-from . import _safetensors, _structure, guards
+from . import _paths, _safetensors, _structure, guards
 from ._fast_path import FastPathSwitch
 from ._gc import collector_paused
 from .graph import Graph
@@ -954,14 +954,6 @@ def _stores_training(module: torch.nn.Module, known: Dict[type, bool]) -> bool:
                           or "training" in module._modules)  # fmt: skip
 
 
-def _submodule_at(root: torch.nn.Module, target: Any) -> Any:
-    """The submodule a ``call_module`` target names, through registered children only, or None."""
-    module: Any = root
-    for part in str(target).split("."):
-        module = module._modules.get(part) if isinstance(module, torch.nn.Module) else None
-    return module
-
-
 def _graph_module(
     record: Dict[str, Any], root: torch.nn.Module, where: str, resolver: _Resolver
 ) -> GraphModule:
@@ -975,7 +967,7 @@ def _graph_module(
             )
         elif node.op == "call_module":
             _expect(
-                isinstance(_submodule_at(root, node.target), torch.nn.Module), where,
+                isinstance(_paths.lookup(root, str(node.target)), torch.nn.Module), where,
                 f"node {node.name} calls module {node.target!r:.80}, which the file does not hold",
             )  # fmt: skip
     gm = GraphModule(root, graph, class_name)
