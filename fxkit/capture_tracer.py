@@ -1444,6 +1444,15 @@ class _KeepModelState:
         self.saved = [
             (name, module, dict(module.__dict__), _module_slots(module)) for name, module in modules
         ]
+        # Hooks a forward registers on first use (transformers' output capturing does, and marks the
+        # model with a flag attribute that is put back below) must go too, or the next call would
+        # register them a second time; so must anything else added to a module's lists and dicts.
+        self.saved_containers = [
+            (value, _copy_of_container(value))
+            for _, module in modules
+            for key, value in module.__dict__.items()
+            if type(value) in _CONTAINER_TYPES and key not in _SLOTS
+        ]
 
     def __enter__(self) -> None:
         pass
@@ -1453,6 +1462,8 @@ class _KeepModelState:
             for buffer, copy in self.saved_buffers:
                 if not torch.equal(buffer, copy):
                     buffer.copy_(copy)
+        for container, before in self.saved_containers:
+            _put_back_container(container, before)
         changed: List[Tuple[str, str, Proxy]] = []
         for name, module, state, slots in self.saved:
             current = module.__dict__
@@ -1523,8 +1534,35 @@ def _same_items(now: Dict[str, Any], before: Dict[str, Any]) -> bool:
     )
 
 
+_SLOTS = ("_buffers", "_parameters")
+_CONTAINER_TYPES = frozenset({dict, list, set, collections.OrderedDict})
+
+
 def _module_slots(module: Any) -> Dict[str, Dict[str, Any]]:
-    return {slot: dict(module.__dict__.get(slot) or {}) for slot in ("_buffers", "_parameters")}
+    return {slot: dict(module.__dict__.get(slot) or {}) for slot in _SLOTS}
+
+
+def _copy_of_container(container: Any) -> Any:
+    # Most are empty hook dicts: None says "was empty" without a copy.
+    return container.copy() if container else None
+
+
+def _put_back_container(container: Any, before: Any) -> None:
+    """Give a module's list, set or dict the items it had (in place: others hold references to it)."""
+    if before is None:
+        if container:
+            container.clear()
+        return
+    if isinstance(container, dict):
+        if not _same_items(container, before):
+            container.clear()
+            container.update(before)
+    elif isinstance(container, list):
+        if len(container) != len(before) or not all(map(operator.is_, container, before)):
+            container[:] = before
+    elif container != before:
+        container.clear()
+        container.update(before)
 
 
 class _KeepGradMode:

@@ -1000,6 +1000,37 @@ def test_attributes_a_forward_sets_are_put_back_after_capture():
     torch.testing.assert_close(captured(x), eager)
 
 
+class RecordsOutputsWithHooks(nn.Module):
+    """Registers forward hooks on its children on the first call and marks itself with a flag, as
+    transformers' output capturing does (``output_hidden_states=True``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(4, 4), nn.Linear(4, 4)])
+        self.history = []
+
+    def forward(self, x):
+        if not getattr(self, "_hooks_installed", False):
+            for layer in self.layers:
+                layer.register_forward_hook(lambda module, args, out: self.recorded.append(out))
+            self._hooks_installed = True
+        self.recorded = []
+        self.history.append("called")
+        for layer in self.layers:
+            x = layer(x)
+        return x, tuple(self.recorded)
+
+
+def test_hooks_and_items_a_forward_adds_to_its_modules_are_taken_away_after_capture():
+    model, x = RecordsOutputsWithHooks(), torch.randn(2, 4)
+    captured = fxkit.capture(model, (x,))
+    assert not hasattr(model, "_hooks_installed") and model.history == []
+    assert all(not layer._forward_hooks for layer in model.layers)
+    eager = model(x)  # registers its hooks once, as on a model never captured
+    assert len(eager[1]) == 2 and len(captured(x)[1]) == 2
+    torch.testing.assert_close(captured(x), eager)
+
+
 def _select(features, names):
     return [features[name] for name in names]
 

@@ -204,6 +204,22 @@ def test_llama_with_kernel_hub_layers_has_no_leaf():
             _assert_same_output(result.graph_module(input_ids=new), model(input_ids=new))
 
 
+def test_hidden_states_asked_for_at_capture_leave_the_model_as_it_was():
+    # transformers registers its output-capturing hooks on the first call and marks the model; the
+    # capture takes both away again, so a later eager call does not register them twice.
+    model = _tiny_llama().eval()
+    ids = torch.randint(3, 99, (2, 6))
+    result = fxkit.capture(model, {"input_ids": ids, "output_hidden_states": True}, leaves="error")
+    with torch.no_grad():
+        new = torch.randint(3, 99, (2, 6))
+        eager = model(input_ids=new, output_hidden_states=True)
+        captured = result.graph_module(input_ids=new, output_hidden_states=True)
+    assert len(eager.hidden_states) == len(captured.hidden_states) == model.config.num_hidden_layers + 1
+    for mine, theirs in zip(captured.hidden_states, eager.hidden_states):
+        torch.testing.assert_close(mine, theirs)
+    _assert_same_output(captured, eager)
+
+
 def test_a_named_attention_leaf_that_would_update_the_cache_is_not_kept():
     # LlamaAttention updates the DynamicCache the model built: as one call it would update the
     # capture-time cache. The leaf moves up to the module that owns the cache, and stays correct.
