@@ -1447,12 +1447,14 @@ class _KeepModelState:
         # Hooks a forward registers on first use (transformers' output capturing does, and marks the
         # model with a flag attribute that is put back below) must go too, or the next call would
         # register them a second time; so must anything else added to a module's lists and dicts.
-        self.saved_containers = [
-            (value, _copy_of_container(value))
+        containers = [
+            value
             for _, module in modules
-            for key, value in module.__dict__.items()
-            if type(value) in _CONTAINER_TYPES and key not in _SLOTS
+            for value in module.__dict__.values()
+            if type(value) in _CONTAINER_TYPES
         ]
+        self.empty_containers = [container for container in containers if not container]
+        self.filled_containers = [(container, container.copy()) for container in containers if container]
 
     def __enter__(self) -> None:
         pass
@@ -1462,8 +1464,6 @@ class _KeepModelState:
             for buffer, copy in self.saved_buffers:
                 if not torch.equal(buffer, copy):
                     buffer.copy_(copy)
-        for container, before in self.saved_containers:
-            _put_back_container(container, before)
         changed: List[Tuple[str, str, Proxy]] = []
         for name, module, state, slots in self.saved:
             current = module.__dict__
@@ -1483,6 +1483,12 @@ class _KeepModelState:
                 for key in [key for key in current if key not in state]:
                     del current[key]
                 current.update(state)
+        # After the attributes: traced values a forward put in _buffers or _parameters were looked at.
+        for container in self.empty_containers:
+            if container:
+                container.clear()
+        for container, before in self.filled_containers:
+            _put_back_container(container, before)
         if changed and error_type is None:
             self._replay(changed)
 
@@ -1534,25 +1540,15 @@ def _same_items(now: Dict[str, Any], before: Dict[str, Any]) -> bool:
     )
 
 
-_SLOTS = ("_buffers", "_parameters")
 _CONTAINER_TYPES = frozenset({dict, list, set, collections.OrderedDict})
 
 
 def _module_slots(module: Any) -> Dict[str, Dict[str, Any]]:
-    return {slot: dict(module.__dict__.get(slot) or {}) for slot in _SLOTS}
-
-
-def _copy_of_container(container: Any) -> Any:
-    # Most are empty hook dicts: None says "was empty" without a copy.
-    return container.copy() if container else None
+    return {slot: dict(module.__dict__.get(slot) or {}) for slot in ("_buffers", "_parameters")}
 
 
 def _put_back_container(container: Any, before: Any) -> None:
     """Give a module's list, set or dict the items it had (in place: others hold references to it)."""
-    if before is None:
-        if container:
-            container.clear()
-        return
     if isinstance(container, dict):
         if not _same_items(container, before):
             container.clear()
