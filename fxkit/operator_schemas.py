@@ -109,6 +109,10 @@ def _python_type(jit_type: Any) -> Any:
     return Any
 
 
+# torch.fx's private name for the same conversion; code written for torch.fx imports it.
+_torchscript_type_to_python_type = _python_type
+
+
 def _script_class(qualified_name: str) -> Any:
     """Resolve ``__torch__.torch.classes.ns.Name`` to the registered TorchScript class object."""
     prefix = "__torch__."
@@ -453,8 +457,10 @@ def type_matches(signature_type: Any, argument_type: Any) -> bool:
     signature_origin = typing.get_origin(signature_type)
     if signature_origin is typing.Union and argument_type is not signature_type:
         return any(type_matches(member, argument_type) for member in typing.get_args(signature_type))
-    if signature_type is List[int] and argument_type is int:
-        return True  # int[N] schema arguments also take a single int
+    if argument_type is int and signature_origin is list and typing.get_args(signature_type) == (int,):
+        return True  # int[N] schema arguments also take a single int (List[int] or list[int])
+    if signature_type is int and argument_type is torch.dtype:
+        return True  # a dtype travels as its ScalarType number
     if signature_origin is list:
         element_type = typing.get_args(signature_type)[0]
         if not _is_class(element_type):

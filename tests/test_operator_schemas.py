@@ -338,6 +338,13 @@ TYPE_PAIRS = [
     (List[Optional[Tensor]], List[Tensor]),
     (Optional[Tensor], Union[Tensor, None]),
     (List[int], List[List[int]]),
+    # PEP 585 list[int] takes a single int as List[int] does; a dtype passes for an int.
+    (list[int], int),
+    (list[int], bool),
+    (list[float], float),
+    (int, torch.dtype),
+    (Optional[int], torch.dtype),
+    (int, torch.layout),
 ]
 
 
@@ -397,3 +404,13 @@ def test_create_type_hint_warns_on_non_classes_like_torch_fx(value: Any) -> None
         ours = schemas.create_type_hint(value)
     with pytest.warns(UserWarning):
         assert ours == oracle_schemas.create_type_hint(value)
+
+
+@pytest.mark.parametrize(
+    "value", [1, 2.5, True, "s", None, [1, 2], (1, 2.0), [1.0], torch.device("cpu"), torch.float]
+)
+def test_torchscript_type_to_python_type_agrees_with_torch_fx(value):
+    inferred = torch._C._jit_try_infer_type(value)
+    assert inferred.success()
+    expected = oracle_schemas._torchscript_type_to_python_type(inferred.type())
+    assert schemas._torchscript_type_to_python_type(inferred.type()) == expected
