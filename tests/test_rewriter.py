@@ -148,3 +148,22 @@ def test_ast_rewriter_without_source_says_why() -> None:
     exec("def made_up(x):\n    assert x\n    return x\n", namespace)  # noqa: S102
     with pytest.raises(OSError, match="source code of 'made_up'"):
         AST_Rewriter().rewrite(namespace["made_up"])
+
+
+class MultiLineMessage(nn.Module):
+    def forward(self, a, b):
+        message = """
+A message whose lines
+start at column zero
+        """
+        assert a == b, message
+        return a + b
+
+
+def test_method_with_a_multi_line_string_at_column_zero_is_rewritten() -> None:
+    ours = _trace(RewritingTracer, fx.GraphModule, MultiLineMessage())
+    oracle = _trace(OracleRewritingTracer, torch.fx.GraphModule, MultiLineMessage())
+    assert ours.code == oracle.code
+    assert ours(3, 3) == oracle(3, 3) == 6
+    with pytest.raises(AssertionError, match="start at column zero"):
+        ours(3, 4)

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import ast
 import inspect
-import textwrap
 import types
-from typing import Any, Callable, Dict, Optional, Tuple, Union, cast
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union, cast
 
 import torch
 
@@ -43,7 +42,7 @@ class AST_Rewriter(ast.NodeTransformer):  # noqa: N801  (torch.fx's name)
                 f"RewritingTracer needs the source code of {fn.__qualname__!r} to rewrite it "
                 f"({error}); define it in a file, or trace it with the plain Tracer"
             ) from error
-        tree = ast.parse(textwrap.dedent("".join(lines)))
+        tree = ast.parse(_outdent(lines))
         definition = tree.body[0]
         if not isinstance(definition, (ast.FunctionDef, ast.AsyncFunctionDef)):
             raise TypeError(
@@ -93,6 +92,17 @@ class AST_Rewriter(ast.NodeTransformer):  # noqa: N801  (torch.fx's name)
             func=ast.Name(id=_ANNOTATE_NAME, ctx=ast.Load()), args=[node.value, node.annotation], keywords=[]
         )
         return node
+
+
+def _outdent(lines: List[str]) -> str:
+    """The source with the ``def`` line's indentation taken off every line that starts with it.
+
+    Unlike ``textwrap.dedent`` this copes with lines of a multi-line string that start further
+    left; such strings lose that indentation from their other lines, as under torch.fx.
+    """
+    definition = next((line for line in lines if line.lstrip().startswith(("def ", "async def "))), "")
+    indent = definition[: len(definition) - len(definition.lstrip())]
+    return "".join(line[len(indent) :] if line.startswith(indent) else line for line in lines)
 
 
 def _rewrite(fn: Union[torch.nn.Module, Callable[..., Any]]) -> Union[torch.nn.Module, Callable[..., Any]]:
