@@ -264,3 +264,49 @@ def test_split_module_simple_carries_modules_and_defaults() -> None:
     x = torch.randn(2, 3)
     torch.testing.assert_close(split(x), traced(x))
     assert "scale = 2.0" in split.code
+
+
+class _Identity(torch.nn.Module):
+    def forward(self, x):
+        return x
+
+
+def _graph_reading_a_submodule(fx_module):
+    """x * y in one partition, then two reads of the submodule ``sub.branch`` in another (as torch.cond
+    graphs read their branches); the get_attr sits between the placeholders."""
+    graph = fx_module.Graph()
+    x = graph.placeholder("x")
+    branch = graph.get_attr("sub.branch")
+    y = graph.placeholder("y")
+    product = graph.call_function(torch.mul, (x, y))
+    scaled = graph.call_function(torch.mul, (product, branch))
+    graph.output(graph.call_function(torch.add, (scaled, branch)))
+    root = torch.nn.Module()
+    root.sub = torch.nn.Module()
+    root.sub.branch = _Identity()
+    return fx_module.GraphModule(root, graph)
+
+
+def _structure(split) -> dict:
+    return {
+        "parent": [(n.op, n.name, n.target) for n in split.graph.nodes],
+        "children": {
+            name: (
+                [(n.op, n.name, n.target) for n in child.graph.nodes],
+                [k for k, _ in child.named_modules()],
+            )
+            for name, child in split.named_children()
+            if hasattr(child, "graph")
+        },
+    }
+
+
+@pytest.mark.parametrize("keep_original_order", [False, True])
+def test_submodule_get_attr_is_repeated_in_its_partition_as_torch_fx_does(keep_original_order: bool) -> None:
+    def callback(node):
+        return 0 if node.name == "mul" else 1
+
+    kwargs = {"root_m": None, "split_callback": callback, "keep_original_order": keep_original_order}
+    ours = split_module(_graph_reading_a_submodule(fx), **kwargs)
+    oracle = oracle_split_module(_graph_reading_a_submodule(torch.fx), **kwargs)
+    assert _structure(ours) == _structure(oracle)

@@ -3,7 +3,9 @@
 Every ``call_*`` node is put in the partition ``split_callback(node)`` returns. Each partition
 becomes a GraphModule whose inputs are the values it reads from outside (in order of first use)
 and whose outputs are the values read outside it (in order of first outside use). Placeholders
-and ``get_attr`` nodes stay in the parent, which calls the partitions in a dependency order.
+and ``get_attr`` nodes stay in the parent, which calls the partitions in a dependency order; a
+``get_attr`` of a submodule is instead repeated inside each partition that reads it (a module is
+not a value to pass), as torch.fx does.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class Partition:
         self.graph = Graph()
         self.environment: Dict[Node, Node] = {}
         self.targets: Dict[str, Any] = {}
+        # get_attr nodes of submodules it reads: copied into its graph rather than passed in.
+        self.module_attributes: Dict[Node, None] = {}
 
     def __repr__(self) -> str:
         labelled = (
@@ -78,6 +82,13 @@ def _fetch(root: torch.nn.Module, qualified_name: str) -> Any:
 
 def _is_module(value: Any) -> bool:
     return isinstance(value, torch.nn.Module)
+
+
+def _holds_module(root: torch.nn.Module, qualified_name: str) -> bool:
+    try:
+        return _is_module(_paths.resolve(root, qualified_name))
+    except _paths.MissingAttribute:
+        return False
 
 
 def _dependency_order(partitions: Dict[str, Partition], keep_original_order: bool) -> List[str]:
@@ -179,10 +190,15 @@ def split_module(
             partition.node_names.append(node.name)
             node_partition[node] = name
 
+    module_attributes = {node for node in parent_attributes if _holds_module(m, node.target)}
+
     # Pass 2: record which values cross partition boundaries, in order of first use.
     for node in m.graph.nodes:
         user_partition = node_partition.get(node)
         for used in _inputs_in_order(node):
+            if used in module_attributes and user_partition is not None:
+                partitions[user_partition].module_attributes.setdefault(used)
+                continue
             defined_in = node_partition.get(used)
             if defined_in == user_partition:
                 continue
@@ -207,6 +223,12 @@ def split_module(
             )
             placeholder.meta = original.meta.copy()
             partition.environment[original] = placeholder
+        for original in partition.module_attributes:
+            copied = partition.graph.create_node(
+                "get_attr", original.target, name=original.name, type_expr=original.type
+            )
+            copied.meta = original.meta.copy()
+            partition.environment[original] = copied
     for node in m.graph.nodes:
         name = node_partition.get(node)
         if name is None:
@@ -243,6 +265,8 @@ def split_module(
         holder = torch.nn.Module()
         for local_name, value in partition.targets.items():
             setattr(holder, local_name, value)
+        for original in partition.module_attributes:
+            _copy_attribute(m, holder, original.target)
         submodule = GraphModule(holder, partition.graph)
         inputs = tuple(parent_value(nodes_by_name[input_name]) for input_name in partition.inputs)
         call = parent_graph.call_module(partition.submod_name, inputs)
