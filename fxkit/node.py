@@ -7,7 +7,7 @@ import operator
 import sys
 import threading
 import types
-from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, List, Optional, Tuple, TypeVar, Union
 
 import torch
 
@@ -41,6 +41,9 @@ Argument = Optional[
         BaseArgumentTypes,
     ]
 ]
+
+# A type variable for helpers that hand back the same kind of argument they were given.
+ArgumentT = TypeVar("ArgumentT", bound=Argument)
 
 OPCODES = ("placeholder", "get_attr", "call_function", "call_method", "call_module", "output", "root")
 # The ops a node in a graph can have ("root" marks the node list's own sentinel).

@@ -4,6 +4,6 @@
 ``merge_matmul``, ``rewriter``, ``partitioner_utils``, ``schema_type_annotation``) are imported
 by name."""
 
-from . import const_fold, optimization, proxy_tensor, unification
+from . import _config, const_fold, optimization, proxy_tensor, unification  # noqa: F401
 
 __all__ = ["const_fold", "optimization", "proxy_tensor", "unification"]
