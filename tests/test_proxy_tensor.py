@@ -43,7 +43,13 @@ def detach_twice(x):
     return torch.zeros(2).detach() + x
 
 
+def like_factories(x):
+    made = torch.ones_like(x) + torch.zeros_like(x, dtype=torch.float64).float() + torch.full_like(x, 3)
+    return made + torch.ones_like(x).detach()
+
+
 CASES: Dict[str, Tuple[Callable[..., Any], Callable[[], Tuple[Any, ...]], Dict[str, Any]]] = {
+    "like-factories": (like_factories, lambda: (torch.randn(2, 2),), {}),
     "matmul": (matmul_relu_sum, lambda: (torch.randn(3, 3), torch.randn(3, 3)), {}),
     "splits-factories-constants": (
         splits_factories_constants,

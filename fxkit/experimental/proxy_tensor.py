@@ -524,8 +524,7 @@ class _Recorder(TorchDispatchMode):
             bindings = interop.unbacked_bindings(self.fake_mode, result)
             if bindings:
                 node.meta["unbacked_bindings"] = bindings
-        takes_tensors = any(isinstance(leaf, torch.Tensor) for leaf in pytree.tree_leaves((args, kwargs)))
-        if isinstance(result, torch.Tensor) and not takes_tensors:
+        if isinstance(result, torch.Tensor) and _is_factory(func, args, kwargs):
             self.fresh_factory_result = result
         return result
 
@@ -548,6 +547,15 @@ class _Recorder(TorchDispatchMode):
                     self._bind(item, self.graph.call_function(operator.getitem, (node, index)))
         else:
             node.meta["val"] = result
+
+
+def _is_factory(func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> bool:
+    """Whether ``func`` creates a new tensor the way factory functions do: no tensor inputs
+    (``torch.zeros``), or a ``pin_memory`` option (``torch.ones_like``, which reads its input's
+    shape only). The dispatcher detaches what these return."""
+    if not any(isinstance(leaf, torch.Tensor) for leaf in pytree.tree_leaves((args, kwargs))):
+        return True
+    return any(argument.name == "pin_memory" for argument in func._schema.arguments)
 
 
 def _child_specs(spec: pytree.TreeSpec) -> List[pytree.TreeSpec]:
