@@ -81,13 +81,14 @@ class NodeEventTracker:
         self.tracker_mode = tracker_mode
         self.dump_prefix = dump_prefix
         self.events: List[NodeEvent] = []
-        self.node_events: Dict[str, List[NodeEvent]] = {}
+        # node name -> positions of its events in ``events`` (torch.fx keeps indices here)
+        self.node_events: Dict[str, List[int]] = {}
         self.writer = print
 
     def add(self, node: Node, desc: str, dep: Optional[Node] = None) -> None:
         event = NodeEvent(node, desc, dep)
+        self.node_events.setdefault(node.name, []).append(len(self.events))
         self.events.append(event)
-        self.node_events.setdefault(node.name, []).append(event)
 
     def print_node(
         self,
@@ -98,13 +99,16 @@ class NodeEventTracker:
     ) -> None:
         """Write the events of ``node_name`` (and, recursively, of the nodes that caused them)."""
         writer = writer or self.writer
-        for event in self.node_events.get(node_name, []):
+        for event in self._events_of(node_name):
             writer(tab + event.to_str())
             if recursive and event.dep is not None:
                 self.print_node(event.dep.name, recursive, tab + "| ", writer)
 
     def to_dict(self) -> Dict[str, List[str]]:
-        return {name: [event.to_str() for event in events] for name, events in self.node_events.items()}
+        return {name: [event.to_str() for event in self._events_of(name)] for name in self.node_events}
+
+    def _events_of(self, node_name: str) -> List[NodeEvent]:
+        return [self.events[index] for index in self.node_events.get(node_name, [])]
 
     def print_all(self, writer: Optional[Callable[[str], object]] = None) -> None:
         writer = writer or self.writer

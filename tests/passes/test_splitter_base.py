@@ -237,6 +237,10 @@ def test_node_event_tracker_matches_torch_fx(
             for suffix in ("_all.txt", "_nodes.txt"):
                 path = tmp_path / f"{fx.__name__}_{mode}{suffix}"
                 lines.append(path.read_text() if path.exists() else None)
-        return [finder.tracker.to_dict(), lines]
+        tracker = finder.tracker  # node_events holds positions in events, as torch.fx's does
+        by_index = {
+            name: [tracker.events[i].to_str() for i in found] for name, found in tracker.node_events.items()
+        }
+        return [tracker.to_dict(), lines, by_index]
 
     assert log(BOTH[1]) == log(BOTH[0])
