@@ -3,7 +3,10 @@
 Conversion: turning a 10k-node graph into the other library's objects, either way, must cost less
 than torch.fx's own ``copy.deepcopy`` of the same GraphModule (the baseline side). Two graphs: a
 10k-node chain of small ops (no meta), and a 10k-node deep MLP traced by torch.fx whose nodes carry
-``tensor_meta`` from ShapeProp.
+``tensor_meta`` from ShapeProp. Both directions give modules that generate their code when first
+used (fxkit's GraphModule always does; ``to_torch_fx`` builds torch's lazily compiled GraphModule,
+as Dynamo does), while ``deepcopy`` generates and compiles it at once: with
+``fxkit.interop.use_fast_path(False)``, ``to_torch_fx`` compiles at once too, and is on a par.
 
 Compile: ``torch.compile(model, backend=fxkit.interop.backend())`` (Dynamo's graph converted to
 fxkit and back, then Inductor) against ``backend="inductor"``, from a reset Dynamo to the first

@@ -18,7 +18,7 @@ import torch.fx.passes.shape_prop
 import torch.fx.passes.split_utils
 
 import fxkit
-from fxkit import zoo
+from fxkit import interop, zoo
 from fxkit.interop import backend, export, from_torch_fx, to_torch_fx
 from fxkit.passes.infra.pass_base import PassBase, PassResult
 from fxkit.passes.infra.pass_manager import PassManager
@@ -28,6 +28,13 @@ from tests.models.control_flow_zoo import control_flow_entries
 from tests.models.hf_zoo import _bert, _gpt2, _ids, _llama
 
 ZOO = ["mlp", "resnet", "transformer"]
+
+
+@pytest.fixture(params=["fast", "plain"])
+def engine(request: Any) -> Any:
+    """Converting and compiling with fxkit.interop's fast paths (the default) and without them."""
+    with interop.use_fast_path(request.param == "fast"):
+        yield request.param
 
 
 def _fxkit_code(torch_fx_code: str) -> str:
@@ -61,7 +68,7 @@ def _assert_state_shared(converted: torch.nn.Module, original: torch.nn.Module) 
 
 
 @pytest.mark.parametrize("name", ZOO)
-def test_torch_fx_trace_converts_to_fxkit_and_back_losslessly(name: str) -> None:
+def test_torch_fx_trace_converts_to_fxkit_and_back_losslessly(name: str, engine: str) -> None:
     model = zoo.get_model(name)
     (x,) = zoo.example_inputs(name)
     traced = torch.fx.symbolic_trace(model)
@@ -83,17 +90,17 @@ def test_torch_fx_trace_converts_to_fxkit_and_back_losslessly(name: str) -> None
 
 
 @pytest.mark.parametrize("name", ZOO)
-def test_fxkit_trace_converts_to_torch_fx_and_back_losslessly(name: str) -> None:
+def test_fxkit_trace_converts_to_torch_fx_and_back_losslessly(name: str, engine: str) -> None:
     model = zoo.get_model(name)
     (x,) = zoo.example_inputs(name)
     traced = fxkit.symbolic_trace(model)
     ShapeProp(traced).propagate(x)
 
     theirs = to_torch_fx(traced)
+    torch.testing.assert_close(theirs(x), model(x))  # called before its code is read
     _assert_same_graph(theirs, traced)
     _assert_state_shared(theirs, traced)
     assert theirs.code == torch.fx.symbolic_trace(model).code
-    torch.testing.assert_close(theirs(x), model(x))
 
     again = from_torch_fx(theirs)
     _assert_same_graph(again, traced)
@@ -110,7 +117,7 @@ def test_graphs_convert_without_a_module() -> None:
     assert isinstance(back, torch.fx.Graph) and str(back) == str(traced.graph)
 
 
-def test_pytree_calling_convention_survives() -> None:
+def test_pytree_calling_convention_survives(engine: str) -> None:
     def f(d, scale):  # noqa: ANN001  (annotated pytree placeholders print differently today; see docs)
         return [d["a"] * scale, d["b"] + d["a"]]
 
@@ -370,7 +377,7 @@ def _zoo_cases() -> List[Any]:
 
 
 @pytest.mark.parametrize("case", _zoo_cases(), ids=lambda case: case[0])
-def test_compile_backend_runs_fxkit_passes_on_zoo_models(case: Any) -> None:
+def test_compile_backend_runs_fxkit_passes_on_zoo_models(case: Any, engine: str) -> None:
     _, model, inputs = case
     record = _Record()
     compiled = _compiled(model, record)
@@ -388,7 +395,7 @@ def test_compile_backend_sees_every_graph_of_a_graph_break() -> None:
     assert len(record.seen) >= 2
 
 
-def test_compile_backend_with_dynamic_shapes_and_pass_objects() -> None:
+def test_compile_backend_with_dynamic_shapes_and_pass_objects(engine: str) -> None:
     model = zoo.get_model("mlp")
     manager = PassManager([_ReluToSigmoid()])
     record = _Record()
@@ -430,10 +437,73 @@ def test_compile_backend_hands_graphs_to_inductor() -> None:
 
     record = _Record()
     torch._dynamo.reset()
-    compiled = torch.compile(f, backend=backend(record, compiler="inductor"))
+    compiled = torch.compile(f, backend=backend(_ReluToSigmoid(), record, compiler="inductor"))
     x = torch.randn(8)
-    torch.testing.assert_close(compiled(x), f(x))
+    torch.testing.assert_close(compiled(x), torch.sigmoid(x) * 2 + 1)
     assert record.seen
+
+
+def _compile_recording(model: torch.nn.Module, monkeypatch: Any, *passes: Any) -> Dict[str, Any]:
+    """Compile ``model`` through the fxkit backend; Dynamo's graph, the compiler's, the output."""
+    seen: Dict[str, Any] = {}
+    convert = interop.from_torch_fx
+    monkeypatch.setattr(interop, "from_torch_fx", lambda gm: convert(seen.setdefault("dynamo", gm)))
+
+    def compiler(gm: Any, example_inputs: List[Any]) -> Callable[..., Any]:
+        seen["compiled"] = gm
+        return gm.forward
+
+    torch._dynamo.reset()
+    with torch.no_grad():
+        seen["output"] = torch.compile(model, backend=backend(*passes, compiler=compiler))(
+            *zoo.example_inputs("mlp")
+        )
+    return seen
+
+
+def _read_only(gm: fxkit.GraphModule) -> None:
+    assert gm.code and str(gm.graph) and gm.graph.find_nodes(op="placeholder")
+    assert dict(gm.named_parameters()) is not None and gm.forward
+
+
+@pytest.mark.parametrize("passes", [(), (_read_only, _Record())], ids=["none", "read-only"])
+def test_compile_backend_hands_dynamo_its_own_graph_when_passes_change_nothing(
+    passes: Any, engine: str, monkeypatch: Any
+) -> None:
+    model = zoo.get_model("mlp")
+    seen = _compile_recording(model, monkeypatch, *passes)
+    torch.testing.assert_close(seen["output"], model(*zoo.example_inputs("mlp")))
+    assert (seen["compiled"] is seen["dynamo"]) == (engine == "fast")
+    assert seen["compiled"].code == seen["dynamo"].code
+
+
+def _tag_nodes(gm: fxkit.GraphModule) -> None:
+    for node in gm.graph.nodes:
+        node.meta["tag"] = node.name
+
+
+def _add_buffer(gm: fxkit.GraphModule) -> None:
+    gm.register_buffer("scale", torch.ones(1))
+
+
+def _annotate_input(gm: fxkit.GraphModule) -> None:
+    gm.graph.find_nodes(op="placeholder")[0].type = torch.Tensor
+
+
+@pytest.mark.parametrize("edit", [_tag_nodes, _add_buffer, _annotate_input])
+def test_compile_backend_converts_what_passes_changed_without_editing_nodes(
+    edit: Any, monkeypatch: Any
+) -> None:
+    # None of these changes counts as a graph edit: the fast path must still notice them.
+    model = zoo.get_model("mlp")
+    seen = _compile_recording(model, monkeypatch, edit)
+    compiled = seen["compiled"]
+    assert compiled is not seen["dynamo"]
+    torch.testing.assert_close(seen["output"], model(*zoo.example_inputs("mlp")))
+    placeholder = compiled.graph.find_nodes(op="placeholder")[0]
+    assert all(node.meta.get("tag") == node.name for node in compiled.graph.nodes) == (edit is _tag_nodes)
+    assert hasattr(compiled, "scale") == (edit is _add_buffer)
+    assert (placeholder.type is torch.Tensor) == (edit is _annotate_input)
 
 
 # --------------------------------------------------------------------------- torch.export
@@ -633,7 +703,7 @@ def test_an_exported_module_converts_callable_with_the_same_code() -> None:
 
 
 @pytest.mark.parametrize("make", [_bert, _gpt2, _llama], ids=["bert", "gpt2", "llama"])
-def test_captured_hf_models_convert_to_torch_fx_and_back(make: Callable[[], Any]) -> None:
+def test_captured_hf_models_convert_to_torch_fx_and_back(make: Callable[[], Any], engine: str) -> None:
     # A capture holds guards, NOT_GIVEN defaults and class arguments (the cache it builds):
     # torch.fx runs it, and the way back restores fxkit's code exactly.
     from tests.models import difference
