@@ -171,6 +171,9 @@ def _format_arg(arg: Any) -> str:
     kind = type(arg)
     if kind is Node:
         return "%" + arg.name
+    custom = getattr(arg, "_custom_fx_repr_fn", None)
+    if custom is not None:  # an argument type may choose how it prints, as in torch.fx
+        return custom()
     if isinstance(arg, tuple):  # named tuples print as plain tuples, as in torch.fx
         inner = ", ".join(_format_arg(item) for item in arg)
         return f"({inner},)" if len(arg) == 1 else f"({inner})"

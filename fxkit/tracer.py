@@ -914,10 +914,16 @@ class Tracer(TracerBase):
                 if isinstance(leaf, PHBase):
                     if type(leaf) is not PHBase:
                         # A PH subclass instance carries attributes for the user's tracer: its
-                        # data attributes (own and class-level) land on the placeholder node.
+                        # data attributes (own and class-level) land on the placeholder node,
+                        # unless the node already has one of that name (a tracer's create_node
+                        # may have set it).
                         for attr in dir(leaf):
                             value = getattr(leaf, attr)
-                            if not attr.startswith("__") and not callable(value):
+                            if (
+                                not attr.startswith("__")
+                                and not callable(value)
+                                and not hasattr(proxy.node, attr)
+                            ):
                                 setattr(proxy.node, attr, value)
                     return proxy
                 message = f"{name} has been specialized to have value {leaf} but got another value"

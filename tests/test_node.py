@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import operator
+import typing
 from typing import Any, Dict, List
 
 import pytest
@@ -430,6 +431,31 @@ def test_private_input_nodes_reads_like_torch_fx() -> None:
         ]
 
     assert inputs(fxkit) == inputs(torch.fx)
+
+
+class _Pair(typing.NamedTuple):
+    x: Any
+    y: Any
+
+    def _custom_fx_repr_fn(self) -> str:
+        return f"Pair(x={self.x!r}, y={self.y!r})"
+
+
+def test_arguments_with_a_custom_repr_print_it_like_torch_fx() -> None:
+    def build(fx: Any) -> Any:
+        g = fx.Graph()
+        x = g.placeholder("x")
+        g.output(g.call_function(print, (_Pair(x, 1.2), [_Pair(3, None)]), {"k": _Pair("a", x)}))
+        return g
+
+    theirs, ours = build(torch.fx), build(fxkit)
+    assert [n.format_node() for n in ours.nodes] == [n.format_node() for n in theirs.nodes]
+    from torch.fx.node import _format_arg as their_format
+
+    from fxkit.node import _format_arg as our_format
+
+    value = [_Pair(1, 2), {"a": (_Pair(3, 4),)}]
+    assert our_format(value) == their_format(value)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -594,6 +594,30 @@ def test_ph_subclass_attributes_land_on_placeholders_like_torch_fx() -> None:
     assert placeholders(fxkit) == placeholders(torch.fx)
 
 
+def test_ph_attributes_do_not_overwrite_what_create_node_set_like_torch_fx() -> None:
+    def tags(fx: Any) -> list:
+        module = __import__(fx.__name__ + "._symbolic_trace", fromlist=["PHBase"])
+
+        class TaggingTracer(fx.Tracer):
+            def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
+                node = super().create_node(kind, target, args, kwargs, name)
+                node.tag = "from-create-node"
+                return node
+
+        class Tagged(module.PHBase):
+            def __init__(self, tag: str) -> None:
+                super().__init__()
+                self.tag, self.other = tag, tag + "-other"
+
+        def f(a, b):
+            return a + b
+
+        graph = TaggingTracer().trace(f, concrete_args={"a": Tagged("x"), "b": Tagged("y")})
+        return [(n.name, n.tag, getattr(n, "other", None)) for n in graph.nodes]
+
+    assert tags(fxkit) == tags(torch.fx)
+
+
 def test_a_submodule_compiled_in_place_is_still_seen_as_a_module_call():
     class Inner(nn.Module):
         def forward(self, x):
