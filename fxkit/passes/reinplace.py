@@ -7,12 +7,15 @@ then walks the nodes in order. ``out = op(self, ...)`` becomes ``op_(self, ...)`
 - ``op`` has an in-place overload with the same arguments;
 - ``self`` does not share storage with a graph input or attribute (mutating those would be seen
   by the caller);
-- ``out`` has the size and dtype of ``self`` (no broadcasting or type promotion);
+- ``out`` has the size and dtype of ``self`` (no broadcasting or type promotion), and no two
+  elements of ``self`` share memory (an ``expand``-ed view);
 - no later node reads the storage of ``self`` (views do not count, their readers do; the graph's
-  output does), except a ``*_scatter`` that writes ``out`` back into the base of ``self`` at the
-  very place ``self`` views: that scatter becomes redundant and is removed.
+  output does), except a ``*_scatter`` that writes ``out`` (or a view of it) back into the base of
+  ``self`` at the very place it now lives: that scatter becomes redundant and is removed.
 
-Later readers of ``out`` read ``self`` instead. The module is edited in place and returned.
+Later readers of ``out`` read ``self`` instead. A ``*_scatter(base, src, ...)`` that stays is itself
+made in-place under the same conditions on ``base``: it becomes ``copy_(view(base, ...), src)``
+and its readers read ``base``. The module is edited in place and returned.
 """
 
 from __future__ import annotations
@@ -98,6 +101,11 @@ def _same_layout(a: Any, b: Any) -> bool:
     )
 
 
+def _overlaps_itself(value: Any) -> bool:
+    """Whether two elements of ``value`` are one memory location (writing it in place fails)."""
+    return isinstance(value, torch.Tensor) and torch._debug_has_internal_overlap(value) == 1
+
+
 class _Aliases:
     """Where each node's value lives as the graph is rewritten: its fake result, except that a
     reinplaced node lives in its ``self`` and a view lives wherever its base lives now."""
@@ -145,9 +153,9 @@ class _Aliases:
             self._storages.pop(view, None)
             del self._view_root[view]
 
-    def views_exactly(self, inner: Node, base: Node, view_op: Any, args: Tuple[Any, ...]) -> bool:
-        """Whether ``inner`` lives exactly at ``view_op(base, *args)``."""
-        where, base_value = self.value(inner), self.value(base)
+    def views_exactly(self, where: Any, base: Node, view_op: Any, args: Tuple[Any, ...]) -> bool:
+        """Whether the tensor ``where`` lives exactly at ``view_op(base, *args)``."""
+        base_value = self.value(base)
         if not isinstance(where, torch.Tensor) or not isinstance(base_value, torch.Tensor):
             return False
         try:
@@ -178,6 +186,9 @@ def reinplace(gm: GraphModule, *sample_args: Any) -> GraphModule:
     for position, node in enumerate(nodes):
         if node.graph is not gm.graph or node.op != "call_function":
             continue  # erased as a redundant scatter, or not an op
+        if node.target in _SCATTER_TO_VIEW:
+            _scatter_in_place(node, nodes[position + 1 :], aliases, protected)
+            continue
         variant = _inplace_variant(node.target)
         if variant is None or not node.args or not isinstance(node.args[0], Node):
             continue
@@ -186,6 +197,8 @@ def reinplace(gm: GraphModule, *sample_args: Any) -> GraphModule:
         if storage is None or storage in protected:
             continue
         if not _same_layout(node.meta.get("fake_result"), self_node.meta.get("fake_result")):
+            continue
+        if _overlaps_itself(aliases.value(self_node)):
             continue
         later = nodes[position + 1 :]
         redundant = _redundant_scatters(node, self_node, later, aliases)
@@ -212,7 +225,12 @@ def _redundant_scatters(
     written, place = node, self_node  # ``written`` ends up living where ``place`` lives
     while True:
         scatter = next(
-            (user for user in written.users if _writes_back(user, written, place, later, aliases)), None
+            (
+                user
+                for user in _users_through_views(written)
+                if _writes_back(user, written, place, later, aliases)
+            ),
+            None,
         )
         if scatter is None:
             return found
@@ -221,18 +239,64 @@ def _redundant_scatters(
         written, place = scatter, base  # type: ignore[assignment]
 
 
+def _users_through_views(node: Node) -> List[Node]:
+    """The readers of ``node`` and of the views taken of it (directly or through other views)."""
+    found: List[Node] = []
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        for user in current.users:
+            found.append(user)
+            if user.op == "call_function" and _is_view(user.target) and user.args and user.args[0] is current:
+                pending.append(user)
+    return found
+
+
 def _writes_back(user: Node, written: Node, place: Node, later: List[Node], aliases: _Aliases) -> bool:
+    """Whether the scatter ``user`` writes ``written`` (or a chain of views of it) to where that
+    value will live once ``written`` lives where ``place`` does."""
     view_op = _SCATTER_TO_VIEW.get(user.target)
-    if (
-        view_op is None
-        or user.kwargs
-        or user not in later
-        or len(user.args) < 2
-        or user.args[1] is not written
-    ):
+    if view_op is None or user.kwargs or user not in later or len(user.args) < 2:
         return False
-    base = user.args[0]
-    return isinstance(base, Node) and aliases.views_exactly(place, base, view_op, tuple(user.args[2:]))
+    base, source = user.args[0], user.args[1]
+    if not isinstance(base, Node) or not isinstance(source, Node):
+        return False
+    chain: List[Node] = []
+    while source is not written:
+        if source.op != "call_function" or not _is_view(source.target) or source.kwargs:
+            return False
+        if not source.args or not isinstance(source.args[0], Node):
+            return False
+        chain.append(source)
+        source = source.args[0]
+    where = aliases.value(place)
+    try:
+        with aliases.mode:
+            for view in reversed(chain):
+                where = view.target(where, *view.args[1:])
+    except Exception:
+        return False
+    return aliases.views_exactly(where, base, view_op, tuple(user.args[2:]))
+
+
+def _scatter_in_place(scatter: Node, later: List[Node], aliases: _Aliases, protected: Set[Any]) -> None:
+    """Make a remaining ``*_scatter(base, src, ...)`` write into ``base``: ``copy_`` of ``src``
+    into the same view of ``base``, when ``base`` may change (see the module docstring)."""
+    if scatter.kwargs or len(scatter.args) < 2 or not isinstance(scatter.args[0], Node):
+        return
+    base: Node = scatter.args[0]
+    storage = aliases.storage(base)
+    if storage is None or storage in protected or _overlaps_itself(aliases.value(base)):
+        return
+    if _read_later(storage, later, aliases, set()):
+        return
+    graph = scatter.graph
+    with graph.inserting_before(scatter):
+        view = graph.call_function(_SCATTER_TO_VIEW[scatter.target], (base, *scatter.args[2:]))
+        graph.call_function(_aten.copy_.default, (view, scatter.args[1]))
+    _redirect_later_uses(scatter, base)
+    aliases.move(scatter, base)
+    graph.erase_node(scatter)
 
 
 def _read_later(storage: StorageWeakRef, later: List[Node], aliases: _Aliases, ignored: Set[Node]) -> bool:

@@ -85,11 +85,39 @@ def other_ops(x):
     return torch.where(c > 0, c, torch.zeros_like(c)).exp()
 
 
+def expanded(x):
+    a = x.clone()
+    return a.expand(4, 4).add(1)  # elements of the expanded view share memory: not in place
+
+
+def scatter_of_a_view(x):
+    a = x.clone()
+    e = a.view(-1)
+    d = a.view(-1)[0].view(-1)
+    d.add_(1)  # functionalized: the scatter's source is a view of the add
+    return a + e
+
+
+def scatter_to_a_mirror(x, index):
+    a = x.clone()
+    updated = a[:, 1][1].add(1)
+    return torch.select_scatter(a.as_strided((4,), (4,), 1), updated, 0, index)
+
+
+def scatter_to_the_same_place(x):
+    return scatter_to_a_mirror(x, 1)  # the mirror's element 1 is where ``updated`` lives
+
+
+def scatter_elsewhere(x):
+    return scatter_to_a_mirror(x, 0)  # a different element: the scatter becomes a copy_
+
+
 CASES: Tuple[Tuple[Callable[..., Any], Tuple[torch.Size, ...]], ...] = (
     (chain, ((3,),)), (index_assign, ((3,),)), (input_feeds_result, ((3,), (3,))),
     (broadcast_promote_and_slice, ((3,), (2, 3))), (read_afterwards, ((3,),)), (view_read_afterwards, ((3,),)),
     (diagonal_and_select, ((6,),)), (fresh_buffer, ((6,),)), (mutated_input, ((3,),)), (nested_views, ((16,),)),
-    (other_ops, ((3,),)),
+    (other_ops, ((3,),)), (expanded, ((1,),)), (scatter_of_a_view, ((4,),)),
+    (scatter_to_the_same_place, ((4, 4),)), (scatter_elsewhere, ((4, 4),)),
 )  # fmt: skip
 
 
