@@ -132,6 +132,8 @@ class TracerBase:
         type_expr: Optional[Any] = None,
     ) -> Node:
         """Add one node to ``self.graph``; override to see or change every node made."""
+        if kind == "call_function" and self.check_mutable_operations:
+            check_for_mutable_operation(target, args, kwargs)
         node = self.graph.create_node(kind, target, args, kwargs, name, type_expr)
         self.node_name_to_scope[node.name] = (self.scope.module_path, self.scope.module_type)
         if _node_meta.should_preserve_node_meta:

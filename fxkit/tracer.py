@@ -719,6 +719,12 @@ class Tracer(TracerBase):
                 setattr(self.root, path, a)
                 self.tensor_attrs[a] = path
             return self.create_node("get_attr", path, (), {})
+        if isinstance(cls, ProxyableClassMeta):
+            # An instance built from plain values in traced code is kept on the root as a
+            # constant, a new attribute for each use (as torch.fx does).
+            path = self.get_fresh_qualname(f"_{cls.__name__}_constant_")
+            setattr(self.root, path, a)
+            return self.create_node("get_attr", path, (), {})
         return super().create_arg(a)
 
     def get_fresh_qualname(self, prefix: str) -> str:

@@ -255,3 +255,35 @@ def test_assert_fn_matches_torch_fx() -> None:
         with pytest.raises(AssertionError):
             module.assert_fn(0)
     assert fxkit.proxy.immutable_dict is fxkit.immutable_collections.immutable_dict
+
+
+def test_check_mutable_operations_refuses_what_torch_fx_refuses() -> None:
+    def out_variant(x):
+        y = torch.rand_like(x)
+        torch.sigmoid(x, out=y)
+        return y
+
+    def ambiguous_out(x):
+        return torch.add(x, 1, out=x)
+
+    def in_place_function(x):
+        torch.relu_(x)
+        return x
+
+    def in_place_method(x):
+        x.add_(1)
+        return x
+
+    def outcome(fx, fn, flag):
+        class Checking(fx.Tracer):
+            check_mutable_operations = flag
+
+        try:
+            Checking().trace(fn)
+        except RuntimeError as error:
+            return str(error)
+        return "traced"
+
+    for fn in (out_variant, ambiguous_out, in_place_function, in_place_method):
+        for flag in (True, False):
+            assert outcome(fxkit, fn, flag) == outcome(torch.fx, fn, flag), fn.__name__

@@ -659,3 +659,23 @@ def test_symbolic_trace_module_names_match_torch_fx() -> None:
              "is_fx_tracing_warning", "symbolic_trace", "wrap"]  # fmt: skip
     assert [hasattr(ours, name) for name in names] == [hasattr(oracle, name) for name in names]
     assert ours.Proxy is fxkit.Proxy and ours.map_aggregate is fxkit.map_aggregate
+
+
+def test_proxyable_class_instance_built_from_plain_values_is_a_constant_like_torch_fx() -> None:
+    def trace(fx: Any) -> Any:
+        class TensorPair(metaclass=fx.ProxyableClassMeta):
+            def __init__(self, left, right):
+                self.left, self.right = left, right
+
+            def add(self, other):
+                return TensorPair(self.left + other.left, self.right + other.right)
+
+        def use_literal(x: TensorPair):
+            zeros = TensorPair(torch.zeros(2), torch.zeros(2))
+            return x.add(zeros).add(zeros)
+
+        gm = fx.symbolic_trace(use_literal)
+        out = gm(TensorPair(torch.ones(2), torch.ones(2)))
+        return gm.code.replace(fx.__name__, "FX"), [n.name for n in gm.graph.nodes], out.left.tolist()
+
+    assert trace(fxkit) == trace(torch.fx)
