@@ -449,6 +449,11 @@ class GraphModule(torch.nn.Module):
         type(self).forward = _LazyForward(self)
         return _LazyPythonCode(self)
 
+    def _needs_recompile(self) -> bool:
+        """Whether the code is not generated yet for the current graph (torch.fx's lazy
+        GraphModule answers the same question); the next call or read of ``code`` generates it."""
+        return self.__dict__.get("_generated") is None
+
     def _python_code(self) -> PythonCode:
         generated = self.__dict__.get("_generated")
         if generated is None:

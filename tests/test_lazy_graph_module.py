@@ -35,3 +35,29 @@ def test_code_is_generated_on_first_use_and_after_recompile() -> None:
             node.args = (node.args[0], 5)
     gm.recompile()
     torch.testing.assert_close(gm(torch.ones(2)), torch.full((2,), 7.0))
+
+
+def _recompile_states(fx_module, use_lazy) -> list:
+    """``_needs_recompile()`` after each step: trace, call, edit, recompile, read code, retrace."""
+    states = []
+    with use_lazy(True):
+        gm = fx_module.symbolic_trace(lambda x: x.sin())
+        states.append(gm._needs_recompile())
+        gm(torch.randn(2))
+        states.append(gm._needs_recompile())
+        for node in gm.graph.nodes:
+            if node.target == "sin":
+                node.target = "cos"
+        states.append(gm._needs_recompile())
+        gm.recompile()
+        states.append(gm._needs_recompile())
+        assert "cos" in gm.code
+        states.append(gm._needs_recompile())
+        gm.recompile()
+        again = fx_module.symbolic_trace(gm)
+        states += [gm._needs_recompile(), again._needs_recompile()]
+    return states
+
+
+def test_needs_recompile_follows_torch_fx() -> None:
+    assert _recompile_states(fx, _use_lazy_graph_module) == _recompile_states(torch.fx, oracle_use_lazy)
