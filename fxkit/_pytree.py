@@ -85,6 +85,18 @@ def tree_flatten_spec(pytree: Any, spec: "pytree.TreeSpec") -> List[Any]:  # noq
     return leaves
 
 
+_PROXY_TYPE: Optional[type] = None
+
+
+def _is_proxy(value: Any) -> bool:
+    global _PROXY_TYPE
+    if _PROXY_TYPE is None:
+        from .proxy import Proxy  # imported on first use: no import cycle through codegen
+
+        _PROXY_TYPE = Proxy
+    return isinstance(value, _PROXY_TYPE)
+
+
 def _walk(value: Any, spec: pytree.TreeSpec, leaves: List[Any]) -> None:
     if spec.is_leaf():
         leaves.append(value)
@@ -93,6 +105,13 @@ def _walk(value: Any, spec: pytree.TreeSpec, leaves: List[Any]) -> None:
     flatten_fn = SUPPORTED_NODES.get(spec.type)
     if flatten_fn is not None:
         for item, child in zip(flatten_fn(value, spec), children):
+            _walk(item, child, leaves)
+        return
+    if _is_proxy(value):
+        # Retracing code that flattens its inputs: the input is one traced value, so its parts
+        # are read with getitem (all children of a level first, then each child), as torch.fx does.
+        items = _dict_flatten_spec(value, spec) if spec.type is dict else _list_flatten_spec(value, spec)
+        for item, child in zip(items, children):
             _walk(item, child, leaves)
         return
     if spec.type is dict or (isinstance(value, dict) and isinstance(spec.context, list)):

@@ -56,3 +56,38 @@ def _builtin_specs(module: Any) -> List[Any]:
 
 def test_builtin_flatten_spec_helpers_match_torch_fx() -> None:
     assert _builtin_specs(fx_pytree) == _builtin_specs(oracle_pytree)
+
+
+def _retraced_code(fx: Any) -> List[str]:
+    """Trace with pytree concrete_args, then trace the result again (its forward flattens a proxy)."""
+    import torch
+
+    def f_sum(x):
+        return sum(x)
+
+    def f_nested(x):
+        return x["a"]["b"] + sum(x["z"]) + x["a"]["c"][0]
+
+    def f_flag(b, a):
+        return a["a"] if b else a["z"]
+
+    cases = [
+        (f_sum, {"x": [fx.PH, fx.PH, fx.PH]}),
+        (f_nested, {"x": {"a": {"b": fx.PH, "c": [fx.PH]}, "z": (fx.PH, fx.PH)}}),
+        (f_flag, {"a": {"a": fx.PH, "z": fx.PH}, "b": True}),
+    ]
+    codes = []
+    for fn, concrete in cases:
+        retraced = fx.symbolic_trace(fx.symbolic_trace(fn, concrete_args=concrete))
+        codes.append(retraced.code)
+        value = torch.utils._pytree.tree_map(lambda leaf: torch.ones(2) if leaf is fx.PH else leaf, concrete)
+        codes.append(str(retraced(**value)))
+    return codes
+
+
+def test_retracing_pytree_flattened_code_reads_parts_with_getitem_like_torch_fx() -> None:
+    import torch.fx
+
+    import fxkit
+
+    assert _retraced_code(fxkit) == _retraced_code(torch.fx)
