@@ -353,3 +353,27 @@ def test_symbolic_traces_on_several_threads_record_only_their_own_size_arithmeti
         thread.join()
     assert all(code == expected[name] for name, found in codes.items() for code in found)
     assert {name: value for name, value in vars(torch.SymInt).items() if name.startswith("__")} == methods
+
+
+def _backed_symint(value: int) -> torch.SymInt:
+    """A SymInt with a hint, as callers build one to trace with a symbolic index."""
+    from torch._dynamo.source import ConstantSource
+    from torch.fx.experimental.sym_node import SymNode
+    from torch.fx.experimental.symbolic_shapes import ShapeEnv
+
+    shape_env = ShapeEnv()
+    symbol = shape_env.create_symbol(value, source=ConstantSource("__testing_only0"))
+    return torch.SymInt(SymNode(symbol, shape_env, int, hint=value))
+
+
+def select_by_index(x, index):
+    return torch.select(x, 0, index).clone().add(1), index
+
+
+def test_symint_input_in_real_mode_becomes_a_placeholder_as_in_torch_fx() -> None:
+    x = torch.randn(4, 3)
+    ours = make_fx(select_by_index)(x, _backed_symint(2))
+    oracle = torch_make_fx(select_by_index)(x, _backed_symint(2))
+    assert _summary(ours) == _summary(oracle)
+    for index in (1, 3):
+        torch.testing.assert_close(ours(x, index), oracle(x, index))

@@ -227,6 +227,9 @@ class _Recorder(TorchDispatchMode):
         if self.fake_mode is not None:
             with self.fake_mode, self, self._recording_size_arithmetic():
                 result = self.f(*call_args)
+        elif self.sym_alive:  # symbolic numbers passed in: their arithmetic is part of the program
+            with self, self._recording_size_arithmetic():
+                result = self.f(*call_args)
         else:
             with self:
                 result = self.f(*call_args)
@@ -255,11 +258,12 @@ class _Recorder(TorchDispatchMode):
             elif self.fake_mode is not None:
                 value = self.fake_mode.from_tensor(value)
             self._bind(value, node)
-        elif self.tracing_mode == "symbolic" and type(value) is int:
-            from .. import interop
+        else:
+            if self.tracing_mode == "symbolic" and type(value) is int:
+                from .. import interop
 
-            value = interop.symbolic_int(self.fake_mode, value, self.inputs_seen)
-            if isinstance(value, torch.SymInt):
+                value = interop.symbolic_int(self.fake_mode, value, self.inputs_seen)
+            if isinstance(value, _SYMBOLIC):  # made above, or passed in already symbolic
                 node.meta["val"] = value
                 self.sym_nodes[id(value.node)] = node
                 self.sym_alive.append(value)
@@ -371,9 +375,11 @@ class _Recorder(TorchDispatchMode):
         counted, thread-safe) and restored afterwards. The wrappers record only for the trace
         running on their own thread.
         """
-        if self.tracing_mode != "symbolic":
+        if self.tracing_mode != "symbolic" and not self.sym_alive:
             yield
             return
+        import contextlib
+
         from torch._dispatch.python import enable_python_dispatcher
 
         from .. import interop
@@ -386,8 +392,10 @@ class _Recorder(TorchDispatchMode):
             for name, function in _SYM_NODE_METHODS.items():
                 if name in node_class.__dict__:
                     keys.append(_PATCHES.acquire(node_class, name, _size_recording(function)))
-            # Composite operators then decompose in Python (torch._decomp), where sizes stay symbolic.
-            with enable_python_dispatcher():
+            # Composite operators then decompose in Python (torch._decomp), where sizes stay
+            # symbolic; real tensors (symbolic numbers passed in) keep their kernels.
+            symbolic = self.tracing_mode == "symbolic"
+            with enable_python_dispatcher() if symbolic else contextlib.nullcontext():
                 yield
         finally:
             _PATCHES.release_all(keys)
