@@ -11,6 +11,7 @@ from .tracer import (  # noqa: F401
     ProxyableClassMeta,
     Tracer,
     _assert_is_none,
+    _wrapped_methods_to_patch,
     is_fx_symbolic_tracing,
     is_fx_tracing,
     is_fx_tracing_warning,

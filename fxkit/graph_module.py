@@ -352,7 +352,7 @@ class GraphModule(torch.nn.Module):
     name to object. Each instance gets its own class, so two GraphModules never share a ``forward``.
     """
 
-    __jit_unused_properties__ = ["graph", "code", "_code", "_lineno_map"]
+    __jit_unused_properties__ = ["graph", "code", "_code", "_lineno_map", "_prologue_start"]
     __jit_ignored_attributes__ = [
         "_generated",
         "_forward_fn",
@@ -489,6 +489,11 @@ class GraphModule(torch.nn.Module):
     @property
     def _lineno_map(self) -> Optional[Dict[int, Optional[int]]]:
         return self._python_code()._lineno_map
+
+    @property
+    def _prologue_start(self) -> int:
+        """How many lines of the generated source come before the first line ``_lineno_map`` counts."""
+        return self._python_code()._prologue_start
 
     # fmt: off
     def print_readable(

@@ -313,6 +313,8 @@ def _find_proxy(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Optional[Proxy
             pending[0:0] = value
         elif isinstance(value, dict):
             pending[0:0] = value.values()
+        elif isinstance(value, slice):  # x[:, : n] indexes with a slice holding a traced n
+            pending[0:0] = (value.start, value.stop, value.step)
     return None
 
 
@@ -491,6 +493,11 @@ def _getattr_patch_classes(modules: Sequence[Tuple[str, nn.Module]]) -> Optional
 
 # Module-level functions registered with wrap(): (id(globals), name) -> globals dict.
 _wrapped_functions: Dict[Tuple[int, str], Dict[str, Any]] = {}
+
+# (class, method name) pairs recorded as one call_method node when an argument is a Proxy, e.g.
+# (torch.Tensor, "__getitem__") to index a plain tensor with traced values. Under torch.fx's name
+# (``_symbolic_trace._wrapped_methods_to_patch``); torch.fx's own list is honoured as well.
+_wrapped_methods_to_patch: List[Tuple[type, str]] = []
 
 # Codes of the frames that start a trace; stack traces stop there.
 _ROOT_CALL_CODES: set = set()
@@ -1019,7 +1026,7 @@ class Tracer(TracerBase):
             _wrapped_functions, self._records_torch_fx_wraps
         ):
             acquire(_PATCHES.acquire(globals_dict, name, _recording_wrapper))
-        for owner, name in _foreign.wrapped_methods():
+        for owner, name in dict.fromkeys([*_wrapped_methods_to_patch, *_foreign.wrapped_methods()]):
             acquire(_PATCHES.acquire(owner, name, functools.partial(_method_recording_wrapper, name)))
         fn_globals = getattr(inspect.unwrap(fn), "__globals__", None)
         if fn_globals is not None:

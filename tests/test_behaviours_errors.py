@@ -126,7 +126,7 @@ class Wrapped(nn.Module):
 def _lineno_maps(fx: Any) -> List[Any]:
     maps = []
     gm = fx.symbolic_trace(Wrapped())
-    maps.append(gm._lineno_map)
+    maps.append((gm._lineno_map, gm._prologue_start))
     # (python_code(verbose=True) is left out: when its first line is a stack comment, torch.fx's map
     # counts one line more than the code has.)
     for transform in (
@@ -137,7 +137,7 @@ def _lineno_maps(fx: Any) -> List[Any]:
         gm = fx.symbolic_trace(Wrapped())
         gm.graph.on_generate_code(lambda _, transform=transform: transform)
         gm.recompile()
-        maps.append((gm._lineno_map, gm.code))
+        maps.append((gm._lineno_map, gm._prologue_start, gm.code))
     ph = fx._symbolic_trace.PH
 
     def with_input(input, d):

@@ -679,3 +679,24 @@ def test_proxyable_class_instance_built_from_plain_values_is_a_constant_like_tor
         return gm.code.replace(fx.__name__, "FX"), [n.name for n in gm.graph.nodes], out.left.tolist()
 
     assert trace(fxkit) == trace(torch.fx)
+
+
+def test_wrapped_methods_to_patch_records_indexing_a_buffer_with_traced_values_like_torch_fx() -> None:
+    class GetItem(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pe = nn.Buffer(torch.arange(64.0).reshape(8, 8))
+
+        def forward(self, x):
+            return self.pe[:, : x.size(0)] + self.pe[x.size(0)].sum()
+
+    def trace(fx: Any) -> Any:
+        registry = __import__(fx.__name__ + "._symbolic_trace", fromlist=["_"])._wrapped_methods_to_patch
+        registry.append((torch.Tensor, "__getitem__"))
+        try:
+            gm = fx.symbolic_trace(GetItem())
+        finally:
+            registry.pop()
+        return gm.code, gm(torch.zeros(3)).tolist()
+
+    assert trace(fxkit) == trace(torch.fx)
