@@ -223,6 +223,31 @@ def test_consistency_and_precision(a, b):
         assert values[0] == values[1], fn
 
 
+@pytest.mark.parametrize("attr", ["shape", "dtype"])
+@pytest.mark.parametrize("spec", [(2, 3), None])
+def test_getattr_of_a_traced_value(attr, spec):
+    results = [_run(side, _unary_graph(side, getattr, spec, attr)) for side in SIDES]
+    assert results[0] == results[1]
+
+
+def test_get_attr_of_a_parameter_and_unsupported_functions():
+    class WithParam(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(2, 3))
+
+        def forward(self, x):
+            return self.w + x
+
+    results = []
+    for side in SIDES:
+        fx, _, checker, _ = SIDES[side]
+        results.append(_run(side, fx.symbolic_trace(WithParam())))
+        with pytest.raises(RuntimeError, match="No inference rule registered"):
+            checker.GraphTypeChecker({}, _unary_graph(side, torch.nn.functional.relu, (2,))).type_check()
+    assert results[0] == results[1]
+
+
 def test_types_print_and_compare_like_torch_fx():
     for build in (
         lambda t: t.TensorType((1, t.Dyn)),

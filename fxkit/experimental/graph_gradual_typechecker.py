@@ -5,8 +5,9 @@ annotations, and raises ``TypeError`` where shapes cannot fit. ``Refine(gm).refi
 every unknown dimension and collects the equalities the operations imply, for
 :func:`fxkit.experimental.unify_refinements.infer_symbolic_types`.
 
-Covered operations: add (with broadcasting), reshape, transpose, flatten, relu, and the modules
-Conv2d, BatchNorm2d, ReLU, MaxPool2d, Linear and AdaptiveAvgPool2d.
+Covered operations (the same as torch.fx's): add (with broadcasting), reshape, transpose,
+flatten, ``getattr(x, "shape")``, get_attr, and the modules Conv2d, BatchNorm2d, ReLU, MaxPool2d,
+Linear and AdaptiveAvgPool2d.
 """
 
 import functools
@@ -22,7 +23,6 @@ from .refinement_types import Equality
 __all__ = ["GraphTypeChecker", "Refine", "broadcast_types"]
 
 _ADD_TARGETS = (torch.add, operator.add)
-_RELU_TARGETS = (torch.nn.functional.relu,)
 
 
 def _dims(t: Any) -> Optional[List[Any]]:
@@ -126,6 +126,13 @@ def _add_rule(n: Node, _m: Any) -> Any:
     return _settle(n, _join(b1, b2))
 
 
+def _getattr_rule(n: Node, _m: Any) -> Any:
+    if n.args[1] != "shape":
+        raise TypeError(f"Node {n.name}: typing getattr(..., {n.args[1]!r}) is not yet implemented")
+    n.type = Dyn  # a torch.Size, not a tensor
+    return n.type
+
+
 def _same_rule(n: Node, _m: Any) -> Any:
     t = n.args[0].type
     return _settle(n, Dyn if t is None else t)
@@ -215,7 +222,7 @@ def _adaptive_avgpool_rule(n: Node, m: torch.nn.AdaptiveAvgPool2d) -> Any:
 
 _FUNCTION_RULES: Dict[Any, Callable[[Node, Any], Any]] = {
     **{f: _add_rule for f in _ADD_TARGETS},
-    **{f: _same_rule for f in _RELU_TARGETS},
+    getattr: _getattr_rule,
     torch.reshape: _reshape_rule,
     torch.transpose: _transpose_rule,
     torch.flatten: _flatten_rule,
@@ -259,7 +266,7 @@ class GraphTypeChecker:
             value = self.traced
             for atom in str(n.target).split("."):
                 value = getattr(value, atom)
-            n.type = TensorType(tuple(value.shape)) if isinstance(value, torch.Tensor) else Dyn
+            n.type = TensorType(value.shape) if isinstance(value, torch.Tensor) else Dyn
             return n.type
         rule = self._rule(n)
         if rule is None:
@@ -318,7 +325,6 @@ _first_two = _same_dims(lambda rank: [0, 1] if rank == 4 else [0])
 
 _FUNCTION_REFINEMENTS: Dict[Any, Callable[[Node, Any], List[Equality]]] = {
     **{f: _add_refinement for f in _ADD_TARGETS},
-    **{f: _everything for f in _RELU_TARGETS},
     torch.flatten: _flatten_refinement,
 }
 _MODULE_REFINEMENTS: Dict[type, Callable[[Node, Any], List[Equality]]] = {
