@@ -260,3 +260,45 @@ def test_types_print_and_compare_like_torch_fx():
     assert ours_types.TensorType((1, 2)) != (1, 2)
     with pytest.raises(TypeError):
         hash(ours_types.TensorType((1,)))  # unhashable, as in torch.fx
+
+
+class _Wrap(nn.Module):
+    def __init__(self, inner) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+_INNER = {
+    "adaptive": lambda: nn.AdaptiveAvgPool2d((None, 3)),
+    "linear": lambda: nn.Linear(5, 3),
+    "relu": lambda: nn.ReLU(),
+    "maxpool": lambda: nn.MaxPool2d(2),
+    "conv": lambda: nn.Conv2d(2, 3, 3),
+    "flatten": lambda: lambda x: torch.flatten(x),
+    "transpose": lambda: lambda x: torch.transpose(x, 0, 1),
+    "reshape": lambda: lambda x: torch.reshape(x, [2, -1]),
+    "add": lambda: lambda x: x + x,
+}
+
+
+@pytest.mark.parametrize("ann", [None, ("?", 3, "?", "?"), (2, 3, 2, 3), None.__class__])
+@pytest.mark.parametrize("spec", [None, (2, 2, 4, 5), ("?", 2, "?", 5), (2, 4, 5)])
+@pytest.mark.parametrize("kind", sorted(_INNER))
+def test_unknown_inputs_and_node_annotations(kind, spec, ann):
+    """An unknown input takes its rank from the node's annotation where torch.fx does so."""
+    if kind in ("adaptive", "maxpool") and spec == (2, 4, 5):
+        pytest.skip(
+            "torch.fx equates a 3-d input's dimension 1 with the output's and fails to unify 4 with 2"
+        )
+    results = []
+    for side in SIDES:
+        fx, types, _, _ = SIDES[side]
+        gm = fx.symbolic_trace(_Wrap(_INNER[kind]()))
+        nodes = list(gm.graph.nodes)
+        nodes[0].type = _type(types, spec)
+        nodes[1].type = types.Dyn if ann is None.__class__ else (None if ann is None else _type(types, ann))
+        results.append(_run(side, gm, refine=True, infer=True))
+    assert results[0] == results[1]

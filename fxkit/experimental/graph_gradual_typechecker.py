@@ -90,6 +90,18 @@ def _tensor_arg(n: Node, rank: Tuple[int, ...]) -> TensorType:
     return t
 
 
+def _widen_to_annotation(n: Node) -> bool:
+    """For an unknown input: take the rank from the node's own annotation, if it has one (the input
+    becomes a tensor of that many unknown dimensions). False when there is nothing to go on."""
+    arg = n.args[0]
+    if arg.type not in (None, Dyn):
+        return True
+    if not isinstance(n.type, TensorType):
+        return False
+    arg.type = TensorType((Dyn,) * len(n.type.__args__))
+    return True
+
+
 def _pair(v: Any) -> Tuple[Any, Any]:
     return (v, v) if isinstance(v, int) else tuple(v)
 
@@ -114,16 +126,19 @@ def _check_dim(n: Node, dim: Any, expected: int, what: str) -> None:
 
 
 def _add_rule(n: Node, _m: Any) -> Any:
+    # As in torch.fx, the result replaces an annotation of the node rather than refining it.
     t1, t2 = (a.type if isinstance(a, Node) else type(a) for a in n.args[:2])
     if t1 in (int, float) and isinstance(t2, TensorType):
-        return _settle(n, t2)
-    if t2 in (int, float) and isinstance(t1, TensorType):
-        return _settle(n, t1)
-    b1, b2 = broadcast_types(t1, t2)
-    n.meta["broadcast"] = not (b1 == t1 and b2 == t2)
-    if not is_consistent(b1, b2):
-        raise TypeError(f"Node {n.name}: cannot add tensors of types {t1} and {t2}")
-    return _settle(n, _join(b1, b2))
+        n.type = t2
+    elif t2 in (int, float) and isinstance(t1, TensorType):
+        n.type = t1
+    else:
+        b1, b2 = broadcast_types(t1, t2)
+        n.meta["broadcast"] = not (b1 == t1 and b2 == t2)
+        if not is_consistent(b1, b2):
+            raise TypeError(f"Node {n.name}: cannot add tensors of types {t1} and {t2}")
+        n.type = _join(b1, b2)
+    return n.type
 
 
 def _getattr_rule(n: Node, _m: Any) -> Any:
@@ -133,9 +148,8 @@ def _getattr_rule(n: Node, _m: Any) -> Any:
     return n.type
 
 
-def _same_rule(n: Node, _m: Any) -> Any:
-    t = n.args[0].type
-    return _settle(n, Dyn if t is None else t)
+def _relu_rule(n: Node, _m: Any) -> Any:
+    return _settle(n, n.args[0].type if _widen_to_annotation(n) else Dyn)
 
 
 def _reshape_rule(n: Node, _m: Any) -> Any:
@@ -143,7 +157,8 @@ def _reshape_rule(n: Node, _m: Any) -> Any:
     target = list(n.args[1])
     out = TensorType([Dyn if d == -1 else d for d in target])
     if t == Dyn or t is None:
-        return _settle(n, out)
+        n.type = out  # as in torch.fx, an annotation of the node is replaced, not checked
+        return out
     dims = _dims(t)
     p_in = functools.reduce(operator.mul, [d for d in dims if _known(d)], 1)
     p_out = functools.reduce(operator.mul, [d for d in target if d != -1], 1)
@@ -151,13 +166,15 @@ def _reshape_rule(n: Node, _m: Any) -> Any:
     fits = p_in == p_out if static else (p_in % p_out == 0 or p_out % p_in == 0)
     if not fits:
         raise TypeError(f"Cannot reshape in node {n.name} from {t} to {out}")
-    return _settle(n, out)
+    n.type = out
+    return out
 
 
 def _transpose_rule(n: Node, _m: Any) -> Any:
     t = n.args[0].type
     if t == Dyn or t is None:
-        return _settle(n, Dyn)
+        n.type = Dyn
+        return Dyn
     dims = _dims(t)
     i, j = n.args[1], n.args[2]
     if not (0 <= i < len(dims) and 0 <= j < len(dims)):  # torch.fx refuses negative dimensions too
@@ -167,7 +184,8 @@ def _transpose_rule(n: Node, _m: Any) -> Any:
 
 
 def _flatten_range(n: Node, rank: int) -> Tuple[int, int]:
-    start = n.args[1] if len(n.args) > 1 else n.kwargs.get("start_dim", 0)
+    # torch.fx's rule starts at dimension 1 when none is given (torch.flatten itself starts at 0).
+    start = n.args[1] if len(n.args) > 1 else n.kwargs.get("start_dim", 1)
     end = n.args[2] if len(n.args) > 2 else n.kwargs.get("end_dim", -1)
     start, end = (v + rank if v < 0 else v for v in (start, end))
     if not (0 <= start <= end < rank):
@@ -176,9 +194,9 @@ def _flatten_range(n: Node, rank: int) -> Tuple[int, int]:
 
 
 def _flatten_rule(n: Node, _m: Any) -> Any:
-    t = n.args[0].type
-    if t == Dyn or t is None:
+    if not _widen_to_annotation(n):
         return _settle(n, Dyn)
+    t = n.args[0].type
     dims = _dims(t)
     start, end = _flatten_range(n, len(dims))
     middle = dims[start : end + 1]
@@ -201,22 +219,26 @@ def _batchnorm_rule(n: Node, m: torch.nn.BatchNorm2d) -> Any:
 
 
 def _maxpool_rule(n: Node, m: torch.nn.MaxPool2d) -> Any:
+    if not _widen_to_annotation(n):  # unlike conv and batch norm: no rank to assume
+        return _settle(n, Dyn)
     t = _tensor_arg(n, (3, 4))
     return _settle(n, TensorType((*t.__args__[:-2], *_spatial(t, m))))
 
 
 def _linear_rule(n: Node, m: torch.nn.Linear) -> Any:
-    t = n.args[0].type
-    if t == Dyn or t is None:
+    if not _widen_to_annotation(n):
         return _settle(n, Dyn)
+    t = n.args[0].type
     _check_dim(n, t.__args__[-1], m.in_features, "the last dimension")
     return _settle(n, TensorType((*t.__args__[:-1], m.out_features)))
 
 
 def _adaptive_avgpool_rule(n: Node, m: torch.nn.AdaptiveAvgPool2d) -> Any:
+    if not _widen_to_annotation(n):
+        return _settle(n, Dyn)
     t = _tensor_arg(n, (3, 4))
-    size = _pair(m.output_size)
-    h, w = (keep if want is None else want for want, keep in zip(size, t.__args__[-2:]))
+    h, w = _pair(m.output_size)
+    h, w = (w if h is None else h), (h if w is None else w)  # torch.fx reads a None as the other size
     return _settle(n, TensorType((*t.__args__[:-2], h, w)))
 
 
@@ -230,7 +252,7 @@ _FUNCTION_RULES: Dict[Any, Callable[[Node, Any], Any]] = {
 _MODULE_RULES: Dict[type, Callable[[Node, Any], Any]] = {
     torch.nn.Conv2d: _conv_rule,
     torch.nn.BatchNorm2d: _batchnorm_rule,
-    torch.nn.ReLU: _same_rule,
+    torch.nn.ReLU: _relu_rule,
     torch.nn.MaxPool2d: _maxpool_rule,
     torch.nn.Linear: _linear_rule,
     torch.nn.AdaptiveAvgPool2d: _adaptive_avgpool_rule,
@@ -311,7 +333,7 @@ def _flatten_refinement(n: Node, _m: Any) -> List[Equality]:
         return []
     # As torch.fx does: negative bounds count from the end of the *output*, and the dimensions
     # after the flattened range are paired by position.
-    start = n.args[1] if len(n.args) > 1 else n.kwargs.get("start_dim", 0)
+    start = n.args[1] if len(n.args) > 1 else n.kwargs.get("start_dim", 1)
     end = n.args[2] if len(n.args) > 2 else n.kwargs.get("end_dim", -1)
     rank = len(t_out.__args__)
     start, end = (v + rank if v < 0 else v for v in (start, end))
@@ -321,7 +343,7 @@ def _flatten_refinement(n: Node, _m: Any) -> List[Equality]:
 
 _everything = _same_dims(range)
 _first = _same_dims(lambda rank: [0])
-_first_two = _same_dims(lambda rank: [0, 1] if rank == 4 else [0])
+_first_two = _same_dims(lambda rank: [0, 1])
 
 _FUNCTION_REFINEMENTS: Dict[Any, Callable[[Node, Any], List[Equality]]] = {
     **{f: _add_refinement for f in _ADD_TARGETS},

@@ -7,6 +7,7 @@ formulas of their input sizes.
 
 from typing import Any, Dict, List
 
+from ..node import Node
 from ..tensor_type import TensorType, Var
 from .graph_gradual_typechecker import Refine
 from .refinement_types import Equality
@@ -58,3 +59,6 @@ def infer_symbolic_types(traced: Any) -> None:
     r = infer_symbolic_types_single_pass(traced)
     _substitute(traced, {}, convert=True)
     r.symbolic_relations()
+    for n in traced.graph.nodes:  # the output's type is its value's type (one object, as after checking)
+        if n.op == "output" and isinstance(n.args[0], Node):
+            n.type = n.args[0].type
