@@ -2,7 +2,9 @@
 
 Every fxkit entry point that takes a Graph, GraphModule or Node asks here first: a torch.fx object
 is either converted (where fxkit only reads it) or refused with a ``TypeError`` that says how to
-convert it, never half-used.
+convert it, never half-used. The exception: pure analyses whose answer is the graph's own nodes
+(``get_source_partitions``) read a torch.fx graph in place, since a converted copy's nodes would
+be of no use to the caller.
 """
 
 from __future__ import annotations

@@ -241,12 +241,6 @@ REFUSES: Dict[str, Callable[[Any], Any]] = {
     "fxkit.passes.utils.fuser_utils:insert_subgm": lambda gm: fuser_utils.insert_subgm(gm, gm, (), ()),
     "fxkit.passes.utils.fuser_utils:erase_nodes": lambda gm: fuser_utils.erase_nodes(gm, []),
     "fxkit.passes.utils.fuser_utils:fuse_by_partitions": lambda gm: fuser_utils.fuse_by_partitions(gm, []),
-    "fxkit.passes.utils.source_matcher_utils:SourcePartition": lambda gm: (
-        source_matcher_utils.SourcePartition([_call_node(gm)], nn.Linear)
-    ),
-    "fxkit.passes.utils.source_matcher_utils:get_source_partitions": lambda gm: (
-        source_matcher_utils.get_source_partitions(gm.graph, [nn.Linear])
-    ),
     "fxkit.experimental.const_fold:FoldedGraphModule": lambda gm: const_fold.FoldedGraphModule(
         gm, from_torch_fx(gm.graph), gm.graph
     ),
@@ -310,6 +304,18 @@ EXCLUDED: Dict[str, str] = {
     "fxkit.passes.splitter_base:NodeEvent": "a log record about a node FxNetAccNodesFinder already screened",
 }
 
+# Pure analyses whose answer is the graph's own nodes: they read a torch.fx graph in place
+# (nodes of a converted copy would be of no use). Each returns a list of node lists.
+READS_IN_PLACE: Dict[str, Callable[[Any], List[List[Any]]]] = {
+    "fxkit.passes.utils.source_matcher_utils:SourcePartition": lambda gm: [
+        source_matcher_utils.SourcePartition([_call_node(gm)], nn.Linear).nodes
+    ],
+    "fxkit.passes.utils.source_matcher_utils:get_source_partitions": lambda gm: [
+        p.nodes for p in source_matcher_utils.get_source_partitions(gm.graph, [nn.Linear])[nn.Linear]
+    ],
+}
+
+
 # Names of a first parameter that announce a module, graph or node.
 _GRAPHY = set(
     "gm graph_module module graph node nodes model m mod in_mod orig_module fx_module root subgraph"
@@ -355,6 +361,18 @@ def test_refusing_entry_points_name_the_conversion(call: Callable[[Any], Any]) -
     assert all(not hasattr(node, "size_bytes") and "val" not in node.meta for node in theirs.graph.nodes)
 
 
+@pytest.mark.parametrize("call", READS_IN_PLACE.values(), ids=READS_IN_PLACE.keys())
+def test_reading_entry_points_answer_with_the_torch_fx_graphs_own_nodes(call: Callable[[Any], Any]) -> None:
+    theirs = _torch_gm()
+    _call_node(theirs).meta["source_fn_stack"] = [("linear", nn.Linear)]
+    twin = from_torch_fx(theirs)
+    before = theirs.code
+    found = call(theirs)
+    assert [[n.name for n in nodes] for nodes in found] == [[n.name for n in nodes] for nodes in call(twin)]
+    assert found and all(n in _nodes(theirs) for nodes in found for n in nodes)
+    assert theirs.code == before
+
+
 def _discovered() -> List[Tuple[str, Callable[..., Any]]]:
     found = []
     for package in (fxkit.passes, fxkit.experimental):
@@ -383,7 +401,7 @@ def _first_parameter(function: Callable[..., Any]) -> str:
 
 
 def test_every_entry_point_of_passes_and_experimental_is_in_the_table() -> None:
-    known = set(CONVERTS) | set(REFUSES) | set(EXCLUDED)
+    known = set(CONVERTS) | set(REFUSES) | set(READS_IN_PLACE) | set(EXCLUDED)
     missing = [
         f"{label}({_first_parameter(function)}, ...)"
         for label, function in _discovered()

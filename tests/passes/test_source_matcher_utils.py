@@ -85,3 +85,18 @@ def test_check_subgraphs_connected_matches():
     assert list(source_matcher_utils.SourcePartition.__dataclass_fields__) == list(
         oracle.SourcePartition.__dataclass_fields__
     )
+
+
+def test_a_torch_fx_graph_is_read_in_place() -> None:
+    """A graph made by torch.fx (torch.export, Dynamo) is partitioned as torch.fx does, with its own nodes."""
+    graph = _graph(torch.fx)
+    wanted = ["M", torch.relu]
+    ours = source_matcher_utils.get_source_partitions(graph, wanted)
+    assert _summary(ours) == _summary(oracle.get_source_partitions(graph, wanted))
+    nodes = set(graph.nodes)
+    assert all(n in nodes for partitions in ours.values() for p in partitions for n in p.nodes)
+    first, second = ours["M"][0], ours[torch.relu][0]
+    assert source_matcher_utils.check_subgraphs_connected(first, second) == oracle.check_subgraphs_connected(
+        oracle.get_source_partitions(graph, wanted)["M"][0],
+        oracle.get_source_partitions(graph, wanted)[torch.relu][0],
+    )

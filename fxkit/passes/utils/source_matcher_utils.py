@@ -1,12 +1,15 @@
 """Group nodes by the source module or function they were traced from (torch.fx's
-``passes.utils.source_matcher_utils``), read from ``node.meta['source_fn_stack']``."""
+``passes.utils.source_matcher_utils``), read from ``node.meta['source_fn_stack']``.
+
+These functions only read the graph, so a torch.fx Graph (one made by ``torch.export`` or Dynamo,
+say) is read in place: its partitions hold its own nodes.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
-from fxkit import _foreign
 from fxkit.graph import Graph
 from fxkit.node import Node
 
@@ -27,9 +30,6 @@ class SourcePartition:
     input_nodes: List[Node] = field(default_factory=list); output_nodes: List[Node] = field(default_factory=list)  # noqa: E501,E702
     params: List[Node] = field(default_factory=list)
     # fmt: on
-
-    def __post_init__(self) -> None:
-        _foreign.reject_all(self.nodes, "SourcePartition")
 
 
 def _partition(nodes: List[Node], source: Any) -> SourcePartition:
@@ -55,7 +55,6 @@ def get_source_partitions(
     dropped (the source keeps its, maybe empty, list). Inputs are listed in order of first use
     and include nodes inside list arguments (torch.fx looks at top-level arguments only).
     """
-    _foreign.reject(graph, "get_source_partitions")  # partitions hold nodes of graph
     by_source: Dict[Any, Dict[str, List[Node]]] = {}
     for node in graph.nodes:
         stack = node.meta.get("source_fn_stack", None)
