@@ -136,3 +136,21 @@ def test_fake_inputs_bring_their_mode() -> None:
     result = ShapeProp(traced).propagate(mode.from_tensor(real_input))
     assert type(result).__name__ == "FakeTensor" and result.shape == model(real_input).shape
     assert all(type(p.data) is torch.Tensor for p in traced.parameters())
+
+
+def test_data_dependent_sizes_are_bound_like_torch_fx() -> None:
+    """With a shape environment, the size a nonzero makes is bound on its node and not left pending."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import ShapeEnv
+
+    def f(x):
+        return torch.nonzero(x).sum() + x.sum()
+
+    def run(tracing, shape_prop):
+        gm = tracing.symbolic_trace(f)
+        mode = FakeTensorMode(shape_env=ShapeEnv())
+        shape_prop(gm, fake_mode=mode).propagate(mode.from_tensor(torch.tensor([1, 0, 1, 0])))
+        bound = {n.name: str(n.meta.get("unbacked_bindings")) for n in gm.graph.nodes}
+        return len(mode.shape_env.pending_fresh_unbacked_symbols), bound
+
+    assert run(fx, ShapeProp) == run(torch.fx, OracleShapeProp)

@@ -129,6 +129,14 @@ class ShapeProp(Interpreter):
         if found_tensor:
             n.meta["tensor_meta"] = described
         n.meta["type"] = type(result)
+        if getattr(self.fake_mode, "shape_env", None) is not None:
+            # Size symbols a data-dependent operator (nonzero ...) just made are bound to where its
+            # result holds them, which also marks them as accounted for in the shape environment.
+            from fxkit import interop
+
+            bindings = interop.unbacked_bindings(self.fake_mode, result)
+            if bindings:
+                n.meta["unbacked_bindings"] = bindings
         return result
 
     def propagate(self, *args: Any) -> Any:
