@@ -97,6 +97,8 @@ _META_X = {"x": torch.empty(2, 4, device="meta")}
 # Entry points that convert a torch.fx object: each call gets a torch.fx GraphModule or its fxkit
 # twin and must answer the same for both.
 CONVERTS: Dict[str, Callable[[Any], Any]] = {
+    # (runs the twin, then writes its metadata onto the torch.fx nodes: see test_shape_prop.py)
+    "fxkit.passes.shape_prop:ShapeProp": lambda gm: shape_prop.ShapeProp(gm).propagate(_x()),
     "fxkit.interpreter:Interpreter": lambda gm: fxkit.Interpreter(gm).run(_x()),
     "fxkit.interpreter:Transformer": lambda gm: fxkit.Transformer(gm).transform(),
     "fxkit.passes.split_module:split_module": lambda gm: split_module.split_module(gm, gm, lambda node: 0),
@@ -154,7 +156,6 @@ REFUSES: Dict[str, Callable[[Any], Any]] = {
     "fxkit.subgraph_rewriter:replace_pattern": lambda gm: fxkit.replace_pattern(
         gm, torch.relu, torch.sigmoid
     ),
-    "fxkit.passes.shape_prop:ShapeProp": lambda gm: shape_prop.ShapeProp(gm),
     "fxkit.passes.cse:eliminate_common_subexpressions": lambda gm: cse.eliminate_common_subexpressions(gm),
     "fxkit.passes.dce:dead_code_elimination": lambda gm: dce.dead_code_elimination(gm),
     "fxkit.passes.dce:DCEPass.__call__": lambda gm: dce.DCEPass()(gm),

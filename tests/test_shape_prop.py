@@ -154,3 +154,17 @@ def test_data_dependent_sizes_are_bound_like_torch_fx() -> None:
         return len(mode.shape_env.pending_fresh_unbacked_symbols), bound
 
     assert run(fx, ShapeProp) == run(torch.fx, OracleShapeProp)
+
+
+def test_a_torch_fx_module_gets_the_metadata_on_its_own_nodes() -> None:
+    torch.manual_seed(0)
+    model = TupleAndListOutputs()
+    x = torch.randn(2, 3, 6, 6)
+    theirs, ours = torch.fx.symbolic_trace(model), torch.fx.symbolic_trace(model)
+    OracleShapeProp(theirs).propagate(x)
+    ShapeProp(ours).propagate(x)
+    assert ours.code == theirs.code
+    for name, (meta, kind) in _metas(theirs).items():
+        mine, my_kind = _metas(ours)[name]
+        _same_meta(mine, meta)
+        assert my_kind == kind

@@ -91,14 +91,26 @@ class ShapeProp(Interpreter):
 
     ``fake_mode``: a ``torch._subclasses.fake_tensor.FakeTensorMode``; inputs, parameters and
     buffers are then turned into its fake tensors and nothing is computed for real.
+
+    A torch.fx GraphModule (from ``torch.export``, say) runs through its fxkit twin, and the
+    metadata is then copied onto the torch.fx graph's own nodes.
     """
 
     def __init__(self, gm: torch.nn.Module, fake_mode: Any = None) -> None:
-        _foreign.reject(gm, "ShapeProp")  # it writes node.meta: a converted copy would keep the results
-        super().__init__(gm)
+        self._torch_fx_module = gm if _foreign.torch_fx_kind(gm) == "GraphModule" else None
+        super().__init__(gm)  # the Interpreter runs a torch.fx module's fxkit twin
         self.fake_mode = fake_mode
         self.real_module = self.module
-        self.fake_module = _fake_copy(gm, fake_mode) if fake_mode is not None else None
+        self.fake_module = _fake_copy(self.module, fake_mode) if fake_mode is not None else None
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        result = super().run(*args, **kwargs)
+        if self._torch_fx_module is not None:
+            written = {n.name: n.meta for n in self.graph.nodes}
+            for node in self._torch_fx_module.graph.nodes:
+                meta = written.get(node.name, {})
+                node.meta.update({key: meta[key] for key in _WRITTEN_KEYS if key in meta})
+        return result
 
     def run_node(self, n: Node) -> Any:
         mode = self.fake_mode if self.fake_mode is not None else contextlib.nullcontext()
@@ -156,7 +168,11 @@ class ShapeProp(Interpreter):
                 else arg
                 for arg in args
             )
-        return super().run(*args)
+        return self.run(*args)
+
+
+# The metadata ShapeProp writes on each node.
+_WRITTEN_KEYS = ("tensor_meta", "type", "unbacked_bindings")
 
 
 def _is_fake(value: Any) -> bool:
