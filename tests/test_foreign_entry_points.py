@@ -94,6 +94,17 @@ def _own_subgraph() -> fxkit.Graph:
 
 _META_X = {"x": torch.empty(2, 4, device="meta")}
 
+
+def _tagged(gm: Any) -> Any:
+    """``gm`` with its call nodes tagged "a" up to the first ``call_module``, "b" after it."""
+    tag = "a"
+    for node in gm.graph.nodes:
+        node.tag = tag
+        if node.op == "call_module":
+            tag = "b"
+    return gm
+
+
 # Entry points that convert a torch.fx object: each call gets a torch.fx GraphModule or its fxkit
 # twin and must answer the same for both.
 CONVERTS: Dict[str, Callable[[Any], Any]] = {
@@ -140,6 +151,8 @@ CONVERTS: Dict[str, Callable[[Any], Any]] = {
     "fxkit.experimental.meta_tracer:MetaTracer.trace": lambda gm: meta_tracer.MetaTracer().trace(gm, _META_X),
     "fxkit.experimental.rewriter:RewritingTracer.trace": lambda gm: rewriter.RewritingTracer().trace(gm),
     "fxkit.experimental.proxy_tensor:make_fx": lambda gm: make_fx(gm)(_x()).graph,
+    # The tags set on the torch.fx nodes reach the twin's nodes.
+    "fxkit.passes.split_utils:split_by_tags": lambda gm: split_utils.split_by_tags(_tagged(gm), ["a", "b"]),
 }
 
 # Entry points that keep, edit or answer with parts of the object they are given: a torch.fx
@@ -192,7 +205,6 @@ REFUSES: Dict[str, Callable[[Any], Any]] = {
     )(gm),
     "fxkit.passes.reinplace:reinplace": lambda gm: reinplace.reinplace(gm, _x()),
     "fxkit.passes.split_utils:Component": lambda gm: split_utils.Component(gm.graph, 0, "a"),
-    "fxkit.passes.split_utils:split_by_tags": lambda gm: split_utils.split_by_tags(gm, ["a"]),
     "fxkit.passes.splitter_base:FxNetAccNodesFinder": lambda gm: splitter_base.FxNetAccNodesFinder(
         gm, OperatorSupport(), False
     ),

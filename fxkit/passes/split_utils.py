@@ -8,6 +8,7 @@ is ignored); placeholders stay in the parent.
 
 from __future__ import annotations
 
+import copy
 import functools
 import operator
 from dataclasses import dataclass, field
@@ -78,6 +79,17 @@ def _tag_of(node: Node) -> str:
     return tag  # type: ignore[return-value]
 
 
+def _twin_with_tags(theirs: Any) -> GraphModule:
+    """The fxkit twin of a torch.fx GraphModule, its nodes given the ``tag`` attribute the torch.fx
+    nodes of the same name have (a plain attribute, which the conversion itself does not carry)."""
+    tags = {node.name: node.tag for node in theirs.graph.nodes if hasattr(node, "tag")}
+    twin = _foreign.convert(theirs)
+    for node in twin.graph.nodes:
+        if node.name in tags:
+            node.tag = tags[node.name]
+    return twin
+
+
 def split_by_tags(
     gm: GraphModule,
     tags: List[str],
@@ -92,7 +104,9 @@ def split_by_tags(
     ``(module, {original qualified name: new qualified name})`` for every attribute and submodule
     the components use. With ``return_tuple`` every component returns a tuple.
     """
-    _foreign.reject(gm, "split_by_tags")  # reads node.tag, which a conversion does not carry
+    if _foreign.torch_fx_kind(gm) == "GraphModule":
+        gm = _twin_with_tags(gm)  # only read: split through the fxkit twin
+    _foreign.reject(gm, "split_by_tags")
     components = [Component(Graph(), order, tag) for order, tag in enumerate(tags)]
     by_tag = {component.name: component for component in components}
     owner: Dict[Node, Component] = {}
@@ -183,6 +197,8 @@ def split_by_tags(
         return parent_values[value]
 
     parent.output(map_arg(output_node.args[0], parent_value))  # torch.fx drops the return annotation
+    # The parent takes and returns what the module did: a pytree signature (torch.export) stays.
+    parent.set_codegen(copy.deepcopy(gm.graph._codegen))
     result = GraphModuleCls(root, parent)
     if return_fqn_mapping:
         return result, qualified_names

@@ -180,3 +180,37 @@ def test_move_non_tensor_nodes_on_boundary_matches_torch_fx(groups, capsys) -> N
 
     ours = moved(fx, shape_prop, splitter_base, split_utils)
     assert ours == moved(torch.fx, oracle_shape_prop, oracle_splitter, oracle)
+
+
+class ConvScaleRelu(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return torch.relu(self.conv(x) * 0.5)
+
+
+def test_a_torch_export_module_is_split_through_its_twin_with_its_tags():
+    model = ConvScaleRelu()
+    x = torch.randn(1, 3, 8, 8)
+
+    def exported_and_tagged():
+        gm = torch.export.export(model, (x,), strict=True).module()
+        for node in gm.graph.nodes:
+            node.tag = "red" if "conv" in node.name else "blue" if "mul" in node.name else "green"
+        return gm
+
+    tags = ["red", "blue", "green"]
+    expected, expected_map = oracle.split_by_tags(exported_and_tagged(), tags, return_fqn_mapping=True)
+    theirs = exported_and_tagged()
+    before = theirs.code
+    got, got_map = split_utils.split_by_tags(theirs, tags, return_fqn_mapping=True)
+    assert theirs.code == before  # the torch.fx module is only read
+    assert isinstance(got, fx.GraphModule)
+    assert got.code == expected.code
+    assert {name: child.code for name, child in got.named_children()} == {
+        name: child.code for name, child in expected.named_children()
+    }
+    assert got_map == expected_map
+    torch.testing.assert_close(got(x), expected(x))
