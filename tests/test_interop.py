@@ -287,7 +287,6 @@ REFUSED: Dict[str, Callable[[torch.fx.GraphModule], Any]] = {
     "GraphModule.graph =": lambda gm: setattr(fxkit.symbolic_trace(zoo.get_model("mlp")), "graph", gm.graph),
     "graph_copy": lambda gm: fxkit.Graph().graph_copy(gm.graph, {}),
     "node_copy": lambda gm: fxkit.Graph().node_copy(next(iter(gm.graph.nodes))),
-    "ShapeProp": lambda gm: ShapeProp(gm),
     "replace_pattern": lambda gm: fxkit.replace_pattern(gm, lambda a: torch.relu(a), lambda a: a),
     "dead_code_elimination": lambda gm: fxkit.passes.dce.dead_code_elimination(gm),
     "eliminate_common_subexpressions": lambda gm: fxkit.passes.cse.eliminate_common_subexpressions(gm),
