@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import tempfile
 from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
@@ -159,7 +160,10 @@ CONVERTS: Dict[str, Callable[[Any], Any]] = {
 # object (the module, its graph or one of its nodes) is refused.
 REFUSES: Dict[str, Callable[[Any], Any]] = {
     "fxkit.passes.graph_transform_observer:GraphTransformObserver": lambda gm: (
-        fxkit.passes.graph_transform_observer.GraphTransformObserver(gm, "a pass")
+        # active (a log_url): it would hook into the module; an inactive one touches nothing
+        fxkit.passes.graph_transform_observer.GraphTransformObserver(
+            gm, "a pass", log_url=tempfile.gettempdir()
+        )
     ),
     "fxkit.graph_module:GraphModule": lambda gm: fxkit.GraphModule(gm, gm.graph),
     # node_to_partition is keyed by the given module's own nodes: a converted twin has others.

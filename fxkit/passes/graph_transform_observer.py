@@ -59,14 +59,14 @@ class GraphTransformObserver:
     def __init__(
         self, gm: GraphModule, passname: str, subsystem: Optional[str] = None, log_url: Optional[str] = None
     ) -> None:
-        _foreign.reject(gm, "GraphTransformObserver")  # it hooks into the module's graph
         self.gm = gm
         self.passname = passname
         self.subsystem = subsystem
         self.log_url = log_url
         self.active = log_url is not None or _provenance_tracking_on()
         if not self.active:
-            return
+            return  # touches nothing: any module will do, a torch.fx one too
+        _foreign.reject(gm, "GraphTransformObserver")  # an active one hooks into the module's graph
         self.erased_nodes: Set[str] = set()
         self.created_nodes: Set[str] = set()
         self.name_to_node: Dict[str, Node] = {}

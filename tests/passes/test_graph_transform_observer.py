@@ -160,3 +160,29 @@ def test_disabled_by_torch_compiler_bisector_as_torch_fx(monkeypatch) -> None:
         assert observer_class(library.symbolic_trace(_program), "other")._check_disable_pass() is False
         asked.clear()
     assert outcomes[0] == outcomes[1]
+
+
+class _Neg(torch.nn.Module):
+    def forward(self, x):
+        return torch.neg(x)
+
+
+def _observe_exported(observer_class) -> List[Any]:
+    """An inactive observer over a torch.export module, with a deepcopy inside: it touches nothing."""
+    gm = torch.export.export(_Neg(), (torch.rand(4),), strict=True).module()
+    with observer_class(gm, "test") as observer:
+        copied = copy.deepcopy(gm)
+    hooks = [
+        len(module.__dict__[name])
+        for module in (gm, copied)
+        for name in ("_create_node_hooks", "_deepcopy_hooks")
+    ]
+    return [
+        observer.active if hasattr(observer, "active") else False,
+        hooks,
+        [n.name for n in copied.graph.nodes],
+    ]
+
+
+def test_inactive_observer_takes_a_torch_fx_module_as_torch_fx_does():
+    assert _observe_exported(GraphTransformObserver) == _observe_exported(OracleObserver)
