@@ -11,14 +11,17 @@ imports them inside functions only, so ``import fxkit`` never loads them.
 - :func:`export` runs ``torch.export.export`` on an fxkit GraphModule or capture result.
 - :func:`torch_fx_wrapped_functions` reads the functions registered with ``torch.fx.wrap``.
 - :func:`symbolic_fake_mode`, :func:`symbolic_fake_tensor`, :func:`symbolic_int`, :func:`unbacked_bindings` reach torch's shape environment for
-  ``make_fx(tracing_mode="symbolic")``.
+  ``make_fx(tracing_mode="symbolic")``; :func:`torch_shape_module` hands out torch's
+  ``symbolic_shapes`` and ``sym_node`` modules to ``fxkit.experimental``'s modules of those names.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import importlib
 import sys
+from types import ModuleType
 from typing import Any, Callable, Collection, Dict, List, Optional, Tuple, Union
 
 import torch
@@ -36,7 +39,7 @@ from .node import Node, map_aggregate
 __all__ = ["backend", "export", "from_torch_fx", "to_torch_fx"]
 __all__ += ["symbolic_fake_mode", "symbolic_fake_tensor", "symbolic_int", "unbacked_bindings"]
 __all__ += ["torch_fx_side_effectful_functions", "torch_fx_wrapped_functions", "torch_fx_wrapped_methods"]
-__all__ += ["use_fast_path"]
+__all__ += ["torch_shape_module", "use_fast_path"]
 
 _FAST_PATH = FastPathSwitch("interop")
 #: ``with use_fast_path(False): ...`` converts and compiles through the plain definitions in this
@@ -650,6 +653,22 @@ def symbolic_fake_mode(allow_non_fake_inputs: bool = False) -> Any:
     return FakeTensorMode(
         allow_non_fake_inputs=allow_non_fake_inputs, shape_env=ShapeEnv(), static_shapes=False
     )
+
+
+def torch_shape_module(name: str) -> ModuleType:
+    """torch's dynamic-shape module ``torch.fx.experimental.<name>`` (``symbolic_shapes`` or
+    ``sym_node``), imported on first use.
+
+    Symbolic sizes (``ShapeEnv``, ``SymNode``) are torch's own machinery, shared by Dynamo, export
+    and fake tensors, and it lives under ``torch.fx``; ``fxkit.experimental.symbolic_shapes`` and
+    ``fxkit.experimental.sym_node`` hand out its names through here rather than keep a second copy.
+    """
+    if name not in _SHAPE_MODULES:
+        raise ValueError(f"no torch shape module {name!r}; there are {', '.join(sorted(_SHAPE_MODULES))}")
+    return importlib.import_module(f"torch.fx.experimental.{name}")
+
+
+_SHAPE_MODULES = frozenset({"symbolic_shapes", "sym_node"})
 
 
 def sym_node_class() -> type:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import operator
+import subprocess
 import sys
 import textwrap
 from typing import Any, Callable, Dict, List
@@ -718,3 +719,34 @@ def test_captured_hf_models_convert_to_torch_fx_and_back(make: Callable[[], Any]
             expected = model(input_ids=_ids(seed))
             assert difference(expected, converted(input_ids=_ids(seed))) is None
             assert difference(expected, back(input_ids=_ids(seed))) is None
+
+
+def test_experimental_shape_modules_hand_out_torchs_own_shape_environment() -> None:
+    import torch.fx.experimental.sym_node
+    import torch.fx.experimental.symbolic_shapes
+
+    from fxkit.experimental import sym_node, symbolic_shapes
+
+    assert symbolic_shapes.ShapeEnv is torch.fx.experimental.symbolic_shapes.ShapeEnv
+    assert (
+        symbolic_shapes.statically_known_true is torch.fx.experimental.symbolic_shapes.statically_known_true
+    )
+    assert sym_node.SymNode is torch.fx.experimental.sym_node.SymNode
+    assert "ShapeEnv" in dir(symbolic_shapes)
+    with pytest.raises(AttributeError):
+        symbolic_shapes.no_such_name  # noqa: B018
+    with pytest.raises(ValueError, match="no torch shape module 'graph'"):
+        fxkit.interop.torch_shape_module("graph")
+
+
+def test_importing_the_shape_modules_loads_torch_fx_only_when_a_name_is_read() -> None:
+    script = (
+        "import sys, torch\n"
+        "before = set(sys.modules)\n"
+        "import fxkit.experimental.symbolic_shapes as shapes\n"
+        "print(any(m.startswith('torch.fx') for m in set(sys.modules) - before))\n"
+        "shapes.ShapeEnv\n"
+        "print(any(m.startswith('torch.fx') for m in set(sys.modules) - before))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True"]
