@@ -302,3 +302,64 @@ def test_unknown_inputs_and_node_annotations(kind, spec, ann):
         nodes[1].type = types.Dyn if ann is None.__class__ else (None if ann is None else _type(types, ann))
         results.append(_run(side, gm, refine=True, infer=True))
     assert results[0] == results[1]
+
+
+def _double(x):
+    return x * 2
+
+
+torch.fx.wrap("_double")
+fxkit.wrap("_double")
+
+
+def test_rules_can_be_registered_for_new_targets_like_torch_fx():
+    def run(side):
+        fx, types, checker, unify = SIDES[side]
+        calls = []
+        double = _double  # each library has its own registry
+
+        class Square(nn.Module):
+            def forward(self, x):
+                return x * x
+
+        @checker.register_inference_rule(double)
+        def double_rule(n):
+            calls.append(("infer", n.name))
+            n.type = n.args[0].type
+            return n.type
+
+        @checker.register_inference_rule(Square)
+        def square_rule(n, module):
+            calls.append(("infer-module", n.name, type(module).__name__))
+            n.type = n.args[0].type
+            return n.type
+
+        @checker.register_refinement_rule(double)
+        def double_refinement(n):
+            calls.append(("refine", n.name))
+            return [checker.Equality(n.args[0].type.__args__[0], n.type.__args__[0])]
+
+        @checker.register_algebraic_expressions_inference_rule(Square)
+        def square_sizes(n, module):
+            calls.append(("algebra", n.name, type(module).__name__))
+
+        with pytest.raises(RuntimeError, match="already registered"):
+            checker.register_inference_rule(double)(double_rule)
+
+        class Net(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.square = Square()
+
+            def forward(self, x):
+                return self.square(_double(x))
+
+        class Leaves(fx.Tracer):
+            def is_leaf_module(self, m, qualname):
+                return isinstance(m, Square) or super().is_leaf_module(m, qualname)
+
+        gm = fx.GraphModule(Net(), Leaves().trace(Net()))
+        next(iter(gm.graph.nodes)).type = types.TensorType((types.Dyn, 3))
+        return _run(side, gm, refine=True, infer=True), calls
+
+    assert run("ours") == run("oracle")

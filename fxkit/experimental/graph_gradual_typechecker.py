@@ -12,7 +12,7 @@ Linear and AdaptiveAvgPool2d.
 
 import functools
 import operator
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 import torch
 
@@ -20,9 +20,17 @@ from ..node import Node
 from ..tensor_type import Dyn, TensorType, Var, is_consistent, is_more_precise  # noqa: F401
 from .refinement_types import Equality
 
-__all__ = ["GraphTypeChecker", "Refine", "broadcast_types"]
+__all__ = [
+    "GraphTypeChecker",
+    "Refine",
+    "broadcast_types",
+    "register_algebraic_expressions_inference_rule",
+    "register_inference_rule",
+    "register_refinement_rule",
+]
 
 _ADD_TARGETS = (torch.add, operator.add)
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _dims(t: Any) -> Optional[List[Any]]:
@@ -125,7 +133,7 @@ def _check_dim(n: Node, dim: Any, expected: int, what: str) -> None:
 # ----- inference rules: (node, module or None) -> type -------------------------------------
 
 
-def _add_rule(n: Node, _m: Any) -> Any:
+def _add_rule(n: Node) -> Any:
     # As in torch.fx, the result replaces an annotation of the node rather than refining it.
     t1, t2 = (a.type if isinstance(a, Node) else type(a) for a in n.args[:2])
     if t1 in (int, float) and isinstance(t2, TensorType):
@@ -141,7 +149,7 @@ def _add_rule(n: Node, _m: Any) -> Any:
     return n.type
 
 
-def _getattr_rule(n: Node, _m: Any) -> Any:
+def _getattr_rule(n: Node) -> Any:
     if n.args[1] != "shape":
         raise TypeError(f"Node {n.name}: typing getattr(..., {n.args[1]!r}) is not yet implemented")
     n.type = Dyn  # a torch.Size, not a tensor
@@ -152,7 +160,7 @@ def _relu_rule(n: Node, _m: Any) -> Any:
     return _settle(n, n.args[0].type if _widen_to_annotation(n) else Dyn)
 
 
-def _reshape_rule(n: Node, _m: Any) -> Any:
+def _reshape_rule(n: Node) -> Any:
     t = n.args[0].type
     target = list(n.args[1])
     out = TensorType([Dyn if d == -1 else d for d in target])
@@ -170,7 +178,7 @@ def _reshape_rule(n: Node, _m: Any) -> Any:
     return out
 
 
-def _transpose_rule(n: Node, _m: Any) -> Any:
+def _transpose_rule(n: Node) -> Any:
     t = n.args[0].type
     if t == Dyn or t is None:
         n.type = Dyn
@@ -193,7 +201,7 @@ def _flatten_range(n: Node, rank: int) -> Tuple[int, int]:
     return start, end
 
 
-def _flatten_rule(n: Node, _m: Any) -> Any:
+def _flatten_rule(n: Node) -> Any:
     if not _widen_to_annotation(n):
         return _settle(n, Dyn)
     t = n.args[0].type
@@ -242,21 +250,53 @@ def _adaptive_avgpool_rule(n: Node, m: torch.nn.AdaptiveAvgPool2d) -> Any:
     return _settle(n, TensorType((*t.__args__[:-2], h, w)))
 
 
-_FUNCTION_RULES: Dict[Any, Callable[[Node, Any], Any]] = {
-    **{f: _add_rule for f in _ADD_TARGETS},
-    getattr: _getattr_rule,
-    torch.reshape: _reshape_rule,
-    torch.transpose: _transpose_rule,
-    torch.flatten: _flatten_rule,
-}
-_MODULE_RULES: Dict[type, Callable[[Node, Any], Any]] = {
-    torch.nn.Conv2d: _conv_rule,
-    torch.nn.BatchNorm2d: _batchnorm_rule,
-    torch.nn.ReLU: _relu_rule,
-    torch.nn.MaxPool2d: _maxpool_rule,
-    torch.nn.Linear: _linear_rule,
-    torch.nn.AdaptiveAvgPool2d: _adaptive_avgpool_rule,
-}
+# Rules by call target: a function (called with the node) or a module class (called with the node
+# and the module instance). Extend them with the register_* decorators below, as in torch.fx.
+_INFERENCE_RULES: Dict[Any, Callable[..., Any]] = {}
+_REFINEMENT_RULES: Dict[Any, Callable[..., Any]] = {}
+_RULES: Dict[Any, Callable[..., Any]] = {}  # algebraic expressions for symbolic sizes
+
+
+def _registrar(table: Dict[Any, Callable[..., Any]], what: str) -> Callable[[Any], Callable[[_F], _F]]:
+    def register(call_target: Any) -> Callable[[_F], _F]:
+        def add(fn: _F) -> _F:
+            if call_target in table:
+                raise RuntimeError(f"{what} already registered for {call_target}!")
+            table[call_target] = fn
+            return fn
+
+        return add
+
+    return register
+
+
+register_inference_rule = _registrar(_INFERENCE_RULES, "Inference rule")
+register_refinement_rule = _registrar(_REFINEMENT_RULES, "Refinement rule")
+register_algebraic_expressions_inference_rule = _registrar(_RULES, "Rule")
+
+for _target, _rule in [
+    *((f, _add_rule) for f in _ADD_TARGETS),
+    (getattr, _getattr_rule),
+    (torch.reshape, _reshape_rule),
+    (torch.transpose, _transpose_rule),
+    (torch.flatten, _flatten_rule),
+    (torch.nn.Conv2d, _conv_rule),
+    (torch.nn.BatchNorm2d, _batchnorm_rule),
+    (torch.nn.ReLU, _relu_rule),
+    (torch.nn.MaxPool2d, _maxpool_rule),
+    (torch.nn.Linear, _linear_rule),
+    (torch.nn.AdaptiveAvgPool2d, _adaptive_avgpool_rule),
+]:
+    register_inference_rule(_target)(_rule)
+
+
+def _call_target(traced: Any, n: Node) -> Any:
+    """What the rules are keyed by: the function, or the class of the called module."""
+    if n.op == "call_function":
+        return n.target
+    if n.op == "call_module":
+        return type(traced.get_submodule(n.target))
+    return None
 
 
 class GraphTypeChecker:
@@ -290,27 +330,22 @@ class GraphTypeChecker:
                 value = getattr(value, atom)
             n.type = TensorType(value.shape) if isinstance(value, torch.Tensor) else Dyn
             return n.type
-        rule = self._rule(n)
+        target = _call_target(self.traced, n)
+        rule = _INFERENCE_RULES.get(target)
         if rule is None:
             raise RuntimeError(f"No inference rule registered for target {n.target} (node {n.name})!")
-        module = self.traced.get_submodule(n.target) if n.op == "call_module" else None
-        return rule(n, module)
-
-    def _rule(self, n: Node) -> Optional[Callable[[Node, Any], Any]]:
-        if n.op == "call_function":
-            return _FUNCTION_RULES.get(n.target)
         if n.op == "call_module":
-            return _MODULE_RULES.get(type(self.traced.get_submodule(n.target)))
-        return None
+            return rule(n, self.traced.get_submodule(n.target))
+        return rule(n)
 
 
 # ----- refinement: name the unknowns and collect the equalities ----------------------------
 
 
-def _same_dims(indices: Callable[[int], Sequence[int]]) -> Callable[[Node, Any], List[Equality]]:
+def _same_dims(indices: Callable[[int], Sequence[int]]) -> Callable[[Node], List[Equality]]:
     """A rule equating the chosen dimensions of the input and the output."""
 
-    def rule(n: Node, _m: Any) -> List[Equality]:
+    def rule(n: Node) -> List[Equality]:
         t_in, t_out = n.args[0].type, n.type
         if not (isinstance(t_in, TensorType) and isinstance(t_out, TensorType)):
             return []
@@ -319,7 +354,7 @@ def _same_dims(indices: Callable[[int], Sequence[int]]) -> Callable[[Node, Any],
     return rule
 
 
-def _add_refinement(n: Node, _m: Any) -> List[Equality]:
+def _add_refinement(n: Node) -> List[Equality]:
     t1, t2 = (a.type if isinstance(a, Node) else None for a in n.args[:2])
     if not (isinstance(t1, TensorType) and isinstance(t2, TensorType) and isinstance(n.type, TensorType)):
         return []
@@ -327,7 +362,7 @@ def _add_refinement(n: Node, _m: Any) -> List[Equality]:
     return [Equality(x, o) for x, y, o in zip(b1.__args__, b2.__args__, n.type.__args__) if x == y]
 
 
-def _flatten_refinement(n: Node, _m: Any) -> List[Equality]:
+def _flatten_refinement(n: Node) -> List[Equality]:
     t_in, t_out = n.args[0].type, n.type
     if not (isinstance(t_in, TensorType) and isinstance(t_out, TensorType)):
         return []
@@ -345,18 +380,17 @@ _everything = _same_dims(range)
 _first = _same_dims(lambda rank: [0])
 _first_two = _same_dims(lambda rank: [0, 1])
 
-_FUNCTION_REFINEMENTS: Dict[Any, Callable[[Node, Any], List[Equality]]] = {
-    **{f: _add_refinement for f in _ADD_TARGETS},
-    torch.flatten: _flatten_refinement,
-}
-_MODULE_REFINEMENTS: Dict[type, Callable[[Node, Any], List[Equality]]] = {
-    torch.nn.Conv2d: _first,
-    torch.nn.BatchNorm2d: _everything,
-    torch.nn.ReLU: _everything,
-    torch.nn.MaxPool2d: _first_two,
-    torch.nn.Linear: _first,
-    torch.nn.AdaptiveAvgPool2d: _first_two,
-}
+for _target, _rule in [
+    (torch.nn.Conv2d, _first),
+    (torch.nn.Linear, _first),
+    (torch.nn.ReLU, _everything),
+    (torch.nn.BatchNorm2d, _everything),
+    (torch.nn.MaxPool2d, _first_two),
+    (torch.nn.AdaptiveAvgPool2d, _first_two),
+    *((f, _add_refinement) for f in _ADD_TARGETS),
+    (torch.flatten, _flatten_refinement),
+]:
+    register_refinement_rule(_target)(_rule)
 
 
 class Refine:
@@ -390,23 +424,26 @@ class Refine:
         return True
 
     def refine_node(self, n: Node) -> List[Equality]:
-        rule = None
-        if n.op == "call_function":
-            rule = _FUNCTION_REFINEMENTS.get(n.target)
-        elif n.op == "call_module":
-            rule = _MODULE_REFINEMENTS.get(type(self.traced.get_submodule(n.target)))
-        return rule(n, None) if rule is not None else []
+        rule = _REFINEMENT_RULES.get(_call_target(self.traced, n))
+        return list(rule(n)) if rule is not None else []
 
     def symbolic_relations(self) -> bool:
-        """Express the spatial sizes of Conv2d outputs as formulas of their input sizes."""
+        """Rewrite sizes as formulas of other sizes where a rule knows one (Conv2d outputs)."""
         for n in self.traced.graph.nodes:
-            if n.op != "call_module" or not isinstance(n.type, TensorType):
-                continue
-            m = self.traced.get_submodule(n.target)
-            t_in = n.args[0].type
-            if isinstance(m, torch.nn.Conv2d) and isinstance(t_in, TensorType):
-                n.type = TensorType((*n.type.__args__[:2], *_symbolic_spatial(t_in, m)))
+            rule = _RULES.get(_call_target(self.traced, n))
+            if rule is not None and n.op == "call_module":
+                rule(n, self.traced.get_submodule(n.target))
+            elif rule is not None:
+                rule(n)
         return True
+
+
+@register_algebraic_expressions_inference_rule(torch.nn.Conv2d)
+def _conv_sizes(n: Node, m: torch.nn.Conv2d) -> Any:
+    t_in = n.args[0].type
+    if isinstance(n.type, TensorType) and isinstance(t_in, TensorType):
+        n.type = TensorType((*n.type.__args__[:2], *_symbolic_spatial(t_in, m)))
+    return n.type
 
 
 def _symbolic_spatial(t: TensorType, m: torch.nn.Module) -> Tuple[Any, Any]:
