@@ -148,6 +148,9 @@ def test_ctrl_c_exits_130_without_a_traceback(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A test run started in the background (nohup, `&`) ignores SIGINT, and so would the child:
+        # Python installs its KeyboardInterrupt handler only where SIGINT is not ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 60
