@@ -256,7 +256,11 @@ def _install(container: Any, name: str, make_replacement: Callable[[Any], Any]) 
         original = container[name] if had_value else getattr(builtins, name)
         container[name] = make_replacement(original)
         return _Patch(container, name, original, original, had_value)
-    had_value = name in vars(container)
+    # An attribute kept by a descriptor of the object's type (a function's __code__) is set back too.
+    had_value = name in vars(container) or (
+        not isinstance(container, type)
+        and hasattr(inspect.getattr_static(type(container), name, None), "__set__")
+    )
     if isinstance(container, type):
         # The descriptor itself (maybe inherited), not what attribute access makes of it.
         raw = inspect.getattr_static(container, name)
@@ -410,16 +414,17 @@ def _traced_module_getattr(
     original_getattr: Callable[..., Any], per_class: bool = False
 ) -> Callable[..., Any]:
     """The stand-in for ``__getattr__``: on ``nn.Module`` itself, or (``per_class``) on the classes of
-    the traced hierarchy. Each acts only for the traces that chose its kind of patch; the one on
-    ``nn.Module`` also for a per-class trace that had to add it (``_getattr_on_module``)."""
+    the traced hierarchy. The one on ``nn.Module`` acts for the traces that patch ``nn.Module`` and for
+    a per-class trace that had to add it (``_getattr_on_module``); a class's own acts for every trace."""
 
     def module_getattr(module: nn.Module, name: str) -> Any:
         value = original_getattr(module, name)
         tracer = _active_tracer()
-        if tracer is None or (
-            tracer._getattr_per_class is not per_class and (per_class or not tracer._getattr_on_module)
-        ):
+        if tracer is None or (not per_class and tracer._getattr_per_class and not tracer._getattr_on_module):
             return value
+        # A class's own patch acts for every trace, those that patched nn.Module included: another
+        # thread's trace may have installed it over nn.Module's patch, which the lookup then never
+        # reaches. Acting twice is harmless: a value already made a node is not made one again.
         return tracer.getattr(name, value, tracer._parameter_proxy_cache)
 
     module_getattr._fxkit_getattr_patch = True  # type: ignore[attr-defined]

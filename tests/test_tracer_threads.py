@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from typing import Any, Callable, Dict, List
@@ -147,6 +148,37 @@ def test_a_trace_next_to_one_with_the_plain_patches_keeps_its_own_and_the_same_g
     finally:
         for key in reversed(keys):
             registry.release(key)
+    _nothing_patched()
+
+
+class _ReadsLinearWeight(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.linear.weight.t() + self.linear.bias
+
+
+def test_a_trace_patching_nn_module_records_reads_behind_another_traces_class_patch() -> None:
+    model = _ReadsLinearWeight()
+    expected = fxkit.symbolic_trace(model).code
+    registry = tracer_module._PATCHES
+    # What a per-class trace in another thread holds: a patch on nn.Linear, installed before this
+    # trace patches nn.Module, so a lookup on a Linear stops at it and never reaches nn.Module's.
+    per_class = functools.partial(tracer_module._traced_module_getattr, per_class=True)
+    key = registry.acquire(nn.Linear, "__getattr__", per_class)
+    try:
+        with tracer_module.use_fast_patches(False):
+            traced = fxkit.symbolic_trace(model)
+            captured = fxkit.capture(model, (torch.randn(2, 3),))
+    finally:
+        registry.release(key)
+    assert traced.code == expected
+    assert (
+        "self.linear.weight" in captured.graph_module.code
+        and "_tensor_constant" not in captured.graph_module.code
+    )
     _nothing_patched()
 
 
