@@ -32,7 +32,7 @@ import torch
 import torch.utils._pytree as pytree
 from torch import nn
 
-from . import _foreign, _paths
+from . import _foreign, _paths, _tracing_probes
 from ._fast_path import FastPathSwitch
 from ._gc import collector_paused
 from .graph import Graph, _PyTreeCodeGen, _PyTreeInfo
@@ -1033,6 +1033,10 @@ class Tracer(TracerBase):
             acquire(_PATCHES.acquire(globals_dict, name, _recording_wrapper))
         for owner, name in dict.fromkeys([*_wrapped_methods_to_patch, *_foreign.wrapped_methods()]):
             acquire(_PATCHES.acquire(owner, name, functools.partial(_method_recording_wrapper, name)))
+        for probe in _tracing_probes.probe_functions():
+            acquire(
+                _PATCHES.acquire(probe, "__code__", functools.partial(_tracing_probes.answering_body, probe))
+            )
         fn_globals = getattr(inspect.unwrap(fn), "__globals__", None)
         if fn_globals is not None:
             self._autowrap_globals(fn_globals)
