@@ -333,7 +333,9 @@ def _call_of(
     if kind == "call_method":
         return getattr(args[0], target)(*args[1:], **kwargs)
     if kind == "call_module":
-        return tracer.fetch(target)(*args, **kwargs)
+        calling = tracer._calling
+        module = calling[1] if calling is not None and calling[0] == target else tracer.fetch(target)
+        return module(*args, **kwargs)
     raise CaptureError(f"cannot compute an example value for a {kind!r} node")
 
 
@@ -436,6 +438,8 @@ class CaptureTracer(Tracer):
         # Tensors made by the program from no input, by the generated name they are read by.
         self.constants: Dict[str, torch.Tensor] = {}
         self._installed_paths: Dict[int, str] = {}
+        # The leaf module being recorded, with its path: its example call needs no lookup by path.
+        self._calling: Optional[Tuple[str, nn.Module]] = None
         # Constants by id: (tensor, name of the kept copy, version counter then), and those the graph
         # copies on each call: (tensor, node of the copy, version counter after the last recorded call).
         self._kept_constants: Dict[int, Tuple[torch.Tensor, str, int]] = {}
@@ -847,10 +851,14 @@ class CaptureTracer(Tracer):
     def call_module(
         self, m: nn.Module, forward: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]
     ) -> Any:
-        if not self.auto_leaves:
-            return super().call_module(m, forward, args, kwargs)
         qualified_name = self.path_of_module(m)
         if self.is_leaf_module(m, qualified_name):
+            self._calling = (qualified_name, m)
+            try:
+                return super().call_module(m, forward, args, kwargs)
+            finally:
+                self._calling = None
+        if not self.auto_leaves:
             return super().call_module(m, forward, args, kwargs)
         checkpoint = _Checkpoint(self)
         try:
@@ -1467,8 +1475,10 @@ class _KeepModelState:
         changed: List[Tuple[str, str, Proxy]] = []
         for name, module, state, slots in self.saved:
             current = module.__dict__
-            if _same_items(current, state) and all(
-                _same_items(current.get(slot) or {}, before) for slot, before in slots.items()
+            if (
+                _same_items(current, state)
+                and _same_items(current.get("_buffers") or {}, slots["_buffers"])
+                and _same_items(current.get("_parameters") or {}, slots["_parameters"])
             ):
                 continue  # most modules: nothing was stored on them
             for key, value in list(current.items()):
