@@ -89,6 +89,19 @@ def _fxkit_backend() -> Any:
     return backend()
 
 
+def _plain(run: Callable[[types.SimpleNamespace], object]) -> Callable[[types.SimpleNamespace], object]:
+    """``run`` with interop's fast paths off: the conversion back always happens, and to_torch_fx
+    builds a plain (not lazily compiled) GraphModule."""
+
+    def plain_run(state: types.SimpleNamespace) -> object:
+        from fxkit.interop import use_fast_path
+
+        with use_fast_path(False):
+            return run(state)
+
+    return plain_run
+
+
 def workloads() -> list[Workload]:
     conversions = [
         Workload(
@@ -119,4 +132,27 @@ def workloads() -> list[Workload]:
         )
         for name in ("mlp", "transformer")
     ]
-    return conversions + compiles
+    # The plain versions, for the record: the full round trip (Dynamo's graph to fxkit and back on
+    # every compile) and an eagerly compiled torch.fx GraphModule out of to_torch_fx.
+    plain = [
+        Workload(
+            "compile-transformer-round-trip",
+            fxkit=_plain(_compile_and_run(_fxkit_backend)),
+            baseline=_compile_and_run(lambda: "inductor"),
+            setup=_compile_state("transformer"),
+            baseline_name="inductor",
+            target=0.95,
+            min_repeats=11,
+            description="compile-transformer with interop.use_fast_path(False): converted back on every compile",
+        ),
+        Workload(
+            "to-torch-fx-chain-10k-eager",
+            fxkit=_plain(_to_torch_fx),
+            baseline=_torch_deepcopy,
+            setup=_chain_state,
+            baseline_name="torch.fx deepcopy",
+            min_repeats=3,
+            description="to-torch-fx-chain-10k with interop.use_fast_path(False): code generated at once",
+        ),
+    ]
+    return conversions + compiles + plain
