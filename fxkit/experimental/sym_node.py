@@ -1,26 +1,10 @@
-"""torch's dynamic-shape module under torch.fx's path: ``fxkit.experimental.sym_node.X`` is torch's
-``torch.fx.experimental.sym_node.X`` (``SymNode``, ``method_to_operator``, ...).
-
-Symbolic sizes are torch's own machinery, shared by Dynamo, torch.export, fake tensors and
-``make_fx(tracing_mode="symbolic")``; there is one of it, so this module forwards each name to it
-through :func:`fxkit.interop.torch_shape_module`. torch.fx is imported when a name is first read,
-not when this module is.
+"""``fxkit.experimental.sym_node``: torch's ``SymNode`` (the node behind ``torch.SymInt``) and the
+other names of ``torch.fx.experimental.sym_node``, read from torch through fxkit.interop when first
+used, as ``fxkit.experimental.symbolic_shapes`` does for the shape environment.
 """
 
 from __future__ import annotations
 
-from typing import Any, List
+from ._torch_names import forwarders
 
-
-def __getattr__(name: str) -> Any:
-    if name.startswith("__"):
-        raise AttributeError(name)
-    from fxkit.interop import torch_shape_module
-
-    return getattr(torch_shape_module("sym_node"), name)
-
-
-def __dir__() -> List[str]:
-    from fxkit.interop import torch_shape_module
-
-    return sorted(set(globals()) | set(dir(torch_shape_module("sym_node"))))
+__getattr__, __dir__ = forwarders("sym_node", lambda: list(globals()))

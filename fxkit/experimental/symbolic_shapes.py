@@ -9,18 +9,6 @@ not when this module is.
 
 from __future__ import annotations
 
-from typing import Any, List
+from ._torch_names import forwarders
 
-
-def __getattr__(name: str) -> Any:
-    if name.startswith("__"):
-        raise AttributeError(name)
-    from fxkit.interop import torch_shape_module
-
-    return getattr(torch_shape_module("symbolic_shapes"), name)
-
-
-def __dir__() -> List[str]:
-    from fxkit.interop import torch_shape_module
-
-    return sorted(set(globals()) | set(dir(torch_shape_module("symbolic_shapes"))))
+__getattr__, __dir__ = forwarders("symbolic_shapes", lambda: list(globals()))
