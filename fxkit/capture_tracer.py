@@ -1449,9 +1449,6 @@ class _KeepModelState:
             (buffer, buffer.clone()) for _, module in modules for buffer in module._buffers.values()
             if buffer is not None and not buffer.is_meta
         ]  # fmt: skip
-        self.saved = [
-            (name, module, dict(module.__dict__), _module_slots(module)) for name, module in modules
-        ]
         # Hooks a forward registers on first use (transformers' output capturing does, and marks the
         # model with a flag attribute that is put back below) must go too, or the next call would
         # register them a second time; so must anything else added to a module's lists and dicts.
@@ -1463,6 +1460,11 @@ class _KeepModelState:
         ]
         self.empty_containers = [container for container in containers if not container]
         self.filled_containers = [(container, container.copy()) for container in containers if container]
+        # The _buffers and _parameters of each module as they were: the copies just made.
+        copies = {id(container): copy for container, copy in self.filled_containers}
+        self.saved = [
+            (name, module, dict(module.__dict__), _slots_before(module, copies)) for name, module in modules
+        ]
 
     def __enter__(self) -> None:
         pass
@@ -1553,8 +1555,9 @@ def _same_items(now: Dict[str, Any], before: Dict[str, Any]) -> bool:
 _CONTAINER_TYPES = frozenset({dict, list, set, collections.OrderedDict})
 
 
-def _module_slots(module: Any) -> Dict[str, Dict[str, Any]]:
-    return {slot: dict(module.__dict__.get(slot) or {}) for slot in ("_buffers", "_parameters")}
+def _slots_before(module: Any, copies: Dict[int, Any]) -> Dict[str, Dict[str, Any]]:
+    state = module.__dict__
+    return {slot: copies.get(id(state.get(slot)), {}) for slot in ("_buffers", "_parameters")}
 
 
 def _put_back_container(container: Any, before: Any) -> None:
